@@ -1,0 +1,1 @@
+"""golive: a Slack bot that runs a production go-live runbook with the people who own it."""
