@@ -1,0 +1,712 @@
+"""Release state in SQLite through sqlite-utils: versioned schema, WAL, event log and outbox."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
+
+from sqlite_utils import Database
+from sqlite_utils.db import Table
+from sqlite_utils.migrations import Migrations
+
+from bot.clock import parse_iso, utc_iso
+from bot.runbook import (
+    Outcome,
+    Phase,
+    Release,
+    ReleaseStatus,
+    Roles,
+    Stage,
+    Step,
+    StepStatus,
+)
+
+migrations = Migrations("golive")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    """Releases, steps, approvals, check results, waivers, notes, events, outbox, seen events."""
+    db.table("releases").create(
+        {
+            "id": int,
+            "channel": str,
+            "version": str,
+            "status": str,
+            "major": int,
+            "services": str,
+            "commander": str,
+            "on_call": str,
+            "backend": str,
+            "frontend": str,
+            "waivers": str,
+            "frozen": int,
+            "frozen_at": str,
+            "kickoff_at": str,
+            "activate_at": str,
+            "reason": str,
+            "created_at": str,
+            "created_by": str,
+            "ended_at": str,
+            "card_message": int,
+            "baseline": str,
+        },
+        pk="id",
+        not_null={"channel", "version", "status", "commander", "created_at"},
+    )
+    db.table("releases").create_index(["channel", "id"])
+    db.table("steps").create(
+        {
+            "id": int,
+            "release_id": int,
+            "seq": int,
+            "key": str,
+            "phase": str,
+            "title": str,
+            "stages": str,
+            "services": str,
+            "status": str,
+            "stage": int,
+            "outcomes": str,
+            "attempt": int,
+            "deadline": str,
+            "failing": str,
+            "variant": str,
+            "opened_at": str,
+            "done_at": str,
+        },
+        pk="id",
+        foreign_keys=[("release_id", "releases", "id")],
+    )
+    db.table("steps").create_index(["release_id", "key"], unique=True)
+    db.table("approvals").create(
+        {
+            "id": int,
+            "release_id": int,
+            "step_key": str,
+            "stage": int,
+            "user": str,
+            "outcome": str,
+            "via": str,
+            "note": str,
+            "at": str,
+        },
+        pk="id",
+        foreign_keys=[("release_id", "releases", "id")],
+    )
+    db.table("check_results").create(
+        {
+            "id": int,
+            "release_id": int,
+            "step_key": str,
+            "attempt": int,
+            "name": str,
+            "status": str,
+            "summary": str,
+            "evidence": str,
+            "duration": float,
+            "at": str,
+        },
+        pk="id",
+        foreign_keys=[("release_id", "releases", "id")],
+    )
+    db.table("check_results").create_index(["release_id", "step_key"])
+    db.table("waivers").create(
+        {
+            "id": int,
+            "release_id": int,
+            "name": str,
+            "step_key": str,
+            "user": str,
+            "reason": str,
+            "at": str,
+        },
+        pk="id",
+        foreign_keys=[("release_id", "releases", "id")],
+    )
+    db.table("notes").create(
+        {
+            "id": int,
+            "release_id": int,
+            "kind": str,
+            "user": str,
+            "owner": str,
+            "text": str,
+            "at": str,
+        },
+        pk="id",
+        foreign_keys=[("release_id", "releases", "id")],
+    )
+    db.table("events").create(
+        {"id": int, "release_id": int, "at": str, "type": str, "actor": str, "data": str},
+        pk="id",
+    )
+    db.table("events").create_index(["release_id", "id"])
+    db.executescript(
+        """
+        CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+        CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+        BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+        """
+    )
+    db.table("outbox").create(
+        {
+            "id": int,
+            "release_id": int,
+            "channel": str,
+            "thread_of": int,
+            "kind": str,
+            "text": str,
+            "blocks": str,
+            "user": str,
+            "step_key": str,
+            "update_of": int,
+            "file": str,
+            "status": str,
+            "attempts": int,
+            "next_attempt_at": str,
+            "ts": str,
+            "error": str,
+            "created_at": str,
+            "delivered_at": str,
+        },
+        pk="id",
+        defaults={"status": "pending", "attempts": 0},
+    )
+    db.table("outbox").create_index(["status", "id"])
+    db.table("outbox").create_index(["channel", "ts"])
+    db.table("seen_events").create({"key": str, "at": str}, pk="key")
+
+
+def _j(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _unj(text: str | None, default: Any) -> Any:
+    return json.loads(text) if text else default
+
+
+def _pk(value: object) -> int:
+    if not isinstance(value, int):
+        raise RuntimeError(f"insert returned no integer key: {value!r}")
+    return value
+
+
+def _when(text: str | None) -> datetime | None:
+    return parse_iso(text) if text else None
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One message waiting for (or done with) delivery."""
+
+    id: int
+    release_id: int | None
+    channel: str
+    kind: str
+    text: str
+    blocks: list[dict[str, Any]] | None
+    thread_of: int | None
+    user: str | None
+    step_key: str | None
+    update_of: int | None
+    file: dict[str, Any] | None
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    ts: str | None
+    error: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ReleaseRecord:
+    """A release row with what the runbook state does not carry."""
+
+    release: Release
+    created_at: datetime
+    created_by: str
+    ended_at: datetime | None
+    frozen_at: datetime | None
+    activate_at: datetime | None
+    card_message: int | None
+    baseline: dict[str, Any] | None
+
+
+class Store:
+    """The database: one connection, used from the event loop's thread."""
+
+    def __init__(self, path: str | Path) -> None:
+        target = str(path)
+        memory = target == ":memory:"
+        conn = sqlite3.connect(target, check_same_thread=False, timeout=10.0)
+        self.db = Database(conn)
+        self.db.execute("PRAGMA foreign_keys = ON")
+        if not memory:
+            self.db.enable_wal()
+            self.db.execute("PRAGMA synchronous = NORMAL")
+        migrations.apply(self.db)
+        self.path = target
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    def schema_version(self) -> list[str]:
+        """Names of the applied migrations, in order."""
+        return [m.name for m in migrations.applied(self.db)]
+
+    @contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """Everything inside commits together or not at all."""
+        with self.db.atomic():
+            yield self
+
+    def _t(self, name: str) -> Table:
+        return cast(Table, self.db[name])
+
+    # -- releases ------------------------------------------------------------------------
+
+    def insert_release(
+        self,
+        release: Release,
+        *,
+        created_at: datetime,
+        created_by: str,
+        activate_at: datetime | None,
+    ) -> int:
+        """Store a new release and its steps; returns its id."""
+        row = self._release_row(release)
+        row.update(
+            created_at=utc_iso(created_at),
+            created_by=created_by,
+            activate_at=utc_iso(activate_at) if activate_at else None,
+        )
+        row.pop("id")
+        release_id = _pk(self._t("releases").insert(row).last_pk)
+        self._t("steps").insert_all(
+            [self._step_row(release_id, seq, step) for seq, step in enumerate(release.steps)]
+        )
+        return release_id
+
+    def _release_row(self, release: Release) -> dict[str, Any]:
+        return {
+            "id": release.id,
+            "channel": release.channel,
+            "version": release.version,
+            "status": release.status.value,
+            "major": int(release.major),
+            "services": _j(list(release.services)),
+            "commander": release.roles.commander,
+            "on_call": release.roles.on_call,
+            "backend": release.roles.backend,
+            "frontend": release.roles.frontend,
+            "waivers": _j(sorted(release.waivers)),
+            "frozen": int(release.frozen),
+            "kickoff_at": utc_iso(release.kickoff_at) if release.kickoff_at else None,
+            "reason": release.reason,
+        }
+
+    @staticmethod
+    def _step_row(release_id: int, seq: int, step: Step) -> dict[str, Any]:
+        return {
+            "release_id": release_id,
+            "seq": seq,
+            "key": step.key,
+            "phase": step.phase.value,
+            "title": step.title,
+            "stages": _j([s.to_dict() for s in step.stages]),
+            "services": _j(list(step.services)),
+            "status": step.status.value,
+            "stage": step.stage,
+            "outcomes": _j([o.value for o in step.outcomes]),
+            "attempt": step.attempt,
+            "deadline": utc_iso(step.deadline) if step.deadline else None,
+            "failing": _j(list(step.failing)),
+            "variant": step.variant,
+        }
+
+    def save_release(self, before: Release, after: Release, now: datetime) -> None:
+        """Write what changed between two states of the same release."""
+        row = self._release_row(after)
+        if after.frozen and not before.frozen:
+            row["frozen_at"] = utc_iso(now)
+        if after.status != before.status and after.status not in (
+            ReleaseStatus.SCHEDULED,
+            ReleaseStatus.ACTIVE,
+        ):
+            row["ended_at"] = utc_iso(now)
+        self._t("releases").update(after.id, row)
+        old = {s.key: s for s in before.steps}
+        steps = self._t("steps")
+        for seq, step in enumerate(after.steps):
+            if old.get(step.key) == step:
+                continue
+            changes = self._step_row(after.id, seq, step)
+            prior = old.get(step.key)
+            if prior is not None and prior.status is StepStatus.PENDING and step.is_open:
+                changes["opened_at"] = utc_iso(now)
+            if step.status is StepStatus.DONE and (prior is None or prior.status != step.status):
+                changes["done_at"] = utc_iso(now)
+            (step_id,) = [
+                r["id"]
+                for r in steps.rows_where("release_id = ? and key = ?", [after.id, step.key])
+            ]
+            steps.update(step_id, changes)
+
+    def set_release_fields(self, release_id: int, **fields: Any) -> None:
+        """Update bookkeeping columns of a release (card message, baseline...)."""
+        values = {k: _j(v) if k == "baseline" else v for k, v in fields.items()}
+        self._t("releases").update(release_id, values)
+
+    def load(self, release_id: int) -> ReleaseRecord:
+        """A release with its steps, as stored."""
+        row = self._t("releases").get(release_id)
+        steps = [
+            Step(
+                key=r["key"],
+                phase=Phase(r["phase"]),
+                title=r["title"],
+                stages=tuple(Stage.from_dict(s) for s in _unj(r["stages"], [])),
+                services=tuple(_unj(r["services"], [])),
+                status=StepStatus(r["status"]),
+                stage=r["stage"] or 0,
+                outcomes=tuple(Outcome(o) for o in _unj(r["outcomes"], [])),
+                attempt=r["attempt"] or 0,
+                deadline=_when(r["deadline"]),
+                failing=tuple(_unj(r["failing"], [])),
+                variant=r["variant"],
+            )
+            for r in self._t("steps").rows_where("release_id = ?", [release_id], order_by="seq")
+        ]
+        release = Release(
+            id=row["id"],
+            channel=row["channel"],
+            version=row["version"],
+            status=ReleaseStatus(row["status"]),
+            roles=Roles(row["commander"], row["on_call"], row["backend"], row["frontend"]),
+            steps=tuple(steps),
+            major=bool(row["major"]),
+            services=tuple(_unj(row["services"], [])),
+            waivers=frozenset(_unj(row["waivers"], [])),
+            frozen=bool(row["frozen"]),
+            kickoff_at=_when(row["kickoff_at"]),
+            reason=row["reason"],
+        )
+        return ReleaseRecord(
+            release=release,
+            created_at=parse_iso(row["created_at"]),
+            created_by=row["created_by"],
+            ended_at=_when(row["ended_at"]),
+            frozen_at=_when(row["frozen_at"]),
+            activate_at=_when(row["activate_at"]),
+            card_message=row["card_message"],
+            baseline=_unj(row["baseline"], None),
+        )
+
+    def latest_in_channel(self, channel: str) -> int | None:
+        """Id of the most recent release in a channel."""
+        rows = list(
+            self._t("releases").rows_where("channel = ?", [channel], order_by="id desc", limit=1)
+        )
+        return int(rows[0]["id"]) if rows else None
+
+    def find_release(self, name: str) -> int | None:
+        """Id of a release by numeric id or version (the newest with that version)."""
+        if name.isdigit():
+            rows = list(self._t("releases").rows_where("id = ?", [int(name)]))
+        else:
+            rows = list(
+                self._t("releases").rows_where("version = ?", [name], order_by="id desc", limit=1)
+            )
+        return int(rows[0]["id"]) if rows else None
+
+    def release_ids(self, *, statuses: tuple[str, ...] = (), limit: int | None = None) -> list[int]:
+        """Release ids, newest first, optionally only in some statuses."""
+        where = None
+        args: list[Any] = []
+        if statuses:
+            where = "status in (" + ",".join("?" for _ in statuses) + ")"
+            args = list(statuses)
+        return [
+            int(r["id"])
+            for r in self._t("releases").rows_where(where, args, order_by="id desc", limit=limit)
+        ]
+
+    def history_rows(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest releases as plain rows."""
+        return list(self._t("releases").rows_where(order_by="id desc", limit=limit))
+
+    def frozen_release(self) -> dict[str, Any] | None:
+        """The release currently holding a merge freeze, if any."""
+        rows = list(self._t("releases").rows_where("frozen = 1", order_by="id desc", limit=1))
+        return rows[0] if rows else None
+
+    # -- records ---------------------------------------------------------------------------
+
+    def add_event(
+        self,
+        release_id: int | None,
+        at: datetime,
+        type_: str,
+        actor: str | None,
+        data: Mapping[str, Any],
+    ) -> None:
+        """Append to the timeline (the table refuses updates and deletes)."""
+        self._t("events").insert(
+            {
+                "release_id": release_id,
+                "at": utc_iso(at),
+                "type": type_,
+                "actor": actor,
+                "data": _j(dict(data)),
+            }
+        )
+
+    def events(self, release_id: int) -> list[dict[str, Any]]:
+        """The timeline of a release, oldest first."""
+        return [
+            {**r, "data": _unj(r["data"], {})}
+            for r in self._t("events").rows_where("release_id = ?", [release_id], order_by="id")
+        ]
+
+    def add_approval(
+        self,
+        release_id: int,
+        step_key: str,
+        stage: int,
+        user: str,
+        outcome: str,
+        via: str,
+        note: str | None,
+        at: datetime,
+    ) -> None:
+        """Record who approved which stage, how and when."""
+        self._t("approvals").insert(
+            {
+                "release_id": release_id,
+                "step_key": step_key,
+                "stage": stage,
+                "user": user,
+                "outcome": outcome,
+                "via": via,
+                "note": note,
+                "at": utc_iso(at),
+            }
+        )
+
+    def approvals(self, release_id: int) -> list[dict[str, Any]]:
+        """Every approval of a release, oldest first."""
+        return list(self._t("approvals").rows_where("release_id = ?", [release_id], order_by="id"))
+
+    def add_check_result(
+        self,
+        release_id: int,
+        step_key: str,
+        attempt: int,
+        result: Mapping[str, Any],
+        at: datetime,
+    ) -> None:
+        """Record one check verdict with its evidence."""
+        self._t("check_results").insert(
+            {
+                "release_id": release_id,
+                "step_key": step_key,
+                "attempt": attempt,
+                "name": result["name"],
+                "status": result["status"],
+                "summary": result["summary"],
+                "evidence": _j(result.get("evidence", {})),
+                "duration": result.get("duration", 0.0),
+                "at": utc_iso(at),
+            }
+        )
+
+    def check_results(self, release_id: int, step_key: str | None = None) -> list[dict[str, Any]]:
+        """Check verdicts of a release (optionally of one step), oldest first."""
+        where, args = "release_id = ?", [release_id]
+        if step_key is not None:
+            where += " and step_key = ?"
+            args.append(step_key)  # type: ignore[arg-type]
+        return [
+            {**r, "evidence": _unj(r["evidence"], {})}
+            for r in self._t("check_results").rows_where(where, args, order_by="id")
+        ]
+
+    def add_waiver(
+        self, release_id: int, name: str, step_key: str, user: str, reason: str, at: datetime
+    ) -> None:
+        """Record a waiver with who and why."""
+        self._t("waivers").insert(
+            {
+                "release_id": release_id,
+                "name": name,
+                "step_key": step_key,
+                "user": user,
+                "reason": reason,
+                "at": utc_iso(at),
+            }
+        )
+
+    def waivers(self, release_id: int) -> list[dict[str, Any]]:
+        """Waivers of a release, oldest first."""
+        return list(self._t("waivers").rows_where("release_id = ?", [release_id], order_by="id"))
+
+    def add_note(
+        self, release_id: int, kind: str, user: str, owner: str | None, text: str, at: datetime
+    ) -> int:
+        """Record a note or follow-up; returns its id."""
+        return _pk(
+            self._t("notes")
+            .insert(
+                {
+                    "release_id": release_id,
+                    "kind": kind,
+                    "user": user,
+                    "owner": owner,
+                    "text": text,
+                    "at": utc_iso(at),
+                }
+            )
+            .last_pk
+        )
+
+    def notes(self, release_id: int) -> list[dict[str, Any]]:
+        """Notes and follow-ups of a release, oldest first."""
+        return list(self._t("notes").rows_where("release_id = ?", [release_id], order_by="id"))
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        *,
+        release_id: int | None,
+        channel: str,
+        kind: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None,
+        at: datetime,
+        thread_of: int | None = None,
+        user: str | None = None,
+        step_key: str | None = None,
+        update_of: int | None = None,
+        file: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Queue a message for delivery; call inside the transaction of the change causing it."""
+        return _pk(
+            self._t("outbox")
+            .insert(
+                {
+                    "release_id": release_id,
+                    "channel": channel,
+                    "kind": kind,
+                    "text": text,
+                    "blocks": _j(blocks) if blocks is not None else None,
+                    "thread_of": thread_of,
+                    "user": user,
+                    "step_key": step_key,
+                    "update_of": update_of,
+                    "file": _j(dict(file)) if file is not None else None,
+                    "status": "pending",
+                    "attempts": 0,
+                    "created_at": utc_iso(at),
+                }
+            )
+            .last_pk
+        )
+
+    @staticmethod
+    def _outbox_row(r: Mapping[str, Any]) -> OutboxRow:
+        return OutboxRow(
+            id=r["id"],
+            release_id=r["release_id"],
+            channel=r["channel"],
+            kind=r["kind"],
+            text=r["text"],
+            blocks=_unj(r["blocks"], None),
+            thread_of=r["thread_of"],
+            user=r["user"],
+            step_key=r["step_key"],
+            update_of=r["update_of"],
+            file=_unj(r["file"], None),
+            status=r["status"],
+            attempts=r["attempts"] or 0,
+            next_attempt_at=_when(r["next_attempt_at"]),
+            ts=r["ts"],
+            error=r["error"],
+            created_at=parse_iso(r["created_at"]),
+        )
+
+    def pending_messages(self, limit: int = 100) -> list[OutboxRow]:
+        """Undelivered messages in the order they were written."""
+        return [
+            self._outbox_row(r)
+            for r in self._t("outbox").rows_where("status = 'pending'", order_by="id", limit=limit)
+        ]
+
+    def message(self, message_id: int) -> OutboxRow | None:
+        """One outbox row by id."""
+        rows = list(self._t("outbox").rows_where("id = ?", [message_id]))
+        return self._outbox_row(rows[0]) if rows else None
+
+    def message_by_ts(self, channel: str, ts: str) -> OutboxRow | None:
+        """The delivered message with that Slack timestamp in that channel."""
+        rows = list(
+            self._t("outbox").rows_where(
+                "channel = ? and ts = ? and update_of is null", [channel, ts], limit=1
+            )
+        )
+        return self._outbox_row(rows[0]) if rows else None
+
+    def messages(self, release_id: int) -> list[OutboxRow]:
+        """Every message of a release, in order."""
+        return [
+            self._outbox_row(r)
+            for r in self._t("outbox").rows_where("release_id = ?", [release_id], order_by="id")
+        ]
+
+    def mark_delivered(self, message_id: int, ts: str | None, at: datetime) -> None:
+        """A message reached its destination."""
+        self._t("outbox").update(
+            message_id,
+            {"status": "delivered", "ts": ts, "delivered_at": utc_iso(at), "error": None},
+        )
+
+    def mark_retry(self, message_id: int, attempts: int, when: datetime, error: str) -> None:
+        """A delivery failed for a passing reason; try again at `when`."""
+        self._t("outbox").update(
+            message_id,
+            {"attempts": attempts, "next_attempt_at": utc_iso(when), "error": error[:500]},
+        )
+
+    def mark_failed(self, message_id: int, error: str, at: datetime) -> None:
+        """A delivery failed for good (for example the channel does not exist)."""
+        self._t("outbox").update(
+            message_id, {"status": "failed", "error": error[:500], "delivered_at": utc_iso(at)}
+        )
+
+    def supersede_updates(self, target: int, keep: int) -> None:
+        """Older pending updates of the same message are replaced by a newer one."""
+        self.db.execute(
+            "update outbox set status = 'superseded' where status = 'pending' and "
+            "update_of = ? and id < ?",
+            [target, keep],
+        )
+
+    # -- incoming dedup --------------------------------------------------------------------
+
+    def remember(self, key: str, at: datetime) -> bool:
+        """True the first time a key (a Slack event id) is seen, False afterwards."""
+        try:
+            with self.db.atomic():
+                self._t("seen_events").insert({"key": key, "at": utc_iso(at)})
+        except sqlite3.IntegrityError:
+            return False
+        return True
