@@ -1,0 +1,414 @@
+"""What people read: the release card, step messages and announcements, as text and Block Kit.
+
+Every message has a plain `text` (the notification fallback, and what the console prints) and,
+where it helps, Block Kit `blocks`. Block Kit is plain JSON here; no Slack library is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.config import Config, format_duration
+from bot.runbook import (
+    PHASE_TITLES,
+    Outcome,
+    Phase,
+    Release,
+    ReleaseStatus,
+    StageKind,
+    Step,
+    StepStatus,
+    describe_position,
+)
+
+APPROVE_ACTION = "golive_approve"
+
+Blocks = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A message's notification text and optional blocks."""
+
+    text: str
+    blocks: Blocks | None = None
+
+
+def mention(user: str | None) -> str:
+    """Slack's mention syntax for a user id."""
+    return f"<@{user}>" if user else "nobody"
+
+
+def when(moment: datetime | None, tz: ZoneInfo) -> str:
+    """A time as people in the configured timezone read it."""
+    if moment is None:
+        return "—"
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def clock_time(moment: datetime, tz: ZoneInfo) -> str:
+    """Just the hour and minute in the configured timezone."""
+    return moment.astimezone(tz).strftime("%H:%M %Z")
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]}
+
+
+STEP_MARKS: Mapping[StepStatus, str] = {
+    StepStatus.PENDING: "▫️",
+    StepStatus.RUNNING: "🔄",
+    StepStatus.AWAITING: "⏳",
+    StepStatus.TIMING: "⏱️",
+    StepStatus.BLOCKED: "❌",
+    StepStatus.DONE: "✅",
+}
+OUTCOME_WORDS: Mapping[Outcome, str] = {
+    Outcome.PASSED: "passed",
+    Outcome.APPROVED: "approved",
+    Outcome.MANUAL: "confirmed by hand",
+    Outcome.WAIVED: "waived",
+    Outcome.ELAPSED: "elapsed",
+}
+STATUS_TITLES: Mapping[ReleaseStatus, str] = {
+    ReleaseStatus.SCHEDULED: "scheduled",
+    ReleaseStatus.ACTIVE: "in progress",
+    ReleaseStatus.COMPLETED: "completed",
+    ReleaseStatus.ABORTED: "aborted",
+    ReleaseStatus.ROLLED_BACK: "rolled back",
+}
+STATUS_ICONS: Mapping[ReleaseStatus, str] = {
+    ReleaseStatus.SCHEDULED: "🗓️",
+    ReleaseStatus.ACTIVE: "🚀",
+    ReleaseStatus.COMPLETED: "🎉",
+    ReleaseStatus.ABORTED: "🛑",
+    ReleaseStatus.ROLLED_BACK: "⏪",
+}
+
+
+def step_mark(step: Step) -> str:
+    """The status mark of a step; a finished step that needed a human says so."""
+    if step.status is StepStatus.DONE and step.outcome in (Outcome.WAIVED, Outcome.MANUAL):
+        return "⚠️" if step.outcome is Outcome.WAIVED else "✋"
+    return STEP_MARKS[step.status]
+
+
+def phase_mark(steps: Sequence[Step]) -> str:
+    """✅ all done, ❌ something blocked, ⏳ something open, ▫️ not reached."""
+    if any(s.status is StepStatus.BLOCKED for s in steps):
+        return "❌"
+    if all(s.status is StepStatus.DONE for s in steps):
+        return "✅"
+    if any(s.status is not StepStatus.PENDING for s in steps):
+        return "⏳"
+    return "▫️"
+
+
+def progress_bar(fraction: float, width: int = 20) -> str:
+    """A text progress bar: ▓▓▓░░░ 50%."""
+    fraction = min(max(fraction, 0.0), 1.0)
+    filled = round(fraction * width)
+    return "▓" * filled + "░" * (width - filled) + f" {round(fraction * 100)}%"
+
+
+def soak_progress(release: Release, now: datetime) -> str | None:
+    """The soak's progress line while it runs."""
+    soak = release.find_step("soak")
+    if soak is None or soak.status is not StepStatus.TIMING or soak.deadline is None:
+        return None
+    total = soak.current.seconds
+    left = max((soak.deadline - now).total_seconds(), 0.0)
+    done = total - left
+    return (
+        f"Soak {progress_bar(done / total if total else 1.0)} "
+        f"({_minutes(done)} of {_minutes(total)}, {_minutes(left)} left)"
+    )
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f}m" if seconds >= 90 else f"{seconds:.0f}s"
+
+
+def step_line(step: Step, release: Release, tz: ZoneInfo) -> str:
+    """One line of the card or status: mark, title, and who or what it waits for."""
+    line = f"{step_mark(step)} {step.title}"
+    if step.status is StepStatus.AWAITING:
+        line += f" — waiting on {mention(release.roles.user(step.owner))}"
+        if step.current.manual:
+            line += " (manual confirmation)"
+    elif step.status is StepStatus.BLOCKED:
+        line += f" — blocked: {', '.join(step.failing)}"
+    elif step.status is StepStatus.RUNNING:
+        line += " — the bot is checking"
+    elif step.status is StepStatus.TIMING and step.deadline is not None:
+        line += f" — until {clock_time(step.deadline, tz)}"
+    elif step.status is StepStatus.DONE and step.outcome is not None:
+        line += f" — {OUTCOME_WORDS[step.outcome]}"
+    return line
+
+
+def render_card(
+    release: Release, config: Config, now: datetime, frozen_at: datetime | None = None
+) -> Rendered:
+    """The release card: status, owners, phases with marks, what waits on whom, soak progress."""
+    tz = config.tz
+    icon = STATUS_ICONS[release.status]
+    head = f"{icon} Release {release.version}{' (major)' if release.major else ''}"
+    head += f" — {STATUS_TITLES[release.status]}"
+    roles = release.roles
+    owners = (
+        f"Commander {mention(roles.commander)} · On-call {mention(roles.on_call)} · "
+        f"Backend {mention(roles.backend)} · Frontend {mention(roles.frontend)}"
+    )
+    phases = []
+    for phase in Phase:
+        steps = [s for s in release.steps if s.phase is phase]
+        if steps:
+            phases.append(f"{phase_mark(steps)} {PHASE_TITLES[phase]}")
+    lines = [head, owners, f"Services: {', '.join(release.services)}", "  ".join(phases)]
+    if release.status is ReleaseStatus.SCHEDULED and release.kickoff_at:
+        lines.append(f"Go-live at {when(release.kickoff_at, tz)}")
+    if release.status is ReleaseStatus.ACTIVE:
+        position = describe_position(release)
+        lines.append(position[:1].upper() + position[1:])
+    elif release.reason:
+        lines.append(f"Reason: {release.reason}")
+    bar = soak_progress(release, now)
+    if bar:
+        lines.append(bar)
+    if release.frozen:
+        since = f" since {clock_time(frozen_at, tz)}" if frozen_at else ""
+        lines.append(f"🧊 Merges frozen{since}")
+    text = "\n".join(lines)
+    current = release.phase
+    detail = [
+        step_line(s, release, tz)
+        for s in release.steps
+        if current is not None and s.phase is current
+    ]
+    blocks: Blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": head[:150], "emoji": True}},
+        _section(owners + f"\nServices: {', '.join(release.services)}"),
+        _section("  ".join(phases)),
+    ]
+    if detail:
+        blocks.append(_section("\n".join(detail)))
+    tail = [line for line in lines[4:]]
+    if tail:
+        blocks.append(_context("\n".join(tail)))
+    return Rendered(text, blocks)
+
+
+def render_status(release: Release, config: Config, now: datetime) -> str:
+    """Every step with its mark and what it waits for: the answer to `/golive status`."""
+    tz = config.tz
+    card = render_card(release, config, now).text.splitlines()
+    lines = [*card[:1], describe_position(release)]
+    for phase in Phase:
+        steps = [s for s in release.steps if s.phase is phase]
+        if not steps:
+            continue
+        lines.append(f"{phase_mark(steps)} *{PHASE_TITLES[phase]}*")
+        lines.extend(f"    {step_line(s, release, tz)}" for s in steps)
+    if release.waivers:
+        lines.append(f"Waived: {', '.join(sorted(release.waivers))}")
+    bar = soak_progress(release, now)
+    if bar:
+        lines.append(bar)
+    return "\n".join(lines)
+
+
+def render_approval_request(
+    release: Release, step: Step, reaction: str, link: str | None = None
+) -> Rendered:
+    """Ask a step's owner to approve its current stage; says how (reaction, button, command)."""
+    stage = step.current
+    owner = mention(release.roles.user(step.owner))
+    label = stage.label + (f": {link}" if link else "")
+    if stage.manual:
+        lead = (
+            f"✋ {owner} *{step.title}*: no automated check is configured, so "
+            f"{label[0].lower() + label[1:]}."
+        )
+    else:
+        lead = f"👉 {owner} *{step.title}*: {label}."
+    how = (
+        f"React with :{reaction}: or press Approve (or `/golive approve {step.key}`). "
+        f"Only {owner} can approve this."
+    )
+    blocks: Blocks = [
+        _section(f"{lead}\n{how}"),
+        {
+            "type": "actions",
+            "block_id": f"approve:{release.id}:{step.key}",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": APPROVE_ACTION,
+                    "text": {"type": "plain_text", "text": "Approve"},
+                    "style": "primary",
+                    "value": f"{release.id}:{step.key}",
+                }
+            ],
+        },
+    ]
+    return Rendered(f"{lead} {how}", blocks)
+
+
+def render_approved(
+    release: Release,
+    step: Step,
+    stage_index: int,
+    user: str,
+    outcome: Outcome,
+    at: datetime,
+    tz: ZoneInfo,
+    note: str | None = None,
+) -> Rendered:
+    """The approval request, rewritten once approved (no button)."""
+    stage = step.stages[stage_index]
+    verb = "confirmed by hand" if outcome is Outcome.MANUAL else "approved"
+    extra = f" ({note})" if note else ""
+    text = (
+        f"✅ *{step.title}*: {stage.label} — {verb} by {mention(user)} at "
+        f"{clock_time(at, tz)}{extra}"
+    )
+    return Rendered(text, [_section(text)])
+
+
+def render_check_results(step: Step, results: Iterable[Mapping[str, Any]], ok: bool) -> Rendered:
+    """Check verdicts with their summaries; a failure says how to move on."""
+    icon = {"pass": "✅", "warn": "⚠️", "fail": "❌", "error": "💥", "inconclusive": "❔"}
+    rows = [f"{icon.get(r['status'], '•')} `{r['name']}` {r['summary']}" for r in results]
+    head = f"✅ *{step.title}* passed" if ok else f"❌ *{step.title}* is blocked"
+    lines = [head, *rows]
+    if not ok:
+        lines.append(
+            f"Fix it and `/golive retry {step.key}`, or the commander may "
+            f"`/golive waive {step.key} <reason>`."
+        )
+    text = "\n".join(lines)
+    return Rendered(text, [_section(text)])
+
+
+def render_timer_started(step: Step, tz: ZoneInfo) -> Rendered:
+    """A timer stage (the soak) began."""
+    assert step.deadline is not None
+    text = (
+        f"⏱️ *{step.title}*: {step.current.label} — until "
+        f"{clock_time(step.deadline, tz)}. Traffic stays narrow until then."
+    )
+    return Rendered(text, [_section(text)])
+
+
+def render_freeze(release: Release, config: Config, frozen: bool, now: datetime) -> Rendered:
+    """The merge-freeze announcement, or its lifting."""
+    branch = "the release branch"
+    if config.preconditions.ci and config.preconditions.ci.freeze_branch:
+        branch = f"`{config.preconditions.ci.freeze_branch}`"
+    if frozen:
+        text = (
+            f"🧊 *Merge freeze*: feature merges to {branch} are frozen for release "
+            f"{release.version} from {clock_time(now, config.tz)} "
+            f"(commander {mention(release.roles.commander)}). Merges resume when the "
+            f"release completes; ask the commander for anything urgent."
+        )
+    else:
+        text = (
+            f"🟢 *Merge freeze lifted*: release {release.version} is "
+            f"{STATUS_TITLES[release.status]}; merges to {branch} may resume "
+            f"({clock_time(now, config.tz)})."
+        )
+    return Rendered(text, [_section(text)])
+
+
+def render_started(release: Release, config: Config) -> Rendered:
+    """The channel announcement that a release has begun (or been scheduled)."""
+    if release.status is ReleaseStatus.SCHEDULED and release.kickoff_at:
+        text = (
+            f"🗓️ Release {release.version} is scheduled for "
+            f"{when(release.kickoff_at, config.tz)}; preconditions and preflight run at T-30. "
+            f"Commander {mention(release.roles.commander)}."
+        )
+    else:
+        text = (
+            f"🚀 Release {release.version} has started. Commander "
+            f"{mention(release.roles.commander)}. Follow along in the thread of the card."
+        )
+    return Rendered(text)
+
+
+def render_reminder(release: Release, config: Config) -> Rendered:
+    """T-30: the owners are reminded and the automatic checks begin."""
+    r = release.roles
+    people = " ".join(mention(u) for u in (r.commander, r.on_call, r.backend, r.frontend))
+    at = when(release.kickoff_at, config.tz)
+    text = (
+        f"⏰ T-30: release {release.version} goes live at {at}. {people} — preconditions and "
+        f"preflight are running now."
+    )
+    return Rendered(text)
+
+
+def render_ended(
+    release: Release,
+    config: Config,
+    by: str | None,
+    reason: str | None,
+    summary: Sequence[str],
+    rollback_plan: Sequence[str] = (),
+) -> Rendered:
+    """Completion, abort or rollback, with the validation summary."""
+    status = release.status
+    if status is ReleaseStatus.COMPLETED:
+        head = f"🎉 Release {release.version} is complete (go by {mention(by)})."
+    elif status is ReleaseStatus.ABORTED:
+        head = f"🛑 Release {release.version} was aborted by {mention(by)}: {reason}"
+    else:
+        head = (
+            f"⏪ {mention(by)} is rolling back release {release.version}: {reason}. "
+            f"Merges stay frozen until the commander lifts the freeze "
+            f"(`/golive unfreeze`)."
+        )
+    lines = [head]
+    if rollback_plan:
+        lines.append("*Rollback plan*")
+        lines.extend(f"• {line}" for line in rollback_plan)
+    if summary:
+        lines.append("*Validation summary*")
+        lines.extend(f"• {line}" for line in summary)
+    if status is ReleaseStatus.COMPLETED:
+        hours = format_duration(config.monitoring.heightened.duration)
+        lines.append(f"Heightened monitoring continues for {hours}.")
+    text = "\n".join(lines)
+    return Rendered(text, [_section(text)])
+
+
+def validation_summary(release: Release) -> list[str]:
+    """One line per phase: how each finished, with waivers and manual confirmations named."""
+    lines = []
+    for phase in Phase:
+        steps = [s for s in release.steps if s.phase is phase]
+        if not steps:
+            continue
+        parts = []
+        for step in steps:
+            word = OUTCOME_WORDS[step.outcome] if step.outcome else step.status.value
+            parts.append(f"{step.title} {word}")
+        lines.append(f"{phase_mark(steps)} {PHASE_TITLES[phase]}: " + "; ".join(parts))
+    if release.waivers:
+        lines.append("⚠️ Waived: " + ", ".join(sorted(release.waivers)))
+    return lines
+
+
+def stage_kind_word(kind: StageKind) -> str:
+    """What a stage waits for, in words."""
+    return {StageKind.CHECK: "check", StageKind.APPROVE: "approval", StageKind.TIMER: "timer"}[kind]

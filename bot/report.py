@@ -1,0 +1,109 @@
+"""The release record: a Markdown document a finance auditor would accept, and the history list."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bot import render
+from bot.clock import parse_iso
+from bot.config import Config
+from bot.runbook import PHASE_TITLES, Phase, ReleaseStatus
+from bot.store import Store
+
+
+def _t(value: str | None, config: Config) -> str:
+    return render.when(parse_iso(value), config.tz) if value else "—"
+
+
+def _cell(value: Any) -> str:
+    return str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")
+
+
+def release_record(store: Store, config: Config, release_id: int) -> str:
+    """The whole story of a release: owners, steps, approvals, checks, waivers, notes, timeline."""
+    record = store.load(release_id)
+    release = record.release
+    roles = release.roles
+    lines = [
+        f"# Release {release.version} — {render.STATUS_TITLES[release.status]}",
+        "",
+        f"- Release id: {release.id}; channel <#{release.channel}>",
+        f"- Started: {render.when(record.created_at, config.tz)} by <@{record.created_by}>",
+        f"- Ended: {render.when(record.ended_at, config.tz)}",
+        f"- Major: {'yes' if release.major else 'no'}",
+        f"- Services: {', '.join(release.services)}",
+        f"- Commander <@{roles.commander}>, on-call <@{roles.on_call}>, backend "
+        f"<@{roles.backend}>, frontend <@{roles.frontend}>",
+    ]
+    if release.kickoff_at:
+        lines.append(f"- Scheduled go-live: {render.when(release.kickoff_at, config.tz)}")
+    if release.reason:
+        lines.append(f"- Reason ({release.status.value}): {release.reason}")
+    if release.status is ReleaseStatus.ROLLED_BACK or release.frozen:
+        lines.append(f"- Merge freeze: {'still on' if release.frozen else 'lifted'}")
+    lines += ["", "## Steps", "", "| phase | step | result |", "|---|---|---|"]
+    for step in release.steps:
+        word = render.OUTCOME_WORDS[step.outcome] if step.outcome else step.status.value
+        lines.append(f"| {PHASE_TITLES[Phase(step.phase)]} | {step.title} | {word} |")
+    approvals = store.approvals(release_id)
+    lines += ["", "## Approvals", ""]
+    if approvals:
+        lines += ["| when | step | who | how | note |", "|---|---|---|---|---|"]
+        for a in approvals:
+            how = "confirmed by hand" if a["outcome"] == "manual" else "approved"
+            lines.append(
+                f"| {_t(a['at'], config)} | {a['step_key']} | <@{a['user']}> | {how} via "
+                f"{a['via']} | {_cell(a['note'])} |"
+            )
+    else:
+        lines.append("None.")
+    results = store.check_results(release_id)
+    lines += ["", "## Check results", ""]
+    if results:
+        lines += ["| when | step | check | status | summary |", "|---|---|---|---|---|"]
+        for r in results:
+            lines.append(
+                f"| {_t(r['at'], config)} | {r['step_key']} #{r['attempt']} | {r['name']} | "
+                f"{r['status']} | {_cell(r['summary'])} |"
+            )
+    else:
+        lines.append("None.")
+    waivers = store.waivers(release_id)
+    lines += ["", "## Waivers", ""]
+    lines += [
+        f"- {_t(w['at'], config)}: <@{w['user']}> waived `{w['name']}` ({w['step_key']}): "
+        f"{w['reason']}"
+        for w in waivers
+    ] or ["None."]
+    notes = store.notes(release_id)
+    lines += ["", "## Notes and follow-ups", ""]
+    lines += [
+        f"- {_t(n['at'], config)} {'follow-up' if n['kind'] == 'followup' else 'note'} by "
+        f"<@{n['user']}>" + (f" for <@{n['owner']}>" if n["owner"] else "") + f": {n['text']}"
+        for n in notes
+    ] or ["None."]
+    lines += ["", "## Timeline", ""]
+    for e in store.events(release_id):
+        actor = f" <@{e['actor']}>" if e["actor"] else ""
+        detail = ", ".join(f"{k}={v}" for k, v in e["data"].items() if k not in ("user",))
+        lines.append(
+            f"- {_t(e['at'], config)}{actor} {e['type']}" + (f" ({detail})" if detail else "")
+        )
+    return "\n".join(lines) + "\n"
+
+
+def history_text(store: Store, config: Config, limit: int = 20) -> str:
+    """One line per release, newest first."""
+    rows = store.history_rows(limit)
+    if not rows:
+        return "No releases yet."
+    lines = []
+    for row in rows:
+        status = render.STATUS_TITLES[ReleaseStatus(row["status"])]
+        started = render.when(datetime.fromisoformat(row["created_at"]), config.tz)
+        lines.append(
+            f"#{row['id']} {row['version']} — {status}, started {started} by "
+            f"<@{row['created_by']}> in <#{row['channel']}>"
+        )
+    return "\n".join(lines)
