@@ -1,0 +1,15 @@
+"""`/golive abort <reason>`: abandon the release before completion."""
+
+from __future__ import annotations
+
+from commands.base import Command, Invocation, Reply, Who, reason_of
+
+
+def run(inv: Invocation) -> Reply:
+    """Abort, lift the freeze, announce."""
+    return Reply(inv.service.abort(inv.channel, inv.user, reason_of(inv, "abort")))
+
+
+COMMAND = Command(
+    "abort", "/golive abort <reason>", "abandon the release; lifts the freeze", Who.COMMANDER, run
+)

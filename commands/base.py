@@ -1,0 +1,147 @@
+"""The shape every `/golive` subcommand shares: usage, permission, a handler returning a reply."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from bot.errors import UsageError
+from bot.service import ReleaseService
+
+
+class Who(StrEnum):
+    """Who may run a subcommand; dispatch enforces it before the handler runs."""
+
+    ANYONE = "anyone"
+    COMMANDER = "commander"
+    ON_CALL = "on_call"
+
+
+class Directory(Protocol):
+    """Finds the Slack user id behind a plain `@name`."""
+
+    def resolve(self, name: str) -> str | None:
+        """The user id for a display or user name, if known."""
+        ...
+
+
+class MappingDirectory:
+    """A directory backed by a fixed name → id mapping (the config's `users:`)."""
+
+    def __init__(self, users: Mapping[str, str]) -> None:
+        self._users = {k.lower(): v for k, v in users.items()}
+
+    def resolve(self, name: str) -> str | None:
+        """The id configured for that name."""
+        return self._users.get(name.lower())
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One call of a subcommand: who, where, and the words after the subcommand."""
+
+    service: ReleaseService
+    user: str
+    channel: str
+    args: list[str]
+    rest: str
+    directory: Directory
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the caller sees (ephemeral unless `public`)."""
+
+    text: str
+    public: bool = False
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its name, usage line, one-line summary, who may run it, and its handler."""
+
+    name: str
+    usage: str
+    summary: str
+    who: Who
+    run: Callable[[Invocation], Reply]
+
+
+_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
+_RAW_ID = re.compile(r"^@?([UW][A-Z0-9]{2,})$")
+
+
+def unescape(text: str) -> str:
+    """Undo Slack's escaping of &, < and > in command text (mentions keep their brackets)."""
+    return (
+        html.unescape(text.replace("&lt;", "\x00").replace("&gt;", "\x01"))
+        .replace("\x00", "&lt;")
+        .replace("\x01", "&gt;")
+    )
+
+
+def parse_user(token: str, directory: Directory) -> str:
+    """A user id from `<@U123|name>`, `<@U123>`, `@U123`, `U123` or a known `@name`."""
+    token = token.strip()
+    found = _MENTION.match(token) or _RAW_ID.match(token)
+    if found:
+        return found.group(1)
+    if token.startswith("@") and len(token) > 1:
+        user = directory.resolve(token[1:])
+        if user:
+            return user
+        raise UsageError(
+            f"I don't know who {token} is; mention them with Slack's @-autocomplete so the "
+            f"command carries their id"
+        )
+    raise UsageError(f"`{token}` is not a user; mention someone like @alice")
+
+
+def looks_like_user(token: str) -> bool:
+    """True for a token written as a mention."""
+    return token.startswith("@") or token.startswith("<@")
+
+
+def parse_time(text: str, tz: ZoneInfo, now: datetime) -> datetime:
+    """`14:00` (today, in the configured timezone) or ISO 8601 (`2026-11-28T14:00[+01:00]`)."""
+    value = text.strip()
+    clock = re.fullmatch(r"(\d{1,2}):(\d{2})", value)
+    if clock:
+        hour, minute = int(clock.group(1)), int(clock.group(2))
+        if hour > 23 or minute > 59:
+            raise UsageError(f"`{value}` is not a time of day")
+        local_now = now.astimezone(tz)
+        moment = local_now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        if moment <= local_now:
+            tomorrow = (local_now.date() + timedelta(days=1)).isoformat()
+            raise UsageError(
+                f"{value} has already passed today; give a date, like at={tomorrow}T{value}"
+            )
+        return moment
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"`{value}` is not a time; write at=14:00 or at=2026-11-28T14:00"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+
+
+def no_arguments(inv: Invocation) -> None:
+    """Refuse stray words after a subcommand that takes none."""
+    if inv.args:
+        raise UsageError(f"unexpected `{' '.join(inv.args)}`")
+
+
+def reason_of(inv: Invocation, what: str) -> str:
+    """The free-text reason after a subcommand; required."""
+    reason = inv.rest.strip()
+    if not reason:
+        raise UsageError(f"say why: a {what} needs a reason")
+    return reason

@@ -1,0 +1,19 @@
+"""`/golive handover @user`: make someone else the release commander."""
+
+from __future__ import annotations
+
+from bot.errors import UsageError
+from commands.base import Command, Invocation, Reply, Who, parse_user
+
+
+def run(inv: Invocation) -> Reply:
+    """Hand the commander role over."""
+    if len(inv.args) != 1:
+        raise UsageError("name one person to hand over to")
+    to = parse_user(inv.args[0], inv.directory)
+    return Reply(inv.service.handover(inv.channel, inv.user, to))
+
+
+COMMAND = Command(
+    "handover", "/golive handover @user", "make someone else the commander", Who.COMMANDER, run
+)

@@ -1,0 +1,29 @@
+"""`/golive help [subcommand]`: what golive can do."""
+
+from __future__ import annotations
+
+from commands.base import Command, Invocation, Reply, Who
+
+
+def help_text(commands: dict[str, Command], only: str | None = None) -> str:
+    """Usage of every subcommand (or of one)."""
+    if only and only in commands:
+        c = commands[only]
+        who = "" if c.who is Who.ANYONE else f" ({c.who.value.replace('_', '-')} only)"
+        return f"`{c.usage}`\n{c.summary}{who}"
+    lines = ["*golive* runs the go-live runbook with you. Subcommands:"]
+    for c in commands.values():
+        who = "" if c.who is Who.ANYONE else f" _({c.who.value.replace('_', '-')} only)_"
+        lines.append(f"• `{c.usage}` — {c.summary}{who}")
+    lines.append("Approve a step by reacting to its message with the approve reaction.")
+    return "\n".join(lines)
+
+
+def run(inv: Invocation) -> Reply:
+    """Show the help."""
+    from commands import COMMANDS
+
+    return Reply(help_text(COMMANDS, inv.args[0] if inv.args else None))
+
+
+COMMAND = Command("help", "/golive help [subcommand]", "show this help", Who.ANYONE, run)

@@ -1,0 +1,20 @@
+"""`/golive unfreeze`: lift the merge freeze a rollback kept."""
+
+from __future__ import annotations
+
+from commands.base import Command, Invocation, Reply, Who, no_arguments
+
+
+def run(inv: Invocation) -> Reply:
+    """Lift the freeze."""
+    no_arguments(inv)
+    return Reply(inv.service.unfreeze(inv.channel, inv.user))
+
+
+COMMAND = Command(
+    "unfreeze",
+    "/golive unfreeze",
+    "lift the merge freeze kept after a rollback",
+    Who.COMMANDER,
+    run,
+)
