@@ -1,0 +1,139 @@
+"""The `golive` command line: serve, console, demo, check-config, report, history."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from bot.config import Config, Secrets, load_config
+from bot.errors import ConfigError, GoliveError
+
+DEFAULT_CONFIG = "golive.yml"
+
+
+def _load(path: str) -> Config:
+    return load_config(path)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate a config file; print every problem with its field path."""
+    try:
+        config = _load(args.config_file)
+    except ConfigError as exc:
+        print(f"{args.config_file}: {len(exc.problems)} problem(s)")
+        for problem in exc.problems:
+            print(f"  {problem}")
+        return 1
+    print(
+        f"{args.config_file}: ok ({len(config.services)} services, "
+        f"release channels {', '.join(config.slack.release_channels)})"
+    )
+    missing = Secrets(os.environ).missing(config)
+    for name, path in missing:
+        print(f"  note: environment variable {name} is not set ({path})")
+    return 0
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    """Rehearse a release in the terminal against the configured engine."""
+    from bot.console import ConsoleTransport, run_console
+    from bot.runtime import Runtime
+
+    config = _load(args.config)
+    secrets = Secrets(os.environ)
+    _require_secrets(config, secrets)
+    user = args.as_user or config.roles.on_call or "U0COMMAND"
+    names = {v: k for k, v in config.users.items()}
+    runtime = Runtime(config, secrets, ConsoleTransport(print, names))
+    asyncio.run(run_console(runtime, config, user))
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """List recent releases from the database."""
+    from bot.report import history_text
+    from bot.store import Store
+
+    config = _load(args.config)
+    store = Store(config.database)
+    print(history_text(store, config, args.limit))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Print the release record (Markdown) of one release."""
+    from bot.report import release_record
+    from bot.store import Store
+
+    config = _load(args.config)
+    store = Store(config.database)
+    rid = store.find_release(args.release)
+    if rid is None:
+        print(f"no release called {args.release} in {config.database}", file=sys.stderr)
+        return 1
+    print(release_record(store, config, rid))
+    return 0
+
+
+def _require_secrets(config: Config, secrets: Secrets) -> None:
+    missing = secrets.missing(config)
+    if missing:
+        names = ", ".join(f"{name} (for {path})" for name, path in missing)
+        raise GoliveError(f"missing secrets in the environment: {names}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="golive", description="Run the production go-live runbook with the people who own it."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = sub.add_parser("check-config", help="validate a golive.yml")
+    check.add_argument("config_file", nargs="?", default=DEFAULT_CONFIG)
+    check.set_defaults(func=cmd_check_config)
+
+    console = sub.add_parser("console", help="rehearse a release in the terminal (no Slack)")
+    console.add_argument("--config", default=DEFAULT_CONFIG)
+    console.add_argument("--as", dest="as_user", help="the Slack user id to act as")
+    console.set_defaults(func=cmd_console)
+
+    history = sub.add_parser("history", help="list recent releases")
+    history.add_argument("--config", default=DEFAULT_CONFIG)
+    history.add_argument("--limit", type=int, default=20)
+    history.set_defaults(func=cmd_history)
+
+    report = sub.add_parser("report", help="print the release record of a release")
+    report.add_argument("release", help="a version (newest release with it) or a release id")
+    report.add_argument("--config", default=DEFAULT_CONFIG)
+    report.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `golive` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"golive: {exc.message}", file=sys.stderr)
+        return 1
+    except GoliveError as exc:
+        print(f"golive: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
