@@ -263,6 +263,20 @@ class WatchConfig(_Model):
         return self
 
 
+class SoakConfig(WatchConfig):
+    """The soak before traffic is widened (runbook §4.6): 15 minutes, a tick every 30 s."""
+
+    duration: Duration = timedelta(minutes=15)
+    interval: Duration = timedelta(seconds=30)
+
+
+class HeightenedConfig(WatchConfig):
+    """Heightened monitoring after completion (runbook §7): an hour, a tick a minute."""
+
+    duration: Duration = timedelta(hours=1)
+    interval: Duration = timedelta(minutes=1)
+
+
 class MonitoringConfig(_Model):
     """Runbook §4.6 and §7: metrics, thresholds and the soak and heightened periods."""
 
@@ -282,10 +296,8 @@ class MonitoringConfig(_Model):
     breach_ticks: int = Field(default=2, ge=1)
     error_ticks: int = Field(default=3, ge=1)
     realert: Duration = timedelta(minutes=10)
-    soak: WatchConfig = WatchConfig(duration=timedelta(minutes=15), interval=timedelta(seconds=30))
-    heightened: WatchConfig = WatchConfig(
-        duration=timedelta(hours=1), interval=timedelta(minutes=1)
-    )
+    soak: SoakConfig = SoakConfig()
+    heightened: HeightenedConfig = HeightenedConfig()
     pagerduty_events_url: Url | None = None
     pagerduty_routing_key_env: EnvName | None = None
 

@@ -7,7 +7,7 @@ from commands.base import Command, Invocation, Reply, Who, reason_of
 
 def run(inv: Invocation) -> Reply:
     """Abort, lift the freeze, announce."""
-    return Reply(inv.service.abort(inv.channel, inv.user, reason_of(inv, "abort")))
+    return Reply(inv.service.abort(inv.channel, inv.user, reason_of(inv, "an abort")))
 
 
 COMMAND = Command(

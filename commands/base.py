@@ -143,5 +143,5 @@ def reason_of(inv: Invocation, what: str) -> str:
     """The free-text reason after a subcommand; required."""
     reason = inv.rest.strip()
     if not reason:
-        raise UsageError(f"say why: a {what} needs a reason")
+        raise UsageError(f"say why: {what} needs a reason")
     return reason

@@ -7,7 +7,7 @@ from commands.base import Command, Invocation, Reply, Who, reason_of
 
 def run(inv: Invocation) -> Reply:
     """Post the rollback plan, mark the release rolled back, keep the freeze."""
-    return Reply(inv.service.rollback(inv.channel, inv.user, reason_of(inv, "rollback")))
+    return Reply(inv.service.rollback(inv.channel, inv.user, reason_of(inv, "a rollback")))
 
 
 COMMAND = Command(
