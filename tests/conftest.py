@@ -1,0 +1,149 @@
+"""Shared fixtures: configs, a fake clock, and a console harness over the real engine."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.clock import FakeClock
+from bot.config import Config, Secrets, validate_config
+from bot.console import ConsoleSession, ConsoleTransport
+from bot.runtime import Runtime
+from bot.store import OutboxRow, Store
+
+COMMANDER = "U0COMMAND"
+ON_CALL = "U0ONCALL1"
+BACKEND = "U0BACKEND"
+FRONTEND = "U0FRONTEN"
+STRANGER = "U0STRANGE"
+CHANNEL = "C0RELEASE1"
+ANNOUNCE = "C0ENGINEER"
+
+BASE_CONFIG: dict[str, Any] = {
+    "timezone": "UTC",
+    "slack": {"release_channels": [CHANNEL], "announce_channels": [ANNOUNCE]},
+    "roles": {"on_call": ON_CALL, "backend": BACKEND, "frontend": FRONTEND},
+    "users": {
+        "alice": COMMANDER,
+        "carol": ON_CALL,
+        "bob": BACKEND,
+        "fran": FRONTEND,
+        "sam": STRANGER,
+    },
+    "services": [
+        {"name": "partner-registry", "tier": "backend", "wave": 1, "migrations": True},
+        {"name": "billing-api", "tier": "backend", "wave": 2, "migrations": True},
+        {"name": "web-portal", "tier": "frontend"},
+    ],
+    "monitoring": {"soak": {"duration": "15m", "interval": "30s"}},
+}
+
+
+def config_dict(**sections: Any) -> dict[str, Any]:
+    """The base test config with some top-level sections replaced."""
+    data = copy.deepcopy(BASE_CONFIG)
+    data.update(sections)
+    return data
+
+
+def make_config(**sections: Any) -> Config:
+    """A validated test config."""
+    return validate_config(config_dict(**sections))
+
+
+class Harness:
+    """A console session over a real Runtime: type lines as users, read what golive printed."""
+
+    def __init__(
+        self, config: Config, clock: FakeClock, store: Store, secrets: dict[str, str] | None = None
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.store = store
+        self.output: list[str] = []
+        names = {v: k for k, v in config.users.items()}
+        self.runtime = Runtime(
+            config,
+            Secrets(secrets or {}),
+            ConsoleTransport(self.output.append, names),
+            clock=clock,
+            store=store,
+        )
+        self.session = ConsoleSession(self.runtime, config, COMMANDER, self.output.append)
+        self.service = self.runtime.service
+
+    async def say(self, user: str, line: str) -> list[str]:
+        """Type a line as `user`; return what was printed because of it."""
+        before = len(self.output)
+        self.session.user = user
+        await self.session.handle(line)
+        return self.output[before:]
+
+    async def reply(self, user: str, line: str) -> str:
+        """The ephemeral reply to a /golive line."""
+        printed = await self.say(user, line)
+        replies = [p for p in printed if p.startswith("[only @")]
+        assert replies, printed
+        return replies[0].split("] ", 1)[1]
+
+    async def settle(self) -> None:
+        """Run checks, timers and delivery until quiet."""
+        await self.runtime.pump()
+
+    def messages(self) -> list[OutboxRow]:
+        """Every message of the newest release."""
+        rid = self.store.latest_in_channel(CHANNEL)
+        assert rid is not None
+        return self.store.messages(rid)
+
+    def approval_message(self, step: str) -> OutboxRow:
+        """The newest approval request of a step."""
+        rows = [m for m in self.messages() if m.kind == "approval" and m.step_key == step]
+        assert rows, f"no approval message for {step}"
+        return rows[-1]
+
+    async def react(self, user: str, step: str, reaction: str = "white_check_mark") -> list[str]:
+        """React to a step's approval message as `user`."""
+        message = self.approval_message(step)
+        return await self.say(user, f"+:{reaction}: m{message.id}")
+
+    def release(self) -> Any:
+        """The newest release's runbook state."""
+        rid = self.store.latest_in_channel(CHANNEL)
+        assert rid is not None
+        return self.store.load(rid).release
+
+    def step(self, key: str) -> Any:
+        """One step of the newest release."""
+        return self.release().step(key)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock that moves only when the test says so."""
+    return FakeClock()
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    """A fresh in-memory database with the schema applied."""
+    s = Store(":memory:")
+    yield s
+
+
+@pytest.fixture
+async def harness(clock: FakeClock, store: Store) -> AsyncIterator[Harness]:
+    """The console harness with the base config (no automated checks: every step by hand)."""
+    h = Harness(make_config(), clock, store)
+    yield h
+    await h.runtime.service.close()
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    """Test data files."""
+    return Path(__file__).parent / "data"

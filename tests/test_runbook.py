@@ -1,0 +1,438 @@
+"""The runbook state machine: every (status, event) pair, legal and illegal, without I/O."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.errors import IllegalMove, NotAllowed
+from bot.runbook import (
+    Abort,
+    Activate,
+    Approve,
+    CheckFinished,
+    Complete,
+    FreezeChanged,
+    Handover,
+    Kickoff,
+    Outcome,
+    Phase,
+    PhaseDone,
+    PlannedService,
+    Release,
+    ReleaseStatus,
+    Retry,
+    Role,
+    Roles,
+    Rollback,
+    RunCheck,
+    Stage,
+    StageKind,
+    StageOpened,
+    Step,
+    StepBlocked,
+    StepStatus,
+    TimerElapsed,
+    Unfreeze,
+    Waive,
+    plan_steps,
+    transition,
+)
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+ROLES = Roles(commander="UCOM", on_call="UONC", backend="UBAC", frontend="UFRO")
+
+CHECK = Stage(StageKind.CHECK, Role.BACKEND, "it works", check="health")
+APPROVE = Stage(StageKind.APPROVE, Role.BACKEND, "approve it")
+TIMER = Stage(StageKind.TIMER, Role.ON_CALL, "wait", seconds=60)
+
+
+def release_with(
+    *steps: Step, status: ReleaseStatus = ReleaseStatus.ACTIVE, **kw: object
+) -> Release:
+    """A release made of the given steps."""
+    return Release(1, "C1", "v1.0.0", status, ROLES, tuple(steps), **kw)  # type: ignore[arg-type]
+
+
+def step_in(status: StepStatus, key: str = "s", phase: Phase = Phase.DEPLOYMENT) -> Step:
+    """A one-stage step whose stage fits the status it is in."""
+    stage = {
+        StepStatus.PENDING: APPROVE,
+        StepStatus.RUNNING: CHECK,
+        StepStatus.AWAITING: APPROVE,
+        StepStatus.TIMING: TIMER,
+        StepStatus.BLOCKED: CHECK,
+        StepStatus.DONE: APPROVE,
+    }[status]
+    return Step(
+        key,
+        phase,
+        key.upper(),
+        (stage,),
+        status=status,
+        attempt=1,
+        deadline=NOW - timedelta(seconds=1) if status is StepStatus.TIMING else None,
+        failing=("health:x",) if status is StepStatus.BLOCKED else (),
+        outcomes=(Outcome.APPROVED,) if status is StepStatus.DONE else (),
+    )
+
+
+STEP_EVENTS = {
+    "approve": Approve("s", "UBAC"),
+    "check_finished": CheckFinished("s", 1, (("health:x", True),)),
+    "retry": Retry("s", "UCOM"),
+    "timer_elapsed": TimerElapsed("s"),
+}
+
+# What each step event does in each step status: the new status, "ignored", or the start of the
+# sentence explaining the refusal. Written out by hand, not derived from the rules under test.
+STEP_TABLE: dict[tuple[StepStatus, str], str] = {
+    (StepStatus.PENDING, "approve"): "S is not open yet",
+    (StepStatus.PENDING, "check_finished"): "ignored",
+    (StepStatus.PENDING, "retry"): "S is not blocked",
+    (StepStatus.PENDING, "timer_elapsed"): "ignored",
+    (StepStatus.RUNNING, "approve"): "the bot is still checking S",
+    (StepStatus.RUNNING, "check_finished"): "done",
+    (StepStatus.RUNNING, "retry"): "S is already being checked",
+    (StepStatus.RUNNING, "timer_elapsed"): "ignored",
+    (StepStatus.AWAITING, "approve"): "done",
+    (StepStatus.AWAITING, "check_finished"): "ignored",
+    (StepStatus.AWAITING, "retry"): "S is not blocked",
+    (StepStatus.AWAITING, "timer_elapsed"): "ignored",
+    (StepStatus.TIMING, "approve"): "S is still running its timer",
+    (StepStatus.TIMING, "check_finished"): "ignored",
+    (StepStatus.TIMING, "retry"): "S is not blocked",
+    (StepStatus.TIMING, "timer_elapsed"): "done",
+    (StepStatus.BLOCKED, "approve"): "S is blocked by health:x",
+    (StepStatus.BLOCKED, "check_finished"): "ignored",
+    (StepStatus.BLOCKED, "retry"): "running",
+    (StepStatus.BLOCKED, "timer_elapsed"): "ignored",
+    (StepStatus.DONE, "approve"): "S is already done",
+    (StepStatus.DONE, "check_finished"): "ignored",
+    (StepStatus.DONE, "retry"): "S is not blocked",
+    (StepStatus.DONE, "timer_elapsed"): "ignored",
+}
+
+
+def test_step_table_covers_every_pair() -> None:
+    """The table below names every step status with every step event."""
+    assert set(STEP_TABLE) == {(s, e) for s in StepStatus for e in STEP_EVENTS}
+
+
+@pytest.mark.parametrize(("status", "event_name"), sorted(STEP_TABLE, key=str))
+def test_step_event(status: StepStatus, event_name: str) -> None:
+    """Each (step status, event) pair moves the step, is ignored, or is refused with a reason."""
+    expected = STEP_TABLE[(status, event_name)]
+    release = release_with(step_in(status))
+    event = STEP_EVENTS[event_name]
+    if expected == "ignored":
+        result = transition(release, event, NOW)
+        assert result.release == release and result.effects == ()
+    elif expected in {s.value for s in StepStatus}:
+        result = transition(release, event, NOW)
+        assert result.release.step("s").status.value == expected
+    else:
+        with pytest.raises(IllegalMove) as caught:
+            transition(release, event, NOW)
+        assert caught.value.message.startswith(expected)
+
+
+def test_only_the_owner_can_approve() -> None:
+    """Someone else's approval is refused naming the owner, and changes nothing."""
+    release = release_with(step_in(StepStatus.AWAITING))
+    with pytest.raises(NotAllowed, match=r"only <@UBAC> can approve S"):
+        transition(release, Approve("s", "UCOM"), NOW)
+
+
+def test_manual_confirmation_is_recorded_as_manual() -> None:
+    """A stage standing in for an unconfigured check finishes as MANUAL, never as passed."""
+    manual = Stage(StageKind.APPROVE, Role.BACKEND, "confirm", check="ci", manual=True)
+    step = replace(step_in(StepStatus.AWAITING), stages=(manual,))
+    result = transition(release_with(step), Approve("s", "UBAC"), NOW)
+    assert result.release.step("s").outcome is Outcome.MANUAL
+
+
+@pytest.mark.parametrize("ok", [False])
+def test_failing_check_blocks(ok: bool) -> None:
+    """A check verdict that is not ok blocks the step and names the failing check."""
+    release = release_with(step_in(StepStatus.RUNNING))
+    result = transition(release, CheckFinished("s", 1, (("health:x", ok), ("health:y", True))), NOW)
+    step = result.release.step("s")
+    assert step.status is StepStatus.BLOCKED and step.failing == ("health:x",)
+    assert StepBlocked("s", ("health:x",)) in result.effects
+
+
+def test_empty_verdict_blocks() -> None:
+    """A check that produced no verdict at all cannot pass."""
+    release = release_with(step_in(StepStatus.RUNNING))
+    result = transition(release, CheckFinished("s", 1, ()), NOW)
+    assert result.release.step("s").status is StepStatus.BLOCKED
+
+
+def test_stale_check_result_is_ignored() -> None:
+    """A result from an attempt a retry replaced does not move the step."""
+    release = release_with(step_in(StepStatus.RUNNING))
+    result = transition(release, CheckFinished("s", 0, (("health:x", True),)), NOW)
+    assert result.release == release
+
+
+def test_timer_before_deadline_is_ignored() -> None:
+    """A timer that fires early (clock skew) does not end the stage."""
+    step = replace(step_in(StepStatus.TIMING), deadline=NOW + timedelta(seconds=5))
+    release = release_with(step)
+    assert transition(release, TimerElapsed("s"), NOW).release == release
+
+
+def test_retry_runs_the_check_again_with_a_new_attempt() -> None:
+    """Retrying a blocked step asks for the check again, guarded by a new attempt number."""
+    release = release_with(step_in(StepStatus.BLOCKED))
+    result = transition(release, Retry("s", "UCOM", "full"), NOW)
+    assert RunCheck("s", "health", 2, "full") in result.effects
+
+
+def test_sequential_phase_opens_one_step_at_a_time() -> None:
+    """In the deployment phase the next step opens only when the previous one is done."""
+    first = step_in(StepStatus.AWAITING, "a")
+    second = replace(step_in(StepStatus.PENDING, "b"))
+    release = release_with(first, second)
+    moved = transition(release, Approve("a", "UBAC"), NOW).release
+    assert moved.step("b").status is StepStatus.AWAITING
+
+
+def test_parallel_phase_opens_every_step_at_once() -> None:
+    """All preconditions open together when the release activates."""
+    a = step_in(StepStatus.PENDING, "a", Phase.PRECONDITIONS)
+    b = step_in(StepStatus.PENDING, "b", Phase.PRECONDITIONS)
+    c = step_in(StepStatus.PENDING, "c", Phase.PREFLIGHT)
+    release = release_with(a, b, c, status=ReleaseStatus.SCHEDULED)
+    result = transition(release, Activate(), NOW)
+    statuses = [s.status for s in result.release.steps]
+    assert statuses == [StepStatus.AWAITING, StepStatus.AWAITING, StepStatus.PENDING]
+    assert PhaseDone(Phase.PRECONDITIONS) not in result.effects
+
+
+def test_deployment_waits_for_kickoff() -> None:
+    """With a scheduled go-live the deployment phase opens only at T-0."""
+    pre = step_in(StepStatus.AWAITING, "a", Phase.PREFLIGHT)
+    dep = step_in(StepStatus.PENDING, "b", Phase.DEPLOYMENT)
+    release = release_with(pre, dep, kickoff_at=NOW + timedelta(minutes=10))
+    waiting = transition(release, Approve("a", "UBAC"), NOW).release
+    assert waiting.step("b").status is StepStatus.PENDING
+    later = NOW + timedelta(minutes=10)
+    assert transition(waiting, Kickoff(), later).release.step("b").status is StepStatus.AWAITING
+
+
+def test_freeze_step_freezes_merges() -> None:
+    """Approving the freeze step freezes merges."""
+    freeze = replace(step_in(StepStatus.AWAITING, "freeze"))
+    result = transition(release_with(freeze), Approve("freeze", "UBAC"), NOW)
+    assert result.release.frozen and FreezeChanged(True) in result.effects
+
+
+def test_waiver_by_step_or_check_name() -> None:
+    """A waiver of the failing check (or its step) lets the step pass as waived."""
+    for name in ("s", "health:x"):
+        release = release_with(step_in(StepStatus.BLOCKED))
+        result = transition(release, Waive(name, "UCOM", "known flake"), NOW)
+        assert result.release.step("s").outcome is Outcome.WAIVED
+        assert name in result.release.waivers
+
+
+def test_partial_waiver_keeps_the_step_blocked() -> None:
+    """Waiving one of two failing checks leaves the other one blocking."""
+    step = replace(step_in(StepStatus.BLOCKED), failing=("health:x", "health:y"))
+    result = transition(release_with(step), Waive("health:x", "UCOM", "ok"), NOW)
+    assert result.release.step("s").failing == ("health:y",)
+    assert result.release.step("s").status is StepStatus.BLOCKED
+
+
+def test_waiver_of_unknown_check_lists_what_fails() -> None:
+    """Waiving something that is not failing says what is failing."""
+    release = release_with(step_in(StepStatus.BLOCKED))
+    with pytest.raises(IllegalMove, match=r"`ci` is not a failing check; failing now: "):
+        transition(release, Waive("ci", "UCOM", "x"), NOW)
+
+
+def test_waiver_needs_a_reason() -> None:
+    """A blank reason is refused."""
+    release = release_with(step_in(StepStatus.BLOCKED))
+    with pytest.raises(IllegalMove, match="needs a reason"):
+        transition(release, Waive("s", "UCOM", "  "), NOW)
+
+
+def test_complete_refused_until_every_step_is_done() -> None:
+    """Completion names what is still open."""
+    release = release_with(step_in(StepStatus.AWAITING))
+    with pytest.raises(IllegalMove, match=r"cannot be completed yet: now: S waits on <@UBAC>"):
+        transition(release, Complete("UCOM"), NOW)
+
+
+def test_abort_lifts_the_freeze_and_rollback_keeps_it() -> None:
+    """Abort lifts a freeze; a rollback keeps merges frozen."""
+    frozen = release_with(step_in(StepStatus.AWAITING), frozen=True)
+    aborted = transition(frozen, Abort("UCOM", "bad"), NOW)
+    assert not aborted.release.frozen and FreezeChanged(False) in aborted.effects
+    rolled = transition(frozen, Rollback("UONC", "5xx"), NOW)
+    assert rolled.release.frozen and rolled.release.status is ReleaseStatus.ROLLED_BACK
+
+
+RELEASE_EVENTS = {
+    "activate": Activate(),
+    "kickoff": Kickoff(),
+    "waive": Waive("s", "UCOM", "reason"),
+    "complete": Complete("UCOM"),
+    "rollback": Rollback("UONC", "errors"),
+    "unfreeze": Unfreeze("UCOM"),
+    "abort": Abort("UCOM", "reason"),
+    "handover": Handover("UCOM", "UNEW"),
+}
+
+# The release status after each event, "ignored", or "illegal". The release used has one
+# blocked step when active (so a waiver applies), is frozen, and is otherwise all done.
+RELEASE_TABLE: dict[tuple[ReleaseStatus, str], str] = {}
+for _status in ReleaseStatus:
+    for _event in RELEASE_EVENTS:
+        RELEASE_TABLE[(_status, _event)] = "illegal"
+RELEASE_TABLE.update(
+    {
+        (ReleaseStatus.SCHEDULED, "activate"): "active",
+        (ReleaseStatus.SCHEDULED, "kickoff"): "ignored",
+        (ReleaseStatus.SCHEDULED, "abort"): "aborted",
+        (ReleaseStatus.SCHEDULED, "handover"): "scheduled",
+        (ReleaseStatus.ACTIVE, "activate"): "ignored",
+        (ReleaseStatus.ACTIVE, "kickoff"): "ignored",
+        (ReleaseStatus.ACTIVE, "waive"): "active",
+        (ReleaseStatus.ACTIVE, "complete"): "completed",
+        (ReleaseStatus.ACTIVE, "rollback"): "rolled_back",
+        (ReleaseStatus.ACTIVE, "abort"): "aborted",
+        (ReleaseStatus.ACTIVE, "handover"): "active",
+        (ReleaseStatus.COMPLETED, "activate"): "ignored",
+        (ReleaseStatus.COMPLETED, "kickoff"): "ignored",
+        (ReleaseStatus.COMPLETED, "rollback"): "rolled_back",
+        (ReleaseStatus.COMPLETED, "handover"): "completed",
+        (ReleaseStatus.ABORTED, "activate"): "ignored",
+        (ReleaseStatus.ABORTED, "kickoff"): "ignored",
+        (ReleaseStatus.ROLLED_BACK, "activate"): "ignored",
+        (ReleaseStatus.ROLLED_BACK, "kickoff"): "ignored",
+        (ReleaseStatus.ROLLED_BACK, "unfreeze"): "rolled_back",
+        (ReleaseStatus.ROLLED_BACK, "handover"): "rolled_back",
+    }
+)
+
+
+def _release_for(status: ReleaseStatus, event_name: str) -> Release:
+    if status is ReleaseStatus.ACTIVE and event_name == "waive":
+        steps: tuple[Step, ...] = (step_in(StepStatus.BLOCKED),)
+    elif status is ReleaseStatus.SCHEDULED:
+        steps = (step_in(StepStatus.PENDING),)
+    else:
+        steps = (step_in(StepStatus.DONE),)
+    return release_with(*steps, status=status, frozen=True)
+
+
+@pytest.mark.parametrize(("status", "event_name"), sorted(RELEASE_TABLE, key=str))
+def test_release_event(status: ReleaseStatus, event_name: str) -> None:
+    """Each (release status, event) pair changes the status as the table says, or is refused."""
+    expected = RELEASE_TABLE[(status, event_name)]
+    release = _release_for(status, event_name)
+    event = RELEASE_EVENTS[event_name]
+    if expected == "illegal":
+        with pytest.raises(IllegalMove) as caught:
+            transition(release, event, NOW)
+        assert release.version in caught.value.message
+        return
+    result = transition(release, event, NOW)
+    if expected == "ignored":
+        assert result.release == release and result.effects == ()
+    else:
+        assert result.release.status.value == expected
+
+
+def test_step_events_in_ended_release() -> None:
+    """Approvals in an ended release are refused; late check results and timers are ignored."""
+    release = release_with(step_in(StepStatus.AWAITING), status=ReleaseStatus.ABORTED)
+    with pytest.raises(IllegalMove, match="aborted"):
+        transition(release, Approve("s", "UBAC"), NOW)
+    assert transition(release, CheckFinished("s", 1, ()), NOW).release == release
+    assert transition(release, TimerElapsed("s"), NOW).release == release
+
+
+def test_handover_to_the_commander_is_refused() -> None:
+    """Handing over to yourself is a mistake worth saying."""
+    release = release_with(step_in(StepStatus.AWAITING))
+    with pytest.raises(IllegalMove, match="already the commander"):
+        transition(release, Handover("UCOM", "UCOM"), NOW)
+
+
+def test_unknown_step_lists_the_steps() -> None:
+    """Approving a step that does not exist names the ones that do."""
+    release = release_with(step_in(StepStatus.AWAITING))
+    with pytest.raises(IllegalMove, match=r"no step called `nope` .*steps: s"):
+        transition(release, Approve("nope", "UBAC"), NOW)
+
+
+def _plan(available: bool) -> tuple[Step, ...]:
+    services = [
+        PlannedService("partner-registry", "backend", 1, True),
+        PlannedService("billing-api", "backend", 2, False),
+        PlannedService("search", "backend", 2, False),
+        PlannedService("web-portal", "frontend", 1, False),
+    ]
+    return plan_steps(services, lambda name, scope: available, 900)
+
+
+def test_plan_follows_the_runbook_order() -> None:
+    """Preconditions, preflight, freeze, backup, migrations, waves, portal, soak, checks."""
+    keys = [s.key for s in _plan(True)]
+    assert keys == [
+        "ci",
+        "incidents",
+        "notes",
+        "rollback",
+        "preflight",
+        "freeze",
+        "backup",
+        "migrations",
+        "wave-1",
+        "wave-2",
+        "portal",
+        "soak",
+        "api",
+        "portal-paths",
+        "criteria",
+    ]
+
+
+def test_plan_owners_and_scopes() -> None:
+    """Each step names its owner role; waves and the portal gate check the right services."""
+    steps = {s.key: s for s in _plan(True)}
+    assert steps["freeze"].owner is Role.COMMANDER
+    assert steps["incidents"].owner is Role.ON_CALL
+    assert steps["wave-2"].services == ("billing-api", "search")
+    assert steps["wave-2"].stages[1].services == ("billing-api", "search")
+    assert steps["portal"].stages[0].services == ("partner-registry", "billing-api", "search")
+    assert steps["portal"].stages[1].role is Role.FRONTEND
+    assert steps["migrations"].services == ("partner-registry",)
+    assert steps["soak"].stages[0].seconds == 900 and steps["soak"].stages[1].role is Role.ON_CALL
+
+
+def test_plan_turns_unconfigured_checks_into_manual_confirmations() -> None:
+    """Without a configured check, the same owner confirms by hand, marked manual."""
+    manual = {s.key: s for s in _plan(False)}
+    for key in ("ci", "incidents", "rollback", "preflight", "api", "criteria"):
+        stage = manual[key].stages[0]
+        assert stage.kind is StageKind.APPROVE and stage.manual, key
+    assert manual["ci"].owner is Role.COMMANDER
+    assert manual["wave-1"].stages[1].manual
+    assert not any(s.kind is StageKind.CHECK for step in manual.values() for s in step.stages)
+
+
+def test_activation_asks_for_every_precondition() -> None:
+    """Opening the preconditions asks each owner and starts each automated check."""
+    release = release_with(*_plan(True), status=ReleaseStatus.SCHEDULED)
+    effects = transition(release, Activate(), NOW).effects
+    runs = {e.step for e in effects if isinstance(e, RunCheck)}
+    assert runs == {"ci", "incidents", "notes", "rollback"}
+    assert all(isinstance(e, StageOpened | RunCheck) for e in effects[1:])

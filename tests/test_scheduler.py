@@ -1,0 +1,73 @@
+"""Timers are derived from deadlines in SQLite: APScheduler fires them, restarts keep them."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.clock import FakeClock, SystemClock
+from bot.runbook import StepStatus
+from bot.store import Store
+from tests.conftest import COMMANDER, Harness, make_config
+from tests.test_release_flow import approve_until
+
+
+async def test_apscheduler_fires_the_soak_deadline() -> None:
+    """With the real clock, the soak ends by itself when its (short) duration has passed."""
+    config = make_config(monitoring={"soak": {"duration": "1s", "interval": "1s"}})
+    h = Harness(config, SystemClock(), Store(":memory:"))  # type: ignore[arg-type]
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    await approve_until(h, "portal")
+    assert h.step("soak").status is StepStatus.TIMING
+    changed = asyncio.Event()
+    h.service.on_change(changed.set)
+    await h.runtime.start()
+    try:
+        async with asyncio.timeout(10):
+            while h.step("soak").status is StepStatus.TIMING:
+                changed.clear()
+                await changed.wait()
+        assert h.step("soak").status is StepStatus.AWAITING
+    finally:
+        await h.runtime.stop()
+
+
+async def test_restart_resumes_the_soak_with_the_time_that_remains(tmp_path: Path) -> None:
+    """A restart five minutes into a 15-minute soak schedules the end ten minutes later."""
+    clock = FakeClock(datetime(2026, 11, 27, 12, 0, tzinfo=UTC))
+    config = make_config(database=str(tmp_path / "golive.db"))
+    first = Harness(config, clock, Store(config.database))
+    await first.say(COMMANDER, "/golive start v2.4.0")
+    await approve_until(first, "portal")
+    deadline = first.step("soak").deadline
+    assert deadline == clock.now() + timedelta(minutes=15)
+    await first.service.close()
+    first.store.close()
+
+    clock.advance(5 * 60)
+    second = Harness(config, clock, Store(config.database))
+    await second.runtime.start()
+    try:
+        assert second.service.next_due() == deadline
+        next_run = second.runtime.timers.next_run()
+        assert next_run is not None
+        remaining = (next_run - datetime.now(UTC)).total_seconds()
+        assert 9 * 60 < remaining <= 10 * 60
+        assert second.step("soak").status is StepStatus.TIMING
+    finally:
+        await second.runtime.stop()
+
+
+async def test_no_timer_job_when_nothing_is_due(harness: Harness) -> None:
+    """Without deadlines there is no job; one appears with the first deadline."""
+    await harness.runtime.start()
+    try:
+        assert harness.runtime.timers.next_run() is None
+        harness.clock.set(datetime(2026, 11, 27, 8, 0, tzinfo=UTC))
+        await harness.say(COMMANDER, "/golive start v2.4.0 at=2026-11-27T12:00Z")
+        assert harness.runtime.timers.next_run() is not None
+        health = harness.runtime.health()
+        assert health["scheduler"] == "running" and health["database"] == "ok"
+    finally:
+        await harness.runtime.stop()

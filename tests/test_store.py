@@ -1,0 +1,75 @@
+"""The SQLite store: versioned schema, WAL, an append-only timeline, dedup of incoming events."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from bot.store import Store, migrations
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def test_schema_is_versioned_and_reapplying_is_a_no_op(tmp_path: Path) -> None:
+    """Every migration is recorded once; opening the file again applies nothing twice."""
+    path = tmp_path / "golive.db"
+    names = [m.name for m in migrations.pending(Database(memory=True))]
+    first = Store(path)
+    assert first.schema_version() == names and names[0] == "m001_initial"
+    first.close()
+    again = Store(path)
+    assert again.schema_version() == names
+    assert migrations.pending(again.db) == []
+
+
+def test_file_databases_use_wal(tmp_path: Path) -> None:
+    """Readers never block the writer."""
+    store = Store(tmp_path / "golive.db")
+    mode = store.db.execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_event_log_is_append_only(store: Store) -> None:
+    """The timeline refuses updates and deletes."""
+    store.add_event(None, NOW, "start", "U1", {"version": "v1.0.0"})
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        store.db.execute("update events set type = 'forged'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        store.db.execute("delete from events")
+    assert [e["type"] for e in store.db["events"].rows] == ["start"]
+
+
+def test_transaction_rolls_back_state_and_messages_together(store: Store) -> None:
+    """A failure inside a transaction leaves neither the change nor its message behind."""
+    with pytest.raises(RuntimeError), store.transaction():
+        store.add_event(None, NOW, "x", None, {})
+        store.enqueue(release_id=None, channel="C1", kind="channel", text="hi", blocks=None, at=NOW)
+        raise RuntimeError("crash between change and commit")
+    assert store.db["events"].count == 0
+    assert store.db["outbox"].count == 0
+
+
+def test_remember_recognises_repeats(store: Store) -> None:
+    """An incoming event id is processed once, however often Slack retries it."""
+    assert store.remember("Ev123", NOW) is True
+    assert store.remember("Ev123", NOW) is False
+    assert store.remember("Ev124", NOW) is True
+
+
+def test_newer_update_supersedes_older_pending_ones(store: Store) -> None:
+    """Only the newest pending edit of a message is delivered."""
+    card = store.enqueue(release_id=None, channel="C1", kind="card", text="v0", blocks=None, at=NOW)
+    first = store.enqueue(
+        release_id=None, channel="C1", kind="update", text="v1", blocks=None, at=NOW, update_of=card
+    )
+    second = store.enqueue(
+        release_id=None, channel="C1", kind="update", text="v2", blocks=None, at=NOW, update_of=card
+    )
+    store.supersede_updates(card, second)
+    pending = [(m.id, m.text) for m in store.pending_messages()]
+    assert pending == [(card, "v0"), (second, "v2")]
+    assert (store.message(first) or pytest.fail()).status == "superseded"
