@@ -1,0 +1,489 @@
+"""FakeGitHub: check runs, commit statuses and pull requests as GitHub's REST API serves them."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from bot.sandbox.base import FakeServer, json_response, read_json_object
+from bot.sandbox.clock import Clock
+
+DEFAULT_TOKEN = "ghp_golive_sandbox_github_token_0001"
+DOCS_URL = "https://docs.github.com/rest"
+CHECK_STATUSES = ("queued", "in_progress", "completed")
+CHECK_CONCLUSIONS = (
+    "success",
+    "failure",
+    "neutral",
+    "cancelled",
+    "skipped",
+    "timed_out",
+    "action_required",
+)
+STATUS_STATES = ("error", "failure", "pending", "success")
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def fake_sha(*parts: str) -> str:
+    """A stable 40-hex commit id derived from `parts`."""
+    return hashlib.sha1("/".join(parts).encode()).hexdigest()
+
+
+@dataclass
+class CheckRun:
+    """One check run on a commit; `green_after_polls` makes it finish after that many polls."""
+
+    id: int
+    name: str
+    head_sha: str
+    status: str = "completed"
+    conclusion: str | None = "success"
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    green_after_polls: int | None = None
+    final_conclusion: str = "success"
+
+
+@dataclass
+class CommitStatus:
+    """One commit status (context/state) as set by a CI system or posted through the API."""
+
+    id: int
+    sha: str
+    context: str
+    state: str
+    description: str | None
+    target_url: str | None
+    created_at: datetime
+
+
+@dataclass
+class PullRequest:
+    """An open (or closed) pull request from head_ref into base_ref."""
+
+    number: int
+    title: str
+    head_ref: str
+    head_sha: str
+    base_ref: str = "main"
+    state: str = "open"
+
+
+@dataclass
+class _Repo:
+    refs: dict[str, str] = field(default_factory=dict)
+    check_runs: dict[str, list[CheckRun]] = field(default_factory=dict)
+    statuses: dict[str, list[CommitStatus]] = field(default_factory=dict)
+    pulls: list[PullRequest] = field(default_factory=list)
+    polls: dict[str, int] = field(default_factory=dict)
+
+
+def _page_args(request: web.Request, default: int = 30) -> tuple[int, int] | None:
+    try:
+        per_page = min(max(int(request.query.get("per_page", default)), 1), 100)
+        page = max(int(request.query.get("page", 1)), 1)
+    except ValueError:
+        return None
+    return per_page, page
+
+
+def paginate(
+    request: web.Request, items: list[Any], per_page: int, page: int
+) -> tuple[list[Any], dict[str, str]]:
+    """Slice one page and build GitHub's `Link` header (first/prev/next/last)."""
+    last = max((len(items) + per_page - 1) // per_page, 1)
+    chunk = items[(page - 1) * per_page : page * per_page]
+    links: list[tuple[str, int]] = []
+    if page > 1:
+        links += [("prev", min(page - 1, last)), ("first", 1)]
+    if page < last:
+        links += [("next", page + 1), ("last", last)]
+    if not links:
+        return chunk, {}
+    parts = [
+        f'<{request.url.update_query(per_page=str(per_page), page=str(n))}>; rel="{rel}"'
+        for rel, n in links
+    ]
+    return chunk, {"Link": ", ".join(parts)}
+
+
+class FakeGitHub(FakeServer):
+    """GitHub's REST API for check runs, combined status, pulls and posting commit statuses."""
+
+    def __init__(self, token: str = DEFAULT_TOKEN, *, clock: Clock | None = None) -> None:
+        """Accept `Authorization: Bearer <token>` or `token <token>`; everything else is 401."""
+        super().__init__(clock=clock)
+        self.token = token
+        self.posted_statuses: list[CommitStatus] = []
+        self._repos: dict[str, _Repo] = {}
+        self._ids = itertools.count(10_000_001)
+        self._pr_numbers = itertools.count(101)
+
+    # -- controls ----------------------------------------------------------------------------
+    def repo(self, repo: str) -> _Repo:
+        """The state of `owner/name`, created on first use (an unknown repository is a 404)."""
+        return self._repos.setdefault(repo, _Repo())
+
+    def set_ref(self, repo: str, ref: str, sha: str | None = None) -> str:
+        """Point branch/tag `ref` at `sha` (default: a stable fake sha); returns the sha."""
+        sha = sha or fake_sha(repo, ref)
+        self.repo(repo).refs[ref] = sha
+        return sha
+
+    def sha_of(self, repo: str, ref: str) -> str | None:
+        """The commit a ref resolves to (a 40-hex sha resolves to itself)."""
+        state = self._repos.get(repo)
+        if state is None:
+            return None
+        if ref in state.refs:
+            return state.refs[ref]
+        return ref if _SHA.match(ref) else None
+
+    def _sha_for_control(self, repo: str, ref: str) -> str:
+        return self.sha_of(repo, ref) or self.set_ref(repo, ref)
+
+    def set_check_run(
+        self,
+        repo: str,
+        ref: str,
+        name: str,
+        *,
+        status: str = "completed",
+        conclusion: str | None = "success",
+    ) -> CheckRun:
+        """Create or replace the check run `name` on `ref` (conclusion only when completed)."""
+        if status not in CHECK_STATUSES:
+            raise ValueError(f"status must be one of {CHECK_STATUSES}")
+        if status == "completed" and conclusion not in CHECK_CONCLUSIONS:
+            raise ValueError(f"conclusion must be one of {CHECK_CONCLUSIONS}")
+        sha = self._sha_for_control(repo, ref)
+        now = self.clock()
+        run = CheckRun(
+            id=next(self._ids),
+            name=name,
+            head_sha=sha,
+            status=status,
+            conclusion=conclusion if status == "completed" else None,
+            started_at=None if status == "queued" else now,
+            completed_at=now if status == "completed" else None,
+        )
+        runs = self.repo(repo).check_runs.setdefault(sha, [])
+        runs[:] = [r for r in runs if r.name != name] + [run]
+        return run
+
+    def pending_then_green(
+        self, repo: str, ref: str, name: str, polls: int, *, conclusion: str = "success"
+    ) -> CheckRun:
+        """Check `name` is in_progress for the next `polls` polls of check-runs, then completes."""
+        run = self.set_check_run(repo, ref, name, status="in_progress")
+        run.green_after_polls = self.polls(repo, ref) + polls
+        run.final_conclusion = conclusion
+        return run
+
+    def remove_check_runs(self, repo: str, ref: str, *names: str) -> None:
+        """Delete the named check runs on `ref` (all of them when no name is given)."""
+        runs = self.repo(repo).check_runs.setdefault(self._sha_for_control(repo, ref), [])
+        runs[:] = [r for r in runs if names and r.name not in names]
+
+    def polls(self, repo: str, ref: str) -> int:
+        """How many times the check-runs endpoint was read for `ref`."""
+        sha = self.sha_of(repo, ref)
+        return 0 if sha is None else self.repo(repo).polls.get(sha, 0)
+
+    def set_commit_status(
+        self,
+        repo: str,
+        ref: str,
+        context: str,
+        state: str,
+        description: str | None = None,
+        target_url: str | None = None,
+    ) -> CommitStatus:
+        """Add a commit status on `ref` as another CI system would (the latest per context wins)."""
+        if state not in STATUS_STATES:
+            raise ValueError(f"state must be one of {STATUS_STATES}")
+        return self._add_status(
+            repo, self._sha_for_control(repo, ref), context, state, description, target_url
+        )
+
+    def _add_status(
+        self,
+        repo: str,
+        sha: str,
+        context: str,
+        state: str,
+        description: str | None,
+        target_url: str | None,
+    ) -> CommitStatus:
+        status = CommitStatus(
+            next(self._ids), sha, context, state, description, target_url, self.clock()
+        )
+        self.repo(repo).statuses.setdefault(sha, []).append(status)
+        return status
+
+    def add_pull(
+        self,
+        repo: str,
+        title: str,
+        *,
+        head_ref: str | None = None,
+        base: str = "main",
+        number: int | None = None,
+        head_sha: str | None = None,
+    ) -> PullRequest:
+        """Open a pull request into `base`; its head commit gets a stable fake sha."""
+        number = number or next(self._pr_numbers)
+        head_ref = head_ref or f"feature/pr-{number}"
+        pull = PullRequest(
+            number, title, head_ref, head_sha or fake_sha(repo, "pull", str(number)), base
+        )
+        self.repo(repo).pulls.append(pull)
+        return pull
+
+    def set_pulls(self, repo: str, pulls: Iterable[PullRequest]) -> None:
+        """Replace the pull requests of `repo`."""
+        self.repo(repo).pulls = list(pulls)
+
+    def close_pull(self, repo: str, number: int) -> None:
+        """Mark pull request `number` closed."""
+        for pull in self.repo(repo).pulls:
+            if pull.number == number:
+                pull.state = "closed"
+
+    def statuses_posted(
+        self, *, context: str | None = None, sha: str | None = None
+    ) -> list[CommitStatus]:
+        """Commit statuses received through the API, oldest first, optionally filtered."""
+        return [
+            s
+            for s in self.posted_statuses
+            if (context is None or s.context == context) and (sha is None or s.sha == sha)
+        ]
+
+    def latest_status(self, repo: str, sha: str, context: str) -> CommitStatus | None:
+        """The current status of `context` on commit `sha`."""
+        found = [s for s in self.repo(repo).statuses.get(sha, []) if s.context == context]
+        return found[-1] if found else None
+
+    # -- HTTP --------------------------------------------------------------------------------
+    def fault_scope(self, request: web.Request) -> str | None:
+        """Faults can be set per repository: `set_fault(mode, scope="owner/name")`."""
+        owner, name = request.match_info.get("owner"), request.match_info.get("repo")
+        return f"{owner}/{name}" if owner and name else None
+
+    def add_routes(self, app: web.Application) -> None:
+        """GitHub REST endpoints used by golive."""
+        base = "/repos/{owner}/{repo}"
+        app.router.add_get(base + "/commits/{ref:.+}/check-runs", self._check_runs)
+        app.router.add_get(base + "/commits/{ref:.+}/status", self._combined_status)
+        app.router.add_get(base + "/pulls", self._pulls)
+        app.router.add_post(base + "/statuses/{sha}", self._post_status)
+
+    def extra_middlewares(self) -> list[Any]:
+        """Authentication: a Bearer or `token` Authorization header with the right token."""
+
+        @web.middleware
+        async def auth(request: web.Request, handler: Any) -> web.StreamResponse:
+            scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() not in ("bearer", "token") or value.strip() != self.token:
+                return json_response(
+                    {"message": "Bad credentials", "documentation_url": DOCS_URL}, 401
+                )
+            response: web.StreamResponse = await handler(request)
+            return response
+
+        return [auth]
+
+    def _locate(self, request: web.Request, ref: str) -> tuple[str, _Repo, str] | web.Response:
+        repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        state = self._repos.get(repo)
+        if state is None:
+            return json_response({"message": "Not Found", "documentation_url": DOCS_URL}, 404)
+        sha = self.sha_of(repo, ref)
+        if sha is None:
+            return json_response(
+                {"message": f"No commit found for SHA: {ref}", "documentation_url": DOCS_URL},
+                422,
+            )
+        return repo, state, sha
+
+    async def _check_runs(self, request: web.Request) -> web.Response:
+        located = self._locate(request, request.match_info["ref"])
+        if isinstance(located, web.Response):
+            return located
+        repo, state, sha = located
+        paging = _page_args(request)
+        if paging is None:
+            return _validation_failed("per_page and page must be integers")
+        state.polls[sha] = state.polls.get(sha, 0) + 1
+        runs = state.check_runs.get(sha, [])
+        for run in runs:
+            self._maybe_finish(run, state.polls[sha])
+        wanted_name = request.query.get("check_name")
+        wanted_status = request.query.get("status")
+        selected = [
+            r
+            for r in runs
+            if (wanted_name is None or r.name == wanted_name)
+            and (wanted_status is None or r.status == wanted_status)
+        ]
+        page, headers = paginate(request, selected, *paging)
+        body = {"total_count": len(selected), "check_runs": [self._run_json(repo, r) for r in page]}
+        return json_response(body, headers=headers)
+
+    def _maybe_finish(self, run: CheckRun, polls: int) -> None:
+        if run.green_after_polls is not None and polls > run.green_after_polls:
+            run.status, run.conclusion = "completed", run.final_conclusion
+            run.completed_at, run.green_after_polls = self.clock(), None
+
+    def _run_json(self, repo: str, run: CheckRun) -> dict[str, Any]:
+        return {
+            "id": run.id,
+            "name": run.name,
+            "head_sha": run.head_sha,
+            "status": run.status,
+            "conclusion": run.conclusion,
+            "url": f"https://api.github.com/repos/{repo}/check-runs/{run.id}",
+            "html_url": f"https://github.com/{repo}/runs/{run.id}",
+            "details_url": f"https://github.com/{repo}/runs/{run.id}",
+            "started_at": _iso(run.started_at),
+            "completed_at": _iso(run.completed_at),
+            "output": {"title": run.name, "summary": "", "annotations_count": 0},
+            "app": {"slug": "github-actions", "name": "GitHub Actions"},
+            "pull_requests": [],
+        }
+
+    async def _combined_status(self, request: web.Request) -> web.Response:
+        located = self._locate(request, request.match_info["ref"])
+        if isinstance(located, web.Response):
+            return located
+        repo, state, sha = located
+        paging = _page_args(request, default=100)
+        if paging is None:
+            return _validation_failed("per_page and page must be integers")
+        latest: dict[str, CommitStatus] = {}
+        for status in state.statuses.get(sha, []):
+            latest[status.context] = status
+        statuses = sorted(latest.values(), key=lambda s: s.created_at, reverse=True)
+        page, headers = paginate(request, statuses, *paging)
+        body = {
+            "state": combined_state([s.state for s in statuses]),
+            "sha": sha,
+            "total_count": len(statuses),
+            "statuses": [_status_json(repo, s) for s in page],
+            "commit_url": f"https://api.github.com/repos/{repo}/commits/{sha}",
+            "repository": {"full_name": repo},
+        }
+        return json_response(body, headers=headers)
+
+    async def _pulls(self, request: web.Request) -> web.Response:
+        repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        if repo not in self._repos:
+            return json_response({"message": "Not Found", "documentation_url": DOCS_URL}, 404)
+        paging = _page_args(request)
+        wanted_state = request.query.get("state", "open")
+        if paging is None or wanted_state not in ("open", "closed", "all"):
+            return _validation_failed("state must be open, closed or all")
+        base = request.query.get("base")
+        pulls = [
+            p
+            for p in sorted(self._repos[repo].pulls, key=lambda p: p.number, reverse=True)
+            if (wanted_state == "all" or p.state == wanted_state)
+            and (base is None or p.base_ref == base)
+        ]
+        page, headers = paginate(request, pulls, *paging)
+        return json_response([_pull_json(repo, p) for p in page], headers=headers)
+
+    async def _post_status(self, request: web.Request) -> web.Response:
+        located = self._locate(request, request.match_info["sha"])
+        if isinstance(located, web.Response):
+            return located
+        repo, _, sha = located
+        body = await read_json_object(request)
+        if body is None:
+            return json_response(
+                {"message": "Problems parsing JSON", "documentation_url": DOCS_URL}, 400
+            )
+        state = body.get("state")
+        if state not in STATUS_STATES:
+            return _validation_failed("state is not included in the list", field_name="state")
+        for key in ("context", "description", "target_url"):
+            if body.get(key) is not None and not isinstance(body[key], str):
+                return _validation_failed(f"{key} must be a string", field_name=key)
+        status = self._add_status(
+            repo,
+            sha,
+            body.get("context") or "default",
+            state,
+            body.get("description"),
+            body.get("target_url"),
+        )
+        self.posted_statuses.append(status)
+        return json_response(_status_json(repo, status), 201)
+
+
+def combined_state(states: list[str]) -> str:
+    """GitHub's combined state: failure beats pending beats success; no statuses is pending."""
+    if any(s in ("error", "failure") for s in states):
+        return "failure"
+    if not states or "pending" in states:
+        return "pending"
+    return "success"
+
+
+def _validation_failed(message: str, field_name: str | None = None) -> web.Response:
+    error: dict[str, Any] = {"resource": "Status", "code": "custom", "message": message}
+    if field_name:
+        error["field"] = field_name
+    body = {"message": "Validation Failed", "errors": [error], "documentation_url": DOCS_URL}
+    return json_response(body, 422)
+
+
+def _status_json(repo: str, status: CommitStatus) -> dict[str, Any]:
+    return {
+        "id": status.id,
+        "url": f"https://api.github.com/repos/{repo}/statuses/{status.sha}",
+        "state": status.state,
+        "context": status.context,
+        "description": status.description,
+        "target_url": status.target_url,
+        "created_at": _iso(status.created_at),
+        "updated_at": _iso(status.created_at),
+        "creator": {"login": "golive[bot]", "type": "Bot"},
+    }
+
+
+def _pull_json(repo: str, pull: PullRequest) -> dict[str, Any]:
+    owner = repo.split("/", 1)[0]
+    return {
+        "id": 900_000 + pull.number,
+        "number": pull.number,
+        "title": pull.title,
+        "state": pull.state,
+        "draft": False,
+        "url": f"https://api.github.com/repos/{repo}/pulls/{pull.number}",
+        "html_url": f"https://github.com/{repo}/pull/{pull.number}",
+        "user": {"login": "octocat", "type": "User"},
+        "head": {
+            "label": f"{owner}:{pull.head_ref}",
+            "ref": pull.head_ref,
+            "sha": pull.head_sha,
+            "repo": {"full_name": repo},
+        },
+        "base": {
+            "label": f"{owner}:{pull.base_ref}",
+            "ref": pull.base_ref,
+            "repo": {"full_name": repo},
+        },
+    }

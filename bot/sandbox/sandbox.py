@@ -1,0 +1,191 @@
+"""Sandbox: every fake provider on loopback, seeded for a green release of the example config."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.sandbox import github, pagerduty, product, registry
+from bot.sandbox import slack as slack_api
+from bot.sandbox.base import FakeServer
+from bot.sandbox.clock import Clock
+from bot.sandbox.github import FakeGitHub
+from bot.sandbox.metrics import TrafficProfile
+from bot.sandbox.pagerduty import FakePagerDuty
+from bot.sandbox.product import FakeProduct
+from bot.sandbox.prometheus import FakePrometheus
+from bot.sandbox.registry import FakeRegistry
+from bot.sandbox.server import LOOPBACK, run_in_thread
+from bot.sandbox.slack import FakeSlack
+
+REPOSITORY = "acme/platform"
+BRANCH = "main"
+REQUIRED_CHECKS = ("python-services", "web-portal", "smoke-core-flow")
+SERVICES: tuple[dict[str, Any], ...] = (
+    {"name": "partner-registry", "tier": "backend", "wave": 1, "migrations": True},
+    {"name": "billing-api", "tier": "backend", "wave": 2, "migrations": True},
+    {"name": "web-portal", "tier": "frontend"},
+)
+TAGS = ("2.2.0", "2.3.0", "2.3.1", "2.4.0-rc.1")
+DEMO_TRAFFIC = TrafficProfile(rate=20.0, error_ratio=0.005, p95=0.12)
+
+
+def _tokens(with_slack: bool) -> dict[str, str]:
+    tokens = {
+        "GITHUB_TOKEN": github.DEFAULT_TOKEN,
+        "PAGERDUTY_API_TOKEN": pagerduty.DEFAULT_TOKEN,
+        "PAGERDUTY_ROUTING_KEY": pagerduty.DEFAULT_ROUTING_KEY,
+        "REGISTRY_TOKEN": registry.DEFAULT_TOKEN,
+        "GOLIVE_FINANCE_TOKEN": product.DEFAULT_FINANCE_TOKEN,
+        "GOLIVE_LIMITED_TOKEN": product.DEFAULT_LIMITED_TOKEN,
+    }
+    if with_slack:
+        tokens["SLACK_BOT_TOKEN"] = slack_api.DEFAULT_TOKEN
+    return tokens
+
+
+@dataclass
+class Sandbox:
+    """The running fakes, their base URLs (`urls`) and the secrets they expect (`tokens`).
+
+    Release notes are served by the product server at `/notes/{version}` (`urls["notes"]`);
+    service health at `/health/{service}`.
+    """
+
+    github: FakeGitHub
+    pagerduty: FakePagerDuty
+    registry: FakeRegistry
+    product: FakeProduct
+    prometheus: FakePrometheus
+    slack: FakeSlack | None = None
+    tokens: dict[str, str] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, *, clock: Clock | None = None, slack: bool = False, seed: int = 7) -> Sandbox:
+        """Build and seed the fakes without serving them."""
+        gh = FakeGitHub(clock=clock)
+        for name in REQUIRED_CHECKS:
+            gh.set_check_run(REPOSITORY, BRANCH, name)
+        gh.add_pull(REPOSITORY, "Partner search: paginate results", head_ref="feature/search")
+        gh.add_pull(REPOSITORY, "Invoice PDF: add footer", head_ref="feature/invoice-footer")
+        gh.add_pull(REPOSITORY, "Backport fix", head_ref="fix/backport", base="release/2.3")
+        reg = FakeRegistry(clock=clock)
+        for service in SERVICES:
+            reg.set_tags(f"platform/{service['name']}", TAGS)
+        prod = FakeProduct(clock=clock, traffic=DEMO_TRAFFIC, seed=seed)
+        return cls(
+            github=gh,
+            pagerduty=FakePagerDuty(clock=clock),
+            registry=reg,
+            product=prod,
+            prometheus=FakePrometheus(prod),
+            slack=FakeSlack(clock=clock) if slack else None,
+            tokens=_tokens(slack),
+        )
+
+    @classmethod
+    @asynccontextmanager
+    async def start(
+        cls,
+        *,
+        clock: Clock | None = None,
+        host: str = LOOPBACK,
+        ports: Mapping[str, int] | None = None,
+        traffic: bool = True,
+        history: float = 3600.0,
+        slack: bool = False,
+        seed: int = 7,
+    ) -> AsyncIterator[Sandbox]:
+        """Serve every fake on `host` (ephemeral ports unless `ports[name]` says otherwise).
+
+        `history` seconds of past traffic are backfilled so baselines have data; `traffic`
+        runs the generator in the background (use `sb.product.advance()` when it is off).
+        """
+        sandbox = cls.create(clock=clock, slack=slack, seed=seed)
+        async with AsyncExitStack() as stack:
+            for name, fake in sandbox.fakes().items():
+                await fake.start(host, (ports or {}).get(name, 0))
+                stack.push_async_callback(fake.stop)
+                sandbox.urls[name] = fake.url
+            sandbox.urls["pagerduty_events"] = f"{sandbox.pagerduty.url}/v2/enqueue"
+            sandbox.urls["notes"] = f"{sandbox.product.url}/notes/{{version}}"
+            if history > 0:
+                sandbox.product.traffic.backfill(history)
+            if traffic:
+                sandbox.product.start_traffic()
+                stack.push_async_callback(sandbox.product.stop_traffic)
+            yield sandbox
+
+    @classmethod
+    @contextmanager
+    def start_in_thread(cls, **options: Any) -> Iterator[Sandbox]:
+        """`start` on a private event loop in a daemon thread, for synchronous callers."""
+        with run_in_thread(lambda: cls.start(**options)) as sandbox:
+            yield sandbox
+
+    def fakes(self) -> dict[str, FakeServer]:
+        """The fakes by name: github, pagerduty, registry, product, prometheus (and slack)."""
+        found: dict[str, FakeServer] = {
+            "github": self.github,
+            "pagerduty": self.pagerduty,
+            "registry": self.registry,
+            "product": self.product,
+            "prometheus": self.prometheus,
+        }
+        if self.slack is not None:
+            found["slack"] = self.slack
+        return found
+
+    def health_url(self, service: str) -> str:
+        """The health URL of one simulated service."""
+        return f"{self.product.url}/health/{service}"
+
+    def env(self) -> dict[str, str]:
+        """Environment variables for a golive process pointed at this sandbox."""
+        env = dict(self.tokens)
+        if self.slack is not None:
+            env["SLACK_API_URL"] = f"{self.slack.url}/api/"
+        return env
+
+    def config_overrides(self) -> dict[str, Any]:
+        """The golive.yml keys (per golive.example.yml) that point golive at this sandbox."""
+        return {
+            "services": [
+                {
+                    **service,
+                    "health_url": self.health_url(service["name"]),
+                    "image": f"platform/{service['name']}",
+                }
+                for service in SERVICES
+            ],
+            "preconditions": {
+                "ci": {
+                    "github_url": self.github.url,
+                    "repository": REPOSITORY,
+                    "ref": BRANCH,
+                    "token_env": "GITHUB_TOKEN",
+                    "required_checks": list(REQUIRED_CHECKS),
+                    "freeze_branch": BRANCH,
+                },
+                "incidents": {
+                    "pagerduty_url": self.pagerduty.url,
+                    "token_env": "PAGERDUTY_API_TOKEN",
+                    "service_ids": [pagerduty.DEFAULT_SERVICE_ID],
+                },
+                "release_notes": {"url": self.urls["notes"]},
+                "rollback": {"registry_url": self.registry.url, "token_env": "REGISTRY_TOKEN"},
+            },
+            "monitoring": {
+                "prometheus_url": self.prometheus.url,
+                "pagerduty_events_url": self.urls["pagerduty_events"],
+                "pagerduty_routing_key_env": "PAGERDUTY_ROUTING_KEY",
+            },
+            "verification": {
+                "base_url": self.product.url,
+                "finance_token_env": "GOLIVE_FINANCE_TOKEN",
+                "limited_token_env": "GOLIVE_LIMITED_TOKEN",
+            },
+        }

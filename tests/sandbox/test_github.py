@@ -1,0 +1,239 @@
+"""FakeGitHub speaks GitHub's REST wire format for checks, statuses and pull requests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.sandbox import FakeGitHub
+from bot.sandbox.github import DEFAULT_TOKEN
+
+REPO = "acme/platform"
+AUTH = {"Authorization": f"Bearer {DEFAULT_TOKEN}"}
+
+
+@pytest.fixture
+async def github() -> AsyncIterator[FakeGitHub]:
+    """A FakeGitHub with the three required checks green on main."""
+    fake = FakeGitHub()
+    for name in ("python-services", "web-portal", "smoke-core-flow"):
+        fake.set_check_run(REPO, "main", name)
+    async with fake:
+        yield fake
+
+
+async def follow(client: httpx.AsyncClient, url: str, key: str | None) -> list[Any]:
+    """Read every page by following rel="next" in the Link header."""
+    items: list[Any] = []
+    next_url: str | None = url
+    while next_url:
+        response = await client.get(next_url, headers=AUTH)
+        assert response.status_code == 200
+        body = response.json()
+        items += body[key] if key else body
+        next_url = response.links.get("next", {}).get("url")
+    return items
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "token wrong", f"Basic {DEFAULT_TOKEN}"])
+async def test_bad_or_missing_token_is_401(
+    github: FakeGitHub, client: httpx.AsyncClient, header: str | None
+) -> None:
+    """Anything but the right Bearer/token credential gets 401 Bad credentials."""
+    headers = {"Authorization": header} if header else {}
+    response = await client.get(
+        f"{github.url}/repos/{REPO}/commits/main/check-runs", headers=headers
+    )
+    assert response.status_code == 401
+    assert response.json()["message"] == "Bad credentials"
+    assert "documentation_url" in response.json()
+
+
+async def test_token_scheme_is_accepted(github: FakeGitHub, client: httpx.AsyncClient) -> None:
+    """The legacy `token <t>` scheme is as good as Bearer."""
+    response = await client.get(
+        f"{github.url}/repos/{REPO}/commits/main/check-runs",
+        headers={"Authorization": f"token {DEFAULT_TOKEN}"},
+    )
+    assert response.status_code == 200
+
+
+async def test_check_runs_paginate_with_link_header(
+    github: FakeGitHub, client: httpx.AsyncClient
+) -> None:
+    """per_page splits check runs into pages linked by rel="next"/"last" like GitHub."""
+    for i in range(4):
+        github.set_check_run(REPO, "main", f"extra-{i}", status="queued")
+    first = await client.get(
+        f"{github.url}/repos/{REPO}/commits/main/check-runs?per_page=3", headers=AUTH
+    )
+    assert first.json()["total_count"] == 7
+    assert len(first.json()["check_runs"]) == 3
+    assert first.links["last"]["url"].endswith("page=3")
+    runs = await follow(
+        client, f"{github.url}/repos/{REPO}/commits/main/check-runs?per_page=3", "check_runs"
+    )
+    assert len(runs) == 7
+    assert len({r["id"] for r in runs}) == 7
+    green = runs[0]
+    assert set(green) >= {
+        "id",
+        "name",
+        "status",
+        "conclusion",
+        "html_url",
+        "head_sha",
+        "started_at",
+        "completed_at",
+    }
+    assert (green["status"], green["conclusion"]) == ("completed", "success")
+    assert green["head_sha"] == github.sha_of(REPO, "main")
+    queued = next(r for r in runs if r["name"] == "extra-0")
+    assert (queued["status"], queued["conclusion"], queued["started_at"]) == ("queued", None, None)
+
+
+async def test_pending_then_green_after_n_polls(
+    github: FakeGitHub, client: httpx.AsyncClient
+) -> None:
+    """A check set pending_then_green(polls=2) is in_progress twice, then completed/success."""
+    github.pending_then_green(REPO, "main", "smoke-core-flow", polls=2)
+    url = f"{github.url}/repos/{REPO}/commits/main/check-runs?check_name=smoke-core-flow"
+    seen = []
+    for _ in range(3):
+        run = (await client.get(url, headers=AUTH)).json()["check_runs"][0]
+        seen.append((run["status"], run["conclusion"]))
+    assert seen == [("in_progress", None), ("in_progress", None), ("completed", "success")]
+    assert github.polls(REPO, "main") == 3
+
+
+async def test_unknown_repo_404_unknown_ref_422(
+    github: FakeGitHub, client: httpx.AsyncClient
+) -> None:
+    """An unknown repository is 404 Not Found; an unknown ref is 422 No commit found."""
+    missing = await client.get(
+        f"{github.url}/repos/acme/nope/commits/main/check-runs", headers=AUTH
+    )
+    assert (missing.status_code, missing.json()["message"]) == (404, "Not Found")
+    bad_ref = await client.get(f"{github.url}/repos/{REPO}/commits/v9.9.9/check-runs", headers=AUTH)
+    assert bad_ref.status_code == 422
+    assert "No commit found" in bad_ref.json()["message"]
+
+
+async def test_combined_status_latest_per_context(
+    github: FakeGitHub, client: httpx.AsyncClient
+) -> None:
+    """The combined status keeps the newest state per context; any failure makes it failure."""
+    github.set_commit_status(REPO, "main", "ci/lint", "pending")
+    github.set_commit_status(REPO, "main", "ci/lint", "success", target_url="https://ci/1")
+    github.set_commit_status(REPO, "main", "ci/e2e", "success")
+    body = (await client.get(f"{github.url}/repos/{REPO}/commits/main/status", headers=AUTH)).json()
+    assert body["state"] == "success"
+    assert body["total_count"] == 2
+    assert {s["context"]: s["state"] for s in body["statuses"]} == {
+        "ci/lint": "success",
+        "ci/e2e": "success",
+    }
+    assert set(body["statuses"][0]) >= {"context", "state", "description", "target_url"}
+    github.set_commit_status(REPO, "main", "ci/e2e", "failure")
+    body = (await client.get(f"{github.url}/repos/{REPO}/commits/main/status", headers=AUTH)).json()
+    assert body["state"] == "failure"
+
+
+async def test_open_pulls_filtered_by_base_and_paginated(
+    github: FakeGitHub, client: httpx.AsyncClient
+) -> None:
+    """state=open&base=main lists open PRs into main across pages; a PR added later shows up."""
+    for i in range(3):
+        github.add_pull(REPO, f"feature {i}")
+    github.add_pull(REPO, "release fix", base="release/2.3")
+    closed = github.add_pull(REPO, "old")
+    github.close_pull(REPO, closed.number)
+    url = f"{github.url}/repos/{REPO}/pulls?state=open&base=main&per_page=2"
+    pulls = await follow(client, url, None)
+    assert sorted(p["title"] for p in pulls) == ["feature 0", "feature 1", "feature 2"]
+    assert all(p["base"]["ref"] == "main" and p["state"] == "open" for p in pulls)
+    assert set(pulls[0]) >= {"number", "title", "state", "html_url", "head", "base"}
+    assert set(pulls[0]["head"]) >= {"sha", "ref"}
+    github.add_pull(REPO, "late arrival")
+    assert len(await follow(client, url, None)) == 4
+
+
+async def test_post_status_recorded_and_reflected(
+    github: FakeGitHub, client: httpx.AsyncClient
+) -> None:
+    """POST /statuses/{sha} answers 201 echoing the status, records it and updates the commit."""
+    pull = github.add_pull(REPO, "feature")
+    status = {
+        "state": "failure",
+        "context": "golive/merge-freeze",
+        "description": "Merge freeze: release v2.4.0",
+        "target_url": "http://127.0.0.1/freeze",
+    }
+    response = await client.post(
+        f"{github.url}/repos/{REPO}/statuses/{pull.head_sha}", json=status, headers=AUTH
+    )
+    assert response.status_code == 201
+    assert {k: response.json()[k] for k in status} == status
+    [posted] = github.statuses_posted(context="golive/merge-freeze")
+    assert (posted.sha, posted.state) == (pull.head_sha, "failure")
+    combined = await client.get(
+        f"{github.url}/repos/{REPO}/commits/{pull.head_sha}/status", headers=AUTH
+    )
+    assert combined.json()["state"] == "failure"
+
+
+@pytest.mark.parametrize("body", [{"state": "green"}, {"context": "x"}, "not json"])
+async def test_post_invalid_status_is_rejected(
+    github: FakeGitHub, client: httpx.AsyncClient, body: Any
+) -> None:
+    """A state outside error/failure/pending/success is 422 (bad JSON 400) and not recorded."""
+    sha = github.sha_of(REPO, "main")
+    kwargs: dict[str, Any] = {"content": body} if isinstance(body, str) else {"json": body}
+    response = await client.post(
+        f"{github.url}/repos/{REPO}/statuses/{sha}", headers=AUTH, **kwargs
+    )
+    assert response.status_code in (400, 422)
+    if isinstance(body, dict):
+        assert response.json()["message"] == "Validation Failed"
+    assert github.posted_statuses == []
+
+
+async def test_faults_apply_per_repository(github: FakeGitHub, client: httpx.AsyncClient) -> None:
+    """A fault set on one repository (html, 500, garbage) leaves the others healthy."""
+    github.set_check_run("acme/other", "main", "build")
+    url = f"{github.url}/repos/{REPO}/commits/main/check-runs"
+    github.set_fault("html", scope=REPO)
+    html = await client.get(url, headers=AUTH)
+    assert html.status_code == 200
+    assert html.headers["content-type"].startswith("text/html")
+    github.set_fault("500", scope=REPO)
+    assert (await client.get(url, headers=AUTH)).status_code == 500
+    github.set_fault("garbage", scope=REPO)
+    garbage = await client.get(url, headers=AUTH)
+    assert garbage.status_code == 200
+    with pytest.raises(ValueError):
+        garbage.json()
+    other = await client.get(f"{github.url}/repos/acme/other/commits/main/check-runs", headers=AUTH)
+    assert other.json()["total_count"] == 1
+    github.set_fault(None, scope=REPO)
+    assert (await client.get(url, headers=AUTH)).json()["total_count"] == 3
+
+
+async def test_slow_fault_times_out_clients(github: FakeGitHub, client: httpx.AsyncClient) -> None:
+    """The slow fault delays the answer past a client's timeout."""
+    github.set_fault("slow", delay=0.4)
+    with pytest.raises(httpx.ReadTimeout):
+        await client.get(
+            f"{github.url}/repos/{REPO}/commits/main/check-runs", headers=AUTH, timeout=0.1
+        )
+
+
+async def test_requests_are_recorded(github: FakeGitHub, client: httpx.AsyncClient) -> None:
+    """Every request is recorded with its query and headers."""
+    await client.get(f"{github.url}/repos/{REPO}/pulls?state=open&base=main", headers=AUTH)
+    [recorded] = github.requests_to(f"/repos/{REPO}/pulls", "GET")
+    assert recorded.param("base") == "main"
+    assert recorded.header("Authorization") == AUTH["Authorization"]
