@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import httpx
 
 from bot.clock import Clock
 from bot.config import Config, Secrets
 from bot.runbook import Release, Step
-from checks.base import Check
+from checks.base import Check, CheckResult
+from checks.ci import check_ci
 from checks.health import check_health
+from checks.incidents import check_incidents
+from checks.preflight import run_preflight
+from checks.release_notes import check_release_notes
+from checks.rollback import check_rollback_target
+
+
+def _no_progress(text: str) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -24,10 +33,15 @@ class CheckContext:
     clock: Clock
     release: Release
     step: Step
+    progress: Callable[[str], None] = _no_progress
+    last_completed: Mapping[str, str] = field(default_factory=dict)
 
 
 Factory = Callable[[CheckContext], Sequence[Check]]
 Available = Callable[[Config, tuple[str, ...]], bool]
+
+
+# -- health ------------------------------------------------------------------------------------
 
 
 def _health_available(config: Config, services: tuple[str, ...]) -> bool:
@@ -43,11 +57,108 @@ def _health_checks(ctx: CheckContext) -> list[Check]:
             continue
         url = service.health_url
 
-        def run(n: str = name, u: str = url):  # type: ignore[no-untyped-def]
-            return check_health(ctx.client, n, u)
+        async def run(n: str = name, u: str = url) -> CheckResult:
+            return await check_health(ctx.client, n, u)
 
         checks.append(Check(f"health:{name}", run, timeout=30.0))
     return checks
+
+
+# -- preconditions -----------------------------------------------------------------------------
+
+
+def _ci_checks(ctx: CheckContext) -> list[Check]:
+    ci = ctx.config.preconditions.ci
+    assert ci is not None
+    token = ctx.secrets.require(ci.token_env)
+    wait = ci.wait.total_seconds()
+
+    async def run() -> list[CheckResult]:
+        return await check_ci(
+            ctx.client,
+            base_url=ci.github_url,
+            repository=ci.repository,
+            ref=ci.ref,
+            token=token,
+            required=list(ci.required_checks),
+            wait=wait,
+            poll=ci.poll_interval.total_seconds(),
+            progress=ctx.progress,
+        )
+
+    return [Check("ci", run, timeout=wait + 120.0)]
+
+
+def _incident_checks(ctx: CheckContext) -> list[Check]:
+    incidents = ctx.config.preconditions.incidents
+    assert incidents is not None
+    token = ctx.secrets.require(incidents.token_env)
+
+    async def run() -> CheckResult:
+        return await check_incidents(
+            ctx.client,
+            base_url=incidents.pagerduty_url,
+            token=token,
+            service_ids=list(incidents.service_ids),
+        )
+
+    return [Check("incidents", run, timeout=60.0)]
+
+
+def _notes_checks(ctx: CheckContext) -> list[Check]:
+    notes = ctx.config.preconditions.release_notes
+    assert notes is not None
+    url = notes.url.replace("{version}", ctx.release.version)
+
+    async def run() -> CheckResult:
+        return await check_release_notes(ctx.client, url, ctx.release.version)
+
+    return [Check("release-notes", run, timeout=30.0)]
+
+
+def _rollback_checks(ctx: CheckContext) -> list[Check]:
+    rollback = ctx.config.preconditions.rollback
+    assert rollback is not None
+    token = ctx.secrets.get(rollback.token_env) if rollback.token_env else None
+    if rollback.token_env and token is None:
+        ctx.secrets.require(rollback.token_env)
+    checks = []
+    for name in ctx.step.current.services:
+        service = ctx.config.service(name)
+
+        async def run(
+            n: str = name, image: str | None = service.image if service else None
+        ) -> CheckResult:
+            return await check_rollback_target(
+                ctx.client,
+                registry_url=rollback.registry_url,
+                token=token,
+                service=n,
+                image=image,
+                release=ctx.release.version,
+                last_completed=ctx.last_completed.get(n),
+            )
+
+        checks.append(Check(f"rollback:{name}", run, timeout=60.0))
+    return checks
+
+
+def _preflight_checks(ctx: CheckContext) -> list[Check]:
+    preflight = ctx.config.preflight
+    assert preflight is not None
+    wants_full = ctx.step.variant == "full" or (ctx.release.major and ctx.step.variant != "quick")
+    variant = "full" if wants_full and preflight.full else "quick"
+    argv = preflight.full if variant == "full" and preflight.full else preflight.quick
+    timeout = preflight.timeout.total_seconds()
+    if wants_full and not preflight.full:
+        ctx.progress("no full preflight is configured (preflight.full); running the quick one")
+
+    async def run() -> CheckResult:
+        return await run_preflight(
+            argv, workdir=preflight.workdir, timeout=timeout, variant=variant
+        )
+
+    return [Check("preflight", run, timeout=timeout + 30.0)]
 
 
 class CheckBook:
@@ -81,4 +192,11 @@ def default_checkbook() -> CheckBook:
     """Every check golive implements."""
     book = CheckBook()
     book.register("health", _health_available, _health_checks)
+    book.register("ci", lambda c, s: c.preconditions.ci is not None, _ci_checks)
+    book.register("incidents", lambda c, s: c.preconditions.incidents is not None, _incident_checks)
+    book.register(
+        "release-notes", lambda c, s: c.preconditions.release_notes is not None, _notes_checks
+    )
+    book.register("rollback", lambda c, s: c.preconditions.rollback is not None, _rollback_checks)
+    book.register("preflight", lambda c, s: c.preflight is not None, _preflight_checks)
     return book

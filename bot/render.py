@@ -287,7 +287,12 @@ def render_approved(
 def render_check_results(step: Step, results: Iterable[Mapping[str, Any]], ok: bool) -> Rendered:
     """Check verdicts with their summaries; a failure says how to move on."""
     icon = {"pass": "✅", "warn": "⚠️", "fail": "❌", "error": "💥", "inconclusive": "❔"}
-    rows = [f"{icon.get(r['status'], '•')} `{r['name']}` {r['summary']}" for r in results]
+    rows = []
+    for r in results:
+        rows.append(f"{icon.get(r['status'], '•')} `{r['name']}` {r['summary']}")
+        tail = (r.get("evidence") or {}).get("output_tail")
+        if tail:
+            rows.append("```\n" + str(tail)[-1500:] + "\n```")
     head = f"✅ *{step.title}* passed" if ok else f"❌ *{step.title}* is blocked"
     lines = [head, *rows]
     if not ok:

@@ -11,6 +11,7 @@ import httpx
 from bot.checkbook import CheckBook, default_checkbook
 from bot.clock import Clock, SystemClock
 from bot.config import Config, Secrets
+from bot.freeze import FreezeEnforcer
 from bot.outbox import Outbox, Transport
 from bot.scheduler import Timers
 from bot.service import ReleaseService
@@ -41,11 +42,13 @@ class Runtime:
         )
         self.outbox = Outbox(self.store, transport, self.clock)
         self.timers = Timers(self.service)
-        self._outbox_task: asyncio.Task[None] | None = None
+        self.freeze = FreezeEnforcer(config, self.store, secrets, self.service.client, self.clock)
+        self._tasks: list[asyncio.Task[None]] = []
         self.service.on_change(self._changed)
 
     def _changed(self) -> None:
         self.outbox.wake()
+        self.freeze.wake()
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -55,7 +58,8 @@ class Runtime:
 
     async def start(self) -> None:
         """Resume from the database: deliver what is queued, rerun checks, re-arm timers."""
-        self._outbox_task = asyncio.get_running_loop().create_task(self.outbox.run())
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self.outbox.run()), loop.create_task(self.freeze.run())]
         self.timers.start()
         self.service.fire_due()
         self.service.kick()
@@ -64,8 +68,8 @@ class Runtime:
         """Stop background work and close connections (state is already in SQLite)."""
         self.timers.shutdown()
         self.outbox.stop()
-        if self._outbox_task is not None:
-            await asyncio.gather(self._outbox_task, return_exceptions=True)
+        self.freeze.stop()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.service.close()
         self.store.close()
 
@@ -74,6 +78,8 @@ class Runtime:
         while True:
             fired = self.service.fire_due()
             await self.service.settle()
+            if self.freeze.enabled and self.freeze.busy():
+                await self.freeze.sync()
             delivered = await self.outbox.flush()
             if not fired and not delivered and not self.service.running_checks():
                 return

@@ -70,6 +70,7 @@ from bot.runbook import (
 )
 from bot.store import OutboxRow, ReleaseRecord, Store
 from checks.base import CheckResult, Status, run_checks
+from checks.rollback import targets_from
 
 log = logging.getLogger(__name__)
 
@@ -418,11 +419,7 @@ class ReleaseService:
 
     def rollback_plan(self, record: ReleaseRecord) -> list[str]:
         """Each changed service with the rollback target the rollback check found."""
-        targets: dict[str, str] = {}
-        for result in self.store.check_results(record.release.id, "rollback"):
-            found = result["evidence"].get("targets")
-            if isinstance(found, dict):
-                targets.update({str(k): str(v) for k, v in found.items()})
+        targets = targets_from(self.store.check_results(record.release.id, "rollback"))
         lines = []
         for name in record.release.services:
             service = self.config.service(name)
@@ -754,16 +751,20 @@ class ReleaseService:
                 return
             name = step.current.check or step.key
             ctx = CheckContext(
-                self.config, self.secrets, self.client, self.clock, record.release, step
+                self.config, self.secrets, self.client, self.clock, record.release, step,
+                progress=lambda text: self._progress(rid, step_key, text),
+                last_completed=self.store.last_completed_versions(before=rid),
             )
-            checks = self.checkbook.build(name, ctx)
-            if checks:
-                results = await run_checks(checks)
+            try:
+                checks = self.checkbook.build(name, ctx)
+            except GoliveError as exc:  # e.g. a secret missing from the environment
+                checks = []
+                results = [CheckResult(name, Status.ERROR, f"{name} cannot run: {exc.message}")]
             else:
                 results = [CheckResult(name, Status.ERROR, f"no check could be built for {name}")]
+            if checks:
+                results = await run_checks(checks)
             self.finish_check(rid, step_key, attempt, results)
-        except GoliveError as exc:
-            log.warning("check %s of release %s: %s", step_key, rid, exc.message)
         except Exception:
             log.exception("check %s of release %s crashed", step_key, rid)
             self.finish_check(
@@ -774,6 +775,18 @@ class ReleaseService:
             )
         finally:
             self._inflight.pop(key, None)
+
+    def _progress(self, release_id: int, step_key: str, text: str) -> None:
+        """A running check tells the thread what it is waiting for."""
+        now = self.clock.now()
+        record = self.store.load(release_id)
+        step = record.release.find_step(step_key)
+        title = step.title if step else step_key
+        with self.store.transaction():
+            self.store.add_event(release_id, now, "check_progress", None,
+                                 {"step": step_key, "text": text})
+            self._thread(record, render.Rendered(f"⏳ *{title}*: {text}"), now)
+        self._notify()
 
     def finish_check(
         self, release_id: int, step_key: str, attempt: int, results: list[CheckResult]

@@ -185,6 +185,24 @@ def m001_initial(db: Database) -> None:
     db.table("seen_events").create({"key": str, "at": str}, pk="key")
 
 
+@migrations()
+def m002_freeze_marks(db: Database) -> None:
+    """The commits golive marked with the merge-freeze status, so the freeze can be lifted."""
+    db.table("freeze_marks").create(
+        {
+            "id": int,
+            "release_id": int,
+            "repository": str,
+            "sha": str,
+            "pr_number": int,
+            "state": str,
+            "at": str,
+        },
+        pk="id",
+    )
+    db.table("freeze_marks").create_index(["release_id", "sha"], unique=True)
+
+
 def _j(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
@@ -443,6 +461,43 @@ class Store:
     def history_rows(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest releases as plain rows."""
         return list(self._t("releases").rows_where(order_by="id desc", limit=limit))
+
+    def last_completed_versions(self, before: int | None = None) -> dict[str, str]:
+        """service → version of the newest completed release that changed it."""
+        where = "status = 'completed'" + (" and id < ?" if before is not None else "")
+        args = [before] if before is not None else []
+        found: dict[str, str] = {}
+        for row in self._t("releases").rows_where(where, args, order_by="id desc"):
+            for service in _unj(row["services"], []):
+                found.setdefault(service, row["version"])
+        return found
+
+    def freeze_marks(self, *, state: str | None = None) -> list[dict[str, Any]]:
+        """Commits golive marked for the merge gate (optionally only in one state)."""
+        where, args = (None, []) if state is None else ("state = ?", [state])
+        return list(self._t("freeze_marks").rows_where(where, args, order_by="id"))
+
+    def mark_frozen_commit(
+        self,
+        release_id: int,
+        repository: str,
+        sha: str,
+        pr_number: int,
+        state: str,
+        at: datetime,
+    ) -> None:
+        """Record the gate status golive set on a commit."""
+        self._t("freeze_marks").upsert(
+            {
+                "release_id": release_id,
+                "repository": repository,
+                "sha": sha,
+                "pr_number": pr_number,
+                "state": state,
+                "at": utc_iso(at),
+            },
+            pk=("release_id", "sha"),
+        )
 
     def frozen_release(self) -> dict[str, Any] | None:
         """The release currently holding a merge freeze, if any."""

@@ -147,3 +147,26 @@ async def harness(clock: FakeClock, store: Store) -> AsyncIterator[Harness]:
 def data_dir() -> Path:
     """Test data files."""
     return Path(__file__).parent / "data"
+
+
+async def walk(h: Harness, until: str | None = None, soak_minutes: float = 15) -> None:
+    """Approve every awaiting step by its owner (by reaction), advancing the soak timer, until
+    `until` is done or nothing more can move without something else happening."""
+    from bot.runbook import StepStatus
+
+    for _ in range(80):
+        release = h.release()
+        if until is not None and release.step(until).status is StepStatus.DONE:
+            return
+        awaiting = [s for s in release.steps if s.status is StepStatus.AWAITING]
+        if not awaiting:
+            soak = release.find_step("soak")
+            if soak is not None and soak.status is StepStatus.TIMING:
+                h.clock.advance(soak_minutes * 60)
+                await h.settle()
+                continue
+            return
+        step = awaiting[0]
+        printed = await h.react(release.roles.user(step.owner), step.key)
+        assert not any(line.startswith("[only @") for line in printed), printed
+    raise AssertionError("the release did not move")

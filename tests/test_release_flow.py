@@ -18,44 +18,8 @@ from tests.conftest import (
     STRANGER,
     Harness,
     make_config,
+    walk,
 )
-
-OWNER = {
-    "ci": COMMANDER,
-    "incidents": ON_CALL,
-    "notes": COMMANDER,
-    "rollback": ON_CALL,
-    "preflight": COMMANDER,
-    "freeze": COMMANDER,
-    "backup": BACKEND,
-    "migrations": BACKEND,
-    "wave-1": BACKEND,
-    "wave-2": BACKEND,
-    "portal": FRONTEND,
-    "soak": ON_CALL,
-    "api": BACKEND,
-    "portal-paths": FRONTEND,
-    "criteria": COMMANDER,
-}
-
-
-async def approve_until(h: Harness, last: str) -> None:
-    """Approve every open step by its owner (by reaction), up to and including `last`."""
-    for _ in range(60):
-        release = h.release()
-        awaiting = [s for s in release.steps if s.status is StepStatus.AWAITING]
-        if not awaiting:
-            if release.step("soak").status is StepStatus.TIMING:
-                h.clock.advance(15 * 60)
-                await h.settle()
-                continue
-            return
-        step = awaiting[0]
-        printed = await h.react(OWNER[step.key], step.key)
-        assert not any(line.startswith("[only @") for line in printed), printed
-        if step.key == last and h.release().step(last).status is StepStatus.DONE:
-            return
-    raise AssertionError("the release did not move")
 
 
 async def test_full_release_through_the_console(harness: Harness) -> None:
@@ -63,7 +27,7 @@ async def test_full_release_through_the_console(harness: Harness) -> None:
     h = harness
     reply = await h.reply(COMMANDER, "/golive start v2.4.0")
     assert reply.startswith("Release v2.4.0 started")
-    await approve_until(h, "criteria")
+    await walk(h, "criteria")
     assert h.release().all_done
     assert await h.reply(COMMANDER, "/golive complete") == "Release completed."
     release = h.release()
@@ -106,7 +70,7 @@ async def test_abort_lifts_the_freeze_and_stops_the_release(harness: Harness) ->
     """Abort by the commander after the freeze: announced, freeze lifted, approvals refused."""
     h = harness
     await h.say(COMMANDER, "/golive start v2.4.0")
-    await approve_until(h, "freeze")
+    await walk(h, "freeze")
     assert h.release().frozen
     refused = await h.reply(BACKEND, "/golive abort not mine")
     assert refused == "only the commander (@alice) can abort this release"
@@ -125,7 +89,7 @@ async def test_rollback_keeps_the_freeze_until_the_commander_lifts_it(harness: H
     """Only on-call rolls back; the plan lists services; merges stay frozen until unfreeze."""
     h = harness
     await h.say(COMMANDER, "/golive start v2.4.0")
-    await approve_until(h, "wave-1")
+    await walk(h, "wave-1")
     assert "only on-call" in await h.reply(COMMANDER, "/golive rollback errors")
     assert "needs a reason" in await h.reply(ON_CALL, "/golive rollback")
     await h.say(ON_CALL, "/golive rollback 5xx doubled after wave 1")
@@ -146,7 +110,7 @@ async def test_restart_resumes_at_the_same_step(tmp_path: Path) -> None:
     config = make_config(database=str(tmp_path / "golive.db"))
     first = Harness(config, clock, Store(config.database))
     await first.say(COMMANDER, "/golive start v2.4.0")
-    await approve_until(first, "backup")
+    await walk(first, "backup")
     delivered_before = {m.id for m in first.messages() if m.status == "delivered"}
     # The migrations request was committed; the process dies before delivering it.
     first.service.approve(CHANNEL, BACKEND, "migrations", via="console")
@@ -163,7 +127,7 @@ async def test_restart_resumes_at_the_same_step(tmp_path: Path) -> None:
     assert len(printed_ids) == len(set(printed_ids))
     assert not {f"m{i}" for i in delivered_before} & set(printed_ids)
     assert all(m.status != "pending" for m in second.messages())
-    await approve_until(second, "wave-1")
+    await walk(second, "wave-1")
     assert second.step("wave-1").outcome is Outcome.MANUAL
     approvals = second.store.approvals(second.release().id)
     assert [a["step_key"] for a in approvals].count("backup") == 1
@@ -174,7 +138,7 @@ async def test_soak_timer_then_on_call_widens(harness: Harness) -> None:
     """The soak waits its full duration; only then is on-call asked to widen traffic."""
     h = harness
     await h.say(COMMANDER, "/golive start v2.4.0")
-    await approve_until(h, "portal")
+    await walk(h, "portal")
     soak = h.step("soak")
     assert soak.status is StepStatus.TIMING
     assert soak.deadline == h.clock.now() + timedelta(minutes=15)
@@ -202,7 +166,7 @@ async def test_scheduled_go_live(clock: FakeClock, store: Store) -> None:
     assert h.release().status is ReleaseStatus.ACTIVE
     reminder = [m.text for m in h.messages() if m.text.startswith("⏰ T-30")]
     assert reminder and "<@U0BACKEND>" in reminder[0]
-    await approve_until(h, "preflight")
+    await walk(h, "preflight")
     assert h.step("freeze").status is StepStatus.PENDING
     assert "Deployment opens at the scheduled go-live" in h.messages()[-1].text or any(
         "Deployment opens" in m.text for m in h.messages()

@@ -9,8 +9,7 @@ from pathlib import Path
 from bot.clock import FakeClock, SystemClock
 from bot.runbook import StepStatus
 from bot.store import Store
-from tests.conftest import COMMANDER, Harness, make_config
-from tests.test_release_flow import approve_until
+from tests.conftest import COMMANDER, Harness, make_config, walk
 
 
 async def test_apscheduler_fires_the_soak_deadline() -> None:
@@ -18,7 +17,7 @@ async def test_apscheduler_fires_the_soak_deadline() -> None:
     config = make_config(monitoring={"soak": {"duration": "1s", "interval": "1s"}})
     h = Harness(config, SystemClock(), Store(":memory:"))  # type: ignore[arg-type]
     await h.say(COMMANDER, "/golive start v2.4.0")
-    await approve_until(h, "portal")
+    await walk(h, "portal")
     assert h.step("soak").status is StepStatus.TIMING
     changed = asyncio.Event()
     h.service.on_change(changed.set)
@@ -39,7 +38,7 @@ async def test_restart_resumes_the_soak_with_the_time_that_remains(tmp_path: Pat
     config = make_config(database=str(tmp_path / "golive.db"))
     first = Harness(config, clock, Store(config.database))
     await first.say(COMMANDER, "/golive start v2.4.0")
-    await approve_until(first, "portal")
+    await walk(first, "portal")
     deadline = first.step("soak").deadline
     assert deadline == clock.now() + timedelta(minutes=15)
     await first.service.close()

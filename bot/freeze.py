@@ -1,0 +1,154 @@
+"""Keeps GitHub's merge gate in step with the freeze recorded in SQLite.
+
+While a release holds the freeze, every open pull request into `freeze_branch` carries a failing
+`golive/merge-freeze` status (re-scanned every few minutes, so PRs opened or pushed during the
+freeze get it too); when the freeze lifts, every commit golive marked gets `success` again.
+GitHub being down delays this (the next scan retries); it never changes the release itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import httpx
+
+from bot.clock import Clock
+from bot.config import Config, Secrets
+from bot.store import Store
+from checks.freeze import open_pull_heads, set_freeze_status
+from checks.http import ProviderError
+
+log = logging.getLogger(__name__)
+
+
+class FreezeEnforcer:
+    """Marks and unmarks pull requests; `sync()` is idempotent and safe to call any time."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        secrets: Secrets,
+        client: httpx.AsyncClient,
+        clock: Clock,
+        rescan: float = 120.0,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.secrets = secrets
+        self.client = client
+        self.clock = clock
+        self.rescan = rescan
+        self._wake = asyncio.Event()
+        self._stopped = False
+        self.last_error: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """True when a GitHub freeze branch is configured."""
+        ci = self.config.preconditions.ci
+        return ci is not None and bool(ci.freeze_branch)
+
+    def wake(self) -> None:
+        """The freeze may have changed: sync soon."""
+        self._wake.set()
+
+    async def sync(self) -> None:
+        """Make GitHub match the recorded freeze state."""
+        ci = self.config.preconditions.ci
+        if ci is None or not ci.freeze_branch:
+            return
+        token = self.secrets.get(ci.token_env)
+        if token is None:
+            self._failed(None, f"{ci.token_env} is not set, so pull requests cannot be marked")
+            return
+        frozen = self.store.frozen_release()
+        try:
+            if frozen is not None:
+                marked = {
+                    m["sha"]
+                    for m in self.store.freeze_marks()
+                    if m["release_id"] == frozen["id"] and m["state"] == "failure"
+                }
+                heads = await open_pull_heads(
+                    self.client, ci.github_url, ci.repository, ci.freeze_branch, token
+                )
+                for head in heads:
+                    if head.sha in marked:
+                        continue
+                    await set_freeze_status(
+                        self.client,
+                        ci.github_url,
+                        ci.repository,
+                        head.sha,
+                        token,
+                        frozen=True,
+                        description=f"Merges frozen for release {frozen['version']} (golive)",
+                    )
+                    self.store.mark_frozen_commit(
+                        frozen["id"],
+                        ci.repository,
+                        head.sha,
+                        head.number,
+                        "failure",
+                        self.clock.now(),
+                    )
+            frozen_id = frozen["id"] if frozen is not None else None
+            for mark in self.store.freeze_marks(state="failure"):
+                if mark["release_id"] == frozen_id:
+                    continue
+                await set_freeze_status(
+                    self.client,
+                    ci.github_url,
+                    mark["repository"],
+                    mark["sha"],
+                    token,
+                    frozen=False,
+                    description="Merge freeze lifted (golive)",
+                )
+                self.store.mark_frozen_commit(
+                    mark["release_id"],
+                    mark["repository"],
+                    mark["sha"],
+                    mark["pr_number"],
+                    "success",
+                    self.clock.now(),
+                )
+        except ProviderError as exc:
+            self._failed(frozen["id"] if frozen else None, exc.message)
+            return
+        self.last_error = None
+
+    def _failed(self, release_id: int | None, message: str) -> None:
+        if message != self.last_error:
+            log.warning("merge gate on GitHub: %s", message)
+            self.store.add_event(
+                release_id, self.clock.now(), "freeze_gate_failed", None, {"error": message}
+            )
+        self.last_error = message
+
+    def busy(self) -> bool:
+        """True while something is frozen or a lifted freeze still has marks to clear."""
+        return self.store.frozen_release() is not None or bool(
+            self.store.freeze_marks(state="failure")
+        )
+
+    async def run(self) -> None:
+        """Sync on every wake-up and every `rescan` seconds while there is work."""
+        while not self._stopped:
+            self._wake.clear()
+            if self.enabled:
+                try:
+                    await self.sync()
+                except Exception:
+                    log.exception("merge gate sync crashed; will retry")
+            timeout = self.rescan if self.enabled and self.busy() else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+
+    def stop(self) -> None:
+        """End the loop."""
+        self._stopped = True
+        self._wake.set()

@@ -1,0 +1,139 @@
+"""Rollback targets: the previous stable image of every changed service exists in the registry."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+
+from checks.base import CheckResult, Status
+from checks.http import ProviderError, expect, request_json
+
+PROVIDER = "the registry"
+_SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
+
+Version = tuple[int, int, int]
+
+
+def parse_version(text: str) -> tuple[Version, bool] | None:
+    """(major, minor, patch) and whether it is a pre-release; None when not semver."""
+    match = _SEMVER.match(text.strip())
+    if not match:
+        return None
+    major, minor, patch, pre = match.groups()
+    return (int(major), int(minor), int(patch)), pre is not None
+
+
+def previous_stable(tags: list[str], release: str) -> str | None:
+    """The highest non-pre-release semver tag below the release version."""
+    target = parse_version(release)
+    if target is None:
+        return None
+    candidates = []
+    for tag in tags:
+        parsed = parse_version(tag)
+        if parsed is not None and not parsed[1] and parsed[0] < target[0]:
+            candidates.append((parsed[0], tag))
+    return max(candidates)[1] if candidates else None
+
+
+async def list_tags(
+    client: httpx.AsyncClient, registry_url: str, image: str, token: str | None
+) -> list[str]:
+    """Every tag of an image (OCI distribution API), following `Link` pages."""
+    headers = {"Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    base = registry_url.rstrip("/")
+    url: str | None = f"{base}/v2/{image}/tags/list"
+    params: dict[str, Any] | None = {"n": 1000}
+    tags: list[str] = []
+    for _ in range(100):
+        if url is None:
+            return tags
+        answer = await request_json(
+            client, "GET", url, provider=PROVIDER, headers=headers, params=params
+        )
+        data = answer.data
+        expect(isinstance(data, dict) and "tags" in data, PROVIDER, "a `tags` field", answer)
+        page = data["tags"] or []
+        expect(isinstance(page, list), PROVIDER, "a list of tags", answer)
+        tags.extend(str(t) for t in page)
+        link = answer.response.links.get("next", {}).get("url")
+        url = urljoin(base + "/", link) if link else None
+        params = None
+    raise ProviderError(f"{PROVIDER} kept answering further pages for {image}; stopped")
+
+
+async def check_rollback_target(
+    client: httpx.AsyncClient,
+    *,
+    registry_url: str,
+    token: str | None,
+    service: str,
+    image: str | None,
+    release: str,
+    last_completed: str | None,
+) -> CheckResult:
+    """One service: choose its rollback target and make sure the registry holds it."""
+    name = f"rollback:{service}"
+    started = time.monotonic()
+    if not image:
+        return CheckResult(
+            name,
+            Status.INCONCLUSIVE,
+            f"{service} has no `image` configured, so golive cannot look for its rollback "
+            f"image; confirm it by hand and waive `{name}`",
+            {"service": service},
+            0.0,
+        )
+    try:
+        tags = await list_tags(client, registry_url, image, token)
+    except ProviderError as exc:
+        return exc.result(name, time.monotonic() - started)
+    elapsed = time.monotonic() - started
+    evidence: dict[str, Any] = {"service": service, "image": image, "tags_seen": len(tags)}
+    if last_completed is not None:
+        evidence["rule"] = "the version of the last release golive completed"
+        target: str | None = last_completed
+    else:
+        evidence["rule"] = f"the highest stable version tag below {release}"
+        target = previous_stable(tags, release)
+    if target is None:
+        shown = ", ".join(sorted(tags)[-8:]) or "none"
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"no stable tag below {release} in {image} (tags: {shown}): nothing to roll back to",
+            evidence,
+            elapsed,
+        )
+    if target not in tags:  # a release called v2.3.1 may be tagged 2.3.1, and the other way round
+        other = target[1:] if target.startswith("v") else f"v{target}"
+        target = other if other in tags else target
+    evidence["target"] = target
+    if target not in tags:
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"rollback target {image}:{target} ({evidence['rule']}) is not in the registry",
+            evidence,
+            elapsed,
+        )
+    return CheckResult(
+        name, Status.PASS, f"{service} can roll back to {image}:{target}", evidence, elapsed
+    )
+
+
+def targets_from(results: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """service → rollback target from stored rollback results (the newest wins)."""
+    found: dict[str, str] = {}
+    for result in results:
+        evidence = result.get("evidence") or {}
+        if isinstance(evidence, Mapping) and evidence.get("service") and evidence.get("target"):
+            found[str(evidence["service"])] = str(evidence["target"])
+    return found

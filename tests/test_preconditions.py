@@ -1,0 +1,362 @@
+"""Preconditions, preflight, health gates and the merge gate, through the engine, against the
+sandbox's real HTTP servers and a real preflight script."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.clock import FakeClock
+from bot.runbook import Outcome, ReleaseStatus, StepStatus
+from bot.sandbox import Sandbox
+from bot.sandbox.sandbox import BRANCH, REPOSITORY
+from bot.store import Store
+from checks.freeze import CONTEXT
+from tests.conftest import COMMANDER, ON_CALL, Harness, config_dict, walk
+
+PREFLIGHT = """\
+import os, subprocess, sys, time
+print("preflight", " ".join(sys.argv[1:]))
+mode = open("mode").read().strip() if os.path.exists("mode") else "pass"
+if mode == "fail":
+    print("migrations check: partner-registry has 2 unapplied migrations")
+    sys.exit(3)
+if mode == "hang":
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    open("child.pid", "w").write(str(child.pid))
+    time.sleep(60)
+print("all good")
+"""
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    """Every fake provider on loopback, seeded green."""
+    async with Sandbox.start(traffic=False, history=0) as sb:
+        yield sb
+
+
+def sandbox_config(sb: Sandbox, workdir: Path, **extra: Any) -> dict[str, Any]:
+    """The test config pointed at the sandbox, with a real preflight script in `workdir`."""
+    workdir.mkdir(exist_ok=True)
+    (workdir / "preflight.py").write_text(PREFLIGHT)
+    overrides = sb.config_overrides()
+    pre = overrides["preconditions"]
+    pre["ci"].update(wait="2s", poll_interval="50ms")
+    data = config_dict(services=overrides["services"], preconditions=pre)
+    data["preflight"] = {
+        "workdir": str(workdir),
+        "quick": ["python3", "preflight.py", "--quick"],
+        "full": ["python3", "preflight.py", "--include-frontend"],
+        "timeout": "2s",
+    }
+    data.update(extra)
+    return data
+
+
+@pytest.fixture
+async def h(sandbox: Sandbox, tmp_path: Path, clock: FakeClock) -> AsyncIterator[Harness]:
+    """A harness whose preconditions, preflight and health gates run against the sandbox."""
+    from bot.config import validate_config
+
+    config = validate_config(sandbox_config(sandbox, tmp_path / "repo"))
+    harness = Harness(config, clock, Store(":memory:"), secrets=sandbox.tokens)
+    yield harness
+    await harness.service.close()
+
+
+def results(h: Harness, step: str) -> dict[str, dict[str, Any]]:
+    """The newest verdict of each check of a step."""
+    return {r["name"]: r for r in h.store.check_results(h.release().id, step)}
+
+
+def thread_texts(h: Harness) -> list[str]:
+    """Every message text of the release, in order."""
+    return [m.text for m in h.messages()]
+
+
+async def test_green_preconditions_pass_by_themselves(h: Harness) -> None:
+    """CI, incidents, notes page and rollback targets pass; only the notes approval waits."""
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    release = h.release()
+    assert [release.step(k).status for k in ("ci", "incidents", "rollback")] == [
+        StepStatus.DONE
+    ] * 3
+    assert release.step("notes").status is StepStatus.AWAITING
+    assert "/notes/v2.4.0" in h.approval_message("notes").text
+    ci = results(h, "ci")
+    assert set(ci) == {"ci:python-services", "ci:web-portal", "ci:smoke-core-flow"}
+    assert all(r["status"] == "pass" for r in ci.values())
+    rollback = results(h, "rollback")
+    assert rollback["rollback:billing-api"]["evidence"]["target"] == "2.3.1"
+    await walk(h, "preflight")
+    flight = results(h, "preflight")["preflight"]
+    assert flight["status"] == "pass"
+    assert "preflight --quick" in flight["evidence"]["output_tail"]
+    assert h.step("freeze").status is StepStatus.AWAITING
+
+
+async def test_failed_ci_blocks_and_names_the_check_until_waived(
+    h: Harness, sandbox: Sandbox
+) -> None:
+    """A red required check blocks the release with its name and link; a waiver records why."""
+    sandbox.github.set_check_run(REPOSITORY, BRANCH, "smoke-core-flow", conclusion="failure")
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    ci = h.step("ci")
+    assert ci.status is StepStatus.BLOCKED and ci.failing == ("ci:smoke-core-flow",)
+    blocked = next(t for t in thread_texts(h) if t.startswith("❌ *CI green* is blocked"))
+    assert "smoke-core-flow concluded failure" in blocked and "http" in blocked
+    assert "only the commander" in await h.reply(ON_CALL, "/golive waive ci flaky")
+    await h.say(COMMANDER, "/golive waive ci:smoke-core-flow known flake, rerun green locally")
+    assert h.step("ci").outcome is Outcome.WAIVED
+    status = await h.reply(COMMANDER, "/golive status")
+    assert "Waived: ci:smoke-core-flow" in status
+    waiver = h.store.waivers(h.release().id)[0]
+    assert (waiver["user"], waiver["reason"]) == (COMMANDER, "known flake, rerun green locally")
+
+
+async def test_pending_ci_is_waited_for_then_passes(h: Harness, sandbox: Sandbox) -> None:
+    """A check still running is re-polled, the thread says what golive waits for, then green."""
+    sandbox.github.pending_then_green(REPOSITORY, BRANCH, "web-portal", polls=2)
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    assert h.step("ci").outcome is Outcome.PASSED
+    assert results(h, "ci")["ci:web-portal"]["evidence"]["polls"] == 3
+    assert any("waiting for CI on main: web-portal" in t for t in thread_texts(h))
+
+
+async def test_pending_ci_fails_when_the_wait_runs_out(h: Harness, sandbox: Sandbox) -> None:
+    """A check that stays pending past ci.wait fails, naming it."""
+    sandbox.github.set_check_run(REPOSITORY, BRANCH, "web-portal", status="in_progress")
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    assert h.step("ci").failing == ("ci:web-portal",)
+    summary = results(h, "ci")["ci:web-portal"]["summary"]
+    assert summary.startswith("web-portal is in_progress after waiting")
+
+
+async def test_missing_check_fails_by_name(h: Harness, sandbox: Sandbox) -> None:
+    """A required check that never reported is a failure that names it."""
+    sandbox.github.remove_check_runs(REPOSITORY, BRANCH, "smoke-core-flow")
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    assert results(h, "ci")["ci:smoke-core-flow"]["summary"] == (
+        "smoke-core-flow has not reported on main"
+    )
+
+
+@pytest.mark.parametrize(
+    ("fault", "words"),
+    [
+        ("html", "answered an HTML page instead of JSON"),
+        ("garbage", "answered malformed JSON"),
+        ("500", "answered HTTP 500"),
+    ],
+)
+async def test_provider_garbage_is_an_error_never_a_pass(
+    h: Harness, sandbox: Sandbox, fault: str, words: str
+) -> None:
+    """HTML, malformed JSON and 5xx from GitHub and PagerDuty are errors with the reason."""
+    sandbox.github.set_fault(fault)
+    sandbox.pagerduty.set_fault(fault)
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    for step, name in (("ci", "ci:web-portal"), ("incidents", "incidents")):
+        assert h.step(step).status is StepStatus.BLOCKED
+        verdict = results(h, step)[name]
+        assert verdict["status"] == "error" and words in verdict["summary"], verdict
+
+
+async def test_bad_credentials_are_named(
+    sandbox: Sandbox, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A token the provider refuses is an error that says to check the token, never a pass."""
+    from bot.config import validate_config
+
+    config = validate_config(sandbox_config(sandbox, tmp_path / "repo"))
+    secrets = {**sandbox.tokens, "GITHUB_TOKEN": "ghp_wrong", "REGISTRY_TOKEN": "nope"}
+    h = Harness(config, clock, Store(":memory:"), secrets=secrets)
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    ci = results(h, "ci")["ci:python-services"]
+    assert ci["status"] == "error"
+    assert ci["summary"] == "GitHub refused the credentials (HTTP 401); check the token"
+    assert "ghp_wrong" not in str(ci)
+    assert results(h, "rollback")["rollback:web-portal"]["status"] == "error"
+    await h.service.close()
+
+
+async def test_missing_secret_is_an_error_naming_the_variable(
+    sandbox: Sandbox, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Without the token in the environment the check says which variable is missing."""
+    from bot.config import validate_config
+
+    config = validate_config(sandbox_config(sandbox, tmp_path / "repo"))
+    secrets = {k: v for k, v in sandbox.tokens.items() if k != "PAGERDUTY_API_TOKEN"}
+    h = Harness(config, clock, Store(":memory:"), secrets=secrets)
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    verdict = results(h, "incidents")["incidents"]
+    assert verdict["status"] == "error"
+    assert "PAGERDUTY_API_TOKEN is not set" in verdict["summary"]
+    await h.service.close()
+
+
+async def test_paginated_answers_are_followed(h: Harness, sandbox: Sandbox) -> None:
+    """Required checks on GitHub's second page and tags on the registry's later pages count."""
+    for i in range(130):
+        sandbox.github.set_check_run(REPOSITORY, BRANCH, f"lint-{i:03}")
+    sandbox.github.set_check_run(REPOSITORY, BRANCH, "smoke-core-flow")  # now on page 2
+    sandbox.registry.page_size = 1
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    assert h.step("ci").outcome is Outcome.PASSED
+    assert h.step("rollback").outcome is Outcome.PASSED
+    pages = [r for r in sandbox.github.requests if r.path.endswith("/check-runs")]
+    assert len(pages) >= 2
+    tag_pages = [r for r in sandbox.registry.requests if r.path.endswith("/tags/list")]
+    assert len(tag_pages) >= 3 * 4
+
+
+async def test_open_incident_blocks_until_resolved(h: Harness, sandbox: Sandbox) -> None:
+    """An open high-urgency incident fails with its title and link; after it resolves, retry."""
+    incident = sandbox.pagerduty.add_incident("Checkout latency above SLO")
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    verdict = results(h, "incidents")["incidents"]
+    assert verdict["status"] == "fail"
+    assert "Checkout latency above SLO (triggered)" in verdict["summary"]
+    assert "http" in verdict["summary"]
+    sandbox.pagerduty.resolve_incident(incident.id)
+    await h.say(ON_CALL, "/golive retry incidents")
+    assert h.step("incidents").outcome is Outcome.PASSED
+
+
+async def test_no_stable_rollback_target_fails(h: Harness, sandbox: Sandbox) -> None:
+    """A service whose registry holds no stable tag below the release cannot roll back."""
+    sandbox.registry.set_tags("platform/billing-api", ["2.4.0-rc.1", "latest", "2.5.0"])
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    verdict = results(h, "rollback")["rollback:billing-api"]
+    assert verdict["status"] == "fail"
+    assert verdict["summary"].startswith("no stable tag below v2.4.0 in platform/billing-api")
+    assert h.step("rollback").failing == ("rollback:billing-api",)
+
+
+async def test_rollback_target_is_the_last_completed_release(h: Harness, sandbox: Sandbox) -> None:
+    """After golive completed 2.3.0, the next release's target is 2.3.0, not the newer 2.3.1."""
+    await h.say(COMMANDER, "/golive start v2.3.0")
+    await walk(h)
+    await h.say(COMMANDER, "/golive complete")
+    assert h.release().status is ReleaseStatus.COMPLETED
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    verdict = results(h, "rollback")["rollback:billing-api"]
+    assert verdict["evidence"]["target"] == "2.3.0"
+    assert verdict["evidence"]["rule"] == "the version of the last release golive completed"
+    await h.say(ON_CALL, "/golive rollback testing the plan")
+    plan = next(m.text for m in h.messages() if m.text.startswith("⏪") and m.kind != "update")
+    assert "billing-api: roll back to `platform/billing-api:2.3.0`" in plan
+
+
+async def test_failing_preflight_shows_its_output_and_can_rerun(h: Harness, tmp_path: Path) -> None:
+    """Exit code decides; the output tail is in the message; `/golive preflight` reruns it."""
+    (tmp_path / "repo").mkdir(exist_ok=True)
+    (tmp_path / "repo" / "mode").write_text("fail")
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    await walk(h)
+    verdict = results(h, "preflight")["preflight"]
+    assert verdict["status"] == "fail" and verdict["evidence"]["exit_code"] == 3
+    blocked = next(t for t in thread_texts(h) if t.startswith("❌ *Preflight*"))
+    assert "2 unapplied migrations" in blocked
+    (tmp_path / "repo" / "mode").write_text("pass")
+    await h.say(COMMANDER, "/golive preflight full")
+    verdict = results(h, "preflight")["preflight"]
+    assert verdict["status"] == "pass"
+    assert "--include-frontend" in verdict["evidence"]["output_tail"]
+
+
+async def test_preflight_timeout_kills_the_process_group(h: Harness, tmp_path: Path) -> None:
+    """A hanging preflight is stopped with everything it started, and says so."""
+    repo = tmp_path / "repo"
+    repo.mkdir(exist_ok=True)
+    (repo / "mode").write_text("hang")
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    await walk(h)
+    verdict = results(h, "preflight")["preflight"]
+    assert verdict["status"] == "error"
+    assert verdict["summary"] == "quick preflight did not finish within 2s; golive stopped it"
+    child = int((repo / "child.pid").read_text())
+    assert not _alive(child)
+
+
+async def test_major_release_runs_the_full_preflight(h: Harness) -> None:
+    """`major` releases run the full variant (with the frontend)."""
+    await h.say(COMMANDER, "/golive start v3.0.0 major")
+    await walk(h, "preflight")
+    verdict = results(h, "preflight")["preflight"]
+    assert verdict["evidence"]["variant"] == "full"
+    assert "--include-frontend" in verdict["evidence"]["output_tail"]
+
+
+async def test_health_gates_between_waves(h: Harness, sandbox: Sandbox) -> None:
+    """A wave whose service is unhealthy blocks the next wave until it recovers and is retried."""
+    sandbox.product.set_health("billing-api", False)
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    await walk(h)
+    wave = h.step("wave-2")
+    assert wave.status is StepStatus.BLOCKED and wave.failing == ("health:billing-api",)
+    assert h.step("portal").status is StepStatus.PENDING
+    sandbox.product.set_health("billing-api", True)
+    reply = await h.reply(COMMANDER, "/golive retry wave-2")
+    assert reply == "Running Backend wave 2 again."
+    assert h.step("wave-2").outcome is Outcome.APPROVED
+    portal = h.step("portal")
+    assert portal.status is StepStatus.AWAITING
+    gate = results(h, "portal")
+    assert set(gate) == {"health:partner-registry", "health:billing-api"}
+
+
+async def test_merge_gate_on_github(h: Harness, sandbox: Sandbox) -> None:
+    """Freezing marks open PRs into main as failing; new PRs get it on rescan; lifting clears."""
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    await walk(h, "freeze")
+    failing = sandbox.github.statuses_posted(context=CONTEXT)
+    assert len(failing) == 2 and all(s.state == "failure" for s in failing)
+    assert "release v2.4.0" in (failing[0].description or "")
+    sandbox.github.add_pull(REPOSITORY, "Late feature", head_ref="feature/late")
+    await h.runtime.freeze.sync()
+    assert len(sandbox.github.statuses_posted(context=CONTEXT)) == 3
+    await h.runtime.freeze.sync()
+    assert len(sandbox.github.statuses_posted(context=CONTEXT)) == 3  # idempotent
+    await h.say(COMMANDER, "/golive abort testing the gate")
+    states = [s.state for s in sandbox.github.statuses_posted(context=CONTEXT)]
+    assert states[3:] == ["success"] * 3
+
+
+async def test_merge_gate_retries_when_github_is_down(h: Harness, sandbox: Sandbox) -> None:
+    """GitHub down at freeze time delays the gate; the next scan sets it."""
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    await walk(h, "preflight")  # the step before the freeze
+    sandbox.github.set_fault("500")
+    await walk(h, "freeze")
+    assert h.release().frozen
+    assert sandbox.github.statuses_posted(context=CONTEXT) == []
+    assert h.runtime.freeze.last_error == "GitHub answered HTTP 500"
+    sandbox.github.clear_faults()
+    await h.runtime.freeze.sync()
+    assert len(sandbox.github.statuses_posted(context=CONTEXT)) == 2
+
+
+def _alive(pid: int) -> bool:
+    """True while a process runs (a zombie waiting for its reaper counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_preflight_script_is_not_a_shell() -> None:
+    """The preflight argv is executed directly; shell syntax stays literal."""
+    import inspect
+
+    from checks import preflight
+
+    assert "create_subprocess_exec" in inspect.getsource(preflight)
+    assert "shell" not in textwrap.dedent(inspect.getsource(preflight.run_preflight))
