@@ -17,6 +17,7 @@ from checks.incidents import check_incidents
 from checks.preflight import run_preflight
 from checks.release_notes import check_release_notes
 from checks.rollback import check_rollback_target
+from checks.verification import verify_money_paths
 
 
 def _no_progress(text: str) -> None:
@@ -161,6 +162,26 @@ def _preflight_checks(ctx: CheckContext) -> list[Check]:
     return [Check("preflight", run, timeout=timeout + 30.0)]
 
 
+def _verification_checks(ctx: CheckContext) -> list[Check]:
+    verification = ctx.config.verification
+    assert verification is not None
+    finance = ctx.secrets.require(verification.finance_token_env)
+    limited = ctx.secrets.require(verification.limited_token_env)
+
+    async def run() -> list[CheckResult]:
+        return await verify_money_paths(
+            ctx.client,
+            base_url=verification.base_url,
+            paths=verification.paths,
+            finance_token=finance,
+            limited_token=limited,
+            today=ctx.clock.now().astimezone(ctx.config.tz).date(),
+            label=ctx.release.version,
+        )
+
+    return [Check("verification", run, timeout=120.0)]
+
+
 class CheckBook:
     """The registry of check implementations: name → (is it configured?, build it)."""
 
@@ -199,4 +220,5 @@ def default_checkbook() -> CheckBook:
     )
     book.register("rollback", lambda c, s: c.preconditions.rollback is not None, _rollback_checks)
     book.register("preflight", lambda c, s: c.preflight is not None, _preflight_checks)
+    book.register("verification", lambda c, s: c.verification is not None, _verification_checks)
     return book

@@ -314,6 +314,17 @@ def render_timer_started(step: Step, tz: ZoneInfo) -> Rendered:
     return Rendered(text, [_section(text)])
 
 
+def render_soak_blocked(release: Release, breaches: Sequence[str]) -> Rendered:
+    """The soak ended while a breach is open: no widening; what the people can do."""
+    text = (
+        f"⛔ *Soak* ended with {', '.join(breaches)} still breached: traffic stays narrow. "
+        f"Recommended: {mention(release.roles.on_call)} rolls back (`/golive rollback <reason>`). "
+        f"Otherwise `/golive retry soak` soaks again, or the commander may "
+        f"`/golive waive soak <reason>`."
+    )
+    return Rendered(text, [_section(text)])
+
+
 def render_freeze(release: Release, config: Config, frozen: bool, now: datetime) -> Rendered:
     """The merge-freeze announcement, or its lifting."""
     branch = "the release branch"

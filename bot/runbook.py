@@ -290,9 +290,10 @@ class Retry:
 
 @dataclass(frozen=True)
 class TimerElapsed:
-    """A step's timer deadline has passed."""
+    """A step's timer deadline has passed; `breaches` names monitoring breaches still open."""
 
     step: str
+    breaches: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -603,9 +604,13 @@ def _on_retry(
 def _on_timer(
     release: Release, step: Step, event: StepEvent, now: datetime
 ) -> tuple[Release, list[Effect]]:
-    assert step.deadline is not None
+    assert isinstance(event, TimerElapsed) and step.deadline is not None
     if now < step.deadline:
         return release, []  # fired early (clock skew): the scheduler will fire again
+    if event.breaches:
+        # The soak ended with a breach open: no widening; roll back, re-soak (retry) or waive.
+        blocked = replace(step, status=StepStatus.BLOCKED, failing=event.breaches, deadline=None)
+        return _with_step(release, blocked), [StepBlocked(step.key, event.breaches)]
     return _finish_stage(release, step, Outcome.ELAPSED, None, now)
 
 

@@ -344,6 +344,14 @@ class ReleaseService:
     def _step_blocked(
         self, record: ReleaseRecord, effect: StepBlocked, now: datetime, ctx: Context
     ) -> None:
+        if isinstance(ctx.event, TimerElapsed):
+            self._thread(
+                record,
+                render.render_soak_blocked(record.release, effect.failing),
+                now,
+                step_key=effect.step,
+            )
+            return
         if not isinstance(ctx.event, CheckFinished):
             return  # a partial waiver: the waiver message says what still fails
         step = record.release.step(effect.step)
@@ -751,7 +759,12 @@ class ReleaseService:
                 return
             name = step.current.check or step.key
             ctx = CheckContext(
-                self.config, self.secrets, self.client, self.clock, record.release, step,
+                self.config,
+                self.secrets,
+                self.client,
+                self.clock,
+                record.release,
+                step,
                 progress=lambda text: self._progress(rid, step_key, text),
                 last_completed=self.store.last_completed_versions(before=rid),
             )
@@ -783,8 +796,9 @@ class ReleaseService:
         step = record.release.find_step(step_key)
         title = step.title if step else step_key
         with self.store.transaction():
-            self.store.add_event(release_id, now, "check_progress", None,
-                                 {"step": step_key, "text": text})
+            self.store.add_event(
+                release_id, now, "check_progress", None, {"step": step_key, "text": text}
+            )
             self._thread(record, render.Rendered(f"⏳ *{title}*: {text}"), now)
         self._notify()
 

@@ -203,6 +203,47 @@ def m002_freeze_marks(db: Database) -> None:
     db.table("freeze_marks").create_index(["release_id", "sha"], unique=True)
 
 
+@migrations()
+def m003_monitoring(db: Database) -> None:
+    """Metric samples, alert tracker state, the alert history and the monitoring window."""
+    db.table("samples").create(
+        {
+            "id": int,
+            "release_id": int,
+            "period": str,
+            "at": str,
+            "requests": float,
+            "errors": float,
+            "ratio": float,
+            "p95": float,
+            "verdicts": str,
+        },
+        pk="id",
+    )
+    db.table("samples").create_index(["release_id", "id"])
+    db.table("alert_states").create(
+        {"release_id": int, "signal": str, "state": str, "updated_at": str},
+        pk=("release_id", "signal"),
+    )
+    db.table("alerts").create(
+        {
+            "id": int,
+            "release_id": int,
+            "signal": str,
+            "action": str,
+            "summary": str,
+            "dedup_key": str,
+            "at": str,
+        },
+        pk="id",
+    )
+    db.table("alerts").create_index(["release_id", "id"])
+    releases = db.table("releases")
+    releases.add_column("monitor_until", str)
+    releases.add_column("monitor_period", str)
+    releases.add_column("monitor_closed", int)
+
+
 def _j(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
@@ -499,6 +540,117 @@ class Store:
             pk=("release_id", "sha"),
         )
 
+    # -- monitoring ------------------------------------------------------------------------
+
+    def add_sample(
+        self,
+        release_id: int,
+        period: str,
+        at: datetime,
+        values: Mapping[str, Any],
+        verdicts: Mapping[str, Any],
+    ) -> None:
+        """Record one monitoring tick's figures and verdicts."""
+        self._t("samples").insert(
+            {
+                "release_id": release_id,
+                "period": period,
+                "at": utc_iso(at),
+                "requests": values.get("requests"),
+                "errors": values.get("errors"),
+                "ratio": values.get("ratio"),
+                "p95": values.get("p95"),
+                "verdicts": _j(dict(verdicts)),
+            }
+        )
+
+    def samples(self, release_id: int, period: str | None = None) -> list[dict[str, Any]]:
+        """Monitoring ticks of a release (optionally of one period), oldest first."""
+        where, args = "release_id = ?", [release_id]
+        if period is not None:
+            where += " and period = ?"
+            args.append(period)  # type: ignore[arg-type]
+        return [
+            {**r, "verdicts": _unj(r["verdicts"], {})}
+            for r in self._t("samples").rows_where(where, args, order_by="id")
+        ]
+
+    def alert_state(self, release_id: int, signal: str) -> dict[str, Any] | None:
+        """The persisted alert tracker state of one signal."""
+        rows = list(
+            self._t("alert_states").rows_where(
+                "release_id = ? and signal = ?", [release_id, signal]
+            )
+        )
+        return _unj(rows[0]["state"], None) if rows else None
+
+    def alert_states(self, release_id: int) -> dict[str, dict[str, Any]]:
+        """Every signal's tracker state of a release."""
+        return {
+            r["signal"]: _unj(r["state"], {})
+            for r in self._t("alert_states").rows_where("release_id = ?", [release_id])
+        }
+
+    def save_alert_state(
+        self, release_id: int, signal: str, state: Mapping[str, Any], at: datetime
+    ) -> None:
+        """Persist a signal's tracker state (in the tick's transaction)."""
+        self._t("alert_states").upsert(
+            {
+                "release_id": release_id,
+                "signal": signal,
+                "state": _j(dict(state)),
+                "updated_at": utc_iso(at),
+            },
+            pk=("release_id", "signal"),
+        )
+
+    def add_alert(
+        self,
+        release_id: int,
+        signal: str,
+        action: str,
+        summary: str,
+        dedup_key: str | None,
+        at: datetime,
+    ) -> None:
+        """Record an alert action for the release record."""
+        self._t("alerts").insert(
+            {
+                "release_id": release_id,
+                "signal": signal,
+                "action": action,
+                "summary": summary,
+                "dedup_key": dedup_key,
+                "at": utc_iso(at),
+            }
+        )
+
+    def alerts(self, release_id: int) -> list[dict[str, Any]]:
+        """Alert actions of a release, oldest first."""
+        return list(self._t("alerts").rows_where("release_id = ?", [release_id], order_by="id"))
+
+    def set_monitoring(
+        self, release_id: int, period: str | None, until: datetime | None, closed: bool = False
+    ) -> None:
+        """Set (or close) the release's monitoring window after the soak."""
+        self._t("releases").update(
+            release_id,
+            {
+                "monitor_period": period,
+                "monitor_until": utc_iso(until) if until else None,
+                "monitor_closed": int(closed),
+            },
+        )
+
+    def monitoring_windows(self) -> list[dict[str, Any]]:
+        """Releases with an open heightened (or post-rollback) monitoring window."""
+        return list(
+            self._t("releases").rows_where(
+                "monitor_until is not null and coalesce(monitor_closed, 0) = 0", order_by="id"
+            )
+        )
+
     def frozen_release(self) -> dict[str, Any] | None:
         """The release currently holding a merge freeze, if any."""
         rows = list(self._t("releases").rows_where("frozen = 1", order_by="id desc", limit=1))
@@ -765,3 +917,19 @@ class Store:
         except sqlite3.IntegrityError:
             return False
         return True
+
+    # -- read-only queries for the Slack adapter and the outbox --------------------------------
+
+    def newer_request(self, release_id: int, step_key: str, after: int) -> bool:
+        """True when an approval request for the step was queued after message `after`."""
+        row = self.db.execute(
+            "select 1 from outbox where release_id = ? and kind = 'approval' and step_key = ? "
+            "and id > ? limit 1",
+            [release_id, step_key, after],
+        ).fetchone()
+        return row is not None
+
+    def pending_count(self) -> int:
+        """How many messages wait for delivery."""
+        row = self.db.execute("select count(*) from outbox where status = 'pending'").fetchone()
+        return int(row[0])

@@ -436,3 +436,13 @@ def test_activation_asks_for_every_precondition() -> None:
     runs = {e.step for e in effects if isinstance(e, RunCheck)}
     assert runs == {"ci", "incidents", "notes", "rollback"}
     assert all(isinstance(e, StageOpened | RunCheck) for e in effects[1:])
+
+
+def test_soak_ending_with_an_open_breach_blocks() -> None:
+    """The soak does not lead to widening while a breach is open; retry starts a fresh soak."""
+    release = release_with(step_in(StepStatus.TIMING))
+    result = transition(release, TimerElapsed("s", breaches=("5xx",)), NOW)
+    step = result.release.step("s")
+    assert step.status is StepStatus.BLOCKED and step.failing == ("5xx",)
+    again = transition(result.release, Retry("s", "UCOM"), NOW).release.step("s")
+    assert again.status is StepStatus.TIMING and again.deadline == NOW + timedelta(seconds=60)
