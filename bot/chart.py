@@ -11,10 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-from matplotlib.figure import Figure
-
 SPARK_BARS = "▁▂▃▄▅▆▇█"
 SPARK_GAP = "·"
 _ERRORS_COLOUR = "#c0392b"
@@ -133,6 +129,12 @@ def render_soak_chart(
     title: str,
 ) -> bytes:
     """A PNG: 5xx % and p95 ms over time (shared time axis), baseline/SLO dashed, breaches red."""
+    # matplotlib is imported here, not at module level: it costs a third of a second at start-up
+    # and only the completion announcement needs it.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.figure import Figure
+
     ordered = sorted(samples, key=lambda s: s.at)
     figure = Figure(figsize=(9.0, 5.6), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)

@@ -14,10 +14,11 @@ from checks.base import Check, CheckResult
 from checks.ci import check_ci
 from checks.health import check_health
 from checks.incidents import check_incidents
+from checks.monitoring import Settings, baseline_in, capture_baseline, judge_window
 from checks.preflight import run_preflight
 from checks.release_notes import check_release_notes
 from checks.rollback import check_rollback_target
-from checks.verification import verify_money_paths
+from checks.verification import finance_operations, rbac_summary, verify_money_paths
 
 
 def _no_progress(text: str) -> None:
@@ -36,6 +37,7 @@ class CheckContext:
     step: Step
     progress: Callable[[str], None] = _no_progress
     last_completed: Mapping[str, str] = field(default_factory=dict)
+    results_of: Callable[[str], list[CheckResult]] = lambda key: []
 
 
 Factory = Callable[[CheckContext], Sequence[Check]]
@@ -182,6 +184,53 @@ def _verification_checks(ctx: CheckContext) -> list[Check]:
     return [Check("verification", run, timeout=120.0)]
 
 
+def monitoring_settings(config: Config) -> Settings | None:
+    """The monitoring settings, or None when no Prometheus is configured."""
+    mon = config.monitoring
+    if mon.prometheus_url is None:
+        return None
+    return Settings(
+        prometheus_url=mon.prometheus_url,
+        requests_query=mon.requests_query,
+        errors_query=mon.errors_query,
+        latency_query=mon.latency_p95_query,
+        slo_seconds=mon.slo_p95.total_seconds(),
+        min_requests=mon.min_requests,
+        min_increase=mon.min_error_increase,
+        significance=mon.significance,
+    )
+
+
+def _baseline_checks(ctx: CheckContext) -> list[Check]:
+    settings = monitoring_settings(ctx.config)
+    assert settings is not None
+    window = ctx.config.monitoring.baseline_window
+
+    async def run() -> CheckResult:
+        return await capture_baseline(ctx.client, settings, window, ctx.clock.now())
+
+    return [Check("baseline", run, timeout=60.0)]
+
+
+def _criteria_checks(ctx: CheckContext) -> list[Check]:
+    settings = monitoring_settings(ctx.config)
+    assert settings is not None
+    window = ctx.config.monitoring.soak.duration
+    baseline = baseline_in([r.evidence for r in ctx.results_of("baseline")])
+    verification = ctx.results_of("api")
+
+    async def run() -> list[CheckResult]:
+        _, errors, latency = await judge_window(ctx.client, settings, window, baseline)
+        return [
+            errors.result("criterion:5xx"),
+            latency.result("criterion:p95"),
+            rbac_summary(verification),
+            finance_operations(verification),
+        ]
+
+    return [Check("criteria", run, timeout=60.0)]
+
+
 class CheckBook:
     """The registry of check implementations: name → (is it configured?, build it)."""
 
@@ -221,4 +270,12 @@ def default_checkbook() -> CheckBook:
     book.register("rollback", lambda c, s: c.preconditions.rollback is not None, _rollback_checks)
     book.register("preflight", lambda c, s: c.preflight is not None, _preflight_checks)
     book.register("verification", lambda c, s: c.verification is not None, _verification_checks)
+    book.register(
+        "baseline", lambda c, s: c.monitoring.prometheus_url is not None, _baseline_checks
+    )
+    book.register(
+        "criteria",
+        lambda c, s: c.monitoring.prometheus_url is not None and c.verification is not None,
+        _criteria_checks,
+    )
     return book

@@ -39,19 +39,37 @@ class Transport(Protocol):
 
 
 BACKOFF: Sequence[float] = (1, 2, 5, 10, 30, 60)
+# Kinds that post a new message into a channel: Slack allows about one per second per channel.
+# Edits (`update`) and ephemerals fall under other, per-method limits and are not paced.
+PACED_KINDS = frozenset({"card", "thread", "approval", "channel", "announce", "file"})
 
 
 class Outbox:
     """Delivers the outbox: a crash or an outage delays messages, never loses them."""
 
     def __init__(
-        self, store: Store, transport: Transport, clock: Clock, backoff: Sequence[float] = BACKOFF
+        self,
+        store: Store,
+        transport: Transport,
+        clock: Clock,
+        backoff: Sequence[float] = BACKOFF,
+        pace: float = 0.0,
+        only: frozenset[str] | None = None,
+        skip: frozenset[str] = frozenset(),
     ) -> None:
         self.store = store
+        # Which kinds of rows this outbox delivers: chat messages and PagerDuty events each
+        # have their own outbox, so an outage of one never holds the other back.
+        self.only = only
+        self.skip = skip
         self.transport = transport
         self.clock = clock
         self.backoff = backoff
+        # Minimum seconds between two posts to one channel (0: unpaced, as in the console).
+        self.pace = pace
+        self._posted: dict[str, datetime] = {}
         self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()  # one delivery pass at a time: pump() may race run()
         self._stopped = False
 
     def wake(self) -> None:
@@ -62,11 +80,22 @@ class Outbox:
         delay = after if after is not None else self.backoff[min(attempts, len(self.backoff)) - 1]
         return now + timedelta(seconds=max(delay, 0.0))
 
+    def _paced_until(self, row: OutboxRow) -> datetime | None:
+        """When `row` may be posted without breaking the channel's pace; None if not held."""
+        if self.pace <= 0 or row.kind not in PACED_KINDS:
+            return None
+        last = self._posted.get(row.channel)
+        return last + timedelta(seconds=self.pace) if last is not None else None
+
     async def flush(self) -> int:
         """One pass over pending messages; returns how many were delivered."""
+        async with self._lock:
+            return await self._flush()
+
+    async def _flush(self) -> int:
         delivered = 0
         held: set[str] = set()  # channels whose earlier message must go first
-        for row in self.store.pending_messages(limit=500):
+        for row in self._pending():
             if row.channel in held:
                 continue
             now = self.clock.now()
@@ -91,6 +120,10 @@ class Outbox:
                     self.store.mark_failed(row.id, "the message to update was never delivered", now)
                     continue
                 target_ts = target.ts
+            paced = self._paced_until(row)
+            if paced is not None and paced > now:
+                held.add(row.channel)
+                continue
             try:
                 ts = await self.transport.deliver(row, thread_ts, target_ts)
             except RetryLater as exc:
@@ -111,18 +144,30 @@ class Outbox:
                 log.error("message %s to %s cannot be delivered: %s", row.id, row.channel, exc)
                 continue
             self.store.mark_delivered(row.id, ts, self.clock.now())
+            if row.kind in PACED_KINDS:
+                self._posted[row.channel] = self.clock.now()
             delivered += 1
         return delivered
 
     def next_retry(self) -> datetime | None:
-        """When the earliest held-back message may be tried again."""
-        times = [r.next_attempt_at for r in self.store.pending_messages(limit=500)]
-        known = [t for t in times if t is not None]
+        """When the earliest held-back message may be tried again (retry time or pace)."""
+        known: list[datetime] = []
+        seen: set[str] = set()
+        for row in self._pending():
+            if row.channel in seen:
+                continue  # only the head of each channel's queue decides when it moves
+            seen.add(row.channel)
+            times = [t for t in (row.next_attempt_at, self._paced_until(row)) if t is not None]
+            if times:
+                known.append(max(times))
         return min(known) if known else None
+
+    def _pending(self, limit: int = 500) -> list[OutboxRow]:
+        return self.store.pending_messages(limit=limit, only=self.only, skip=self.skip)
 
     def pending(self) -> int:
         """How many messages wait for delivery."""
-        return len(self.store.pending_messages(limit=10_000))
+        return len(self._pending(limit=100_000))
 
     async def run(self) -> None:
         """Deliver until stopped, waking on new messages and at retry times."""

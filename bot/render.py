@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.chart import sparkline
 from bot.config import Config, format_duration
 from bot.runbook import (
     PHASE_TITLES,
@@ -24,6 +25,7 @@ from bot.runbook import (
     StepStatus,
     describe_position,
 )
+from checks.judgment import Judgment
 
 APPROVE_ACTION = "golive_approve"
 
@@ -155,8 +157,35 @@ def step_line(step: Step, release: Release, tz: ZoneInfo) -> str:
     return line
 
 
+def monitoring_lines(samples: Sequence[Mapping[str, Any]], config: Config) -> list[str]:
+    """Sparklines of the 5xx ratio and p95 over the latest monitoring ticks."""
+    if not samples:
+        return []
+    ratios = [s.get("ratio") for s in samples]
+    p95s = [s.get("p95") for s in samples]
+    last = samples[-1]
+    ratio = last.get("ratio")
+    p95 = last.get("p95")
+    ratio_text = f"{ratio:.2%}" if isinstance(ratio, float) else "no data"
+    p95_text = f"{p95 * 1000:.0f}ms" if isinstance(p95, float) else "no data"
+    slo = config.monitoring.slo_p95.total_seconds()
+    return [
+        f"5xx {sparkline(ratios)} {ratio_text}",
+        f"p95 {sparkline(p95s, low=0.0, high=max(slo * 1.5, max(_numbers(p95s), default=0.0)))}"
+        f" {p95_text} (SLO {slo * 1000:.0f}ms)",
+    ]
+
+
+def _numbers(values: Sequence[object]) -> list[float]:
+    return [float(v) for v in values if isinstance(v, int | float)]
+
+
 def render_card(
-    release: Release, config: Config, now: datetime, frozen_at: datetime | None = None
+    release: Release,
+    config: Config,
+    now: datetime,
+    frozen_at: datetime | None = None,
+    samples: Sequence[Mapping[str, Any]] = (),
 ) -> Rendered:
     """The release card: status, owners, phases with marks, what waits on whom, soak progress."""
     tz = config.tz
@@ -184,6 +213,7 @@ def render_card(
     bar = soak_progress(release, now)
     if bar:
         lines.append(bar)
+    lines.extend(monitoring_lines(samples, config))
     if release.frozen:
         since = f" since {clock_time(frozen_at, tz)}" if frozen_at else ""
         lines.append(f"🧊 Merges frozen{since}")
@@ -322,6 +352,63 @@ def render_soak_blocked(release: Release, breaches: Sequence[str]) -> Rendered:
         f"Otherwise `/golive retry soak` soaks again, or the commander may "
         f"`/golive waive soak <reason>`."
     )
+    return Rendered(text, [_section(text)])
+
+
+ALERT_HEADS = {
+    "open": "🚨 {on_call} *{signal} breach* during the {period} of {version}",
+    "remind": "🔁 {on_call} *{signal} still breached* after {duration} ({period} of {version})",
+    "recover": "✅ *{signal} recovered* after {duration} ({period} of {version})",
+    "blind": "🙈 {on_call} *golive cannot read metrics* during the {period} of {version}: "
+    "monitoring is blind",
+    "sight": "👀 *Metrics are back* after {duration} ({period} of {version})",
+}
+
+
+def render_alert(
+    release: Release,
+    kind: str,
+    signal: str,
+    period: str,
+    judgment: Judgment,
+    duration: timedelta | None,
+    config: Config,
+) -> Rendered:
+    """An alert for on-call: the figure, the threshold, the baseline — and what to do."""
+    head = ALERT_HEADS[kind].format(
+        on_call=mention(release.roles.on_call),
+        signal=signal,
+        period=period,
+        version=release.version,
+        duration=format_duration(duration) if duration else "a moment",
+    )
+    evidence = judgment.evidence
+    facts = [judgment.summary]
+    if evidence.get("query"):
+        facts.append(f"query `{evidence['query']}`")
+    lines = [head, *facts]
+    if kind == "open" and period == "soak":
+        lines.append(
+            "Traffic stays narrow. If it does not recover, roll back: `/golive rollback <reason>`."
+        )
+    elif kind == "open":
+        lines.append("Decide on a rollback: `/golive rollback <reason>`.")
+    text = "\n".join(lines)
+    return Rendered(text, [_section(text)])
+
+
+def render_monitoring_closed(
+    release: Release, alerts: int, still_open: Sequence[str], config: Config
+) -> Rendered:
+    """Heightened (or post-rollback) monitoring ended."""
+    hours = format_duration(config.monitoring.heightened.duration)
+    if still_open:
+        tail = f"{', '.join(still_open)} still breached — watch it by hand from here."
+    elif alerts:
+        tail = f"{alerts} alert(s) along the way, all recovered."
+    else:
+        tail = "no breach."
+    text = f"👋 Monitoring of {release.version} ended after {hours}: {tail}"
     return Rendered(text, [_section(text)])
 
 

@@ -924,6 +924,12 @@ def plan_steps(
             services=names,
         ),
         Step(
+            "baseline",
+            pre,
+            "Pre-release baseline",
+            (check("baseline", Role.ON_CALL, "a pre-release baseline of 5xx and p95 is captured"),),
+        ),
+        Step(
             "preflight",
             flight,
             "Preflight",

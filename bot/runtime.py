@@ -12,7 +12,9 @@ from bot.checkbook import CheckBook, default_checkbook
 from bot.clock import Clock, SystemClock
 from bot.config import Config, Secrets
 from bot.freeze import FreezeEnforcer
+from bot.monitor import Monitor
 from bot.outbox import Outbox, Transport
+from bot.pager import PAGE_KIND, PagerTransport
 from bot.scheduler import Timers
 from bot.service import ReleaseService
 from bot.store import Store
@@ -40,14 +42,29 @@ class Runtime:
         self.service = ReleaseService(
             config, self.store, self.clock, checkbook or default_checkbook(), secrets, client
         )
-        self.outbox = Outbox(self.store, transport, self.clock)
-        self.timers = Timers(self.service)
+        self.outbox = Outbox(self.store, transport, self.clock, skip=frozenset({PAGE_KIND}))
+        self.pager = self._pager(config, secrets)
+        self.monitor = Monitor(self.service)
+        self.timers = Timers(self.service, self.monitor)
         self.freeze = FreezeEnforcer(config, self.store, secrets, self.service.client, self.clock)
         self._tasks: list[asyncio.Task[None]] = []
         self.service.on_change(self._changed)
 
+    def _pager(self, config: Config, secrets: Secrets) -> Outbox | None:
+        """The PagerDuty events outbox, when events are configured and the key is set."""
+        mon = config.monitoring
+        key = secrets.get(mon.pagerduty_routing_key_env)
+        if not mon.pagerduty_events_url or key is None:
+            return None
+        transport = PagerTransport(self.service.client, mon.pagerduty_events_url, key)
+        return Outbox(self.store, transport, self.clock, only=frozenset({PAGE_KIND}))
+
+    def _outboxes(self) -> list[Outbox]:
+        return [self.outbox] + ([self.pager] if self.pager is not None else [])
+
     def _changed(self) -> None:
-        self.outbox.wake()
+        for outbox in self._outboxes():
+            outbox.wake()
         self.freeze.wake()
         try:
             asyncio.get_running_loop()
@@ -59,7 +76,8 @@ class Runtime:
     async def start(self) -> None:
         """Resume from the database: deliver what is queued, rerun checks, re-arm timers."""
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self.outbox.run()), loop.create_task(self.freeze.run())]
+        self._tasks = [loop.create_task(o.run()) for o in self._outboxes()]
+        self._tasks.append(loop.create_task(self.freeze.run()))
         self.timers.start()
         self.service.fire_due()
         self.service.kick()
@@ -67,7 +85,8 @@ class Runtime:
     async def stop(self) -> None:
         """Stop background work and close connections (state is already in SQLite)."""
         self.timers.shutdown()
-        self.outbox.stop()
+        for outbox in self._outboxes():
+            outbox.stop()
         self.freeze.stop()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.service.close()
@@ -80,7 +99,9 @@ class Runtime:
             await self.service.settle()
             if self.freeze.enabled and self.freeze.busy():
                 await self.freeze.sync()
-            delivered = await self.outbox.flush()
+            delivered = 0
+            for outbox in self._outboxes():
+                delivered += await outbox.flush()
             if not fired and not delivered and not self.service.running_checks():
                 return
 

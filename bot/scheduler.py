@@ -7,18 +7,22 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.monitor import Monitor
 from bot.service import ReleaseService
 
 log = logging.getLogger(__name__)
 
 TIMERS_JOB = "golive-timers"
+MONITOR_PREFIX = "golive-monitor-"
 
 
 class Timers:
-    """One APScheduler date job at the earliest stored deadline; re-derived after every change."""
+    """APScheduler jobs derived from SQLite after every change: one date job at the earliest
+    stored deadline, and one interval job per monitored release (ticks never overlap)."""
 
-    def __init__(self, service: ReleaseService) -> None:
+    def __init__(self, service: ReleaseService, monitor: Monitor | None = None) -> None:
         self.service = service
+        self.monitor = monitor
         self.scheduler = AsyncIOScheduler(timezone=UTC)
 
     def start(self) -> None:
@@ -32,9 +36,10 @@ class Timers:
         return bool(self.scheduler.running)
 
     def sync(self) -> None:
-        """(Re)schedule the timer job for the earliest deadline in the database."""
+        """(Re)schedule the timer job and the monitoring jobs from the database."""
         if not self.scheduler.running:
             return
+        self._sync_monitoring()
         due = self.service.next_due()
         if due is None:
             if self.scheduler.get_job(TIMERS_JOB):
@@ -53,6 +58,49 @@ class Timers:
             max_instances=1,
             misfire_grace_time=None,
         )
+
+    def _sync_monitoring(self) -> None:
+        periods = self.monitor.periods() if self.monitor is not None else {}
+        for job in self.scheduler.get_jobs():
+            if (
+                job.id.startswith(MONITOR_PREFIX)
+                and int(job.id[len(MONITOR_PREFIX) :]) not in periods
+            ):
+                job.remove()
+        for release_id, (_, interval) in periods.items():
+            job_id = f"{MONITOR_PREFIX}{release_id}"
+            job = self.scheduler.get_job(job_id)
+            if job is not None and job.trigger.interval.total_seconds() == interval:
+                continue  # keep its rhythm: rescheduling on every change would delay ticks
+            self.scheduler.add_job(
+                self._tick,
+                "interval",
+                seconds=interval,
+                args=[release_id],
+                id=job_id,
+                replace_existing=True,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=max(int(interval), 1),
+                next_run_time=datetime.now(UTC),
+            )
+
+    async def _tick(self, release_id: int) -> None:
+        if self.monitor is None:
+            return
+        try:
+            await self.monitor.tick(release_id)
+        except Exception:
+            log.exception("monitoring tick for release %s failed", release_id)
+        self.sync()
+
+    def monitoring_jobs(self) -> dict[int, float]:
+        """release id → tick interval of the monitoring jobs now scheduled."""
+        return {
+            int(job.id[len(MONITOR_PREFIX) :]): job.trigger.interval.total_seconds()
+            for job in self.scheduler.get_jobs()
+            if job.id.startswith(MONITOR_PREFIX)
+        }
 
     async def _fire(self) -> None:
         try:

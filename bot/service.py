@@ -120,6 +120,8 @@ class ReleaseService:
         self.secrets = secrets
         self.client = client or httpx.AsyncClient(timeout=10.0)
         self._listeners: list[Callable[[], None]] = []
+        # Which monitoring signals are breached for a release (the monitor fills this in).
+        self.breaches_of: Callable[[int], tuple[str, ...]] = lambda release_id: ()
         self._inflight: dict[CheckKey, asyncio.Task[None]] = {}
         self._effects: Mapping[type, Callable[[ReleaseRecord, Any, datetime, Context], None]] = {
             StageOpened: self._stage_opened,
@@ -144,6 +146,10 @@ class ReleaseService:
     def _notify(self) -> None:
         for listener in self._listeners:
             listener()
+
+    def changed(self) -> None:
+        """Tell the workers that something was committed (for writers beside the service)."""
+        self._notify()
 
     # -- looking releases up ---------------------------------------------------------------
 
@@ -265,8 +271,19 @@ class ReleaseService:
     def _update_card(self, record: ReleaseRecord, now: datetime) -> None:
         if record.card_message is None:
             return
-        card = render.render_card(record.release, self.config, now, record.frozen_at)
+        samples = self.store.samples(record.release.id)[-30:]
+        card = render.render_card(
+            record.release, self.config, now, record.frozen_at, samples=samples
+        )
         self._update(record, record.card_message, card, now)
+
+    def refresh_card(self, release_id: int, now: datetime) -> None:
+        """Queue an update of the release card (inside the caller's transaction)."""
+        self._update_card(self.store.load(release_id), now)
+
+    def post_channel(self, record: ReleaseRecord, rendered: render.Rendered, now: datetime) -> None:
+        """Queue a message to the release channel (inside the caller's transaction)."""
+        self._channel(record, rendered, now)
 
     def _stage_opened(
         self, record: ReleaseRecord, effect: StageOpened, now: datetime, ctx: Context
@@ -333,6 +350,11 @@ class ReleaseService:
             done_at = render.clock_time(now, self.config.tz)
             text = f"⏱️ *{step.title}*: {stage.label} — done at {done_at}."
             self._thread(record, render.Rendered(text), now)
+
+    def latest_results(self, release_id: int, step_key: str) -> list[CheckResult]:
+        """The verdicts of a step's newest check run."""
+        step = self.store.load(release_id).release.step(step_key)
+        return [CheckResult.from_dict(r) for r in self._latest_results(release_id, step)]
 
     def _latest_results(self, release_id: int, step: Step) -> list[dict[str, Any]]:
         return [
@@ -405,6 +427,7 @@ class ReleaseService:
             if release.kickoff_at is not None:
                 self._thread(record, render.render_reminder(release, self.config), now)
             return
+        self._watch_after(record, effect.status, now)
         plan = self.rollback_plan(record) if effect.status is ReleaseStatus.ROLLED_BACK else []
         rendered = render.render_ended(
             release,
@@ -415,6 +438,23 @@ class ReleaseService:
             plan,
         )
         self._announce(record, rendered, now)
+
+    def _watch_after(self, record: ReleaseRecord, status: ReleaseStatus, now: datetime) -> None:
+        """Heightened monitoring after completion, and continued monitoring after a rollback."""
+        mon = self.config.monitoring
+        if status is ReleaseStatus.ABORTED:
+            self.store.set_monitoring(record.release.id, None, None, closed=True)
+            return
+        period = "heightened" if status is ReleaseStatus.COMPLETED else "rollback"
+        until = now + mon.heightened.duration
+        if mon.prometheus_url is None:
+            text = (
+                f"👀 No Prometheus is configured: {render.mention(record.release.roles.on_call)} "
+                f"watches the dashboards by hand until {render.when(until, self.config.tz)}."
+            )
+            self._thread(record, render.Rendered(text), now)
+            return
+        self.store.set_monitoring(record.release.id, period, until)
 
     def _handed_over(
         self, record: ReleaseRecord, effect: HandedOver, now: datetime, ctx: Context
@@ -767,6 +807,7 @@ class ReleaseService:
                 step,
                 progress=lambda text: self._progress(rid, step_key, text),
                 last_completed=self.store.last_completed_versions(before=rid),
+                results_of=lambda key: self.latest_results(rid, key),
             )
             try:
                 checks = self.checkbook.build(name, ctx)
@@ -870,6 +911,8 @@ class ReleaseService:
         for moment, rid, event in sorted(self._due_times(), key=lambda d: d[0]):
             if moment > now:
                 break
+            if isinstance(event, TimerElapsed):
+                event = TimerElapsed(event.step, self.breaches_of(rid))
             try:
                 if self._apply(rid, event, None).effects:
                     fired += 1

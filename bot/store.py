@@ -851,11 +851,24 @@ class Store:
             created_at=parse_iso(r["created_at"]),
         )
 
-    def pending_messages(self, limit: int = 100) -> list[OutboxRow]:
-        """Undelivered messages in the order they were written."""
+    def pending_messages(
+        self,
+        limit: int = 100,
+        only: frozenset[str] | None = None,
+        skip: frozenset[str] = frozenset(),
+    ) -> list[OutboxRow]:
+        """Undelivered messages in the order they were written (optionally of some kinds)."""
+        where = "status = 'pending'"
+        args: list[str] = []
+        if only is not None:
+            where += " and kind in (" + ",".join("?" * len(only)) + ")"
+            args += sorted(only)
+        if skip:
+            where += " and kind not in (" + ",".join("?" * len(skip)) + ")"
+            args += sorted(skip)
         return [
             self._outbox_row(r)
-            for r in self._t("outbox").rows_where("status = 'pending'", order_by="id", limit=limit)
+            for r in self._t("outbox").rows_where(where, args, order_by="id", limit=limit)
         ]
 
     def message(self, message_id: int) -> OutboxRow | None:

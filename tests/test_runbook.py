@@ -391,6 +391,7 @@ def test_plan_follows_the_runbook_order() -> None:
         "incidents",
         "notes",
         "rollback",
+        "baseline",
         "preflight",
         "freeze",
         "backup",
@@ -421,7 +422,7 @@ def test_plan_owners_and_scopes() -> None:
 def test_plan_turns_unconfigured_checks_into_manual_confirmations() -> None:
     """Without a configured check, the same owner confirms by hand, marked manual."""
     manual = {s.key: s for s in _plan(False)}
-    for key in ("ci", "incidents", "rollback", "preflight", "api", "criteria"):
+    for key in ("ci", "incidents", "rollback", "baseline", "preflight", "api", "criteria"):
         stage = manual[key].stages[0]
         assert stage.kind is StageKind.APPROVE and stage.manual, key
     assert manual["ci"].owner is Role.COMMANDER
@@ -434,7 +435,7 @@ def test_activation_asks_for_every_precondition() -> None:
     release = release_with(*_plan(True), status=ReleaseStatus.SCHEDULED)
     effects = transition(release, Activate(), NOW).effects
     runs = {e.step for e in effects if isinstance(e, RunCheck)}
-    assert runs == {"ci", "incidents", "notes", "rollback"}
+    assert runs == {"ci", "incidents", "notes", "rollback", "baseline"}
     assert all(isinstance(e, StageOpened | RunCheck) for e in effects[1:])
 
 
