@@ -8,12 +8,13 @@ rehearsed end to end before anyone trusts the bot in a real channel.
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from bot.config import Config
-from bot.outbox import Undeliverable
 from bot.runtime import Runtime
 from bot.store import OutboxRow
 from commands import MappingDirectory, dispatch
@@ -44,9 +45,12 @@ def plain(text: str, names: dict[str, str] | None = None) -> str:
 class ConsoleTransport:
     """Delivers outbox messages by printing them; a message's id is its timestamp."""
 
-    def __init__(self, write: Write, names: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, write: Write, names: dict[str, str] | None = None, files_dir: Path | None = None
+    ) -> None:
         self.write = write
         self.names = names or {}
+        self.files_dir = files_dir
 
     async def deliver(
         self, message: OutboxRow, thread_ts: str | None, target_ts: str | None
@@ -70,12 +74,28 @@ class ConsoleTransport:
             who = self.names.get(message.user or "", message.user or "")
             self.write(f"[only @{who} sees this] {text}")
             return None
-        if message.kind == "file":
-            raise Undeliverable("the console does not show files; see `golive report`")
         ts = f"m{message.id}"
+        if message.kind == "file":
+            self.write(f"[{ts}] #{message.channel} golive: {text} — {self._save(message)}")
+            return ts
         where = f"#{message.channel}" + (f" ↳{thread_ts}" if thread_ts else "")
         self.write(f"[{ts}] {where} golive: {text}")
         return ts
+
+    def _save(self, message: OutboxRow) -> str:
+        """Write an attached file where the person can open it; say where."""
+        file = message.file or {}
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", str(file.get("filename") or f"m{message.id}"))
+        if self.files_dir is None:
+            return f"{name} (not saved; `golive report` prints records)"
+        if "content_b64" in file:
+            data = base64.b64decode(str(file["content_b64"]))
+        else:
+            data = str(file.get("content", "")).encode("utf-8")
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        path = self.files_dir / name
+        path.write_bytes(data)
+        return f"saved to {path}"
 
 
 class ConsoleSession:

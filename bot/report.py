@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from bot import render
+from bot.chart import SoakSample, render_soak_chart
 from bot.clock import parse_iso
 from bot.config import Config
 from bot.runbook import PHASE_TITLES, Phase, ReleaseStatus
-from bot.store import Store
+from bot.store import ReleaseRecord, Store
+from checks.monitoring import baseline_in
 
 
 def _t(value: str | None, config: Config) -> str:
@@ -76,6 +79,23 @@ def release_record(store: Store, config: Config, release_id: int) -> str:
         f"{w['reason']}"
         for w in waivers
     ] or ["None."]
+    alerts = store.alerts(release_id)
+    lines += ["", "## Alerts", ""]
+    lines += [
+        f"- {_t(a['at'], config)} {a['signal']} {a['action']}: {_cell(a['summary'])}"
+        for a in alerts
+    ] or ["None."]
+    samples = store.samples(release_id)
+    if samples:
+        lines += ["", "## Monitoring", ""]
+        for period in dict.fromkeys(s["period"] for s in samples):
+            ticks = [s for s in samples if s["period"] == period]
+            judged = [s["verdicts"].get("errors", {}).get("status") for s in ticks]
+            lines.append(
+                f"- {period}: {len(ticks)} ticks from {_t(ticks[0]['at'], config)} to "
+                f"{_t(ticks[-1]['at'], config)}; 5xx verdicts "
+                + ", ".join(f"{judged.count(v)} {v}" for v in sorted({str(j) for j in judged}))
+            )
     notes = store.notes(release_id)
     lines += ["", "## Notes and follow-ups", ""]
     lines += [
@@ -91,6 +111,33 @@ def release_record(store: Store, config: Config, release_id: int) -> str:
             f"- {_t(e['at'], config)}{actor} {e['type']}" + (f" ({detail})" if detail else "")
         )
     return "\n".join(lines) + "\n"
+
+
+def soak_chart_png(
+    record: ReleaseRecord, samples: Sequence[Mapping[str, Any]], config: Config, store: Store
+) -> bytes:
+    """The soak as a PNG: 5xx ratio and p95 against the baseline and the SLO."""
+    points = []
+    for s in samples:
+        verdicts = s.get("verdicts") or {}
+        points.append(
+            SoakSample(
+                at=parse_iso(s["at"]),
+                error_ratio=s.get("ratio"),
+                p95_seconds=s.get("p95"),
+                errors_breach=verdicts.get("errors", {}).get("status") == "fail",
+                latency_breach=verdicts.get("latency", {}).get("status") == "fail",
+            )
+        )
+    baseline = baseline_in(
+        [r["evidence"] for r in store.check_results(record.release.id, "baseline")]
+    )
+    return render_soak_chart(
+        points,
+        baseline_ratio=baseline.ratio if baseline else None,
+        slo_seconds=config.monitoring.slo_p95.total_seconds(),
+        title=f"Soak of {record.release.version}",
+    )
 
 
 def history_text(store: Store, config: Config, limit: int = 20) -> str:

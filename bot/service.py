@@ -9,6 +9,7 @@ are derived from deadlines stored with the steps, so a restart picks up exactly 
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import logging
 import re
@@ -24,7 +25,7 @@ from bot.checkbook import CheckBook, CheckContext
 from bot.clock import Clock
 from bot.config import Config, Secrets
 from bot.errors import GoliveError, IllegalMove, NotAllowed, UsageError
-from bot.report import history_text
+from bot.report import history_text, release_record, soak_chart_png
 from bot.runbook import (
     KICKOFF_PHASES,
     OPEN_STATUSES,
@@ -242,12 +243,14 @@ class ReleaseService:
                 at=now,
             )
 
-    def _announce(self, record: ReleaseRecord, rendered: render.Rendered, now: datetime) -> None:
-        """Post to the release channel and every announce channel."""
-        channels = [record.release.channel] + [
+    def _announce_channels(self, record: ReleaseRecord) -> list[str]:
+        return [record.release.channel] + [
             c for c in self.config.slack.announce_channels if c != record.release.channel
         ]
-        self._channel(record, rendered, now, channels)
+
+    def _announce(self, record: ReleaseRecord, rendered: render.Rendered, now: datetime) -> None:
+        """Post to the release channel and every announce channel."""
+        self._channel(record, rendered, now, self._announce_channels(record))
 
     def _update(
         self, record: ReleaseRecord, target: int, rendered: render.Rendered, now: datetime
@@ -438,6 +441,61 @@ class ReleaseService:
             plan,
         )
         self._announce(record, rendered, now)
+        if effect.status is ReleaseStatus.COMPLETED:
+            self._upload_chart(record, now)
+        self._upload_record(record, now)
+
+    def _file(
+        self,
+        record: ReleaseRecord,
+        channel: str,
+        file: dict[str, str],
+        text: str,
+        now: datetime,
+        in_thread: bool,
+    ) -> None:
+        self.store.enqueue(
+            release_id=record.release.id,
+            channel=channel,
+            kind="file",
+            text=text,
+            blocks=None,
+            at=now,
+            thread_of=record.card_message if in_thread else None,
+            file=file,
+        )
+
+    def _upload_chart(self, record: ReleaseRecord, now: datetime) -> None:
+        """The soak chart goes with the completion announcement, wherever it was posted."""
+        samples = self.store.samples(record.release.id, "soak")
+        if not samples:
+            return
+        png = soak_chart_png(record, samples, self.config, self.store)
+        version = record.release.version
+        file = {
+            "filename": f"soak-{version}.png",
+            "title": f"Soak of {version}",
+            "content_b64": base64.b64encode(png).decode("ascii"),
+        }
+        for channel in self._announce_channels(record):
+            self._file(record, channel, file, f"📈 Soak of {version}", now, in_thread=False)
+
+    def _upload_record(self, record: ReleaseRecord, now: datetime) -> None:
+        """The release record (Markdown) is attached to the release thread when it ends."""
+        version = record.release.version
+        file = {
+            "filename": f"release-{version}.md",
+            "title": f"Release record {version}",
+            "content": release_record(self.store, self.config, record.release.id),
+        }
+        self._file(
+            record,
+            record.release.channel,
+            file,
+            f"📒 Release record of {version}",
+            now,
+            in_thread=True,
+        )
 
     def _watch_after(self, record: ReleaseRecord, status: ReleaseStatus, now: datetime) -> None:
         """Heightened monitoring after completion, and continued monitoring after a rollback."""
