@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from bot.config import Config, Secrets, load_config
 from bot.errors import ConfigError, GoliveError
@@ -48,9 +49,17 @@ def cmd_console(args: argparse.Namespace) -> int:
     _require_secrets(config, secrets)
     user = args.as_user or config.roles.on_call or "U0COMMAND"
     names = {v: k for k, v in config.users.items()}
-    runtime = Runtime(config, secrets, ConsoleTransport(print, names))
+    files = Path(config.database).resolve().parent / "golive-files"
+    runtime = Runtime(config, secrets, ConsoleTransport(print, names, files))
     asyncio.run(run_console(runtime, config, user))
     return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the Slack app: HTTP (POST /slack/events) or Socket Mode, with /healthz and /freeze."""
+    from bot.serve import serve_command
+
+    return serve_command(args, os.environ)
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -97,6 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a golive.yml")
     check.add_argument("config_file", nargs="?", default=DEFAULT_CONFIG)
     check.set_defaults(func=cmd_check_config)
+
+    serve = sub.add_parser("serve", help="serve the Slack app (HTTP mode, or --socket-mode)")
+    serve.add_argument("--config", default=DEFAULT_CONFIG)
+    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument(
+        "--socket-mode",
+        action="store_true",
+        help="connect to Slack over Socket Mode (SLACK_APP_TOKEN) instead of receiving HTTP",
+    )
+    serve.set_defaults(func=cmd_serve)
 
     console = sub.add_parser("console", help="rehearse a release in the terminal (no Slack)")
     console.add_argument("--config", default=DEFAULT_CONFIG)
