@@ -167,7 +167,7 @@ class Outbox:
 
     def pending(self) -> int:
         """How many messages wait for delivery."""
-        return len(self._pending(limit=100_000))
+        return self.store.pending_count(self.only, self.skip)
 
     async def run(self) -> None:
         """Deliver until stopped, waking on new messages and at retry times."""

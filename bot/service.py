@@ -308,14 +308,6 @@ class ReleaseService:
             return notes.url.replace("{version}", release.version)
         return None
 
-    def _approval_message(self, release_id: int, step_key: str) -> OutboxRow | None:
-        rows = [
-            m
-            for m in self.store.messages(release_id)
-            if m.kind == "approval" and m.step_key == step_key
-        ]
-        return rows[-1] if rows else None
-
     def _stage_passed(
         self, record: ReleaseRecord, effect: StagePassed, now: datetime, ctx: Context
     ) -> None:
@@ -333,7 +325,7 @@ class ReleaseService:
                 ctx.note,
                 now,
             )
-            message = self._approval_message(release.id, step.key)
+            message = self.store.latest_request(release.id, step.key)
             if message is not None:
                 rendered = render.render_approved(
                     release,
@@ -702,19 +694,27 @@ class ReleaseService:
         """A reaction on one of our messages: the approve reaction on an approval request.
 
         Returns what happened in words, or None when the reaction means nothing to golive.
-        Someone other than the owner gets an ephemeral refusal.
         """
         if reaction.strip(":") != self.config.slack.approve_reaction:
             return None
+        return self.approve_message(message, user, via)
+
+    def approve_message(self, message: OutboxRow, user: str, via: str) -> str | None:
+        """Approve the step an approval request asks for (reaction or button).
+
+        Only the step's current request counts: an older request of the same step (a re-added
+        reaction, a double click during an outage) must not approve the stage after it. Someone
+        other than the owner gets an ephemeral refusal; anything else that does not apply is
+        ignored quietly (None).
+        """
         if message.kind != "approval" or message.release_id is None or not message.step_key:
             return None
-        return self.approve_step(message.release_id, message.step_key, user, via)
-
-    def approve_step(self, release_id: int, step_key: str, user: str, via: str) -> str | None:
-        """Approve a named step of a release from a reaction or a button; refusals go ephemeral."""
-        record = self.store.load(release_id)
+        latest = self.store.latest_request(message.release_id, message.step_key)
+        if latest is None or latest.id != message.id:
+            return None
+        record = self.store.load(message.release_id)
         release = record.release
-        step = release.find_step(step_key)
+        step = release.find_step(message.step_key)
         if release.status is not ReleaseStatus.ACTIVE or step is None:
             return None
         if step.status is not StepStatus.AWAITING:

@@ -32,7 +32,7 @@ from bot.config import Config
 from bot.render import APPROVE_ACTION
 from bot.runtime import Runtime
 from bot.slack_transport import make_client
-from bot.store import OutboxRow, Store
+from bot.store import Store
 from commands import dispatch
 from commands.base import unescape
 
@@ -319,15 +319,6 @@ class Golive:
         log.info("event %s already handled (Slack retry %s); skipped", event_id, retry)
         return False
 
-    def asks_now(self, row: OutboxRow) -> bool:
-        """True unless a newer approval request for the same step replaced this message."""
-        # Approving acts on a step's current stage: a reaction or click on an older request of
-        # the same step (a re-added reaction, a double click during a Slack outage) must not
-        # approve the stage after it.
-        if row.kind != "approval" or row.release_id is None or row.step_key is None:
-            return True
-        return not self.store.newer_request(row.release_id, row.step_key, row.id)
-
 
 GOLIVE = "golive"
 
@@ -393,8 +384,8 @@ def handle_reaction(golive: Golive, event: Mapping[str, Any]) -> str | None:
     if not isinstance(reaction, str) or not item.get("channel") or not item.get("ts"):
         return None
     row = golive.store.message_by_ts(str(item["channel"]), str(item["ts"]))
-    if row is None or not golive.asks_now(row):
-        return None  # not our message, or an approval request that has been superseded
+    if row is None:
+        return None  # not our message
     return golive.runtime.service.react(row, user, _reaction_name(reaction))
 
 
@@ -414,17 +405,15 @@ async def approve_button(
     ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
     user = (body.get("user") or {}).get("id")
     row = golive.store.message_by_ts(str(channel), str(ts)) if channel and ts else None
-    current = (
+    matches = (
         row is not None
         and release_id.isdigit()
-        and row.kind == "approval"
         and row.release_id == int(release_id)
         and row.step_key == step_key
-        and golive.asks_now(row)
     )
     outcome = None
-    if current and isinstance(user, str):
-        outcome = golive.runtime.service.approve_step(int(release_id), step_key, user, via="button")
+    if row is not None and matches and isinstance(user, str):
+        outcome = golive.runtime.service.approve_message(row, user, via="button")
     if outcome is None:
         golive.work.reply_later(_tell(respond, NOT_WAITING))
 

@@ -252,6 +252,19 @@ def _unj(text: str | None, default: Any) -> Any:
     return json.loads(text) if text else default
 
 
+def _pending_where(only: frozenset[str] | None, skip: frozenset[str]) -> tuple[str, list[str]]:
+    """The outbox filter for pending rows of some kinds (`only`) and not others (`skip`)."""
+    where = "status = 'pending'"
+    args: list[str] = []
+    if only is not None:
+        where += " and kind in (" + ",".join("?" * len(only)) + ")"
+        args += sorted(only)
+    if skip:
+        where += " and kind not in (" + ",".join("?" * len(skip)) + ")"
+        args += sorted(skip)
+    return where, args
+
+
 def _pk(value: object) -> int:
     if not isinstance(value, int):
         raise RuntimeError(f"insert returned no integer key: {value!r}")
@@ -858,14 +871,7 @@ class Store:
         skip: frozenset[str] = frozenset(),
     ) -> list[OutboxRow]:
         """Undelivered messages in the order they were written (optionally of some kinds)."""
-        where = "status = 'pending'"
-        args: list[str] = []
-        if only is not None:
-            where += " and kind in (" + ",".join("?" * len(only)) + ")"
-            args += sorted(only)
-        if skip:
-            where += " and kind not in (" + ",".join("?" * len(skip)) + ")"
-            args += sorted(skip)
+        where, args = _pending_where(only, skip)
         return [
             self._outbox_row(r)
             for r in self._t("outbox").rows_where(where, args, order_by="id", limit=limit)
@@ -933,16 +939,22 @@ class Store:
 
     # -- read-only queries for the Slack adapter and the outbox --------------------------------
 
-    def newer_request(self, release_id: int, step_key: str, after: int) -> bool:
-        """True when an approval request for the step was queued after message `after`."""
-        row = self.db.execute(
-            "select 1 from outbox where release_id = ? and kind = 'approval' and step_key = ? "
-            "and id > ? limit 1",
-            [release_id, step_key, after],
-        ).fetchone()
-        return row is not None
+    def latest_request(self, release_id: int, step_key: str) -> OutboxRow | None:
+        """The newest approval request posted for a step (older ones are superseded)."""
+        rows = list(
+            self._t("outbox").rows_where(
+                "release_id = ? and kind = 'approval' and step_key = ?",
+                [release_id, step_key],
+                order_by="id desc",
+                limit=1,
+            )
+        )
+        return self._outbox_row(rows[0]) if rows else None
 
-    def pending_count(self) -> int:
-        """How many messages wait for delivery."""
-        row = self.db.execute("select count(*) from outbox where status = 'pending'").fetchone()
+    def pending_count(
+        self, only: frozenset[str] | None = None, skip: frozenset[str] = frozenset()
+    ) -> int:
+        """How many messages (optionally of some kinds) wait for delivery."""
+        where, args = _pending_where(only, skip)
+        row = self.db.execute(f"select count(*) from outbox where {where}", args).fetchone()
         return int(row[0])

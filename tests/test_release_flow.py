@@ -198,3 +198,19 @@ async def test_handover_moves_the_commander_role(harness: Harness) -> None:
     assert h.release().roles.commander == ON_CALL
     assert await h.reply(COMMANDER, "/golive approve ci") == "only @carol can approve CI green"
     assert await h.reply(ON_CALL, "/golive approve ci") == "Approved CI green."
+
+
+async def test_an_old_request_cannot_approve_the_next_stage(harness: Harness) -> None:
+    """Reacting again to a step's first request does not approve the confirmation after it."""
+    h = harness
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    await walk(h, "migrations")
+    first = h.approval_message("wave-1")
+    await h.say(BACKEND, f"+:white_check_mark: m{first.id}")
+    assert h.step("wave-1").stage == 1  # now waiting for the manual health confirmation
+    await h.say(BACKEND, f"+:white_check_mark: m{first.id}")
+    assert h.step("wave-1").status is StepStatus.AWAITING
+    second = h.approval_message("wave-1")
+    assert second.id != first.id
+    await h.say(BACKEND, f"+:white_check_mark: m{second.id}")
+    assert h.step("wave-1").status is StepStatus.DONE
