@@ -326,6 +326,9 @@ class Store:
             self.db.execute("PRAGMA synchronous = NORMAL")
         migrations.apply(self.db)
         self.path = target
+        # Parsed releases, dropped whenever their rows are written (or a transaction rolls
+        # back). This process is the only writer, so the cache cannot go stale behind its back.
+        self._records: dict[int, ReleaseRecord] = {}
 
     def close(self) -> None:
         """Close the connection."""
@@ -338,8 +341,12 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[Store]:
         """Everything inside commits together or not at all."""
-        with self.db.atomic():
-            yield self
+        try:
+            with self.db.atomic():
+                yield self
+        except BaseException:
+            self._records.clear()  # something cached inside may have been rolled back
+            raise
 
     def _t(self, name: str) -> Table:
         return cast(Table, self.db[name])
@@ -363,6 +370,7 @@ class Store:
         )
         row.pop("id")
         release_id = _pk(self._t("releases").insert(row).last_pk)
+        self._records.pop(release_id, None)
         self._t("steps").insert_all(
             [self._step_row(release_id, seq, step) for seq, step in enumerate(release.steps)]
         )
@@ -407,6 +415,7 @@ class Store:
 
     def save_release(self, before: Release, after: Release, now: datetime) -> None:
         """Write what changed between two states of the same release."""
+        self._records.pop(after.id, None)
         row = self._release_row(after)
         if after.frozen and not before.frozen:
             row["frozen_at"] = utc_iso(now)
@@ -435,11 +444,21 @@ class Store:
 
     def set_release_fields(self, release_id: int, **fields: Any) -> None:
         """Update bookkeeping columns of a release (card message, baseline...)."""
+        self._records.pop(release_id, None)
         values = {k: _j(v) if k == "baseline" else v for k, v in fields.items()}
         self._t("releases").update(release_id, values)
 
     def load(self, release_id: int) -> ReleaseRecord:
         """A release with its steps, as stored."""
+        cached = self._records.get(release_id)
+        if cached is not None:
+            return cached
+        record = self._read(release_id)
+        if not self.db.conn.in_transaction:
+            self._records[release_id] = record
+        return record
+
+    def _read(self, release_id: int) -> ReleaseRecord:
         row = self._t("releases").get(release_id)
         steps = [
             Step(
@@ -647,6 +666,7 @@ class Store:
         self, release_id: int, period: str | None, until: datetime | None, closed: bool = False
     ) -> None:
         """Set (or close) the release's monitoring window after the soak."""
+        self._records.pop(release_id, None)
         self._t("releases").update(
             release_id,
             {

@@ -73,3 +73,27 @@ def test_newer_update_supersedes_older_pending_ones(store: Store) -> None:
     pending = [(m.id, m.text) for m in store.pending_messages()]
     assert pending == [(card, "v0"), (second, "v2")]
     assert (store.message(first) or pytest.fail()).status == "superseded"
+
+
+def test_cached_releases_follow_writes_and_rollbacks(store: Store) -> None:
+    """A loaded release reflects every committed write and none that was rolled back."""
+    from dataclasses import replace
+
+    from bot.runbook import Phase, Release, ReleaseStatus, Role, Roles, Stage, StageKind, Step
+
+    step = Step("s", Phase.DEPLOYMENT, "S", (Stage(StageKind.APPROVE, Role.BACKEND, "ok"),))
+    release = Release(
+        0, "C1", "v1.0.0", ReleaseStatus.SCHEDULED, Roles("U1", "U2", "U3", "U4"), (step,)
+    )
+    rid = store.insert_release(release, created_at=NOW, created_by="U1", activate_at=NOW)
+    before = store.load(rid).release
+    active = replace(before, status=ReleaseStatus.ACTIVE)
+    store.save_release(before, active, NOW)
+    assert store.load(rid).release.status is ReleaseStatus.ACTIVE
+    with pytest.raises(RuntimeError), store.transaction():
+        store.save_release(active, replace(active, status=ReleaseStatus.ABORTED), NOW)
+        assert store.load(rid).release.status is ReleaseStatus.ABORTED
+        raise RuntimeError("crash before commit")
+    assert store.load(rid).release.status is ReleaseStatus.ACTIVE
+    store.set_release_fields(rid, card_message=7)
+    assert store.load(rid).card_message == 7
