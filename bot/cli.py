@@ -62,6 +62,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve_command(args, os.environ)
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """A whole release against the local sandbox: interactive, or played with --auto."""
+    from bot.demo import run_demo
+
+    folder = Path(args.dir) if args.dir else None
+    return asyncio.run(run_demo(args.auto, folder))
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     """List recent releases from the database."""
     from bot.report import history_text
@@ -122,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_argument("--config", default=DEFAULT_CONFIG)
     console.add_argument("--as", dest="as_user", help="the Slack user id to act as")
     console.set_defaults(func=cmd_console)
+
+    demo = sub.add_parser(
+        "demo", help="walk a whole release against a local sandbox (no Slack, no setup)"
+    )
+    demo.add_argument("--auto", action="store_true", help="play the release unattended")
+    demo.add_argument("--dir", help="keep the database and files here (default: a temp folder)")
+    demo.set_defaults(func=cmd_demo)
 
     history = sub.add_parser("history", help="list recent releases")
     history.add_argument("--config", default=DEFAULT_CONFIG)

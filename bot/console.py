@@ -11,7 +11,7 @@ import asyncio
 import base64
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bot.config import Config
@@ -51,6 +51,7 @@ class ConsoleTransport:
         self.write = write
         self.names = names or {}
         self.files_dir = files_dir
+        self._cards: dict[str, str] = {}  # card id → the summary printed last
 
     async def deliver(
         self, message: OutboxRow, thread_ts: str | None, target_ts: str | None
@@ -66,7 +67,9 @@ class ConsoleTransport:
                     if line.startswith(("Now", "Soak", "Every", "Waiting", "Reason"))
                 ]
                 summary = " · ".join([first, *rest])
-                self.write(f"[card {target_ts} updated] {summary}")
+                if self._cards.get(str(target_ts)) != summary:  # sparkline-only edits stay quiet
+                    self._cards[str(target_ts)] = summary
+                    self.write(f"[card {target_ts} updated] {summary}")
             else:
                 self.write(f"[{target_ts} updated] {text}")
             return target_ts
@@ -175,13 +178,16 @@ async def run_console(
         or f"golive console — you are {session._name(user)} in #{session.channel}. "
         "Type /golive help, or /help for console commands."
     )
-    loop = asyncio.get_running_loop()
     try:
-        while True:
-            line = await loop.run_in_executor(None, sys.stdin.readline)
-            if not line:
-                break
-            if not await session.handle(line):
-                break
+        await read_stdin(session.handle)
     finally:
         await runtime.stop()
+
+
+async def read_stdin(handle: Callable[[str], Awaitable[bool]]) -> None:
+    """Feed typed lines to `handle` until end of input or until it says to stop."""
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line or not await handle(line):
+            return

@@ -1,0 +1,323 @@
+"""`golive demo`: a whole release in about two minutes, on this machine, with nothing to set up.
+
+The sandbox serves GitHub, PagerDuty, an image registry, the product API with live traffic and a
+Prometheus-compatible endpoint on loopback; golive runs against it with short timers in the
+console. Interactively you are the release commander and can act as every owner; with `--auto`
+the release plays itself — including a 5xx spike during the soak that pages on-call and then
+recovers — and the command exits 0 only if every phase did what it should.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.config import Config, Secrets, validate_config
+from bot.console import ConsoleSession, ConsoleTransport, Write, read_stdin
+from bot.runbook import ReleaseStatus, StepStatus
+from bot.runtime import Runtime
+from bot.sandbox import Sandbox
+
+VERSION = "v2.4.0"
+CHANNEL = "C0RELEASE1"
+ANNOUNCE = "C0ENGINEER"
+PEOPLE = {"alice": "U0ALICE", "carol": "U0CAROL", "bob": "U0BOB", "fran": "U0FRAN"}
+
+PREFLIGHT = """\
+import sys, time
+checks = ["database migrations are reversible", "feature flags are defaulted", "config renders"]
+if "--include-frontend" in sys.argv:
+    checks.append("web portal bundle builds")
+for check in checks:
+    time.sleep(0.2)
+    print("ok  ", check)
+print("preflight passed")
+"""
+
+GUIDE = """\
+golive demo — a rehearsal release against a sandbox on this machine (nothing leaves it).
+
+You are @alice, the release commander, in #{channel}; announcements go to #{announce}.
+The other owners: @carol (on-call), @bob (backend), @fran (frontend). Act as them with /as bob.
+
+Try:
+  /golive start {version}            start the release (preconditions and baseline run at once)
+  /golive status                     where it stands and what waits on whom
+  +:white_check_mark: m12            approve the step that message m12 asks for (as its owner)
+  /spike on   /spike off             inject or stop a 5xx spike in the sandbox's service
+  /slow on    /slow off              push the service's p95 latency above the SLO
+  /fault rbac_hole                   break the product API (/fault lists the switches)
+  /quit                              leave (files and the database stay in {folder})
+
+Timers are short here: the soak lasts 45 s and heightened monitoring 30 s.
+"""
+
+
+def demo_config(sandbox: Sandbox, folder: Path) -> dict[str, Any]:
+    """The embedded default: every check pointed at the sandbox, timers measured in seconds."""
+    repo = folder / "repo"
+    repo.mkdir(parents=True, exist_ok=True)
+    (repo / "release_preflight.py").write_text(PREFLIGHT)
+    overrides = sandbox.config_overrides()
+    overrides["preconditions"]["ci"].update(wait="20s", poll_interval="1s")
+    return {
+        "database": str(folder / "golive.db"),
+        "timezone": "UTC",
+        "slack": {"release_channels": [CHANNEL], "announce_channels": [ANNOUNCE]},
+        "roles": {"on_call": PEOPLE["carol"], "backend": PEOPLE["bob"], "frontend": PEOPLE["fran"]},
+        "users": dict(PEOPLE),
+        "services": overrides["services"],
+        "preconditions": overrides["preconditions"],
+        "preflight": {
+            "workdir": str(repo),
+            "quick": [sys.executable, "release_preflight.py", "--quick"],
+            "full": [sys.executable, "release_preflight.py", "--include-frontend"],
+            "timeout": "30s",
+        },
+        "monitoring": {
+            **overrides["monitoring"],
+            "window": "10s",
+            "baseline_window": "10m",
+            "min_requests": 100,
+            "realert": "20s",
+            "soak": {"duration": "45s", "interval": "3s"},
+            "heightened": {"duration": "30s", "interval": "3s"},
+        },
+        "verification": overrides["verification"],
+    }
+
+
+class DemoSession(ConsoleSession):
+    """The console plus switches that break the sandbox on purpose."""
+
+    def __init__(self, runtime: Runtime, config: Config, write: Write, sandbox: Sandbox) -> None:
+        super().__init__(runtime, config, PEOPLE["alice"], write)
+        self.sandbox = sandbox
+
+    async def handle(self, line: str) -> bool:
+        """Sandbox switches first; everything else as in the console."""
+        words = line.split()
+        switch = {"/spike": self._spike, "/slow": self._slow, "/fault": self._fault}.get(
+            words[0] if words else ""
+        )
+        if switch is None:
+            return await super().handle(line)
+        switch(words[1:])
+        return True
+
+    def _spike(self, args: list[str]) -> None:
+        on = args[:1] != ["off"]
+        self.sandbox.product.set_traffic(error_ratio=0.08 if on else 0.005)
+        self.write(f"(sandbox: 5xx ratio now {'8%' if on else '0.5%'})")
+
+    def _slow(self, args: list[str]) -> None:
+        on = args[:1] != ["off"]
+        self.sandbox.product.set_traffic(p95=0.9 if on else 0.12)
+        self.write(f"(sandbox: p95 latency now {'900' if on else '120'} ms)")
+
+    def _fault(self, args: list[str]) -> None:
+        faults = self.sandbox.product.faults
+        if not args or args[0] not in faults:
+            self.write("(sandbox faults: " + ", ".join(sorted(faults)) + "; /fault NAME [off])")
+            return
+        on = args[1:2] != ["off"]
+        self.sandbox.product.set_fault_switch(args[0], on)
+        self.write(f"(sandbox: {args[0]} {'on' if on else 'off'})")
+
+
+class Player:
+    """Plays the release for `--auto`: types what each owner would, waits for the bot."""
+
+    def __init__(self, session: DemoSession, runtime: Runtime, write: Write) -> None:
+        self.session = session
+        self.runtime = runtime
+        self.write = write
+        self.changed = asyncio.Event()
+        runtime.service.on_change(self.changed.set)
+        self.started = time.monotonic()
+        self.problems: list[str] = []
+
+    def note(self, text: str) -> None:
+        """A line of the transcript that says what the player does next."""
+        elapsed = time.monotonic() - self.started
+        self.write(f"\n▶ [{elapsed:5.1f}s] {text}")
+
+    async def type(self, user: str, line: str) -> None:
+        """Type a console line as one of the people."""
+        self.session.user = PEOPLE[user]
+        self.write(f"{user}> {line}")
+        await self.session.handle(line)
+
+    def release(self) -> Any:
+        """The demo release's state."""
+        store = self.runtime.store
+        rid = store.latest_in_channel(CHANNEL)
+        assert rid is not None
+        return store.load(rid).release
+
+    async def until(self, what: str, ready: Callable[[], bool], timeout: float = 60.0) -> bool:
+        """Wait for the bot (woken by its changes, re-checked twice a second)."""
+        deadline = time.monotonic() + timeout
+        while not ready():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.problems.append(f"timed out waiting for {what}")
+                self.write(f"✗ timed out after {timeout:.0f}s waiting for {what}")
+                return False
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), timeout=min(left, 0.5))
+        return True
+
+    def awaiting(self, step: str) -> Callable[[], bool]:
+        """A condition: the step waits for its owner."""
+        return lambda: self.release().step(step).status is StepStatus.AWAITING
+
+    async def approve(self, user: str, step: str) -> None:
+        """Wait until `step` asks for approval, then react to its request as `user`."""
+        if not await self.until(f"{step} to ask for approval", self.awaiting(step)):
+            return
+        request = self.runtime.store.latest_request(self.release().id, step)
+        assert request is not None
+        await self.type(user, f"+:white_check_mark: m{request.id}")
+
+    def alerts(self) -> list[tuple[str, str]]:
+        """(signal, action) of every alert of the demo release."""
+        return [(a["signal"], a["action"]) for a in self.runtime.store.alerts(self.release().id)]
+
+    async def play(self, sandbox: Sandbox) -> None:
+        """The whole runbook, as the four owners would walk it."""
+        self.note("The commander starts the release; preconditions and the baseline run at once")
+        await self.type("alice", f"/golive start {VERSION}")
+        self.note(
+            "CI, incidents, rollback images and the baseline check themselves; "
+            "alice approves the release notes"
+        )
+        await self.approve("alice", "notes")
+        self.note("The preflight script runs; then alice freezes merges")
+        await self.approve("alice", "freeze")
+        self.note("bob records the restore point, applies migrations, deploys two waves")
+        if await self.until("the backup step", self.awaiting("backup")):
+            await self.type("bob", "/golive approve backup rp-demo-0001")
+        await self.approve("bob", "migrations")
+        await self.approve("bob", "wave-1")
+        await self.approve("bob", "wave-2")
+        self.note("The bot confirmed backend health; fran deploys the web portal")
+        await self.approve("fran", "portal")
+        soaking = lambda: self.release().step("soak").status is StepStatus.TIMING  # noqa: E731
+        if not await self.until("the soak to start", soaking):
+            return
+        self.note("The soak runs (45 s). In a moment the sandbox starts answering 8% 5xx…")
+        await asyncio.sleep(4)
+        await self.type("alice", "/spike on")
+        opened = await self.until(
+            "on-call to be paged", lambda: ("errors", "open") in self.alerts(), 30
+        )
+        if opened:
+            self.note("On-call was paged (channel + PagerDuty). The spike stops; watch recovery")
+        await self.type("alice", "/spike off")
+        await self.until("the 5xx recovery", lambda: ("errors", "recover") in self.alerts(), 40)
+        self.note("The soak ends without an open breach; carol widens traffic")
+        await self.approve("carol", "soak")
+        self.note("The money paths verify themselves; fran confirms the portal's critical paths")
+        await self.approve("fran", "portal-paths")
+        done = lambda: self.release().step("criteria").status is StepStatus.DONE  # noqa: E731
+        if not await self.until("the success criteria", done):
+            return
+        self.note("Success criteria met: the commander calls it")
+        await self.type("alice", "/golive complete")
+        self.note("Heightened monitoring runs for 30 s, then closes")
+        await self.until(
+            "heightened monitoring to close",
+            lambda: not self.runtime.monitor.periods(),
+            45,
+        )
+
+    def verdict(self, sandbox: Sandbox, folder: Path) -> int:
+        """Check every phase did what it should; print the outcome; 0 when all did."""
+        release = self.release()
+        expectations: list[tuple[str, bool]] = [
+            ("the release completed", release.status is ReleaseStatus.COMPLETED),
+            ("every step finished", release.all_done),
+            ("no step needed a waiver", not release.waivers),
+            (
+                "merges were frozen and the freeze lifted",
+                not release.frozen
+                and any(m.text.startswith("🧊") for m in self.runtime.store.messages(release.id)),
+            ),
+            (
+                "the 5xx spike paged on-call, then recovered",
+                [a for a in self.alerts() if a[0] == "errors"]
+                == [("errors", "open"), ("errors", "recover")],
+            ),
+            (
+                "PagerDuty got a trigger and a resolve",
+                [e["event_action"] for e in sandbox.pagerduty.events] == ["trigger", "resolve"],
+            ),
+            (
+                "the merge gate marked the open pull requests",
+                len(sandbox.github.statuses_posted(context="golive/merge-freeze")) >= 4,
+            ),
+            (
+                "the release record was written",
+                (folder / "golive-files" / f"release-{VERSION}.md").exists(),
+            ),
+            (
+                "the soak chart was drawn",
+                (folder / "golive-files" / f"soak-{VERSION}.png").exists(),
+            ),
+        ]
+        self.write("\n=== golive demo: outcome ===")
+        for what, ok in expectations:
+            self.write(f"{'✓' if ok else '✗'} {what}")
+        for problem in self.problems:
+            self.write(f"✗ {problem}")
+        ok = all(ok for _, ok in expectations) and not self.problems
+        elapsed = time.monotonic() - self.started
+        self.write(
+            f"{'Every phase did what it should' if ok else 'Something went wrong'} "
+            f"({elapsed:.0f} s)."
+        )
+        self.write(f"Files: {folder / 'golive-files'}")
+        self.write(f"Record: golive report {VERSION} --config {folder / 'golive.yml'}")
+        return 0 if ok else 1
+
+
+async def run_demo(auto: bool, folder: Path | None = None, write: Write = print) -> int:
+    """Start the sandbox and golive against it; interactive console, or `--auto`."""
+    place = folder or Path(tempfile.mkdtemp(prefix="golive-demo-"))
+    place.mkdir(parents=True, exist_ok=True)
+    for stale in place.glob("golive.db*"):
+        stale.unlink()
+    async with Sandbox.start(history=3600) as sandbox:
+        data = demo_config(sandbox, place)
+        (place / "golive.yml").write_text(yaml.safe_dump(data, sort_keys=False))
+        config = validate_config(data)
+        names = {v: k for k, v in PEOPLE.items()}
+        transport = ConsoleTransport(write, names, place / "golive-files")
+        runtime = Runtime(config, Secrets(sandbox.tokens), transport)
+        session = DemoSession(runtime, config, write, sandbox)
+        await runtime.start()
+        try:
+            if auto:
+                write(
+                    f"golive demo --auto: a scripted release of {VERSION} against the sandbox "
+                    f"(files in {place})"
+                )
+                player = Player(session, runtime, write)
+                await player.play(sandbox)
+                await runtime.pump()
+                return player.verdict(sandbox, place)
+            write(GUIDE.format(channel=CHANNEL, announce=ANNOUNCE, version=VERSION, folder=place))
+            await read_stdin(session.handle)
+            return 0
+        finally:
+            await runtime.stop()
