@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 
@@ -90,6 +91,10 @@ class Timers:
             return
         try:
             await self.monitor.tick(release_id)
+        except asyncio.CancelledError:
+            # Shutting down mid-tick: nothing was committed, the next process ticks again.
+            log.info("monitoring tick for release %s stopped by shutdown", release_id)
+            return
         except Exception:
             log.exception("monitoring tick for release %s failed", release_id)
         self.sync()
