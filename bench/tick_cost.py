@@ -64,8 +64,11 @@ async def _to_soak(runtime: Runtime) -> int:
 
 
 async def main(ticks: int, interval: float, seconds: float) -> None:
-    folder = Path(tempfile.mkdtemp(prefix="golive-bench-"))
-    with Sandbox.start_in_thread(history=3600) as sandbox:
+    with (
+        tempfile.TemporaryDirectory(prefix="golive-bench-") as place,
+        Sandbox.start_in_thread(history=3600) as sandbox,
+    ):
+        folder = Path(place)
         data = demo_config(sandbox, folder)
         data["monitoring"]["soak"] = {"duration": "1h", "interval": f"{int(interval * 1000)}ms"}
         config = validate_config(data)
@@ -128,12 +131,18 @@ async def main(ticks: int, interval: float, seconds: float) -> None:
 
         scheduled = lateness(starts)
         plain = lateness(bare_starts)
-        print(f"tick jitter over {seconds:.0f} s at a {interval:g} s interval "
-              f"({len(starts)} ticks; deviation from schedule)")
-        print(f"  APScheduler ticks                   max {max(map(abs, scheduled)) * 1000:7.1f} ms"
-              f"  mean {statistics.mean(map(abs, scheduled)) * 1000:6.1f} ms")
-        print(f"  baseline: bare asyncio sleep loop   max {max(map(abs, plain)) * 1000:7.1f} ms"
-              f"  mean {statistics.mean(map(abs, plain)) * 1000:6.1f} ms")
+        print(
+            f"tick jitter over {seconds:.0f} s at a {interval:g} s interval "
+            f"({len(starts)} ticks; deviation from schedule)"
+        )
+        print(
+            f"  APScheduler ticks                   max {max(map(abs, scheduled)) * 1000:7.1f} ms"
+            f"  mean {statistics.mean(map(abs, scheduled)) * 1000:6.1f} ms"
+        )
+        print(
+            f"  baseline: bare asyncio sleep loop   max {max(map(abs, plain)) * 1000:7.1f} ms"
+            f"  mean {statistics.mean(map(abs, plain)) * 1000:6.1f} ms"
+        )
         overlaps = sum(1 for a, b in itertools.pairwise(starts) if b - a < interval / 2)
         print(f"  overlapping ticks: {overlaps}")
 
