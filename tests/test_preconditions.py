@@ -360,3 +360,16 @@ def test_preflight_script_is_not_a_shell() -> None:
 
     assert "create_subprocess_exec" in inspect.getsource(preflight)
     assert "shell" not in textwrap.dedent(inspect.getsource(preflight.run_preflight))
+
+
+async def test_provider_down_is_an_error(h: Harness, sandbox: Sandbox) -> None:
+    """A provider that does not answer at all (connection refused) is an error, never a pass."""
+    await sandbox.github.stop()
+    await sandbox.registry.stop()
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    ci = results(h, "ci")["ci:smoke-core-flow"]
+    assert ci["status"] == "error" and ci["summary"].startswith("could not reach GitHub")
+    rollback = results(h, "rollback")["rollback:billing-api"]
+    assert rollback["status"] == "error"
+    assert rollback["summary"].startswith("could not reach the registry")
+    assert h.step("ci").status is StepStatus.BLOCKED
