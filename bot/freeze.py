@@ -8,8 +8,6 @@ GitHub being down delays this (the next scan retries); it never changes the rele
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 import httpx
@@ -17,14 +15,17 @@ import httpx
 from bot.clock import Clock
 from bot.config import Config, Secrets
 from bot.store import Store
+from bot.worker import Worker
 from checks.freeze import open_pull_heads, set_freeze_status
 from checks.http import ProviderError
 
 log = logging.getLogger(__name__)
 
 
-class FreezeEnforcer:
+class FreezeEnforcer(Worker):
     """Marks and unmarks pull requests; `sync()` is idempotent and safe to call any time."""
+
+    what = "merge gate sync"
 
     def __init__(
         self,
@@ -41,8 +42,7 @@ class FreezeEnforcer:
         self.client = client
         self.clock = clock
         self.rescan = rescan
-        self._wake = asyncio.Event()
-        self._stopped = False
+        super().__init__()
         self.last_error: str | None = None
 
     @property
@@ -50,10 +50,6 @@ class FreezeEnforcer:
         """True when a GitHub freeze branch is configured."""
         ci = self.config.preconditions.ci
         return ci is not None and bool(ci.freeze_branch)
-
-    def wake(self) -> None:
-        """The freeze may have changed: sync soon."""
-        self._wake.set()
 
     async def sync(self) -> None:
         """Make GitHub match the recorded freeze state."""
@@ -135,20 +131,11 @@ class FreezeEnforcer:
             self.store.freeze_marks(state="failure")
         )
 
-    async def run(self) -> None:
-        """Sync on every wake-up and every `rescan` seconds while there is work."""
-        while not self._stopped:
-            self._wake.clear()
-            if self.enabled:
-                try:
-                    await self.sync()
-                except Exception:
-                    log.exception("merge gate sync crashed; will retry")
-            timeout = self.rescan if self.enabled and self.busy() else None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+    async def work(self) -> None:
+        """One sync, when a freeze branch is configured."""
+        if self.enabled:
+            await self.sync()
 
-    def stop(self) -> None:
-        """End the loop."""
-        self._stopped = True
-        self._wake.set()
+    def next_wait(self) -> float | None:
+        """Rescan while something is frozen or still marked; otherwise wait to be woken."""
+        return self.rescan if self.enabled and self.busy() else None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -11,6 +10,7 @@ from typing import Protocol
 
 from bot.clock import Clock
 from bot.store import OutboxRow, Store
+from bot.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,10 @@ BACKOFF: Sequence[float] = (1, 2, 5, 10, 30, 60)
 PACED_KINDS = frozenset({"card", "thread", "approval", "channel", "announce", "file"})
 
 
-class Outbox:
+class Outbox(Worker):
     """Delivers the outbox: a crash or an outage delays messages, never loses them."""
+
+    what = "outbox delivery pass"
 
     def __init__(
         self,
@@ -68,13 +70,8 @@ class Outbox:
         # Minimum seconds between two posts to one channel (0: unpaced, as in the console).
         self.pace = pace
         self._posted: dict[str, datetime] = {}
-        self._wake = asyncio.Event()
+        super().__init__()
         self._lock = asyncio.Lock()  # one delivery pass at a time: pump() may race run()
-        self._stopped = False
-
-    def wake(self) -> None:
-        """Something was queued: deliver soon."""
-        self._wake.set()
 
     def _retry_at(self, now: datetime, attempts: int, after: float | None) -> datetime:
         delay = after if after is not None else self.backoff[min(attempts, len(self.backoff)) - 1]
@@ -169,24 +166,13 @@ class Outbox:
         """How many messages wait for delivery."""
         return self.store.pending_count(self.only, self.skip)
 
-    async def run(self) -> None:
-        """Deliver until stopped, waking on new messages and at retry times."""
-        while not self._stopped:
-            self._wake.clear()
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("outbox delivery pass failed; retrying")
-            timeout = 5.0
-            retry = self.next_retry()
-            if retry is not None:
-                timeout = min(max((retry - self.clock.now()).total_seconds(), 0.05), timeout)
-            elif self.pending():
-                timeout = 0.2
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+    async def work(self) -> None:
+        """One delivery pass."""
+        await self.flush()
 
-    def stop(self) -> None:
-        """End the delivery loop after the current pass."""
-        self._stopped = True
-        self._wake.set()
+    def next_wait(self) -> float:
+        """Wake at the next retry (or pace) time; poll briefly while anything is held back."""
+        retry = self.next_retry()
+        if retry is not None:
+            return min(max((retry - self.clock.now()).total_seconds(), 0.05), 5.0)
+        return 0.2 if self.pending() else 5.0
