@@ -60,13 +60,15 @@ class Monitor:
         return found
 
     def open_breaches(self, release_id: int) -> tuple[str, ...]:
-        """The signals (5xx, p95) whose breach is open now."""
-        states = self.store.alert_states(release_id)
-        return tuple(
-            SIGNAL_WORDS.get(signal, signal)
-            for signal, state in sorted(states.items())
-            if AlertTracker.from_dict(state).is_open
-        )
+        """What stands against widening now: breached signals (5xx, p95), and `metrics` while
+        golive cannot read a signal at all — a soak nobody could see is not a clean soak."""
+        trackers = [
+            (SIGNAL_WORDS.get(signal, signal), AlertTracker.from_dict(state))
+            for signal, state in sorted(self.store.alert_states(release_id).items())
+        ]
+        breached = [word for word, tracker in trackers if tracker.is_open]
+        blind = ["metrics"] if any(tracker.is_blind for _, tracker in trackers) else []
+        return tuple(breached + blind)
 
     def _tracker(self, record: ReleaseRecord, signal: str) -> AlertTracker:
         state = self.store.alert_state(record.release.id, signal)
@@ -216,16 +218,18 @@ class Monitor:
                 render.render_monitoring_closed(record.release, len(alerts), still, self.config),
                 now,
             )
+            # Nothing watches this release any more: resolve what golive opened in PagerDuty,
+            # breaches and blindness alike, so no incident outlives the monitoring.
             for state in self.store.alert_states(release_id).values():
                 tracker = AlertTracker.from_dict(state)
-                if tracker.is_open and self.config.monitoring.pagerduty_events_url:
+                keys = [tracker.dedup_key] if tracker.is_open else []
+                keys += [f"{tracker.dedup_key}/monitoring"] if tracker.is_blind else []
+                for key in keys if self.config.monitoring.pagerduty_events_url else []:
                     self.store.enqueue(
                         release_id=release_id,
                         channel=PAGER_CHANNEL,
                         kind="page",
-                        text=json.dumps(
-                            {"event_action": "resolve", "dedup_key": tracker.dedup_key}
-                        ),
+                        text=json.dumps({"event_action": "resolve", "dedup_key": key}),
                         blocks=None,
                         at=now,
                     )

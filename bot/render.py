@@ -345,12 +345,21 @@ def render_timer_started(step: Step, tz: ZoneInfo) -> Rendered:
 
 
 def render_soak_blocked(release: Release, breaches: Sequence[str]) -> Rendered:
-    """The soak ended while a breach is open: no widening; what the people can do."""
-    text = (
-        f"⛔ *Soak* ended with {', '.join(breaches)} still breached: traffic stays narrow. "
+    """The soak ended while a breach is open (or golive was blind): no widening; what to do."""
+    breached = [b for b in breaches if b != "metrics"]
+    reasons = []
+    if breached:
+        reasons.append(f"{', '.join(breached)} still breached")
+    if "metrics" in breaches:
+        reasons.append("golive unable to read the metrics, so nobody saw the end of the soak")
+    advice = (
         f"Recommended: {mention(release.roles.on_call)} rolls back (`/golive rollback <reason>`). "
-        f"Otherwise `/golive retry soak` soaks again, or the commander may "
-        f"`/golive waive soak <reason>`."
+        if breached
+        else f"{mention(release.roles.on_call)}: check the dashboards by hand. "
+    )
+    text = (
+        f"⛔ *Soak* ended with {' and '.join(reasons)}: traffic stays narrow. {advice}"
+        f"`/golive retry soak` soaks again, or the commander may `/golive waive soak <reason>`."
     )
     return Rendered(text, [_section(text)])
 
@@ -359,9 +368,9 @@ ALERT_HEADS = {
     "open": "🚨 {on_call} *{signal} breach* during the {period} of {version}",
     "remind": "🔁 {on_call} *{signal} still breached* after {duration} ({period} of {version})",
     "recover": "✅ *{signal} recovered* after {duration} ({period} of {version})",
-    "blind": "🙈 {on_call} *golive cannot read metrics* during the {period} of {version}: "
-    "monitoring is blind",
-    "sight": "👀 *Metrics are back* after {duration} ({period} of {version})",
+    "blind": "🙈 {on_call} *golive cannot read metrics* ({signal}) during the {period} of "
+    "{version}: monitoring of {signal} is blind",
+    "sight": "👀 *Metrics are back* ({signal}) after {duration} ({period} of {version})",
 }
 
 

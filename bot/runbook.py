@@ -992,7 +992,8 @@ def plan_steps(
                 services=frontend,
             )
         )
-    minutes = f"{soak_seconds / 60:g} min"
+    whole, rest = divmod(round(soak_seconds), 60)
+    minutes = f"{whole} min" + (f" {rest} s" if rest else "") if whole else f"{rest} s"
     steps.append(
         Step(
             "soak",

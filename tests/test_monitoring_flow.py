@@ -295,3 +295,34 @@ async def test_pagerduty_outage_delays_pages_without_losing_them(h: Monitored) -
     assert "routing_key" not in json.loads(row.text)
     assert h.sandbox.tokens["PAGERDUTY_ROUTING_KEY"] not in row.text
     assert CHANNEL  # the release channel carried the alert above
+
+
+async def test_a_soak_nobody_could_see_does_not_widen(h: Monitored) -> None:
+    """If golive is blind when the soak ends, traffic is not widened and on-call checks by hand."""
+    await soak(h)
+    await h.tick(2)
+    h.sandbox.prometheus.down = True
+    await h.tick(8)
+    h.service.fire_due()
+    await h.settle()
+    step = h.step("soak")
+    assert step.status is StepStatus.BLOCKED and step.failing == ("metrics",)
+    ended = next(m.text for m in h.messages() if m.text.startswith("⛔ *Soak* ended"))
+    assert "golive unable to read the metrics" in ended
+    assert f"<@{ON_CALL}>: check the dashboards by hand" in ended
+
+
+async def test_closing_the_monitoring_resolves_every_page(h: Monitored) -> None:
+    """When monitoring ends, PagerDuty incidents golive opened (breach or blindness) resolve."""
+    await soak(h)
+    await h.tick(10)
+    await walk(h, "criteria")
+    await h.say(COMMANDER, "/golive complete")
+    h.sandbox.prometheus.down = True
+    await h.tick(7)
+    keys = {e["dedup_key"]: e["event_action"] for e in h.sandbox.pagerduty.events}
+    assert keys == {
+        "golive/v2.4.0/errors/monitoring": "resolve",
+        "golive/v2.4.0/latency/monitoring": "resolve",
+    }
+    assert [e["event_action"] for e in h.sandbox.pagerduty.events].count("trigger") == 2
