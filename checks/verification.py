@@ -49,7 +49,6 @@ from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 import httpx
-from pypdf import PdfReader
 
 from checks.base import CheckResult, Status
 from checks.http import ProviderError, request_json
@@ -722,6 +721,9 @@ def _downloaded(call: _Call, response: httpx.Response, kind: str, media_type: st
 
 
 def _pdf_pages(data: bytes) -> int:
+    # pypdf is imported here: it costs a tenth of a second at start-up and only this needs it.
+    from pypdf import PdfReader
+
     try:
         pages = len(PdfReader(io.BytesIO(data)).pages)
     except Exception as exc:  # pypdf raises many kinds; every one means "not a usable PDF"
