@@ -70,3 +70,25 @@ async def test_no_timer_job_when_nothing_is_due(harness: Harness) -> None:
         assert health["scheduler"] == "running" and health["database"] == "ok"
     finally:
         await harness.runtime.stop()
+
+
+async def test_scheduled_go_live_survives_a_restart(tmp_path: Path) -> None:
+    """A go-live scheduled before a restart still starts at T-30 and opens deployment at T-0."""
+    clock = FakeClock(datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
+    config = make_config(database=str(tmp_path / "golive.db"))
+    first = Harness(config, clock, Store(config.database))
+    await first.say(COMMANDER, "/golive start v2.4.0 at=2026-11-27T12:00Z")
+    await first.service.close()
+    first.store.close()
+
+    second = Harness(config, clock, Store(config.database))
+    await second.runtime.start()
+    try:
+        assert second.service.next_due() == datetime(2026, 11, 27, 11, 30, tzinfo=UTC)
+        assert second.runtime.timers.next_run() is not None
+        clock.set(datetime(2026, 11, 27, 11, 30, tzinfo=UTC))
+        await second.settle()
+        assert second.step("ci").status is StepStatus.AWAITING
+        assert any(m.text.startswith("⏰ T-30") for m in second.messages())
+    finally:
+        await second.runtime.stop()
