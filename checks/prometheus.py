@@ -89,6 +89,22 @@ def _labels(series: list[Any]) -> list[dict[str, Any]]:
     return [s.get("metric", {}) if isinstance(s, dict) else {} for s in series[:5]]
 
 
+def _one_series(result: list[Any], query: str, evidence: dict[str, Any], empty: str) -> Any:
+    """The one series a query must answer with; none or several is missing data."""
+    evidence["series"] = len(result)
+    if not result:
+        raise MissingData(f"{PROVIDER} has no data for {query} ({empty})", "empty", evidence)
+    if len(result) > 1:
+        evidence["labels"] = _labels(result)
+        raise MissingData(
+            f"{PROVIDER} answered {len(result)} series where one is expected for {query} "
+            f"(aggregate it, e.g. with sum(...))",
+            "several_series",
+            evidence,
+        )
+    return result[0]
+
+
 async def _ask(
     client: httpx.AsyncClient,
     base_url: str,
@@ -163,23 +179,14 @@ async def instant(
     if kind == "scalar":
         point = result
     elif kind == "vector" and isinstance(result, list):
-        evidence["series"] = len(result)
-        if not result:
-            raise MissingData(
-                f"{PROVIDER} has no data for {query} (empty result: no series matched in the "
-                f"window — is the target scraped, and is the metric name right?)",
-                "empty",
-                evidence,
-            )
-        if len(result) > 1:
-            evidence["labels"] = _labels(result)
-            raise MissingData(
-                f"{PROVIDER} answered {len(result)} series where one number is expected for "
-                f"{query} (aggregate it, e.g. with sum(...))",
-                "several_series",
-                evidence,
-            )
-        point = result[0].get("value") if isinstance(result[0], dict) else None
+        series = _one_series(
+            result,
+            query,
+            evidence,
+            "empty result: no series matched in the window — is the target scraped, and is the "
+            "metric name right?",
+        )
+        point = series.get("value") if isinstance(series, dict) else None
     else:
         raise MissingData(
             f"{PROVIDER} answered a {kind} where an instant vector is expected for {query}",
@@ -233,23 +240,10 @@ async def range_query(
             "bad_shape",
             evidence,
         )
-    evidence["series"] = len(result)
-    if not result:
-        raise MissingData(
-            f"{PROVIDER} has no data for {query} between {params['start']} and "
-            f"{params['end']} (empty result)",
-            "empty",
-            evidence,
-        )
-    if len(result) > 1:
-        evidence["labels"] = _labels(result)
-        raise MissingData(
-            f"{PROVIDER} answered {len(result)} series where one is expected for {query} "
-            f"(aggregate it, e.g. with sum(...))",
-            "several_series",
-            evidence,
-        )
-    values = result[0].get("values") if isinstance(result[0], dict) else None
+    series = _one_series(
+        result, query, evidence, f"empty result between {params['start']} and {params['end']}"
+    )
+    values = series.get("values") if isinstance(series, dict) else None
     if not isinstance(values, list):
         raise MissingData(
             f"{PROVIDER} answered a series without values for {query}", "bad_shape", evidence
