@@ -286,7 +286,7 @@ async def run(requests: int, concurrency: int, rounds: int) -> int:
             port = _free_port()
             golive_proc = subprocess.Popen(
                 [
-                    *(sys.executable, "-m", "bot.cli", "serve", "--config", str(config)),
+                    *(sys.executable, "-m", "bot", "serve", "--config", str(config)),
                     *("--host", "127.0.0.1", "--port", str(port)),
                 ],
                 cwd=ROOT,

@@ -32,7 +32,7 @@ BASE_RATE = 0.01
 TICKS = 30
 CHANGE_TICK = 10  # the first tick at the doubled rate (0-based)
 BASELINE_WINDOWS = 12
-# golive's defaults (bot.config.MonitoringConfig)
+# golive's defaults (bot.domain.config.MonitoringConfig)
 MIN_REQUESTS = 200
 MIN_INCREASE = 0.005
 SIGNIFICANCE = 0.01

@@ -4,7 +4,7 @@
 
 Spec: "Restart to ready in under 2 s; resident memory under 150 MB while serving". FakeSlack
 runs in this process on loopback. Each run times spawn → first `GET /healthz` 200 (polled every
-10 ms) of `python -m bot.cli serve`, then SIGTERMs it. Run 1 is on a fresh database and then
+10 ms) of `python -m bot serve`, then SIGTERMs it. Run 1 is on a fresh database and then
 serves a `/golive start` and N signed `/golive status` before VmRSS/VmHWM are read from /proc;
 the other runs restart on that database. Baseline, interleaved: a `python -c` aiohttp app that
 builds a Bolt AsyncApp and serves one GET route (same starts; VmRSS after N GETs). Exit 1 on a miss.
@@ -199,7 +199,7 @@ async def run(runs: int, requests: int) -> int:
         launcher = Launcher(env, log)
         apps = {
             "golive": [
-                *(sys.executable, "-m", "bot.cli", "serve", "--config", str(config)),
+                *(sys.executable, "-m", "bot", "serve", "--config", str(config)),
                 *("--host", "127.0.0.1", "--port"),
             ],
             "bare": [sys.executable, "-c", BARE, DEFAULT_TOKEN, api_url, SECRET],

@@ -22,13 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from bot.checkbook import monitoring_settings
-from bot.config import Secrets, validate_config
-from bot.console import ConsoleTransport
-from bot.demo import CHANNEL, PEOPLE, demo_config
-from bot.runbook import StepStatus
-from bot.runtime import Runtime
+from bot.adapters.console import ConsoleTransport
+from bot.domain.config import Secrets, validate_config
+from bot.domain.runbook import StepStatus
+from bot.engine.checkbook import monitoring_settings
+from bot.engine.runtime import Runtime
 from bot.sandbox import Sandbox
+from bot.sandbox.demo import CHANNEL, PEOPLE, demo_config
 from checks.monitoring import baseline_in, judge_window
 from commands import MappingDirectory, dispatch
 

@@ -119,7 +119,7 @@ _SLUG = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class ProductPaths(Protocol):
-    """The product API paths (bot.config.VerificationPaths fits); `{id}` is replaced."""
+    """The product API paths (bot.domain.config.VerificationPaths fits); `{id}` is replaced."""
 
     @property
     def leads(self) -> str: ...

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from bot.errors import GoliveError, NotAllowed, UsageError
+from bot.domain.errors import GoliveError, NotAllowed, UsageError
+from bot.engine.service import ReleaseService
 from bot.render import mention
-from bot.service import ReleaseService
 from commands import (
     abort,
     approve,

@@ -11,8 +11,8 @@ from enum import StrEnum
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from bot.errors import UsageError
-from bot.service import ReleaseService
+from bot.domain.errors import UsageError
+from bot.engine.service import ReleaseService
 
 
 class Who(StrEnum):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.errors import UsageError
+from bot.domain.errors import UsageError
 from commands.base import Command, Invocation, Reply, Who
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.errors import UsageError
-from bot.service import StartRequest
+from bot.domain.errors import UsageError
+from bot.engine.service import StartRequest
 from commands.base import Command, Invocation, Reply, Who, parse_time, parse_user
 
 ROLE_KEYS = {

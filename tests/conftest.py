@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from bot.clock import FakeClock
-from bot.config import Config, Secrets, validate_config
-from bot.console import ConsoleSession, ConsoleTransport
-from bot.runtime import Runtime
+from bot.adapters.console import ConsoleSession, ConsoleTransport
+from bot.domain.clock import FakeClock
+from bot.domain.config import Config, Secrets, validate_config
+from bot.engine.runtime import Runtime
 from bot.store import OutboxRow, Store
 
 COMMANDER = "U0COMMAND"
@@ -152,7 +152,7 @@ def data_dir() -> Path:
 async def walk(h: Harness, until: str | None = None, soak_minutes: float = 15) -> None:
     """Approve every awaiting step by its owner (by reaction), advancing the soak timer, until
     `until` is done or nothing more can move without something else happening."""
-    from bot.runbook import StepStatus
+    from bot.domain.runbook import StepStatus
 
     for _ in range(80):
         release = h.release()

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.clock import FakeClock
-from bot.config import Secrets
-from bot.console import ConsoleTransport
-from bot.runtime import Runtime
+from bot.adapters.console import ConsoleTransport
+from bot.domain.clock import FakeClock
+from bot.domain.config import Secrets
+from bot.engine.runtime import Runtime
 from bot.store import Store
 from commands import COMMANDS, MappingDirectory, dispatch
 from commands.base import Invocation, parse_time, parse_user

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.cli import main
-from bot.config import Secrets, format_duration, load_config, parse_duration, parse_percent
-from bot.errors import ConfigError
+from bot.adapters.cli import main
+from bot.domain.config import Secrets, format_duration, load_config, parse_duration, parse_percent
+from bot.domain.errors import ConfigError
 from tests.conftest import config_dict
 
 ROOT = Path(__file__).parent.parent
@@ -99,7 +99,7 @@ def _problems(data: Any) -> list[str]:
 
 
 def _validate(data: Any) -> None:
-    from bot.config import validate_config
+    from bot.domain.config import validate_config
 
     validate_config(data)
 

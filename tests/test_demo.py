@@ -12,7 +12,7 @@ ROOT = Path(__file__).parent.parent
 def test_demo_auto_plays_a_whole_release(tmp_path: Path) -> None:
     """`golive demo --auto` walks every phase, pages on a spike, recovers, completes: exit 0."""
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "demo", "--auto", "--dir", str(tmp_path)],
+        [sys.executable, "-m", "bot", "demo", "--auto", "--dir", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     out = result.stdout
@@ -30,7 +30,7 @@ def test_demo_auto_plays_a_whole_release(tmp_path: Path) -> None:
     assert "✗" not in out
     assert (tmp_path / "golive-files" / "release-v2.4.0.md").exists()
     report = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "report", "v2.4.0", "--config",
+        [sys.executable, "-m", "bot", "report", "v2.4.0", "--config",
          str(tmp_path / "golive.yml")],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )
@@ -41,7 +41,7 @@ def test_interactive_demo_takes_typed_commands(tmp_path: Path) -> None:
     """The interactive demo shows the guide, runs typed commands and sandbox switches."""
     typed = "/golive start v2.4.0\n/golive status\n/fault\n/as bob\n/golive approve\n/quit\n"
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "demo", "--dir", str(tmp_path)],
+        [sys.executable, "-m", "bot", "demo", "--dir", str(tmp_path)],
         cwd=ROOT, input=typed, capture_output=True, text=True, timeout=120,
     )
     out = result.stdout

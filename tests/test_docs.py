@@ -9,8 +9,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from bot.cli import build_parser
-from bot.config import Config
+from bot.adapters.cli import build_parser
+from bot.domain.config import Config
 from commands import COMMANDS
 
 ROOT = Path(__file__).parent.parent

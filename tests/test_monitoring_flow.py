@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from bot.clock import FakeClock
-from bot.config import validate_config
-from bot.runbook import ReleaseStatus, StepStatus
+from bot.domain.clock import FakeClock
+from bot.domain.config import validate_config
+from bot.domain.runbook import ReleaseStatus, StepStatus
 from bot.sandbox import Sandbox
 from bot.store import Store
 from tests.conftest import CHANNEL, COMMANDER, ON_CALL, Harness, walk

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot.clock import FakeClock
-from bot.outbox import Outbox, RetryLater, Undeliverable
+from bot.domain.clock import FakeClock
+from bot.engine.outbox import Outbox, RetryLater, Undeliverable
 from bot.store import OutboxRow, Store
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bot.clock import FakeClock
-from bot.runbook import Outcome, ReleaseStatus, StepStatus
+from bot.domain.clock import FakeClock
+from bot.domain.runbook import Outcome, ReleaseStatus, StepStatus
 from bot.sandbox import Sandbox
 from bot.sandbox.sandbox import BRANCH, REPOSITORY
 from bot.store import Store
@@ -61,7 +61,7 @@ def sandbox_config(sb: Sandbox, workdir: Path, **extra: Any) -> dict[str, Any]:
 @pytest.fixture
 async def h(sandbox: Sandbox, tmp_path: Path, clock: FakeClock) -> AsyncIterator[Harness]:
     """A harness whose preconditions, preflight and health gates run against the sandbox."""
-    from bot.config import validate_config
+    from bot.domain.config import validate_config
 
     config = validate_config(sandbox_config(sandbox, tmp_path / "repo"))
     harness = Harness(config, clock, Store(":memory:"), secrets=sandbox.tokens)
@@ -171,7 +171,7 @@ async def test_bad_credentials_are_named(
     sandbox: Sandbox, tmp_path: Path, clock: FakeClock
 ) -> None:
     """A token the provider refuses is an error that says to check the token, never a pass."""
-    from bot.config import validate_config
+    from bot.domain.config import validate_config
 
     config = validate_config(sandbox_config(sandbox, tmp_path / "repo"))
     secrets = {**sandbox.tokens, "GITHUB_TOKEN": "ghp_wrong", "REGISTRY_TOKEN": "nope"}
@@ -189,7 +189,7 @@ async def test_missing_secret_is_an_error_naming_the_variable(
     sandbox: Sandbox, tmp_path: Path, clock: FakeClock
 ) -> None:
     """Without the token in the environment the check says which variable is missing."""
-    from bot.config import validate_config
+    from bot.domain.config import validate_config
 
     config = validate_config(sandbox_config(sandbox, tmp_path / "repo"))
     secrets = {k: v for k, v in sandbox.tokens.items() if k != "PAGERDUTY_API_TOKEN"}

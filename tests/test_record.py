@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
-from bot.clock import FakeClock
-from bot.console import ConsoleTransport
+from bot.adapters.cli import main
+from bot.adapters.console import ConsoleTransport
+from bot.domain.clock import FakeClock
 from bot.store import Store
 from tests.conftest import (
     ANNOUNCE,

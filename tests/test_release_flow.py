@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.clock import FakeClock
-from bot.runbook import Outcome, ReleaseStatus, StepStatus
+from bot.domain.clock import FakeClock
+from bot.domain.runbook import Outcome, ReleaseStatus, StepStatus
 from bot.store import Store
 from tests.conftest import (
     ANNOUNCE,

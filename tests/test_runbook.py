@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.errors import IllegalMove, NotAllowed
-from bot.runbook import (
+from bot.domain.errors import IllegalMove, NotAllowed
+from bot.domain.runbook import (
     Abort,
     Activate,
     Approve,

@@ -6,8 +6,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.clock import FakeClock, SystemClock
-from bot.runbook import StepStatus
+from bot.domain.clock import FakeClock, SystemClock
+from bot.domain.runbook import StepStatus
 from bot.store import Store
 from tests.conftest import COMMANDER, Harness, make_config, walk
 

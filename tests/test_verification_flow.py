@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.clock import FakeClock
-from bot.config import validate_config
-from bot.runbook import Outcome, StepStatus
+from bot.domain.clock import FakeClock
+from bot.domain.config import validate_config
+from bot.domain.runbook import Outcome, StepStatus
 from bot.sandbox import Sandbox
 from bot.store import Store
 from tests.conftest import COMMANDER, Harness, walk

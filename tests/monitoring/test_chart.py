@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from matplotlib.image import imread
 
-from bot.chart import SPARK_GAP, SoakSample, render_soak_chart, sparkline
+from bot.render.chart import SPARK_GAP, SoakSample, render_soak_chart, sparkline
 
 T0 = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from bot.chart import SoakSample, render_soak_chart
-from bot.config import MonitoringConfig
+from bot.domain.config import MonitoringConfig
+from bot.render.chart import SoakSample, render_soak_chart
 from checks.base import Status
 from checks.judgment import Baseline, Judgment, judge_errors, judge_latency
 from checks.prometheus import instant, range_query

@@ -26,13 +26,13 @@ import httpx
 import pytest
 import yaml
 
-from bot.clock import SystemClock
-from bot.config import load_config
-from bot.runbook import StepStatus
+from bot.adapters.slack.transport import SlackTransport, make_client
+from bot.domain.clock import SystemClock
+from bot.domain.config import load_config
+from bot.domain.runbook import StepStatus
 from bot.sandbox import FakePagerDuty, FakeSlack, SlackMessage
 from bot.sandbox.pagerduty import DEFAULT_ROUTING_KEY
 from bot.sandbox.slack import DEFAULT_TOKEN
-from bot.slack_transport import SlackTransport, make_client
 from bot.store import Store
 from tests.conftest import ANNOUNCE, CHANNEL, COMMANDER, ON_CALL, Harness, config_dict, walk
 from tests.monitoring.realprom import (
@@ -82,7 +82,7 @@ def stamp(text: str) -> float:
 
 
 class BotProcess:
-    """`python -m bot.cli serve` as a child process, on a fresh loopback port per start."""
+    """`python -m bot serve` as a child process, on a fresh loopback port per start."""
 
     def __init__(self, config: Path, env: dict[str, str], log: Path) -> None:
         self.config = config
@@ -95,7 +95,7 @@ class BotProcess:
     def start(self) -> None:
         """Launch the bot (its output appends to the log file)."""
         self.port = free_port()
-        argv = [sys.executable, "-m", "bot.cli", "serve", "--config", str(self.config)]
+        argv = [sys.executable, "-m", "bot", "serve", "--config", str(self.config)]
         argv += ["--host", "127.0.0.1", "--port", str(self.port)]
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(

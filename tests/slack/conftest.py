@@ -16,15 +16,15 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from bot.clock import FakeClock
-from bot.config import Config
+from bot.adapters.slack.app import EventWork
+from bot.adapters.slack.serve import RUNTIME, WORK, create_server
+from bot.domain.clock import FakeClock
+from bot.domain.config import Config
+from bot.domain.runbook import Release, Step, StepStatus
+from bot.engine.runtime import Runtime
 from bot.render import APPROVE_ACTION
-from bot.runbook import Release, Step, StepStatus
-from bot.runtime import Runtime
 from bot.sandbox import FakeSlack, LoopbackServer, SlackMessage
 from bot.sandbox.slack import DEFAULT_TOKEN, TEAM_ID
-from bot.serve import RUNTIME, WORK, create_server
-from bot.slack_app import EventWork
 from bot.store import OutboxRow, Store
 from tests.conftest import CHANNEL, STRANGER, make_config
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 from datetime import timedelta
 
-from bot.outbox import PACED_KINDS
-from bot.runbook import StepStatus
+from bot.domain.runbook import StepStatus
+from bot.engine.outbox import PACED_KINDS
 from tests.conftest import ANNOUNCE, CHANNEL, COMMANDER
 from tests.slack.conftest import SlackHarness
 

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import yaml
 
-from bot.runbook import ReleaseStatus, StepStatus
-from bot.slack_app import EVENTS, SLASH_COMMAND
+from bot.adapters.slack.app import EVENTS, SLASH_COMMAND
+from bot.domain.runbook import ReleaseStatus, StepStatus
 from tests.conftest import ANNOUNCE, BACKEND, CHANNEL, COMMANDER, FRONTEND
 from tests.slack.conftest import ROOT, SlackHarness
 
@@ -137,12 +137,12 @@ async def test_a_crashing_listener_answers_without_a_traceback(
     served: SlackHarness, monkeypatch: object
 ) -> None:
     """An exception inside /golive becomes a plain ephemeral apology, never a stack trace."""
-    import bot.slack_app
+    import bot.adapters.slack.app
 
     def explode(*args: object) -> None:
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr(bot.slack_app, "dispatch", explode)  # type: ignore[attr-defined]
+    monkeypatch.setattr(bot.adapters.slack.app, "dispatch", explode)  # type: ignore[attr-defined]
     reply = await served.command(COMMANDER, "status")
     assert reply["response_type"] == "ephemeral"
     assert reply["text"].startswith("golive hit an internal error")

@@ -10,8 +10,8 @@ import time
 import pytest
 from slack_bolt.response import BoltResponse
 
-from bot.runbook import StepStatus
-from bot.slack_app import INTERNAL_ERROR, NOT_WAITING, EventWork, on_error
+from bot.adapters.slack.app import INTERNAL_ERROR, NOT_WAITING, EventWork, on_error
+from bot.domain.runbook import StepStatus
 from tests.conftest import BACKEND, CHANNEL, COMMANDER, ON_CALL, STRANGER
 from tests.slack.conftest import (
     SlackHarness,
@@ -91,7 +91,7 @@ async def test_duplicate_event_approves_once(
     served: SlackHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The same event_id again (a Slack retry) is recognised and records no second approval."""
-    caplog.set_level(logging.INFO, logger="bot.slack_app")
+    caplog.set_level(logging.INFO, logger="bot.adapters.slack.app")
     h = served
     await _started(h)
     ts = h.request_in_slack("incidents").ts

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from bot.clock import FakeClock
-from bot.outbox import Outbox, RetryLater, Undeliverable
+from bot.adapters.slack.transport import HOLD_SECONDS, SlackTransport, api_url, make_client
+from bot.domain.clock import FakeClock
+from bot.engine.outbox import Outbox, RetryLater, Undeliverable
 from bot.sandbox import FakeSlack
 from bot.sandbox.slack import DEFAULT_TOKEN
-from bot.slack_transport import HOLD_SECONDS, SlackTransport, api_url, make_client
 from bot.store import OutboxRow, Store
 from tests.conftest import CHANNEL, STRANGER
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.config import VerificationPaths
+from bot.domain.config import VerificationPaths
 from bot.sandbox import FAULT_SWITCHES, FakeProduct, ManualClock
 from checks.base import CheckResult, Status
 from checks.verification import (

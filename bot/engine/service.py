@@ -21,12 +21,10 @@ from typing import Any
 import httpx
 
 from bot import render
-from bot.checkbook import CheckBook, CheckContext
-from bot.clock import Clock
-from bot.config import Config, Secrets
-from bot.errors import GoliveError, IllegalMove, NotAllowed, UsageError
-from bot.report import history_text, release_record, soak_chart_png
-from bot.runbook import (
+from bot.domain.clock import Clock
+from bot.domain.config import Config, Secrets
+from bot.domain.errors import GoliveError, IllegalMove, NotAllowed, UsageError
+from bot.domain.runbook import (
     KICKOFF_PHASES,
     OPEN_STATUSES,
     PHASE_TITLES,
@@ -69,6 +67,8 @@ from bot.runbook import (
     plan_steps,
     transition,
 )
+from bot.engine.checkbook import CheckBook, CheckContext
+from bot.render.report import history_text, release_record, soak_chart_png
 from bot.store import OutboxRow, ReleaseRecord, Store
 from checks.base import CheckResult, Status, run_checks
 from checks.rollback import targets_from

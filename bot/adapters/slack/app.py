@@ -1,6 +1,6 @@
 """The Slack adapter: a Bolt AsyncApp whose listeners parse, call one service method, and reply.
 
-Everything golive says in channels goes through the outbox (see `bot.slack_transport`); the
+Everything golive says in channels goes through the outbox (see `bot.adapters.slack.transport`); the
 listeners here only acknowledge, answer the person who acted (ack/respond), and move the
 engine. All listeners are registered in `create_app`, in one place.
 """
@@ -28,10 +28,10 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.config import Config
+from bot.adapters.slack.transport import make_client
+from bot.domain.config import Config
+from bot.engine.runtime import Runtime
 from bot.render import APPROVE_ACTION
-from bot.runtime import Runtime
-from bot.slack_transport import make_client
 from bot.store import Store
 from commands import dispatch
 from commands.base import unescape

@@ -10,8 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.config import Config, Secrets, load_config
-from bot.errors import ConfigError, GoliveError
+from bot.domain.config import Config, Secrets, load_config
+from bot.domain.errors import ConfigError, GoliveError
 
 DEFAULT_CONFIG = "golive.yml"
 
@@ -41,8 +41,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_console(args: argparse.Namespace) -> int:
     """Rehearse a release in the terminal against the configured engine."""
-    from bot.console import ConsoleTransport, run_console
-    from bot.runtime import Runtime
+    from bot.adapters.console import ConsoleTransport, run_console
+    from bot.engine.runtime import Runtime
 
     config = _load(args.config)
     secrets = Secrets(os.environ)
@@ -57,14 +57,14 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the Slack app: HTTP (POST /slack/events) or Socket Mode, with /healthz and /freeze."""
-    from bot.serve import serve_command
+    from bot.adapters.slack.serve import serve_command
 
     return serve_command(args, os.environ)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """A whole release against the local sandbox: interactive, or played with --auto."""
-    from bot.demo import run_demo
+    from bot.sandbox.demo import run_demo
 
     folder = Path(args.dir) if args.dir else None
     return asyncio.run(run_demo(args.auto, folder))
@@ -72,7 +72,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     """List recent releases from the database."""
-    from bot.report import history_text
+    from bot.render.report import history_text
     from bot.store import Store
 
     config = _load(args.config)
@@ -83,7 +83,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Print the release record (Markdown) of one release."""
-    from bot.report import release_record
+    from bot.render.report import release_record
     from bot.store import Store
 
     config = _load(args.config)

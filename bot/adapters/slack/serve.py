@@ -23,11 +23,11 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
-from bot.clock import Clock
-from bot.config import Config, Secrets, load_config
-from bot.runtime import Runtime
-from bot.slack_app import EventWork, SlackDirectory, SlackIdentity, create_app
-from bot.slack_transport import TIMEOUT, SlackTransport, make_client
+from bot.adapters.slack.app import EventWork, SlackDirectory, SlackIdentity, create_app
+from bot.adapters.slack.transport import TIMEOUT, SlackTransport, make_client
+from bot.domain.clock import Clock
+from bot.domain.config import Config, Secrets, load_config
+from bot.engine.runtime import Runtime
 from bot.store import Store
 
 log = logging.getLogger(__name__)

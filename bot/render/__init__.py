@@ -12,9 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.chart import sparkline
-from bot.config import Config, format_duration
-from bot.runbook import (
+from bot.domain.config import Config, format_duration
+from bot.domain.runbook import (
     PHASE_TITLES,
     Outcome,
     Phase,
@@ -25,6 +24,7 @@ from bot.runbook import (
     StepStatus,
     describe_position,
 )
+from bot.render.chart import sparkline
 from checks.judgment import Judgment
 
 APPROVE_ACTION = "golive_approve"

@@ -15,9 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from bot import render
-from bot.checkbook import monitoring_settings
-from bot.runbook import ReleaseStatus, StepStatus
-from bot.service import ReleaseService
+from bot.domain.runbook import ReleaseStatus, StepStatus
+from bot.engine.checkbook import monitoring_settings
+from bot.engine.service import ReleaseService
 from bot.store import ReleaseRecord
 from checks.judgment import AlertAction, AlertTracker, Judgment
 from checks.monitoring import baseline_in, judge_window

@@ -15,8 +15,8 @@ from sqlite_utils import Database
 from sqlite_utils.db import Table
 from sqlite_utils.migrations import Migrations
 
-from bot.clock import parse_iso, utc_iso
-from bot.runbook import (
+from bot.domain.clock import parse_iso, utc_iso
+from bot.domain.runbook import (
     Outcome,
     Phase,
     Release,

@@ -12,10 +12,10 @@ import logging
 
 import httpx
 
-from bot.clock import Clock
-from bot.config import Config, Secrets
+from bot.domain.clock import Clock
+from bot.domain.config import Config, Secrets
+from bot.engine.worker import Worker
 from bot.store import Store
-from bot.worker import Worker
 from checks.freeze import open_pull_heads, set_freeze_status
 from checks.http import ProviderError
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from bot.clock import Clock
-from bot.config import Config, Secrets
-from bot.runbook import Release, Step
+from bot.domain.clock import Clock
+from bot.domain.config import Config, Secrets
+from bot.domain.runbook import Release, Step
 from checks.base import Check, CheckResult
 from checks.ci import check_ci
 from checks.health import check_health

@@ -20,10 +20,10 @@ from typing import Any
 
 import yaml
 
-from bot.config import Config, Secrets, validate_config
-from bot.console import ConsoleSession, ConsoleTransport, Write, read_stdin
-from bot.runbook import ReleaseStatus, StepStatus
-from bot.runtime import Runtime
+from bot.adapters.console import ConsoleSession, ConsoleTransport, Write, read_stdin
+from bot.domain.config import Config, Secrets, validate_config
+from bot.domain.runbook import ReleaseStatus, StepStatus
+from bot.engine.runtime import Runtime
 from bot.sandbox import Sandbox
 
 VERSION = "v2.4.0"

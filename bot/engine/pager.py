@@ -9,7 +9,7 @@ import json
 
 import httpx
 
-from bot.outbox import RetryLater, Undeliverable
+from bot.engine.outbox import RetryLater, Undeliverable
 from bot.store import OutboxRow
 
 PAGE_KIND = "page"

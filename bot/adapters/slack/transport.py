@@ -16,7 +16,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.outbox import RetryLater, Undeliverable
+from bot.engine.outbox import RetryLater, Undeliverable
 from bot.store import OutboxRow
 
 log = logging.getLogger(__name__)

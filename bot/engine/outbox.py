@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot.clock import Clock
+from bot.domain.clock import Clock
+from bot.engine.worker import Worker
 from bot.store import OutboxRow, Store
-from bot.worker import Worker
 
 log = logging.getLogger(__name__)
 

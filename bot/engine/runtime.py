@@ -8,15 +8,15 @@ from typing import Any
 
 import httpx
 
-from bot.checkbook import CheckBook, default_checkbook
-from bot.clock import Clock, SystemClock
-from bot.config import Config, Secrets
-from bot.freeze import FreezeEnforcer
-from bot.monitor import Monitor
-from bot.outbox import Outbox, Transport
-from bot.pager import PAGE_KIND, PagerTransport
-from bot.scheduler import Timers
-from bot.service import ReleaseService
+from bot.domain.clock import Clock, SystemClock
+from bot.domain.config import Config, Secrets
+from bot.engine.checkbook import CheckBook, default_checkbook
+from bot.engine.freeze import FreezeEnforcer
+from bot.engine.monitor import Monitor
+from bot.engine.outbox import Outbox, Transport
+from bot.engine.pager import PAGE_KIND, PagerTransport
+from bot.engine.scheduler import Timers
+from bot.engine.service import ReleaseService
 from bot.store import Store
 
 log = logging.getLogger(__name__)

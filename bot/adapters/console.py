@@ -14,8 +14,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bot.config import Config
-from bot.runtime import Runtime
+from bot.domain.config import Config
+from bot.engine.runtime import Runtime
 from bot.store import OutboxRow
 from commands import MappingDirectory, dispatch
 from commands.base import parse_user

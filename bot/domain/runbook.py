@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TypeAlias
 
-from bot.errors import IllegalMove, NotAllowed
+from bot.domain.errors import IllegalMove, NotAllowed
 
 
 class Role(StrEnum):

@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from bot import render
-from bot.chart import SoakSample, render_soak_chart
-from bot.clock import parse_iso
-from bot.config import Config
-from bot.runbook import PHASE_TITLES, Phase, ReleaseStatus
+from bot.domain.clock import parse_iso
+from bot.domain.config import Config
+from bot.domain.runbook import PHASE_TITLES, Phase, ReleaseStatus
+from bot.render.chart import SoakSample, render_soak_chart
 from bot.store import ReleaseRecord, Store
 from checks.monitoring import baseline_in
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.monitor import Monitor
-from bot.service import ReleaseService
+from bot.engine.monitor import Monitor
+from bot.engine.service import ReleaseService
 
 log = logging.getLogger(__name__)
 
