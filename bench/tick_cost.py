@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bot.adapters.console import ConsoleTransport
 from bot.domain.config import Secrets, validate_config
-from bot.domain.runbook import StepStatus
+from bot.domain.model import StepStatus
 from bot.engine.checkbook import monitoring_settings
 from bot.engine.runtime import Runtime
 from bot.sandbox import Sandbox
@@ -84,11 +84,11 @@ async def main(ticks: int, interval: float, seconds: float) -> None:
         bare: list[float] = []
         full: list[float] = []
         for _ in range(3):  # warm up connections and caches
-            await judge_window(runtime.service.client, settings, window, baseline)
+            await judge_window(runtime.client, settings, window, baseline)
             await monitor.tick(rid)
         for _ in range(ticks):
             started = time.thread_time()
-            await judge_window(runtime.service.client, settings, window, baseline)
+            await judge_window(runtime.client, settings, window, baseline)
             bare.append(time.thread_time() - started)
             started = time.thread_time()
             await monitor.tick(rid)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from bot.domain.errors import GoliveError, NotAllowed, UsageError
+from bot.domain.errors import GoliveError, UsageError
 from bot.engine.service import ReleaseService
-from bot.render import mention
+from bot.render.refusals import refusal
 from commands import (
     abort,
     approve,
@@ -24,7 +24,7 @@ from commands import (
     unfreeze,
     waive,
 )
-from commands.base import Command, Directory, Invocation, MappingDirectory, Reply, Who, unescape
+from commands.base import Command, Directory, Invocation, MappingDirectory, Reply, unescape
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +52,6 @@ COMMANDS: dict[str, Command] = {
 __all__ = ["COMMANDS", "Command", "Directory", "MappingDirectory", "Reply", "dispatch"]
 
 
-def _authorize(command: Command, service: ReleaseService, user: str, channel: str) -> None:
-    if command.who is Who.ANYONE:
-        return
-    record = service.require_current(channel)
-    roles = record.release.roles
-    holder = roles.commander if command.who is Who.COMMANDER else roles.on_call
-    if user != holder:
-        title = "the commander" if command.who is Who.COMMANDER else "on-call"
-        raise NotAllowed(f"only {title} ({mention(holder)}) can {command.name} this release")
-
-
 def dispatch(
     service: ReleaseService, user: str, channel: str, text: str, directory: Directory
 ) -> Reply:
@@ -79,12 +68,13 @@ def dispatch(
         return Reply(f"I don't know `{name}`.\n" + help.help_text(COMMANDS))
     invocation = Invocation(service, user, channel, rest.split(), rest, directory)
     try:
-        _authorize(command, service, user, channel)
+        if command.event is not None:
+            service.authorize(channel, user, command.event)
         return command.run(invocation)
     except UsageError as exc:
-        return Reply(f"{exc.message}\nUsage: `{command.usage}`")
+        return Reply(f"{refusal(exc)}\nUsage: `{command.usage}`")
     except GoliveError as exc:
-        return Reply(exc.message)
+        return Reply(refusal(exc))
     except Exception:
         log.exception("/golive %s failed", name)
         return Reply(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from commands.base import Command, Invocation, Reply, Who, reason_of
+from bot.domain.events import Abort
+from commands.base import Command, Invocation, Reply, reason_of
 
 
 def run(inv: Invocation) -> Reply:
@@ -11,5 +12,5 @@ def run(inv: Invocation) -> Reply:
 
 
 COMMAND = Command(
-    "abort", "/golive abort <reason>", "abandon the release; lifts the freeze", Who.COMMANDER, run
+    "abort", "/golive abort <reason>", "abandon the release; lifts the freeze", Abort, run
 )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from commands.base import Command, Invocation, Reply, Who
+from bot.domain.events import Approve
+from commands.base import Command, Invocation, Reply
 
 
 def run(inv: Invocation) -> Reply:
@@ -16,6 +17,6 @@ COMMAND = Command(
     "approve",
     "/golive approve [step] [note, e.g. a restore-point id]",
     "approve a step you own (same as reacting to its message)",
-    Who.ANYONE,
+    Approve,
     run,
 )

@@ -7,20 +7,12 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from bot.domain.errors import UsageError
+from bot.domain.rules import PERMISSIONS, Holder
 from bot.engine.service import ReleaseService
-
-
-class Who(StrEnum):
-    """Who may run a subcommand; dispatch enforces it before the handler runs."""
-
-    ANYONE = "anyone"
-    COMMANDER = "commander"
-    ON_CALL = "on_call"
 
 
 class Directory(Protocol):
@@ -64,13 +56,19 @@ class Reply:
 
 @dataclass(frozen=True)
 class Command:
-    """A subcommand: its name, usage line, one-line summary, who may run it, and its handler."""
+    """A subcommand: its name, usage line, one-line summary, the runbook event it causes (whose
+    permission the runbook's rules decide; None when anyone may), and its handler."""
 
     name: str
     usage: str
     summary: str
-    who: Who
+    event: type | None
     run: Callable[[Invocation], Reply]
+
+    @property
+    def who(self) -> tuple[Holder, ...]:
+        """Who may run it, from the runbook's permission table (empty: anyone)."""
+        return tuple(PERMISSIONS.get(self.event, ())) if self.event is not None else ()
 
 
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from commands.base import Command, Invocation, Reply, Who, looks_like_user, parse_user
+from commands.base import Command, Invocation, Reply, looks_like_user, parse_user
 
 
 def run(inv: Invocation) -> Reply:
@@ -16,5 +16,5 @@ def run(inv: Invocation) -> Reply:
 
 
 COMMAND = Command(
-    "followup", "/golive followup [@owner] <text>", "record a follow-up action", Who.ANYONE, run
+    "followup", "/golive followup [@owner] <text>", "record a follow-up action", None, run
 )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bot.domain.errors import UsageError
-from commands.base import Command, Invocation, Reply, Who, parse_user
+from bot.domain.events import Handover
+from commands.base import Command, Invocation, Reply, parse_user
 
 
 def run(inv: Invocation) -> Reply:
@@ -15,5 +16,5 @@ def run(inv: Invocation) -> Reply:
 
 
 COMMAND = Command(
-    "handover", "/golive handover @user", "make someone else the commander", Who.COMMANDER, run
+    "handover", "/golive handover @user", "make someone else the commander", Handover, run
 )

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from commands.base import Command, Invocation, Reply, Who
+from bot.render.refusals import who_may
+from commands.base import Command, Invocation, Reply
 
 
 def help_text(commands: dict[str, Command], only: str | None = None) -> str:
     """Usage of every subcommand (or of one)."""
     if only and only in commands:
         c = commands[only]
-        who = "" if c.who is Who.ANYONE else f" ({c.who.value.replace('_', '-')} only)"
+        who = f" ({who_may(c.who)})" if c.who else ""
         return f"`{c.usage}`\n{c.summary}{who}"
     lines = ["*golive* runs the go-live runbook with you. Subcommands:"]
     for c in commands.values():
-        who = "" if c.who is Who.ANYONE else f" _({c.who.value.replace('_', '-')} only)_"
+        who = f" _({who_may(c.who)})_" if c.who else ""
         lines.append(f"• `{c.usage}` — {c.summary}{who}")
     lines.append("Approve a step by reacting to its message with the approve reaction.")
     return "\n".join(lines)
@@ -26,4 +27,4 @@ def run(inv: Invocation) -> Reply:
     return Reply(help_text(COMMANDS, inv.args[0] if inv.args else None))
 
 
-COMMAND = Command("help", "/golive help [subcommand]", "show this help", Who.ANYONE, run)
+COMMAND = Command("help", "/golive help [subcommand]", "show this help", None, run)

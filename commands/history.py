@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.domain.errors import UsageError
-from commands.base import Command, Invocation, Reply, Who
+from commands.base import Command, Invocation, Reply
 
 
 def run(inv: Invocation) -> Reply:
@@ -14,4 +14,4 @@ def run(inv: Invocation) -> Reply:
     return Reply(inv.service.history(max(1, min(limit, 100))))
 
 
-COMMAND = Command("history", "/golive history [n]", "list the latest releases", Who.ANYONE, run)
+COMMAND = Command("history", "/golive history [n]", "list the latest releases", None, run)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from commands.base import Command, Invocation, Reply, Who
+from commands.base import Command, Invocation, Reply
 
 
 def run(inv: Invocation) -> Reply:
@@ -10,4 +10,4 @@ def run(inv: Invocation) -> Reply:
     return Reply(inv.service.note(inv.channel, inv.user, inv.rest))
 
 
-COMMAND = Command("note", "/golive note <text>", "record an issue or observation", Who.ANYONE, run)
+COMMAND = Command("note", "/golive note <text>", "record an issue or observation", None, run)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bot.domain.errors import UsageError
-from commands.base import Command, Invocation, Reply, Who
+from bot.domain.events import Retry
+from commands.base import Command, Invocation, Reply
 
 
 def run(inv: Invocation) -> Reply:
@@ -18,6 +19,6 @@ COMMAND = Command(
     "preflight",
     "/golive preflight [full]",
     "run the preflight script again (`full` adds the frontend)",
-    Who.COMMANDER,
+    Retry,
     run,
 )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bot.domain.errors import UsageError
-from commands.base import Command, Invocation, Reply, Who
+from bot.domain.events import Retry
+from commands.base import Command, Invocation, Reply
 
 
 def run(inv: Invocation) -> Reply:
@@ -17,6 +18,6 @@ COMMAND = Command(
     "retry",
     "/golive retry <step>",
     "run a blocked step's check again (the commander or the step's owner)",
-    Who.ANYONE,
+    Retry,
     run,
 )

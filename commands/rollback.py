@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from commands.base import Command, Invocation, Reply, Who, reason_of
+from bot.domain.events import Rollback
+from commands.base import Command, Invocation, Reply, reason_of
 
 
 def run(inv: Invocation) -> Reply:
@@ -14,6 +15,6 @@ COMMAND = Command(
     "rollback",
     "/golive rollback <reason>",
     "roll back: posts each service's rollback target, keeps the freeze (on-call only)",
-    Who.ON_CALL,
+    Rollback,
     run,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.domain.errors import UsageError
 from bot.engine.service import StartRequest
-from commands.base import Command, Invocation, Reply, Who, parse_time, parse_user
+from commands.base import Command, Invocation, Reply, parse_time, parse_user
 
 ROLE_KEYS = {
     "on_call": "on_call",
@@ -63,6 +63,6 @@ COMMAND = Command(
     usage="/golive start <version> [major] [services=a,b] [at=14:00|2026-11-28T14:00] "
     "[backend=@user] [frontend=@user] [on_call=@user]",
     summary="start a release here (you become its commander); `at=` schedules the go-live",
-    who=Who.ANYONE,
+    event=None,
     run=run,
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from commands.base import Command, Invocation, Reply, Who, no_arguments
+from commands.base import Command, Invocation, Reply, no_arguments
 
 
 def run(inv: Invocation) -> Reply:
@@ -12,5 +12,5 @@ def run(inv: Invocation) -> Reply:
 
 
 COMMAND = Command(
-    "status", "/golive status", "where are we, and what is waiting on whom", Who.ANYONE, run
+    "status", "/golive status", "where are we, and what is waiting on whom", None, run
 )

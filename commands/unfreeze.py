@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from commands.base import Command, Invocation, Reply, Who, no_arguments
+from bot.domain.events import Unfreeze
+from commands.base import Command, Invocation, Reply, no_arguments
 
 
 def run(inv: Invocation) -> Reply:
@@ -15,6 +16,6 @@ COMMAND = Command(
     "unfreeze",
     "/golive unfreeze",
     "lift the merge freeze kept after a rollback",
-    Who.COMMANDER,
+    Unfreeze,
     run,
 )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bot.domain.errors import UsageError
-from commands.base import Command, Invocation, Reply, Who
+from bot.domain.events import Waive
+from commands.base import Command, Invocation, Reply
 
 
 def run(inv: Invocation) -> Reply:
@@ -21,6 +22,6 @@ COMMAND = Command(
     "waive",
     "/golive waive <check> <reason>",
     "accept a failing check with a reason (recorded and shown in every summary)",
-    Who.COMMANDER,
+    Waive,
     run,
 )

@@ -140,7 +140,7 @@ async def harness(clock: FakeClock, store: Store) -> AsyncIterator[Harness]:
     """The console harness with the base config (no automated checks: every step by hand)."""
     h = Harness(make_config(), clock, store)
     yield h
-    await h.runtime.service.close()
+    await h.runtime.service.checks.close()
 
 
 @pytest.fixture
@@ -152,7 +152,7 @@ def data_dir() -> Path:
 async def walk(h: Harness, until: str | None = None, soak_minutes: float = 15) -> None:
     """Approve every awaiting step by its owner (by reaction), advancing the soak timer, until
     `until` is done or nothing more can move without something else happening."""
-    from bot.domain.runbook import StepStatus
+    from bot.domain.model import StepStatus
 
     for _ in range(80):
         release = h.release()

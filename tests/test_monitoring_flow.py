@@ -13,7 +13,7 @@ import pytest
 
 from bot.domain.clock import FakeClock
 from bot.domain.config import validate_config
-from bot.domain.runbook import ReleaseStatus, StepStatus
+from bot.domain.model import ReleaseStatus, StepStatus
 from bot.sandbox import Sandbox
 from bot.store import Store
 from tests.conftest import CHANNEL, COMMANDER, ON_CALL, Harness, walk
@@ -72,7 +72,7 @@ async def monitored(tmp_path: Path, **monitoring: Any) -> AsyncIterator[Monitore
         harness = Monitored(config, clock, Store(":memory:"), secrets=sb.tokens)
         harness.sandbox = sb
         yield harness
-        await harness.service.close()
+        await harness.service.checks.close()
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ async def test_clean_soak_leads_to_widening(h: Monitored) -> None:
     samples = h.store.samples(h.release().id, "soak")
     assert len(samples) == 10
     assert {s["verdicts"]["errors"]["status"] for s in samples} == {"pass"}
-    h.service.fire_due()
+    h.runtime.deadlines.fire_due()
     await h.settle()
     assert h.step("soak").status is StepStatus.AWAITING
     card = next(
@@ -191,7 +191,7 @@ async def test_soak_ending_in_a_breach_recommends_rollback(h: Monitored) -> None
     await soak(h)
     h.sandbox.product.set_traffic(error_ratio=0.10)
     await h.tick(10)
-    h.service.fire_due()
+    h.runtime.deadlines.fire_due()
     await h.settle()
     step = h.step("soak")
     assert step.status is StepStatus.BLOCKED and step.failing == ("5xx",)
@@ -235,7 +235,7 @@ async def test_restart_mid_breach_does_not_page_twice(tmp_path: Path) -> None:
         assert len(second.alerts()) == 1
         assert [p["action"] for p in pages(second)] == ["trigger"]
         assert second.step("soak").status is StepStatus.TIMING
-        await second.service.close()
+        await second.service.checks.close()
 
 
 async def test_heightened_monitoring_after_completion(h: Monitored) -> None:
@@ -303,7 +303,7 @@ async def test_a_soak_nobody_could_see_does_not_widen(h: Monitored) -> None:
     await h.tick(2)
     h.sandbox.prometheus.down = True
     await h.tick(8)
-    h.service.fire_due()
+    h.runtime.deadlines.fire_due()
     await h.settle()
     step = h.step("soak")
     assert step.status is StepStatus.BLOCKED and step.failing == ("metrics",)

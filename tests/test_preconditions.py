@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.domain.clock import FakeClock
-from bot.domain.runbook import Outcome, ReleaseStatus, StepStatus
+from bot.domain.model import Outcome, ReleaseStatus, StepStatus
 from bot.sandbox import Sandbox
 from bot.sandbox.sandbox import BRANCH, REPOSITORY
 from bot.store import Store
@@ -66,7 +66,7 @@ async def h(sandbox: Sandbox, tmp_path: Path, clock: FakeClock) -> AsyncIterator
     config = validate_config(sandbox_config(sandbox, tmp_path / "repo"))
     harness = Harness(config, clock, Store(":memory:"), secrets=sandbox.tokens)
     yield harness
-    await harness.service.close()
+    await harness.service.checks.close()
 
 
 def results(h: Harness, step: str) -> dict[str, dict[str, Any]]:
@@ -182,7 +182,7 @@ async def test_bad_credentials_are_named(
     assert ci["summary"] == "GitHub refused the credentials (HTTP 401); check the token"
     assert "ghp_wrong" not in str(ci)
     assert results(h, "rollback")["rollback:web-portal"]["status"] == "error"
-    await h.service.close()
+    await h.service.checks.close()
 
 
 async def test_missing_secret_is_an_error_naming_the_variable(
@@ -198,7 +198,7 @@ async def test_missing_secret_is_an_error_naming_the_variable(
     verdict = results(h, "incidents")["incidents"]
     assert verdict["status"] == "error"
     assert "PAGERDUTY_API_TOKEN is not set" in verdict["summary"]
-    await h.service.close()
+    await h.service.checks.close()
 
 
 async def test_paginated_answers_are_followed(h: Harness, sandbox: Sandbox) -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.domain.clock import FakeClock
-from bot.domain.runbook import Outcome, ReleaseStatus, StepStatus
+from bot.domain.model import Outcome, ReleaseStatus, StepStatus
 from bot.store import Store
 from tests.conftest import (
     ANNOUNCE,
@@ -116,7 +116,7 @@ async def test_restart_resumes_at_the_same_step(tmp_path: Path) -> None:
     first.service.approve(CHANNEL, BACKEND, "migrations", via="console")
     pending = [m for m in first.messages() if m.status == "pending"]
     assert pending
-    await first.service.close()
+    await first.service.checks.close()
     first.store.close()
 
     second = Harness(config, clock, Store(config.database))
@@ -131,7 +131,7 @@ async def test_restart_resumes_at_the_same_step(tmp_path: Path) -> None:
     assert second.step("wave-1").outcome is Outcome.MANUAL
     approvals = second.store.approvals(second.release().id)
     assert [a["step_key"] for a in approvals].count("backup") == 1
-    await second.service.close()
+    await second.service.checks.close()
 
 
 async def test_soak_timer_then_on_call_widens(harness: Harness) -> None:
@@ -159,7 +159,7 @@ async def test_scheduled_go_live(clock: FakeClock, store: Store) -> None:
     reply = await h.reply(COMMANDER, "/golive start v2.4.0 at=14:00")
     assert reply.startswith("Release v2.4.0 scheduled for 2026-11-27 14:00 UTC")
     assert h.release().status is ReleaseStatus.SCHEDULED
-    assert h.service.next_due() == datetime(2026, 11, 27, 13, 30, tzinfo=UTC)
+    assert h.runtime.deadlines.next_due() == datetime(2026, 11, 27, 13, 30, tzinfo=UTC)
     assert "already scheduled" in await h.reply(COMMANDER, "/golive start v2.5.0")
     clock.set(datetime(2026, 11, 27, 13, 30, tzinfo=UTC))
     await h.settle()
@@ -174,7 +174,7 @@ async def test_scheduled_go_live(clock: FakeClock, store: Store) -> None:
     clock.set(datetime(2026, 11, 27, 14, 0, tzinfo=UTC))
     await h.settle()
     assert h.step("freeze").status is StepStatus.AWAITING
-    await h.service.close()
+    await h.service.checks.close()
 
 
 async def test_notes_and_followups_are_recorded(harness: Harness) -> None:

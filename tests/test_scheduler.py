@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.domain.clock import FakeClock, SystemClock
-from bot.domain.runbook import StepStatus
+from bot.domain.model import StepStatus
 from bot.store import Store
 from tests.conftest import COMMANDER, Harness, make_config, walk
 
@@ -41,14 +41,14 @@ async def test_restart_resumes_the_soak_with_the_time_that_remains(tmp_path: Pat
     await walk(first, "portal")
     deadline = first.step("soak").deadline
     assert deadline == clock.now() + timedelta(minutes=15)
-    await first.service.close()
+    await first.service.checks.close()
     first.store.close()
 
     clock.advance(5 * 60)
     second = Harness(config, clock, Store(config.database))
     await second.runtime.start()
     try:
-        assert second.service.next_due() == deadline
+        assert second.runtime.deadlines.next_due() == deadline
         next_run = second.runtime.timers.next_run()
         assert next_run is not None
         remaining = (next_run - datetime.now(UTC)).total_seconds()
@@ -78,13 +78,13 @@ async def test_scheduled_go_live_survives_a_restart(tmp_path: Path) -> None:
     config = make_config(database=str(tmp_path / "golive.db"))
     first = Harness(config, clock, Store(config.database))
     await first.say(COMMANDER, "/golive start v2.4.0 at=2026-11-27T12:00Z")
-    await first.service.close()
+    await first.service.checks.close()
     first.store.close()
 
     second = Harness(config, clock, Store(config.database))
     await second.runtime.start()
     try:
-        assert second.service.next_due() == datetime(2026, 11, 27, 11, 30, tzinfo=UTC)
+        assert second.runtime.deadlines.next_due() == datetime(2026, 11, 27, 11, 30, tzinfo=UTC)
         assert second.runtime.timers.next_run() is not None
         clock.set(datetime(2026, 11, 27, 11, 30, tzinfo=UTC))
         await second.settle()

@@ -79,16 +79,7 @@ def test_cached_releases_follow_writes_and_rollbacks(store: Store) -> None:
     """A loaded release reflects every committed write and none that was rolled back."""
     from dataclasses import replace
 
-    from bot.domain.runbook import (
-        Phase,
-        Release,
-        ReleaseStatus,
-        Role,
-        Roles,
-        Stage,
-        StageKind,
-        Step,
-    )
+    from bot.domain.model import Phase, Release, ReleaseStatus, Role, Roles, Stage, StageKind, Step
 
     step = Step("s", Phase.DEPLOYMENT, "S", (Stage(StageKind.APPROVE, Role.BACKEND, "ok"),))
     release = Release(

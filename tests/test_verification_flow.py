@@ -9,7 +9,7 @@ import pytest
 
 from bot.domain.clock import FakeClock
 from bot.domain.config import validate_config
-from bot.domain.runbook import Outcome, StepStatus
+from bot.domain.model import Outcome, StepStatus
 from bot.sandbox import Sandbox
 from bot.store import Store
 from tests.conftest import COMMANDER, Harness, walk
@@ -25,7 +25,7 @@ async def h(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Harness]:
         harness = Harness(validate_config(data), clock, Store(":memory:"), secrets=sb.tokens)
         harness.sandbox = sb  # type: ignore[attr-defined]
         yield harness
-        await harness.service.close()
+        await harness.service.checks.close()
 
 
 async def test_clean_product_passes_verification(h: Harness) -> None:

@@ -1,18 +1,71 @@
-"""Domain errors whose message is a sentence a person in the release channel can act on."""
+"""Refusals and failures said as data: a reason and the facts behind it.
+
+The domain and the engine never write sentences: they raise an error naming *why* (a `Why`) with
+the facts people need (user ids, step keys, versions, the release itself), and `bot.render`
+words it (`render.refusal`). Errors raised above the engine — a command's usage text, the
+problems of a config file — carry their words in `text` instead.
+"""
 
 from __future__ import annotations
 
+from enum import StrEnum
+from typing import Any
+
+
+class Why(StrEnum):
+    """Every reason golive refuses or cannot do something; `bot.render` words each one."""
+
+    # The runbook's tables
+    NO_SUCH_STEP = "no_such_step"
+    NOT_ALLOWED = "not_allowed"
+    NOT_A_FAILING_CHECK = "not_a_failing_check"
+    REASON_REQUIRED = "reason_required"
+    NOT_COMPLETE_YET = "not_complete_yet"
+    ALREADY_HOLDS_ROLE = "already_holds_role"
+    NOT_FROZEN = "not_frozen"
+    RELEASE_NOT_ACTIVE = "release_not_active"
+    STEP_REFUSES = "step_refuses"
+    RELEASE_REFUSES = "release_refuses"
+    # The service's own checks
+    NO_RELEASE_HERE = "no_release_here"
+    NOT_A_RELEASE_CHANNEL = "not_a_release_channel"
+    RELEASE_ALREADY_OPEN = "release_already_open"
+    BAD_VERSION = "bad_version"
+    AT_IN_THE_PAST = "at_in_the_past"
+    UNKNOWN_SERVICES = "unknown_services"
+    NO_OWNER = "no_owner"
+    NOTHING_WAITS_ON_YOU = "nothing_waits_on_you"
+    SEVERAL_WAIT_ON_YOU = "several_wait_on_you"
+    NOTHING_TO_RECORD = "nothing_to_record"
+    # Words written above the engine (usage text, config problems, a missing secret)
+    TEXT = "text"
+
 
 class GoliveError(Exception):
-    """An error with user-facing text; adapters show it as an ephemeral reply."""
+    """Something golive will not or cannot do; adapters show it as an ephemeral reply.
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    Either `why` with `facts` (rendered by `bot.render.refusal`), or plain `text` written by
+    the layer that raised it (commands, config).
+    """
+
+    def __init__(self, why: Why | str = Why.TEXT, /, **facts: Any) -> None:
+        if isinstance(why, Why):
+            self.why = why
+            self.text = ""
+        else:
+            self.why = Why.TEXT
+            self.text = why
+        self.facts = facts
+        super().__init__(self.text or f"{self.why.value} {facts}")
+
+    @property
+    def message(self) -> str:
+        """The words this error was raised with (empty for a `Why`: render those)."""
+        return self.text
 
 
 class UsageError(GoliveError):
-    """The command was malformed; the message carries the usage text."""
+    """The command was malformed; the reply adds the usage text."""
 
 
 class NotAllowed(GoliveError):

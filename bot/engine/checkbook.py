@@ -9,7 +9,7 @@ import httpx
 
 from bot.domain.clock import Clock
 from bot.domain.config import Config, Secrets
-from bot.domain.runbook import Release, Step
+from bot.domain.model import Release, Step
 from checks.base import Check, CheckResult
 from checks.ci import check_ci
 from checks.health import check_health

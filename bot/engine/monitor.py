@@ -14,10 +14,12 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from bot import render
-from bot.domain.runbook import ReleaseStatus, StepStatus
+import httpx
+
+from bot.domain.model import ReleaseStatus, StepStatus
 from bot.engine.checkbook import monitoring_settings
 from bot.engine.service import ReleaseService
+from bot.render import messages
 from bot.store import ReleaseRecord
 from checks.judgment import AlertAction, AlertTracker, Judgment
 from checks.monitoring import baseline_in, judge_window
@@ -31,11 +33,11 @@ PAGER_CHANNEL = "pagerduty"
 class Monitor:
     """Decides what is monitored now and runs ticks for it."""
 
-    def __init__(self, service: ReleaseService) -> None:
+    def __init__(self, service: ReleaseService, client: httpx.AsyncClient) -> None:
         self.service = service
+        self.client = client
         self.store = service.store
         self.config = service.config
-        service.breaches_of = self.open_breaches
 
     @property
     def enabled(self) -> bool:
@@ -100,7 +102,7 @@ class Monitor:
                 return
         window = self.config.monitoring.window
         measurement, errors, latency = await judge_window(
-            self.service.client,
+            self.client,
             settings,
             window,
             baseline_in([r["evidence"] for r in self.store.check_results(release_id, "baseline")]),
@@ -140,7 +142,7 @@ class Monitor:
     ) -> None:
         release = record.release
         signal = SIGNAL_WORDS.get(action.signal, action.signal)
-        rendered = render.render_alert(
+        rendered = messages.render_alert(
             release, action.kind, signal, period, judgment, action.duration, self.config
         )
         self.store.add_alert(
@@ -215,7 +217,7 @@ class Monitor:
             )
             self.service.post_channel(
                 record,
-                render.render_monitoring_closed(record.release, len(alerts), still, self.config),
+                messages.render_monitoring_closed(record.release, len(alerts), still, self.config),
                 now,
             )
             # Nothing watches this release any more: resolve what golive opened in PagerDuty,

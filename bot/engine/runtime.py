@@ -11,6 +11,7 @@ import httpx
 from bot.domain.clock import Clock, SystemClock
 from bot.domain.config import Config, Secrets
 from bot.engine.checkbook import CheckBook, default_checkbook
+from bot.engine.deadlines import Deadlines
 from bot.engine.freeze import FreezeEnforcer
 from bot.engine.monitor import Monitor
 from bot.engine.outbox import Outbox, Transport
@@ -39,14 +40,18 @@ class Runtime:
         self.config = config
         self.clock = clock or SystemClock()
         self.store = store or Store(config.database)
+        self.client = client or httpx.AsyncClient(timeout=10.0)
         self.service = ReleaseService(
-            config, self.store, self.clock, checkbook or default_checkbook(), secrets, client
+            config, self.store, self.clock, checkbook or default_checkbook(), secrets, self.client
         )
         self.outbox = Outbox(self.store, transport, self.clock, skip=frozenset({PAGE_KIND}))
         self.pager = self._pager(config, secrets)
-        self.monitor = Monitor(self.service)
-        self.timers = Timers(self.service, self.monitor)
-        self.freeze = FreezeEnforcer(config, self.store, secrets, self.service.client, self.clock)
+        self.monitor = Monitor(self.service, self.client)
+        self.deadlines = Deadlines(
+            self.store, self.clock, self.service.apply, self.monitor.open_breaches
+        )
+        self.timers = Timers(self.deadlines, self.clock, self.monitor)
+        self.freeze = FreezeEnforcer(config, self.store, secrets, self.client, self.clock)
         self._tasks: list[asyncio.Task[None]] = []
         self.service.on_change(self._changed)
 
@@ -56,7 +61,7 @@ class Runtime:
         key = secrets.get(mon.pagerduty_routing_key_env)
         if not mon.pagerduty_events_url or key is None:
             return None
-        transport = PagerTransport(self.service.client, mon.pagerduty_events_url, key)
+        transport = PagerTransport(self.client, mon.pagerduty_events_url, key)
         return Outbox(self.store, transport, self.clock, only=frozenset({PAGE_KIND}))
 
     def _outboxes(self) -> list[Outbox]:
@@ -70,7 +75,7 @@ class Runtime:
             asyncio.get_running_loop()
         except RuntimeError:
             return
-        self.service.kick()
+        self.service.checks.kick()
         self.timers.sync()
 
     async def start(self) -> None:
@@ -79,8 +84,8 @@ class Runtime:
         self._tasks = [loop.create_task(o.run()) for o in self._outboxes()]
         self._tasks.append(loop.create_task(self.freeze.run()))
         self.timers.start()
-        self.service.fire_due()
-        self.service.kick()
+        self.deadlines.fire_due()
+        self.service.checks.kick()
 
     async def stop(self) -> None:
         """Stop background work and close connections (state is already in SQLite)."""
@@ -89,20 +94,20 @@ class Runtime:
             outbox.stop()
         self.freeze.stop()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.service.close()
+        await self.service.checks.close()
         self.store.close()
 
     async def pump(self) -> None:
         """Fire due timers, run checks and deliver messages until nothing is left to do now."""
         while True:
-            fired = self.service.fire_due()
-            await self.service.settle()
+            fired = self.deadlines.fire_due()
+            await self.service.checks.settle()
             if self.freeze.enabled and self.freeze.busy():
                 await self.freeze.sync()
             delivered = 0
             for outbox in self._outboxes():
                 delivered += await outbox.flush()
-            if not fired and not delivered and not self.service.running_checks():
+            if not fired and not delivered and not self.service.checks.running():
                 return
 
     def health(self) -> dict[str, Any]:

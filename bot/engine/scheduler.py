@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.domain.clock import Clock
+from bot.engine.deadlines import Deadlines
 from bot.engine.monitor import Monitor
-from bot.engine.service import ReleaseService
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +22,9 @@ class Timers:
     """APScheduler jobs derived from SQLite after every change: one date job at the earliest
     stored deadline, and one interval job per monitored release (ticks never overlap)."""
 
-    def __init__(self, service: ReleaseService, monitor: Monitor | None = None) -> None:
-        self.service = service
+    def __init__(self, deadlines: Deadlines, clock: Clock, monitor: Monitor | None = None) -> None:
+        self.deadlines = deadlines
+        self.clock = clock
         self.monitor = monitor
         self.scheduler = AsyncIOScheduler(timezone=UTC)
 
@@ -41,13 +43,13 @@ class Timers:
         if not self.scheduler.running:
             return
         self._sync_monitoring()
-        due = self.service.next_due()
+        due = self.deadlines.next_due()
         if due is None:
             if self.scheduler.get_job(TIMERS_JOB):
                 self.scheduler.remove_job(TIMERS_JOB)
             return
-        # The service's clock decides what is due; APScheduler only wakes us at about that time.
-        lag = (due - self.service.clock.now()).total_seconds()
+        # The injected clock decides what is due; APScheduler only wakes us at about that time.
+        lag = (due - self.clock.now()).total_seconds()
         run_at = datetime.now(UTC).timestamp() + max(lag, 0.0)
         self.scheduler.add_job(
             self._fire,
@@ -109,7 +111,7 @@ class Timers:
 
     async def _fire(self) -> None:
         try:
-            self.service.fire_due()
+            self.deadlines.fire_due()
         except Exception:
             log.exception("firing timers failed")
         self.sync()

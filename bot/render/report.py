@@ -6,17 +6,18 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bot import render
 from bot.domain.clock import parse_iso
 from bot.domain.config import Config
-from bot.domain.runbook import PHASE_TITLES, Phase, ReleaseStatus
+from bot.domain.model import PHASE_TITLES, Phase, ReleaseStatus
 from bot.render.chart import SoakSample, render_soak_chart
+from bot.render.fmt import STATUS_TITLES, when
+from bot.render.messages import OUTCOME_WORDS
 from bot.store import ReleaseRecord, Store
 from checks.monitoring import baseline_in
 
 
 def _t(value: str | None, config: Config) -> str:
-    return render.when(parse_iso(value), config.tz) if value else "—"
+    return when(parse_iso(value), config.tz) if value else "—"
 
 
 def _cell(value: Any) -> str:
@@ -29,25 +30,25 @@ def release_record(store: Store, config: Config, release_id: int) -> str:
     release = record.release
     roles = release.roles
     lines = [
-        f"# Release {release.version} — {render.STATUS_TITLES[release.status]}",
+        f"# Release {release.version} — {STATUS_TITLES[release.status]}",
         "",
         f"- Release id: {release.id}; channel <#{release.channel}>",
-        f"- Started: {render.when(record.created_at, config.tz)} by <@{record.created_by}>",
-        f"- Ended: {render.when(record.ended_at, config.tz)}",
+        f"- Started: {when(record.created_at, config.tz)} by <@{record.created_by}>",
+        f"- Ended: {when(record.ended_at, config.tz)}",
         f"- Major: {'yes' if release.major else 'no'}",
         f"- Services: {', '.join(release.services)}",
         f"- Commander <@{roles.commander}>, on-call <@{roles.on_call}>, backend "
         f"<@{roles.backend}>, frontend <@{roles.frontend}>",
     ]
     if release.kickoff_at:
-        lines.append(f"- Scheduled go-live: {render.when(release.kickoff_at, config.tz)}")
+        lines.append(f"- Scheduled go-live: {when(release.kickoff_at, config.tz)}")
     if release.reason:
         lines.append(f"- Reason ({release.status.value}): {release.reason}")
     if release.status is ReleaseStatus.ROLLED_BACK or release.frozen:
         lines.append(f"- Merge freeze: {'still on' if release.frozen else 'lifted'}")
     lines += ["", "## Steps", "", "| phase | step | result |", "|---|---|---|"]
     for step in release.steps:
-        word = render.OUTCOME_WORDS[step.outcome] if step.outcome else step.status.value
+        word = OUTCOME_WORDS[step.outcome] if step.outcome else step.status.value
         lines.append(f"| {PHASE_TITLES[Phase(step.phase)]} | {step.title} | {word} |")
     approvals = store.approvals(release_id)
     lines += ["", "## Approvals", ""]
@@ -147,8 +148,8 @@ def history_text(store: Store, config: Config, limit: int = 20) -> str:
         return "No releases yet."
     lines = []
     for row in rows:
-        status = render.STATUS_TITLES[ReleaseStatus(row["status"])]
-        started = render.when(datetime.fromisoformat(row["created_at"]), config.tz)
+        status = STATUS_TITLES[ReleaseStatus(row["status"])]
+        started = when(datetime.fromisoformat(row["created_at"]), config.tz)
         lines.append(
             f"#{row['id']} {row['version']} — {status}, started {started} by "
             f"<@{row['created_by']}> in <#{row['channel']}>"

@@ -22,7 +22,7 @@ import yaml
 
 from bot.adapters.console import ConsoleSession, ConsoleTransport, Write, read_stdin
 from bot.domain.config import Config, Secrets, validate_config
-from bot.domain.runbook import ReleaseStatus, StepStatus
+from bot.domain.model import ReleaseStatus, StepStatus
 from bot.engine.runtime import Runtime
 from bot.sandbox import Sandbox
 

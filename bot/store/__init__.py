@@ -16,16 +16,7 @@ from sqlite_utils.db import Table
 from sqlite_utils.migrations import Migrations
 
 from bot.domain.clock import parse_iso, utc_iso
-from bot.domain.runbook import (
-    Outcome,
-    Phase,
-    Release,
-    ReleaseStatus,
-    Roles,
-    Stage,
-    Step,
-    StepStatus,
-)
+from bot.domain.model import Outcome, Phase, Release, ReleaseStatus, Roles, Stage, Step, StepStatus
 
 migrations = Migrations("golive")
 

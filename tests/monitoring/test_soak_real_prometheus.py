@@ -29,7 +29,7 @@ import yaml
 from bot.adapters.slack.transport import SlackTransport, make_client
 from bot.domain.clock import SystemClock
 from bot.domain.config import load_config
-from bot.domain.runbook import StepStatus
+from bot.domain.model import StepStatus
 from bot.sandbox import FakePagerDuty, FakeSlack, SlackMessage
 from bot.sandbox.pagerduty import DEFAULT_ROUTING_KEY
 from bot.sandbox.slack import DEFAULT_TOKEN
@@ -308,7 +308,7 @@ async def bring_to_soak(rig: Rig) -> None:
         assert h.step("soak").status is StepStatus.TIMING
         assert h.runtime.outbox.pending() == 0
     finally:
-        await h.service.close()
+        await h.service.checks.close()
         h.store.close()
 
 

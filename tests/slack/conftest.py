@@ -20,9 +20,9 @@ from bot.adapters.slack.app import EventWork
 from bot.adapters.slack.serve import RUNTIME, WORK, create_server
 from bot.domain.clock import FakeClock
 from bot.domain.config import Config
-from bot.domain.runbook import Release, Step, StepStatus
+from bot.domain.model import Release, Step, StepStatus
 from bot.engine.runtime import Runtime
-from bot.render import APPROVE_ACTION
+from bot.render.messages import APPROVE_ACTION
 from bot.sandbox import FakeSlack, LoopbackServer, SlackMessage
 from bot.sandbox.slack import DEFAULT_TOKEN, TEAM_ID
 from bot.store import OutboxRow, Store

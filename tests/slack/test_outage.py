@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import timedelta
 
-from bot.domain.runbook import StepStatus
+from bot.domain.model import StepStatus
 from bot.engine.outbox import PACED_KINDS
 from tests.conftest import ANNOUNCE, CHANNEL, COMMANDER
 from tests.slack.conftest import SlackHarness

@@ -9,7 +9,7 @@ from datetime import timedelta
 import yaml
 
 from bot.adapters.slack.app import EVENTS, SLASH_COMMAND
-from bot.domain.runbook import ReleaseStatus, StepStatus
+from bot.domain.model import ReleaseStatus, StepStatus
 from tests.conftest import ANNOUNCE, BACKEND, CHANNEL, COMMANDER, FRONTEND
 from tests.slack.conftest import ROOT, SlackHarness
 
@@ -34,7 +34,7 @@ async def approve_everything(h: SlackHarness) -> list[str]:
         if not awaiting:
             if h.step("soak").status is StepStatus.TIMING:
                 h.clock.advance(15 * 60)
-                h.runtime.service.fire_due()  # what the APScheduler job does at the deadline
+                h.runtime.deadlines.fire_due()  # what the APScheduler job does at the deadline
                 continue
             return ways
         step = awaiting[0]

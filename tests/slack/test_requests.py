@@ -11,7 +11,7 @@ import pytest
 from slack_bolt.response import BoltResponse
 
 from bot.adapters.slack.app import INTERNAL_ERROR, NOT_WAITING, EventWork, on_error
-from bot.domain.runbook import StepStatus
+from bot.domain.model import StepStatus
 from tests.conftest import BACKEND, CHANNEL, COMMANDER, ON_CALL, STRANGER
 from tests.slack.conftest import (
     SlackHarness,

@@ -18,7 +18,7 @@ from bot.adapters.cli import main
 from bot.adapters.slack.app import ACTIONS, EVENTS, SLASH_COMMAND
 from bot.adapters.slack.serve import create_server
 from bot.domain.clock import FakeClock
-from bot.render import APPROVE_ACTION
+from bot.render.messages import APPROVE_ACTION
 from bot.sandbox import FakeSlack, LoopbackServer
 from bot.store import Store
 from tests.conftest import BACKEND, COMMANDER, ON_CALL, config_dict

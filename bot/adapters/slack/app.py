@@ -31,7 +31,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.adapters.slack.transport import make_client
 from bot.domain.config import Config
 from bot.engine.runtime import Runtime
-from bot.render import APPROVE_ACTION
+from bot.render.messages import APPROVE_ACTION
 from bot.store import Store
 from commands import dispatch
 from commands.base import unescape

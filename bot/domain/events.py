@@ -1,0 +1,237 @@
+"""What can happen to a release (events) and what the service must do after it (effects)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeAlias
+
+from bot.domain.model import Outcome, Phase, Release, ReleaseStatus
+
+# ---------------------------------------------------------------------------------------------
+# Events: what can happen to a release.
+
+
+@dataclass(frozen=True)
+class Activate:
+    """The release begins (at once, or at T-30 for a scheduled go-live)."""
+
+
+@dataclass(frozen=True)
+class Kickoff:
+    """The scheduled go-live time (T-0) has come."""
+
+
+@dataclass(frozen=True)
+class CheckFinished:
+    """A check stage produced its verdicts: names of the results and whether each is ok."""
+
+    step: str
+    attempt: int
+    results: tuple[tuple[str, bool], ...]
+
+
+@dataclass(frozen=True)
+class Approve:
+    """Someone approves a step (reaction, button, command or console)."""
+
+    step: str
+    user: str
+
+
+@dataclass(frozen=True)
+class Waive:
+    """The commander waives a failing check (by step key or result name) with a reason."""
+
+    name: str
+    user: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Run a blocked step's check again (`variant` e.g. `full` for the preflight)."""
+
+    step: str
+    user: str
+    variant: str | None = None
+
+
+@dataclass(frozen=True)
+class TimerElapsed:
+    """A step's timer deadline has passed; `breaches` names monitoring breaches still open."""
+
+    step: str
+    breaches: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Abort:
+    """The commander abandons the release before completion."""
+
+    user: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """On-call decides to roll back."""
+
+    user: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Complete:
+    """The commander declares the release complete (go)."""
+
+    user: str
+
+
+@dataclass(frozen=True)
+class Handover:
+    """The commander hands the release to someone else."""
+
+    user: str
+    to: str
+
+
+@dataclass(frozen=True)
+class Unfreeze:
+    """The commander lifts a freeze that a rollback kept."""
+
+    user: str
+
+
+Event: TypeAlias = (
+    Activate
+    | Kickoff
+    | CheckFinished
+    | Approve
+    | Waive
+    | Retry
+    | TimerElapsed
+    | Abort
+    | Rollback
+    | Complete
+    | Handover
+    | Unfreeze
+)
+StepEvent: TypeAlias = CheckFinished | Approve | Retry | TimerElapsed
+
+# ---------------------------------------------------------------------------------------------
+# Effects: what the service must do after a transition.
+
+
+@dataclass(frozen=True)
+class StageOpened:
+    """A step reached a stage: ask for approval, start a check or a timer."""
+
+    step: str
+    stage: int
+
+
+@dataclass(frozen=True)
+class RunCheck:
+    """Run this check stage (guarded by attempt so a stale result is ignored)."""
+
+    step: str
+    check: str
+    attempt: int
+    variant: str | None = None
+
+
+@dataclass(frozen=True)
+class StagePassed:
+    """A stage was satisfied."""
+
+    step: str
+    stage: int
+    outcome: Outcome
+    by: str | None = None
+
+
+@dataclass(frozen=True)
+class StepBlocked:
+    """A check failed; the step waits for a fix (retry) or a waiver."""
+
+    step: str
+    failing: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StepDone:
+    """A step finished."""
+
+    step: str
+
+
+@dataclass(frozen=True)
+class PhaseDone:
+    """Every step of a phase finished."""
+
+    phase: Phase
+
+
+@dataclass(frozen=True)
+class Waived:
+    """A failing check was waived."""
+
+    name: str
+    step: str
+    user: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FreezeChanged:
+    """Merges to the release branch were frozen or the freeze lifted."""
+
+    frozen: bool
+
+
+@dataclass(frozen=True)
+class StatusChanged:
+    """The release changed status (active, completed, aborted, rolled back)."""
+
+    status: ReleaseStatus
+    by: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class HandedOver:
+    """The commander role moved."""
+
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class WaitingForKickoff:
+    """Everything before deployment is done; the deployment waits for T-0."""
+
+    at: datetime
+
+
+Effect: TypeAlias = (
+    StageOpened
+    | RunCheck
+    | StagePassed
+    | StepBlocked
+    | StepDone
+    | PhaseDone
+    | Waived
+    | FreezeChanged
+    | StatusChanged
+    | HandedOver
+    | WaitingForKickoff
+)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """The result of one event: the new state and what to do about it."""
+
+    release: Release
+    effects: tuple[Effect, ...] = field(default_factory=tuple)

@@ -1,0 +1,374 @@
+"""The runbook's rules as tables: (step status, event) and (release status, event) → handler.
+
+Anything not in a table is illegal. Handlers are pure: they take the state, the event and `now`
+and return the new state with its effects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from bot.domain.errors import IllegalMove, NotAllowed, Why
+from bot.domain.events import (
+    Abort,
+    Activate,
+    Approve,
+    CheckFinished,
+    Complete,
+    Effect,
+    Event,
+    FreezeChanged,
+    HandedOver,
+    Handover,
+    Kickoff,
+    PhaseDone,
+    Retry,
+    Rollback,
+    RunCheck,
+    StageOpened,
+    StagePassed,
+    StatusChanged,
+    StepBlocked,
+    StepDone,
+    StepEvent,
+    TimerElapsed,
+    Transition,
+    Unfreeze,
+    WaitingForKickoff,
+    Waive,
+    Waived,
+)
+from bot.domain.model import (
+    KICKOFF_PHASES,
+    PARALLEL_PHASES,
+    Outcome,
+    Release,
+    ReleaseStatus,
+    Role,
+    StageKind,
+    Step,
+    StepStatus,
+)
+
+# Steps whose completion changes the world beyond the release.
+ON_STEP_DONE: Mapping[str, Callable[[Release], tuple[Release, list[Effect]]]] = {
+    "freeze": lambda r: (replace(r, frozen=True), [FreezeChanged(True)]),
+}
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers over the immutable state.
+
+
+def _with_step(release: Release, step: Step) -> Release:
+    return replace(release, steps=tuple(step if s.key == step.key else s for s in release.steps))
+
+
+def _enter_stage(step: Step, index: int, now: datetime) -> tuple[Step, list[Effect]]:
+    """Put a step at a stage and say what that stage needs."""
+    stage = step.stages[index]
+    if stage.kind is StageKind.CHECK:
+        attempt = step.attempt + 1
+        moved = replace(
+            step,
+            stage=index,
+            status=StepStatus.RUNNING,
+            attempt=attempt,
+            failing=(),
+            deadline=None,
+        )
+        assert stage.check is not None
+        return moved, [
+            StageOpened(step.key, index),
+            RunCheck(step.key, stage.check, attempt, step.variant),
+        ]
+    if stage.kind is StageKind.APPROVE:
+        moved = replace(step, stage=index, status=StepStatus.AWAITING, deadline=None)
+        return moved, [StageOpened(step.key, index)]
+    deadline = now + timedelta(seconds=stage.seconds)
+    moved = replace(step, stage=index, status=StepStatus.TIMING, deadline=deadline)
+    return moved, [StageOpened(step.key, index)]
+
+
+def _finish_stage(
+    release: Release, step: Step, outcome: Outcome, by: str | None, now: datetime
+) -> tuple[Release, list[Effect]]:
+    """Record a satisfied stage and move to the next stage, or finish the step."""
+    effects: list[Effect] = [StagePassed(step.key, step.stage, outcome, by)]
+    done = replace(step, outcomes=(*step.outcomes, outcome), failing=(), deadline=None)
+    if step.stage + 1 < len(step.stages):
+        moved, more = _enter_stage(done, step.stage + 1, now)
+        return _with_step(release, moved), effects + more
+    finished = replace(done, status=StepStatus.DONE)
+    release = _with_step(release, finished)
+    effects.append(StepDone(step.key))
+    hook = ON_STEP_DONE.get(step.key)
+    if hook:
+        release, extra = hook(release)
+        effects.extend(extra)
+    if all(s.status is StepStatus.DONE for s in release.steps if s.phase is step.phase):
+        effects.append(PhaseDone(step.phase))
+    return release, effects
+
+
+def open_ready_steps(release: Release, now: datetime) -> tuple[Release, list[Effect]]:
+    """Open the steps the runbook allows next: all of a parallel phase, else the next one."""
+    if release.status is not ReleaseStatus.ACTIVE:
+        return release, []
+    phase = release.phase
+    if phase is None:
+        return release, []
+    if phase in KICKOFF_PHASES and release.kickoff_at is not None and now < release.kickoff_at:
+        in_phase = [s for s in release.steps if s.phase is phase]
+        if all(s.status is StepStatus.PENDING for s in in_phase):
+            return release, [WaitingForKickoff(release.kickoff_at)]
+    steps = [s for s in release.steps if s.phase is phase]
+    if phase in PARALLEL_PHASES:
+        to_open = [s for s in steps if s.status is StepStatus.PENDING]
+    elif any(s.is_open for s in steps):
+        to_open = []
+    else:
+        to_open = [s for s in steps if s.status is StepStatus.PENDING][:1]
+    effects: list[Effect] = []
+    for step in to_open:
+        moved, more = _enter_stage(step, 0, now)
+        release = _with_step(release, moved)
+        effects.extend(more)
+    return release, effects
+
+
+# ---------------------------------------------------------------------------------------------
+# Step rules: (step status, event type) → handler. Anything not in the table is illegal.
+
+StepHandler = Callable[[Release, Step, StepEvent, datetime], tuple[Release, list[Effect]]]
+
+
+def _on_approve(
+    release: Release, step: Step, event: StepEvent, now: datetime
+) -> tuple[Release, list[Effect]]:
+    assert isinstance(event, Approve)
+    outcome = Outcome.MANUAL if step.current.manual else Outcome.APPROVED
+    return _finish_stage(release, step, outcome, event.user, now)
+
+
+def _on_check_finished(
+    release: Release, step: Step, event: StepEvent, now: datetime
+) -> tuple[Release, list[Effect]]:
+    assert isinstance(event, CheckFinished)
+    if event.attempt != step.attempt:
+        return release, []  # a result from an earlier run that a retry replaced
+    failing = tuple(
+        name
+        for name, ok in event.results
+        if not ok and name not in release.waivers and step.key not in release.waivers
+    )
+    if not event.results:
+        failing = (step.key,)
+    if failing:
+        blocked = replace(step, status=StepStatus.BLOCKED, failing=failing)
+        return _with_step(release, blocked), [StepBlocked(step.key, failing)]
+    waived = any(not ok for _, ok in event.results)
+    outcome = Outcome.WAIVED if waived else Outcome.PASSED
+    return _finish_stage(release, step, outcome, None, now)
+
+
+def _on_retry(
+    release: Release, step: Step, event: StepEvent, now: datetime
+) -> tuple[Release, list[Effect]]:
+    assert isinstance(event, Retry)
+    again = replace(step, variant=event.variant or step.variant)
+    moved, effects = _enter_stage(again, step.stage, now)
+    return _with_step(release, moved), effects
+
+
+def _on_timer(
+    release: Release, step: Step, event: StepEvent, now: datetime
+) -> tuple[Release, list[Effect]]:
+    assert isinstance(event, TimerElapsed) and step.deadline is not None
+    if now < step.deadline:
+        return release, []  # fired early (clock skew): the scheduler will fire again
+    if event.breaches:
+        # The soak ended with a breach open: no widening; roll back, re-soak (retry) or waive.
+        blocked = replace(step, status=StepStatus.BLOCKED, failing=event.breaches, deadline=None)
+        return _with_step(release, blocked), [StepBlocked(step.key, event.breaches)]
+    return _finish_stage(release, step, Outcome.ELAPSED, None, now)
+
+
+STEP_RULES: Mapping[tuple[StepStatus, type], StepHandler] = {
+    (StepStatus.AWAITING, Approve): _on_approve,
+    (StepStatus.RUNNING, CheckFinished): _on_check_finished,
+    (StepStatus.BLOCKED, Retry): _on_retry,
+    (StepStatus.TIMING, TimerElapsed): _on_timer,
+}
+
+# Results that arrive for a step that has moved on are stale, not errors.
+STEP_IGNORED: frozenset[tuple[StepStatus, type]] = frozenset(
+    {(status, CheckFinished) for status in StepStatus if status is not StepStatus.RUNNING}
+    | {(status, TimerElapsed) for status in StepStatus if status is not StepStatus.TIMING}
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Release rules: (release status, event type) → handler.
+
+ReleaseHandler = Callable[[Release, Event, datetime], Transition]
+
+
+def _activate(release: Release, event: Event, now: datetime) -> Transition:
+    active = replace(release, status=ReleaseStatus.ACTIVE)
+    opened, effects = open_ready_steps(active, now)
+    return Transition(opened, (StatusChanged(ReleaseStatus.ACTIVE), *effects))
+
+
+def _kickoff(release: Release, event: Event, now: datetime) -> Transition:
+    opened, effects = open_ready_steps(release, now)
+    return Transition(opened, tuple(effects))
+
+
+def _waive(release: Release, event: Event, now: datetime) -> Transition:
+    assert isinstance(event, Waive)
+    name = event.name
+    blocked = [s for s in release.steps if s.status is StepStatus.BLOCKED]
+    step = next((s for s in blocked if name == s.key or name in s.failing), None)
+    if step is None:
+        failing = sorted({n for s in blocked for n in (s.key, *s.failing)})
+        raise IllegalMove(Why.NOT_A_FAILING_CHECK, name=name, failing=failing)
+    if not event.reason.strip():
+        raise IllegalMove(Why.REASON_REQUIRED, action="waive")
+    waivers = release.waivers | {name}
+    release = replace(release, waivers=waivers)
+    effects: list[Effect] = [Waived(name, step.key, event.user, event.reason)]
+    remaining = tuple(n for n in step.failing if n not in waivers and step.key not in waivers)
+    if remaining:
+        release = _with_step(release, replace(step, failing=remaining))
+        return Transition(release, (*effects, StepBlocked(step.key, remaining)))
+    moved, more = _finish_stage(release, step, Outcome.WAIVED, event.user, now)
+    opened, opening = open_ready_steps(moved, now)
+    return Transition(opened, tuple(effects + more + opening))
+
+
+def _end(status: ReleaseStatus, lift_freeze: bool) -> ReleaseHandler:
+    def handler(release: Release, event: Event, now: datetime) -> Transition:
+        assert isinstance(event, Abort | Rollback | Complete)
+        reason = getattr(event, "reason", None)
+        if status is ReleaseStatus.COMPLETED and not release.all_done:
+            raise IllegalMove(Why.NOT_COMPLETE_YET, release=release)
+        if reason is not None and not reason.strip():
+            raise IllegalMove(Why.REASON_REQUIRED, action=type(event).__name__.lower())
+        ended = replace(release, status=status, reason=reason)
+        effects: list[Effect] = [StatusChanged(status, event.user, reason)]
+        if lift_freeze and release.frozen:
+            ended = replace(ended, frozen=False)
+            effects.append(FreezeChanged(False))
+        return Transition(ended, tuple(effects))
+
+    return handler
+
+
+def _handover(release: Release, event: Event, now: datetime) -> Transition:
+    assert isinstance(event, Handover)
+    old = release.roles.commander
+    if event.to == old:
+        raise IllegalMove(Why.ALREADY_HOLDS_ROLE, user=old, role=Role.COMMANDER)
+    roles = replace(release.roles, commander=event.to)
+    return Transition(replace(release, roles=roles), (HandedOver(old, event.to),))
+
+
+def _unfreeze(release: Release, event: Event, now: datetime) -> Transition:
+    if not release.frozen:
+        raise IllegalMove(Why.NOT_FROZEN)
+    return Transition(replace(release, frozen=False), (FreezeChanged(False),))
+
+
+_ABORTABLE = (ReleaseStatus.SCHEDULED, ReleaseStatus.ACTIVE)
+_HANDOVER = (
+    ReleaseStatus.SCHEDULED,
+    ReleaseStatus.ACTIVE,
+    ReleaseStatus.COMPLETED,
+    ReleaseStatus.ROLLED_BACK,
+)
+
+RELEASE_RULES: Mapping[tuple[ReleaseStatus, type], ReleaseHandler] = {
+    (ReleaseStatus.SCHEDULED, Activate): _activate,
+    (ReleaseStatus.ACTIVE, Kickoff): _kickoff,
+    (ReleaseStatus.ACTIVE, Waive): _waive,
+    (ReleaseStatus.ACTIVE, Complete): _end(ReleaseStatus.COMPLETED, lift_freeze=True),
+    (ReleaseStatus.ACTIVE, Rollback): _end(ReleaseStatus.ROLLED_BACK, lift_freeze=False),
+    (ReleaseStatus.COMPLETED, Rollback): _end(ReleaseStatus.ROLLED_BACK, lift_freeze=False),
+    (ReleaseStatus.ROLLED_BACK, Unfreeze): _unfreeze,
+    **{(s, Abort): _end(ReleaseStatus.ABORTED, lift_freeze=True) for s in _ABORTABLE},
+    **{(s, Handover): _handover for s in _HANDOVER},
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Who may: every rule about who may cause an event, enforced by `transition()` for every entry
+# point (command, reaction, button, console). Events without a person (checks finishing,
+# timers) are the bot's own.
+
+
+class Holder(StrEnum):
+    """Someone a permission names, resolved against the release's roles."""
+
+    COMMANDER = "commander"
+    ON_CALL = "on_call"
+    STEP_OWNER = "step_owner"  # whoever owns the step's current stage
+
+
+PERMISSIONS: Mapping[type, tuple[Holder, ...]] = {
+    Approve: (Holder.STEP_OWNER,),
+    Retry: (Holder.COMMANDER, Holder.STEP_OWNER),
+    Waive: (Holder.COMMANDER,),
+    Abort: (Holder.COMMANDER,),
+    Complete: (Holder.COMMANDER,),
+    Handover: (Holder.COMMANDER,),
+    Unfreeze: (Holder.COMMANDER,),
+    Rollback: (Holder.ON_CALL,),
+}
+
+
+def _holder_id(release: Release, holder: Holder, step: str | None) -> str:
+    if holder is Holder.COMMANDER:
+        return release.roles.commander
+    if holder is Holder.ON_CALL:
+        return release.roles.on_call
+    return release.roles.user(release.step(step or "").owner)
+
+
+def holders(release: Release, event: Event) -> tuple[tuple[Holder, str], ...]:
+    """Who may cause this event in this release: each holder with the user id behind it."""
+    step = getattr(event, "step", None)
+    return tuple((h, _holder_id(release, h, step)) for h in PERMISSIONS.get(type(event), ()))
+
+
+def _refuse(
+    release: Release,
+    kind: type,
+    user: str | None,
+    allowed: tuple[tuple[Holder, str], ...],
+    step: str | None,
+) -> None:
+    if not allowed or user is None or any(user == uid for _, uid in allowed):
+        return
+    raise NotAllowed(
+        Why.NOT_ALLOWED, action=kind.__name__.lower(), holders=allowed, step=step, release=release
+    )
+
+
+def authorize(release: Release, event: Event) -> None:
+    """NotAllowed unless the event's user holds one of the roles allowed to cause it."""
+    step = getattr(event, "step", None)
+    _refuse(release, type(event), getattr(event, "user", None), holders(release, event), step)
+
+
+def authorize_kind(release: Release, kind: type, user: str) -> None:
+    """Refuse early, before a command is parsed, when no step could make `user` allowed.
+
+    Only a shortcut for a clearer reply: `authorize()` still decides every event.
+    """
+    allowed = PERMISSIONS.get(kind, ())
+    if Holder.STEP_OWNER in allowed:
+        return
+    _refuse(release, kind, user, tuple((h, _holder_id(release, h, None)) for h in allowed), None)

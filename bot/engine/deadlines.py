@@ -1,0 +1,80 @@
+"""Deadlines: activation at T-30, kickoff at T-0, and step timers (the soak), from the database.
+
+Nothing is kept in memory: every due time is read from the stored releases, so a restart fires
+what came due while golive was down and waits for the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from bot.domain.clock import Clock
+from bot.domain.errors import GoliveError
+from bot.domain.events import Activate, Event, Kickoff, TimerElapsed, Transition
+from bot.domain.model import KICKOFF_PHASES, ReleaseStatus, StepStatus
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+Apply = Callable[[int, Event, str | None], Transition]
+BreachesOf = Callable[[int], tuple[str, ...]]
+
+
+class Deadlines:
+    """Fires the stored deadlines whose time has come."""
+
+    def __init__(self, store: Store, clock: Clock, apply: Apply, breaches_of: BreachesOf) -> None:
+        """`breaches_of(release)` names the monitoring breaches open when a soak ends."""
+        self.store = store
+        self.clock = clock
+        self._apply = apply
+        self._breaches_of = breaches_of
+
+    def _due_times(self) -> list[tuple[datetime, int, Event]]:
+        due: list[tuple[datetime, int, Event]] = []
+        statuses = (ReleaseStatus.SCHEDULED.value, ReleaseStatus.ACTIVE.value)
+        for rid in self.store.release_ids(statuses=statuses):
+            record = self.store.load(rid)
+            release = record.release
+            if release.status is ReleaseStatus.SCHEDULED and record.activate_at is not None:
+                due.append((record.activate_at, rid, Activate()))
+                continue
+            if (
+                release.kickoff_at is not None
+                and release.phase in KICKOFF_PHASES
+                and all(
+                    s.status is StepStatus.PENDING
+                    for s in release.steps
+                    if s.phase is release.phase
+                )
+            ):
+                due.append((release.kickoff_at, rid, Kickoff()))
+            due.extend(
+                (s.deadline, rid, TimerElapsed(s.key))
+                for s in release.steps
+                if s.status is StepStatus.TIMING and s.deadline is not None
+            )
+        return due
+
+    def next_due(self) -> datetime | None:
+        """The earliest stored deadline (activation, kickoff, a timer), if any."""
+        due = self._due_times()
+        return min(d[0] for d in due) if due else None
+
+    def fire_due(self) -> int:
+        """Apply every timer whose time has come; returns how many fired."""
+        now = self.clock.now()
+        fired = 0
+        for moment, rid, event in sorted(self._due_times(), key=lambda d: d[0]):
+            if moment > now:
+                break
+            if isinstance(event, TimerElapsed):
+                event = TimerElapsed(event.step, self._breaches_of(rid))
+            try:
+                if self._apply(rid, event, None).effects:
+                    fired += 1
+            except GoliveError as exc:
+                log.warning("timer for release %s refused: %s", rid, exc.why.value)
+        return fired

@@ -1,0 +1,371 @@
+"""Effects → outbox: what each runbook effect means in messages, files and records.
+
+Called by the service inside the transaction that applies the transition, so a message is
+queued exactly when the change that causes it is committed. Every sentence comes from
+`bot.render`; this module decides only what goes where.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.domain.config import Config
+from bot.domain.events import (
+    CheckFinished,
+    Effect,
+    Event,
+    FreezeChanged,
+    HandedOver,
+    PhaseDone,
+    RunCheck,
+    StageOpened,
+    StagePassed,
+    StatusChanged,
+    StepBlocked,
+    StepDone,
+    TimerElapsed,
+    WaitingForKickoff,
+    Waived,
+)
+from bot.domain.model import Outcome, Release, ReleaseStatus, StageKind, Step, StepStatus
+from bot.render import messages
+from bot.render.fmt import Rendered
+from bot.render.report import release_record, soak_chart_png
+from bot.store import ReleaseRecord, Store
+from checks.rollback import targets_from
+
+
+@dataclass(frozen=True)
+class Context:
+    """Extra facts about an action that the runbook does not need but the record does."""
+
+    via: str = "command"
+    note: str | None = None
+    event: Event | None = None
+
+
+PLAIN = Context()
+
+
+@dataclass(frozen=True)
+class PlanLine:
+    """One changed service in a rollback plan: its image and the target the check found."""
+
+    service: str
+    image: str
+    target: str | None
+
+
+class Effects:
+    """Turns the effects of a transition into outbox rows and records."""
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self._handlers: Mapping[type, Callable[[ReleaseRecord, Any, datetime, Context], None]] = {
+            StageOpened: self._stage_opened,
+            RunCheck: self._nothing,
+            StagePassed: self._stage_passed,
+            StepBlocked: self._step_blocked,
+            StepDone: self._nothing,
+            PhaseDone: self._phase_done,
+            Waived: self._waived,
+            FreezeChanged: self._freeze_changed,
+            StatusChanged: self._status_changed,
+            HandedOver: self._handed_over,
+            WaitingForKickoff: self._nothing,
+        }
+
+    def apply(self, record: ReleaseRecord, effect: Effect, now: datetime, ctx: Context) -> None:
+        """Queue what one effect means (inside the caller's transaction)."""
+        self._handlers[type(effect)](record, effect, now, ctx)
+
+    # -- where messages go ---------------------------------------------------------------------
+
+    def thread(
+        self,
+        record: ReleaseRecord,
+        rendered: Rendered,
+        now: datetime,
+        kind: str = "thread",
+        step_key: str | None = None,
+    ) -> int:
+        """Queue a message in the release thread (under the card)."""
+        release = record.release
+        return self.store.enqueue(
+            release_id=release.id,
+            channel=release.channel,
+            kind=kind,
+            text=rendered.text,
+            blocks=rendered.blocks,
+            at=now,
+            thread_of=record.card_message,
+            step_key=step_key,
+        )
+
+    def post_channel(
+        self,
+        record: ReleaseRecord,
+        rendered: Rendered,
+        now: datetime,
+        channels: Sequence[str] | None = None,
+    ) -> None:
+        """Queue a message to the release channel (or to the channels given)."""
+        release = record.release
+        targets = channels if channels is not None else [release.channel]
+        for channel in targets:
+            self.store.enqueue(
+                release_id=release.id,
+                channel=channel,
+                kind="channel" if channel == release.channel else "announce",
+                text=rendered.text,
+                blocks=rendered.blocks,
+                at=now,
+            )
+
+    def announce_channels(self, record: ReleaseRecord) -> list[str]:
+        """The release channel and every announce channel, each once."""
+        return [record.release.channel] + [
+            c for c in self.config.slack.announce_channels if c != record.release.channel
+        ]
+
+    def announce(self, record: ReleaseRecord, rendered: Rendered, now: datetime) -> None:
+        """Post to the release channel and every announce channel."""
+        self.post_channel(record, rendered, now, self.announce_channels(record))
+
+    def update(self, record: ReleaseRecord, target: int, rendered: Rendered, now: datetime) -> None:
+        """Queue an edit of a message already queued (older queued edits are superseded)."""
+        original = self.store.message(target)
+        if original is None:
+            return
+        update = self.store.enqueue(
+            release_id=record.release.id,
+            channel=original.channel,
+            kind="update",
+            text=rendered.text,
+            blocks=rendered.blocks,
+            at=now,
+            update_of=target,
+            thread_of=original.thread_of,
+            step_key=original.step_key,
+        )
+        self.store.supersede_updates(target, update)
+
+    def refresh_card(self, record: ReleaseRecord, now: datetime) -> None:
+        """Queue an update of the release card."""
+        if record.card_message is None:
+            return
+        samples = self.store.samples(record.release.id)[-30:]
+        card = messages.render_card(
+            record.release, self.config, now, record.frozen_at, samples=samples
+        )
+        self.update(record, record.card_message, card, now)
+
+    def latest_results(self, release_id: int, step: Step) -> list[dict[str, Any]]:
+        """The stored verdicts of a step's newest check run."""
+        return [
+            r
+            for r in self.store.check_results(release_id, step.key)
+            if r["attempt"] == step.attempt
+        ]
+
+    # -- one handler per effect ----------------------------------------------------------------
+
+    def _nothing(self, record: ReleaseRecord, effect: Effect, now: datetime, ctx: Context) -> None:
+        return None
+
+    def _stage_opened(
+        self, record: ReleaseRecord, effect: StageOpened, now: datetime, ctx: Context
+    ) -> None:
+        release = record.release
+        step = release.step(effect.step)
+        stage = step.stages[effect.stage]
+        if stage.kind is StageKind.APPROVE:
+            rendered = messages.render_approval_request(
+                release, step, self.config.slack.approve_reaction, self._link(release, step)
+            )
+            self.thread(record, rendered, now, kind="approval", step_key=step.key)
+        elif stage.kind is StageKind.TIMER:
+            self.thread(record, messages.render_timer_started(step, self.config.tz), now)
+
+    def _link(self, release: Release, step: Step) -> str | None:
+        notes = self.config.preconditions.release_notes
+        if step.key == "notes" and notes is not None:
+            return notes.url.replace("{version}", release.version)
+        return None
+
+    def _stage_passed(
+        self, record: ReleaseRecord, effect: StagePassed, now: datetime, ctx: Context
+    ) -> None:
+        release = record.release
+        step = release.step(effect.step)
+        stage = step.stages[effect.stage]
+        if effect.outcome in (Outcome.APPROVED, Outcome.MANUAL) and effect.by:
+            self.store.add_approval(
+                release.id,
+                step.key,
+                effect.stage,
+                effect.by,
+                effect.outcome.value,
+                ctx.via,
+                ctx.note,
+                now,
+            )
+            message = self.store.latest_request(release.id, step.key)
+            if message is not None:
+                rendered = messages.render_approved(
+                    release,
+                    step,
+                    effect.stage,
+                    effect.by,
+                    effect.outcome,
+                    now,
+                    self.config.tz,
+                    ctx.note,
+                )
+                self.update(record, message.id, rendered, now)
+        elif stage.kind is StageKind.CHECK and isinstance(ctx.event, CheckFinished):
+            results = self.latest_results(release.id, step)
+            self.thread(record, messages.render_check_results(step, results, ok=True), now)
+        elif stage.kind is StageKind.TIMER:
+            self.thread(record, messages.render_timer_done(step, stage, now, self.config.tz), now)
+
+    def _step_blocked(
+        self, record: ReleaseRecord, effect: StepBlocked, now: datetime, ctx: Context
+    ) -> None:
+        if isinstance(ctx.event, TimerElapsed):
+            self.thread(
+                record,
+                messages.render_soak_blocked(record.release, effect.failing),
+                now,
+                step_key=effect.step,
+            )
+            return
+        if not isinstance(ctx.event, CheckFinished):
+            return  # a partial waiver: the waiver message says what still fails
+        step = record.release.step(effect.step)
+        results = self.latest_results(record.release.id, step)
+        rendered = messages.render_step_blocked(record.release, step, results)
+        self.thread(record, rendered, now, step_key=step.key)
+
+    def _phase_done(
+        self, record: ReleaseRecord, effect: PhaseDone, now: datetime, ctx: Context
+    ) -> None:
+        rendered = messages.render_phase_done(record.release, effect.phase, now, self.config.tz)
+        self.thread(record, rendered, now)
+
+    def _waived(self, record: ReleaseRecord, effect: Waived, now: datetime, ctx: Context) -> None:
+        release = record.release
+        self.store.add_waiver(release.id, effect.name, effect.step, effect.user, effect.reason, now)
+        step = release.step(effect.step)
+        still = step.failing if step.status is StepStatus.BLOCKED else ()
+        rendered = messages.render_waived(step, effect.name, effect.user, effect.reason, still)
+        self.thread(record, rendered, now)
+
+    def _freeze_changed(
+        self, record: ReleaseRecord, effect: FreezeChanged, now: datetime, ctx: Context
+    ) -> None:
+        rendered = messages.render_freeze(record.release, self.config, effect.frozen, now)
+        self.announce(record, rendered, now)
+
+    def _status_changed(
+        self, record: ReleaseRecord, effect: StatusChanged, now: datetime, ctx: Context
+    ) -> None:
+        release = record.release
+        if effect.status is ReleaseStatus.ACTIVE:
+            if release.kickoff_at is not None:
+                self.thread(record, messages.render_reminder(release, self.config), now)
+            return
+        self._watch_after(record, effect.status, now)
+        plan = self.rollback_plan(record) if effect.status is ReleaseStatus.ROLLED_BACK else []
+        rendered = messages.render_ended(
+            release,
+            self.config,
+            effect.by,
+            effect.reason,
+            messages.validation_summary(release),
+            [messages.rollback_plan_line(p.service, p.image, p.target) for p in plan],
+        )
+        self.announce(record, rendered, now)
+        if effect.status is ReleaseStatus.COMPLETED:
+            self._upload_chart(record, now)
+        self._upload_record(record, now)
+
+    def _file(
+        self,
+        record: ReleaseRecord,
+        channel: str,
+        file: dict[str, str],
+        text: str,
+        now: datetime,
+        in_thread: bool,
+    ) -> None:
+        self.store.enqueue(
+            release_id=record.release.id,
+            channel=channel,
+            kind="file",
+            text=text,
+            blocks=None,
+            at=now,
+            thread_of=record.card_message if in_thread else None,
+            file=file,
+        )
+
+    def _upload_chart(self, record: ReleaseRecord, now: datetime) -> None:
+        """The soak chart goes with the completion announcement, wherever it was posted."""
+        samples = self.store.samples(record.release.id, "soak")
+        if not samples:
+            return
+        png = soak_chart_png(record, samples, self.config, self.store)
+        named = messages.chart_file(record.release.version)
+        file = {
+            "filename": named.filename,
+            "title": named.title,
+            "content_b64": base64.b64encode(png).decode("ascii"),
+        }
+        for channel in self.announce_channels(record):
+            self._file(record, channel, file, named.text, now, in_thread=False)
+
+    def _upload_record(self, record: ReleaseRecord, now: datetime) -> None:
+        """The release record (Markdown) is attached to the release thread when it ends."""
+        named = messages.record_file(record.release.version)
+        file = {
+            "filename": named.filename,
+            "title": named.title,
+            "content": release_record(self.store, self.config, record.release.id),
+        }
+        self._file(record, record.release.channel, file, named.text, now, in_thread=True)
+
+    def _watch_after(self, record: ReleaseRecord, status: ReleaseStatus, now: datetime) -> None:
+        """Heightened monitoring after completion, and continued monitoring after a rollback."""
+        mon = self.config.monitoring
+        if status is ReleaseStatus.ABORTED:
+            self.store.set_monitoring(record.release.id, None, None, closed=True)
+            return
+        period = "heightened" if status is ReleaseStatus.COMPLETED else "rollback"
+        until = now + mon.heightened.duration
+        if mon.prometheus_url is None:
+            rendered = messages.render_watching_by_hand(record.release, until, self.config.tz)
+            self.thread(record, rendered, now)
+            return
+        self.store.set_monitoring(record.release.id, period, until)
+
+    def _handed_over(
+        self, record: ReleaseRecord, effect: HandedOver, now: datetime, ctx: Context
+    ) -> None:
+        rendered = messages.render_handed_over(record.release, effect.old, effect.new)
+        self.thread(record, rendered, now)
+
+    def rollback_plan(self, record: ReleaseRecord) -> list[PlanLine]:
+        """Each changed service with the rollback target the rollback check found."""
+        targets = targets_from(self.store.check_results(record.release.id, "rollback"))
+        lines = []
+        for name in record.release.services:
+            service = self.config.service(name)
+            image = service.image if service and service.image else name
+            lines.append(PlanLine(name, image, targets.get(name)))
+        return lines

@@ -1,0 +1,616 @@
+"""What people read: the release card, step messages and announcements, as text and Block Kit.
+
+Every message has a plain `text` (the notification fallback, and what the console prints) and,
+where it helps, Block Kit `blocks`. Block Kit is plain JSON here; no Slack library is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.domain.config import Config, format_duration
+from bot.domain.model import (
+    KICKOFF_PHASES,
+    PHASE_TITLES,
+    Outcome,
+    Phase,
+    Release,
+    ReleaseStatus,
+    Stage,
+    StageKind,
+    Step,
+    StepStatus,
+)
+from bot.render.chart import sparkline
+from bot.render.fmt import (
+    STATUS_TITLES,
+    Blocks,
+    Rendered,
+    clock_time,
+    context,
+    mention,
+    section,
+    when,
+)
+from bot.render.refusals import describe_position
+from checks.judgment import Judgment
+
+APPROVE_ACTION = "golive_approve"
+
+
+
+STEP_MARKS: Mapping[StepStatus, str] = {
+    StepStatus.PENDING: "▫️",
+    StepStatus.RUNNING: "🔄",
+    StepStatus.AWAITING: "⏳",
+    StepStatus.TIMING: "⏱️",
+    StepStatus.BLOCKED: "❌",
+    StepStatus.DONE: "✅",
+}
+OUTCOME_WORDS: Mapping[Outcome, str] = {
+    Outcome.PASSED: "passed",
+    Outcome.APPROVED: "approved",
+    Outcome.MANUAL: "confirmed by hand",
+    Outcome.WAIVED: "waived",
+    Outcome.ELAPSED: "elapsed",
+}
+STATUS_ICONS: Mapping[ReleaseStatus, str] = {
+    ReleaseStatus.SCHEDULED: "🗓️",
+    ReleaseStatus.ACTIVE: "🚀",
+    ReleaseStatus.COMPLETED: "🎉",
+    ReleaseStatus.ABORTED: "🛑",
+    ReleaseStatus.ROLLED_BACK: "⏪",
+}
+
+
+def step_mark(step: Step) -> str:
+    """The status mark of a step; a finished step that needed a human says so."""
+    if step.status is StepStatus.DONE and step.outcome in (Outcome.WAIVED, Outcome.MANUAL):
+        return "⚠️" if step.outcome is Outcome.WAIVED else "✋"
+    return STEP_MARKS[step.status]
+
+
+def phase_mark(steps: Sequence[Step]) -> str:
+    """✅ all done, ❌ something blocked, ⏳ something open, ▫️ not reached."""
+    if any(s.status is StepStatus.BLOCKED for s in steps):
+        return "❌"
+    if all(s.status is StepStatus.DONE for s in steps):
+        return "✅"
+    if any(s.status is not StepStatus.PENDING for s in steps):
+        return "⏳"
+    return "▫️"
+
+
+def progress_bar(fraction: float, width: int = 20) -> str:
+    """A text progress bar: ▓▓▓░░░ 50%."""
+    fraction = min(max(fraction, 0.0), 1.0)
+    filled = round(fraction * width)
+    return "▓" * filled + "░" * (width - filled) + f" {round(fraction * 100)}%"
+
+
+def soak_progress(release: Release, now: datetime) -> str | None:
+    """The soak's progress line while it runs."""
+    soak = release.find_step("soak")
+    if soak is None or soak.status is not StepStatus.TIMING or soak.deadline is None:
+        return None
+    total = soak.current.seconds
+    left = max((soak.deadline - now).total_seconds(), 0.0)
+    done = total - left
+    return (
+        f"Soak {progress_bar(done / total if total else 1.0)} "
+        f"({_minutes(done)} of {_minutes(total)}, {_minutes(left)} left)"
+    )
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f}m" if seconds >= 90 else f"{seconds:.0f}s"
+
+
+def step_line(step: Step, release: Release, tz: ZoneInfo) -> str:
+    """One line of the card or status: mark, title, and who or what it waits for."""
+    line = f"{step_mark(step)} {step.title}"
+    if step.status is StepStatus.AWAITING:
+        line += f" — waiting on {mention(release.roles.user(step.owner))}"
+        if step.current.manual:
+            line += " (manual confirmation)"
+    elif step.status is StepStatus.BLOCKED:
+        line += f" — blocked: {', '.join(step.failing)}"
+    elif step.status is StepStatus.RUNNING:
+        line += " — the bot is checking"
+    elif step.status is StepStatus.TIMING and step.deadline is not None:
+        line += f" — until {clock_time(step.deadline, tz)}"
+    elif step.status is StepStatus.DONE and step.outcome is not None:
+        line += f" — {OUTCOME_WORDS[step.outcome]}"
+    return line
+
+
+def monitoring_lines(samples: Sequence[Mapping[str, Any]], config: Config) -> list[str]:
+    """Sparklines of the 5xx ratio and p95 over the latest monitoring ticks."""
+    if not samples:
+        return []
+    ratios = [s.get("ratio") for s in samples]
+    p95s = [s.get("p95") for s in samples]
+    last = samples[-1]
+    ratio = last.get("ratio")
+    p95 = last.get("p95")
+    ratio_text = f"{ratio:.2%}" if isinstance(ratio, float) else "no data"
+    p95_text = f"{p95 * 1000:.0f}ms" if isinstance(p95, float) else "no data"
+    slo = config.monitoring.slo_p95.total_seconds()
+    return [
+        f"5xx {sparkline(ratios)} {ratio_text}",
+        f"p95 {sparkline(p95s, low=0.0, high=max(slo * 1.5, max(_numbers(p95s), default=0.0)))}"
+        f" {p95_text} (SLO {slo * 1000:.0f}ms)",
+    ]
+
+
+def _numbers(values: Sequence[object]) -> list[float]:
+    return [float(v) for v in values if isinstance(v, int | float)]
+
+
+def render_card(
+    release: Release,
+    config: Config,
+    now: datetime,
+    frozen_at: datetime | None = None,
+    samples: Sequence[Mapping[str, Any]] = (),
+) -> Rendered:
+    """The release card: status, owners, phases with marks, what waits on whom, soak progress."""
+    tz = config.tz
+    icon = STATUS_ICONS[release.status]
+    head = f"{icon} Release {release.version}{' (major)' if release.major else ''}"
+    head += f" — {STATUS_TITLES[release.status]}"
+    roles = release.roles
+    owners = (
+        f"Commander {mention(roles.commander)} · On-call {mention(roles.on_call)} · "
+        f"Backend {mention(roles.backend)} · Frontend {mention(roles.frontend)}"
+    )
+    phases = []
+    for phase in Phase:
+        steps = [s for s in release.steps if s.phase is phase]
+        if steps:
+            phases.append(f"{phase_mark(steps)} {PHASE_TITLES[phase]}")
+    lines = [head, owners, f"Services: {', '.join(release.services)}", "  ".join(phases)]
+    if release.status is ReleaseStatus.SCHEDULED and release.kickoff_at:
+        lines.append(f"Go-live at {when(release.kickoff_at, tz)}")
+    if release.status is ReleaseStatus.ACTIVE:
+        position = describe_position(release)
+        lines.append(position[:1].upper() + position[1:])
+    elif release.reason:
+        lines.append(f"Reason: {release.reason}")
+    bar = soak_progress(release, now)
+    if bar:
+        lines.append(bar)
+    lines.extend(monitoring_lines(samples, config))
+    if release.frozen:
+        since = f" since {clock_time(frozen_at, tz)}" if frozen_at else ""
+        lines.append(f"🧊 Merges frozen{since}")
+    text = "\n".join(lines)
+    current = release.phase
+    detail = [
+        step_line(s, release, tz)
+        for s in release.steps
+        if current is not None and s.phase is current
+    ]
+    blocks: Blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": head[:150], "emoji": True}},
+        section(owners + f"\nServices: {', '.join(release.services)}"),
+        section("  ".join(phases)),
+    ]
+    if detail:
+        blocks.append(section("\n".join(detail)))
+    tail = [line for line in lines[4:]]
+    if tail:
+        blocks.append(context("\n".join(tail)))
+    return Rendered(text, blocks)
+
+
+def render_status(release: Release, config: Config, now: datetime) -> str:
+    """Every step with its mark and what it waits for: the answer to `/golive status`."""
+    tz = config.tz
+    card = render_card(release, config, now).text.splitlines()
+    lines = [*card[:1], describe_position(release)]
+    for phase in Phase:
+        steps = [s for s in release.steps if s.phase is phase]
+        if not steps:
+            continue
+        lines.append(f"{phase_mark(steps)} *{PHASE_TITLES[phase]}*")
+        lines.extend(f"    {step_line(s, release, tz)}" for s in steps)
+    if release.waivers:
+        lines.append(f"Waived: {', '.join(sorted(release.waivers))}")
+    bar = soak_progress(release, now)
+    if bar:
+        lines.append(bar)
+    return "\n".join(lines)
+
+
+def render_approval_request(
+    release: Release, step: Step, reaction: str, link: str | None = None
+) -> Rendered:
+    """Ask a step's owner to approve its current stage; says how (reaction, button, command)."""
+    stage = step.current
+    owner = mention(release.roles.user(step.owner))
+    label = stage.label + (f": {link}" if link else "")
+    if stage.manual:
+        lead = (
+            f"✋ {owner} *{step.title}*: no automated check is configured, so "
+            f"{label[0].lower() + label[1:]}."
+        )
+    else:
+        lead = f"👉 {owner} *{step.title}*: {label}."
+    how = (
+        f"React with :{reaction}: or press Approve (or `/golive approve {step.key}`). "
+        f"Only {owner} can approve this."
+    )
+    blocks: Blocks = [
+        section(f"{lead}\n{how}"),
+        {
+            "type": "actions",
+            "block_id": f"approve:{release.id}:{step.key}",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": APPROVE_ACTION,
+                    "text": {"type": "plain_text", "text": "Approve"},
+                    "style": "primary",
+                    "value": f"{release.id}:{step.key}",
+                }
+            ],
+        },
+    ]
+    return Rendered(f"{lead} {how}", blocks)
+
+
+def render_approved(
+    release: Release,
+    step: Step,
+    stage_index: int,
+    user: str,
+    outcome: Outcome,
+    at: datetime,
+    tz: ZoneInfo,
+    note: str | None = None,
+) -> Rendered:
+    """The approval request, rewritten once approved (no button)."""
+    stage = step.stages[stage_index]
+    verb = "confirmed by hand" if outcome is Outcome.MANUAL else "approved"
+    extra = f" ({note})" if note else ""
+    text = (
+        f"✅ *{step.title}*: {stage.label} — {verb} by {mention(user)} at "
+        f"{clock_time(at, tz)}{extra}"
+    )
+    return Rendered(text, [section(text)])
+
+
+def render_check_results(step: Step, results: Iterable[Mapping[str, Any]], ok: bool) -> Rendered:
+    """Check verdicts with their summaries; a failure says how to move on."""
+    icon = {"pass": "✅", "warn": "⚠️", "fail": "❌", "error": "💥", "inconclusive": "❔"}
+    rows = []
+    for r in results:
+        rows.append(f"{icon.get(r['status'], '•')} `{r['name']}` {r['summary']}")
+        tail = (r.get("evidence") or {}).get("output_tail")
+        if tail:
+            rows.append("```\n" + str(tail)[-1500:] + "\n```")
+    head = f"✅ *{step.title}* passed" if ok else f"❌ *{step.title}* is blocked"
+    lines = [head, *rows]
+    if not ok:
+        lines.append(
+            f"Fix it and `/golive retry {step.key}`, or the commander may "
+            f"`/golive waive {step.key} <reason>`."
+        )
+    text = "\n".join(lines)
+    return Rendered(text, [section(text)])
+
+
+def render_timer_started(step: Step, tz: ZoneInfo) -> Rendered:
+    """A timer stage (the soak) began."""
+    assert step.deadline is not None
+    text = (
+        f"⏱️ *{step.title}*: {step.current.label} — until "
+        f"{clock_time(step.deadline, tz)}. Traffic stays narrow until then."
+    )
+    return Rendered(text, [section(text)])
+
+
+def render_soak_blocked(release: Release, breaches: Sequence[str]) -> Rendered:
+    """The soak ended while a breach is open (or golive was blind): no widening; what to do."""
+    breached = [b for b in breaches if b != "metrics"]
+    reasons = []
+    if breached:
+        reasons.append(f"{', '.join(breached)} still breached")
+    if "metrics" in breaches:
+        reasons.append("golive unable to read the metrics, so nobody saw the end of the soak")
+    advice = (
+        f"Recommended: {mention(release.roles.on_call)} rolls back (`/golive rollback <reason>`). "
+        if breached
+        else f"{mention(release.roles.on_call)}: check the dashboards by hand. "
+    )
+    text = (
+        f"⛔ *Soak* ended with {' and '.join(reasons)}: traffic stays narrow. {advice}"
+        f"`/golive retry soak` soaks again, or the commander may `/golive waive soak <reason>`."
+    )
+    return Rendered(text, [section(text)])
+
+
+ALERT_HEADS = {
+    "open": "🚨 {on_call} *{signal} breach* during the {period} of {version}",
+    "remind": "🔁 {on_call} *{signal} still breached* after {duration} ({period} of {version})",
+    "recover": "✅ *{signal} recovered* after {duration} ({period} of {version})",
+    "blind": "🙈 {on_call} *golive cannot read metrics* ({signal}) during the {period} of "
+    "{version}: monitoring of {signal} is blind",
+    "sight": "👀 *Metrics are back* ({signal}) after {duration} ({period} of {version})",
+}
+
+
+def render_alert(
+    release: Release,
+    kind: str,
+    signal: str,
+    period: str,
+    judgment: Judgment,
+    duration: timedelta | None,
+    config: Config,
+) -> Rendered:
+    """An alert for on-call: the figure, the threshold, the baseline — and what to do."""
+    head = ALERT_HEADS[kind].format(
+        on_call=mention(release.roles.on_call),
+        signal=signal,
+        period=period,
+        version=release.version,
+        duration=format_duration(duration) if duration else "a moment",
+    )
+    evidence = judgment.evidence
+    facts = [judgment.summary]
+    if evidence.get("query"):
+        facts.append(f"query `{evidence['query']}`")
+    lines = [head, *facts]
+    if kind == "open" and period == "soak":
+        lines.append(
+            "Traffic stays narrow. If it does not recover, roll back: `/golive rollback <reason>`."
+        )
+    elif kind == "open":
+        lines.append("Decide on a rollback: `/golive rollback <reason>`.")
+    text = "\n".join(lines)
+    return Rendered(text, [section(text)])
+
+
+def render_monitoring_closed(
+    release: Release, alerts: int, still_open: Sequence[str], config: Config
+) -> Rendered:
+    """Heightened (or post-rollback) monitoring ended."""
+    hours = format_duration(config.monitoring.heightened.duration)
+    if still_open:
+        tail = f"{', '.join(still_open)} still breached — watch it by hand from here."
+    elif alerts:
+        tail = f"{alerts} alert(s) along the way, all recovered."
+    else:
+        tail = "no breach."
+    text = f"👋 Monitoring of {release.version} ended after {hours}: {tail}"
+    return Rendered(text, [section(text)])
+
+
+def render_freeze(release: Release, config: Config, frozen: bool, now: datetime) -> Rendered:
+    """The merge-freeze announcement, or its lifting."""
+    branch = "the release branch"
+    if config.preconditions.ci and config.preconditions.ci.freeze_branch:
+        branch = f"`{config.preconditions.ci.freeze_branch}`"
+    if frozen:
+        text = (
+            f"🧊 *Merge freeze*: feature merges to {branch} are frozen for release "
+            f"{release.version} from {clock_time(now, config.tz)} "
+            f"(commander {mention(release.roles.commander)}). Merges resume when the "
+            f"release completes; ask the commander for anything urgent."
+        )
+    else:
+        text = (
+            f"🟢 *Merge freeze lifted*: release {release.version} is "
+            f"{STATUS_TITLES[release.status]}; merges to {branch} may resume "
+            f"({clock_time(now, config.tz)})."
+        )
+    return Rendered(text, [section(text)])
+
+
+def render_started(release: Release, config: Config) -> Rendered:
+    """The channel announcement that a release has begun (or been scheduled)."""
+    if release.status is ReleaseStatus.SCHEDULED and release.kickoff_at:
+        text = (
+            f"🗓️ Release {release.version} is scheduled for "
+            f"{when(release.kickoff_at, config.tz)}; preconditions and preflight run at T-30. "
+            f"Commander {mention(release.roles.commander)}."
+        )
+    else:
+        text = (
+            f"🚀 Release {release.version} has started. Commander "
+            f"{mention(release.roles.commander)}. Follow along in the thread of the card."
+        )
+    return Rendered(text)
+
+
+def render_reminder(release: Release, config: Config) -> Rendered:
+    """T-30: the owners are reminded and the automatic checks begin."""
+    r = release.roles
+    people = " ".join(mention(u) for u in (r.commander, r.on_call, r.backend, r.frontend))
+    at = when(release.kickoff_at, config.tz)
+    text = (
+        f"⏰ T-30: release {release.version} goes live at {at}. {people} — preconditions and "
+        f"preflight are running now."
+    )
+    return Rendered(text)
+
+
+def render_ended(
+    release: Release,
+    config: Config,
+    by: str | None,
+    reason: str | None,
+    summary: Sequence[str],
+    rollback_plan: Sequence[str] = (),
+) -> Rendered:
+    """Completion, abort or rollback, with the validation summary."""
+    status = release.status
+    if status is ReleaseStatus.COMPLETED:
+        head = f"🎉 Release {release.version} is complete (go by {mention(by)})."
+    elif status is ReleaseStatus.ABORTED:
+        head = f"🛑 Release {release.version} was aborted by {mention(by)}: {reason}"
+    else:
+        head = (
+            f"⏪ {mention(by)} is rolling back release {release.version}: {reason}. "
+            f"Merges stay frozen until the commander lifts the freeze "
+            f"(`/golive unfreeze`)."
+        )
+    lines = [head]
+    if rollback_plan:
+        lines.append("*Rollback plan*")
+        lines.extend(f"• {line}" for line in rollback_plan)
+    if summary:
+        lines.append("*Validation summary*")
+        lines.extend(f"• {line}" for line in summary)
+    if status is ReleaseStatus.COMPLETED:
+        hours = format_duration(config.monitoring.heightened.duration)
+        lines.append(f"Heightened monitoring continues for {hours}.")
+    text = "\n".join(lines)
+    return Rendered(text, [section(text)])
+
+
+def validation_summary(release: Release) -> list[str]:
+    """One line per phase: how each finished, with waivers and manual confirmations named."""
+    lines = []
+    for phase in Phase:
+        steps = [s for s in release.steps if s.phase is phase]
+        if not steps:
+            continue
+        parts = []
+        for step in steps:
+            word = OUTCOME_WORDS[step.outcome] if step.outcome else step.status.value
+            parts.append(f"{step.title} {word}")
+        lines.append(f"{phase_mark(steps)} {PHASE_TITLES[phase]}: " + "; ".join(parts))
+    if release.waivers:
+        lines.append("⚠️ Waived: " + ", ".join(sorted(release.waivers)))
+    return lines
+
+
+def stage_kind_word(kind: StageKind) -> str:
+    """What a stage waits for, in words."""
+    return {StageKind.CHECK: "check", StageKind.APPROVE: "approval", StageKind.TIMER: "timer"}[kind]
+
+
+def render_timer_done(step: Step, stage: Stage, now: datetime, tz: ZoneInfo) -> Rendered:
+    """A timer stage (the soak) ran its course."""
+    return Rendered(f"⏱️ *{step.title}*: {stage.label} — done at {clock_time(now, tz)}.")
+
+
+def render_step_blocked(
+    release: Release, step: Step, results: Iterable[Mapping[str, Any]]
+) -> Rendered:
+    """A check failed: its results, and the commander mentioned to decide."""
+    rendered = render_check_results(step, results, ok=False)
+    text = f"{rendered.text}\n{mention(release.roles.commander)}"
+    return Rendered(text, rendered.blocks)
+
+
+def render_phase_done(release: Release, phase: Phase, now: datetime, tz: ZoneInfo) -> Rendered:
+    """Every step of a phase is done (and when deployment opens, if it waits for T-0)."""
+    text = f"✅ *{PHASE_TITLES[phase]}* done."
+    following = release.phase
+    if following in KICKOFF_PHASES and release.kickoff_at is not None and now < release.kickoff_at:
+        text += f" Deployment opens at the scheduled go-live, {when(release.kickoff_at, tz)}."
+    return Rendered(text)
+
+
+def render_waived(
+    step: Step, name: str, user: str, reason: str, still_failing: Sequence[str]
+) -> Rendered:
+    """A waiver, on the record in the thread."""
+    text = f"⚠️ {mention(user)} waived `{name}` ({step.title}): {reason}"
+    if still_failing:
+        text += f"\nStill failing: {', '.join(still_failing)}."
+    return Rendered(text)
+
+
+def rollback_plan_line(service: str, image: str, target: str | None) -> str:
+    """One line of the rollback plan."""
+    if target:
+        return f"{service}: roll back to `{image}:{target}`"
+    return f"{service}: no rollback target recorded — choose `{image}` by hand"
+
+
+@dataclass(frozen=True)
+class NamedFile:
+    """How an uploaded file is named and introduced."""
+
+    filename: str
+    title: str
+    text: str
+
+
+def chart_file(version: str) -> NamedFile:
+    """The soak chart's file name, title and message."""
+    return NamedFile(f"soak-{version}.png", f"Soak of {version}", f"📈 Soak of {version}")
+
+
+def record_file(version: str) -> NamedFile:
+    """The release record's file name, title and message."""
+    return NamedFile(
+        f"release-{version}.md", f"Release record {version}", f"📒 Release record of {version}"
+    )
+
+
+def render_watching_by_hand(release: Release, until: datetime, tz: ZoneInfo) -> Rendered:
+    """No Prometheus: on-call watches the dashboards."""
+    return Rendered(
+        f"👀 No Prometheus is configured: {mention(release.roles.on_call)} "
+        f"watches the dashboards by hand until {when(until, tz)}."
+    )
+
+
+def render_handed_over(release: Release, old: str, new: str) -> Rendered:
+    """The commander role changed hands."""
+    return Rendered(
+        f"🤝 {mention(old)} handed release {release.version} over to "
+        f"{mention(new)}, who is now the commander."
+    )
+
+
+def render_note(user: str, text: str, *, followup: bool, owner: str | None) -> Rendered:
+    """A note or a follow-up, echoed in the thread."""
+    if followup:
+        who = mention(owner) if owner else "unassigned"
+        return Rendered(f"📌 Follow-up for {who} (from {mention(user)}): {text}")
+    return Rendered(f"📝 Note from {mention(user)}: {text}")
+
+
+def render_progress(title: str, text: str) -> Rendered:
+    """A running check says what it is waiting for."""
+    return Rendered(f"⏳ *{title}*: {text}")
+
+
+def ack_started(version: str) -> str:
+    """The reply to a start that began at once."""
+    return f"Release {version} started. Watch the card in this channel."
+
+
+def ack_scheduled(version: str, at: datetime, activate_at: datetime, tz: ZoneInfo) -> str:
+    """The reply to a start scheduled with `at=`."""
+    return (
+        f"Release {version} scheduled for {when(at, tz)}; "
+        f"preconditions and preflight run at {when(activate_at, tz)}."
+    )
+
+
+def ack(action: str, subject: str = "") -> str:
+    """The short reply confirming a command (`subject` is a step title, check name or user)."""
+    return {
+        "approve": f"Approved {subject}.",
+        "waive": f"Waived {subject}.",
+        "retry": f"Running {subject} again.",
+        "note": "Note recorded.",
+        "followup": "Follow-up recorded.",
+        "handover": f"{mention(subject)} is now the commander.",
+        "rollback": "Rollback recorded; the plan is in the channel.",
+        "abort": "Release aborted.",
+        "complete": "Release completed.",
+        "unfreeze": "Merge freeze lifted.",
+    }[action]

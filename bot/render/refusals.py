@@ -1,0 +1,189 @@
+"""Refusals in words: every `Why` the domain and the engine raise, and where a release stands."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from bot.domain.errors import GoliveError, Why
+from bot.domain.model import Release, ReleaseStatus, Role, Step, StepStatus, waiting_on
+from bot.domain.rules import Holder
+from bot.render.fmt import STATUS_TITLES, mention, when
+
+STATUS_WORDS: Mapping[ReleaseStatus, str] = {
+    ReleaseStatus.SCHEDULED: "scheduled and has not started yet",
+    ReleaseStatus.ACTIVE: "in progress",
+    ReleaseStatus.COMPLETED: "already completed",
+    ReleaseStatus.ABORTED: "aborted",
+    ReleaseStatus.ROLLED_BACK: "rolled back",
+}
+
+# What a release cannot do, by event name (`release X is rolled back, so it cannot …`).
+EVENT_WORDS: Mapping[str, str] = {
+    "activate": "start",
+    "kickoff": "kick off",
+    "waive": "take waivers",
+    "complete": "be completed",
+    "rollback": "be rolled back",
+    "unfreeze": "lift a freeze",
+    "abort": "be aborted",
+    "handover": "be handed over",
+}
+
+ROLE_WORDS: Mapping[Role, str] = {
+    Role.COMMANDER: "the commander",
+    Role.ON_CALL: "on-call",
+    Role.BACKEND: "the backend owner",
+    Role.FRONTEND: "the frontend owner",
+}
+
+
+def describe_position(release: Release) -> str:
+    """One sentence: what the release is waiting for now."""
+    if release.status is not ReleaseStatus.ACTIVE:
+        return f"release {release.version} is {STATUS_WORDS[release.status]}"
+    waits = waiting_on(release)
+    if not waits:
+        if release.all_done:
+            return "every step is done; the commander may `/golive complete`"
+        if release.kickoff_at is not None:
+            return "waiting for the scheduled go-live time"
+        return "nothing is open"
+    parts = []
+    for step, user in waits:
+        if step.status is StepStatus.AWAITING:
+            parts.append(f"{step.title} waits on {mention(user)}")
+        elif step.status is StepStatus.BLOCKED:
+            parts.append(f"{step.title} is blocked ({', '.join(step.failing)})")
+        elif step.status is StepStatus.TIMING:
+            parts.append(f"{step.title} is running")
+        else:
+            parts.append(f"the bot is checking {step.title}")
+    return "now: " + "; ".join(parts)
+
+
+def _step_refuses(release: Release, step: Step, event: str) -> str:
+    where = describe_position(release)
+    if event == "approve":
+        return {
+            StepStatus.PENDING: f"{step.title} is not open yet; {where}",
+            StepStatus.RUNNING: f"the bot is still checking {step.title}; wait for the result",
+            StepStatus.TIMING: f"{step.title} is still running its timer; approve when it ends",
+            StepStatus.BLOCKED: (
+                f"{step.title} is blocked by {', '.join(step.failing)}: fix it and "
+                f"`/golive retry {step.key}`, or `/golive waive {step.key} <reason>`"
+            ),
+            StepStatus.DONE: f"{step.title} is already done",
+        }.get(step.status, f"{step.title} cannot be approved now")
+    if event == "retry":
+        if step.status is StepStatus.RUNNING:
+            return f"{step.title} is already being checked"
+        return f"{step.title} is not blocked, so there is nothing to retry; {where}"
+    return f"{step.title} cannot take that now; {where}"
+
+
+def _not_allowed(
+    action: str,
+    holders: Sequence[tuple[Holder, str]],
+    step: str | None,
+    release: Release,
+) -> str:
+    named = [h for h in holders if h[0] is not Holder.STEP_OWNER]
+    owners = [
+        uid
+        for holder, uid in holders
+        if holder is Holder.STEP_OWNER and uid not in {u for _, u in named}
+    ]
+    target = release.step(step).title if step else "this release"
+    if owners and not named:
+        return f"only {mention(owners[0])} can {action} {target}"
+    if owners:
+        return f"only the commander or {mention(owners[0])} can {action} {target}"
+    holder, uid = named[0]
+    title = "the commander" if holder is Holder.COMMANDER else "on-call"
+    return f"only {title} ({mention(uid)}) can {action} {target}"
+
+
+HOLDER_WORDS: Mapping[Holder, str] = {
+    Holder.COMMANDER: "the commander",
+    Holder.ON_CALL: "on-call",
+    Holder.STEP_OWNER: "the step's owner",
+}
+
+
+def who_may(holders: Sequence[Holder]) -> str:
+    """Who may do something, for help texts: `commander only`, `the commander or the step's
+    owner`."""
+    if len(holders) == 1 and holders[0] is not Holder.STEP_OWNER:
+        return f"{HOLDER_WORDS[holders[0]].removeprefix('the ')} only"
+    return " or ".join(HOLDER_WORDS[h] for h in holders)
+
+
+def _already_open(release: Release) -> str:
+    return (
+        f"release {release.version} is already {STATUS_TITLES[release.status]} in this channel "
+        f"(commander {mention(release.roles.commander)}); complete or abort it first"
+    )
+
+
+WORDS: Mapping[Why, Callable[..., str]] = {
+    Why.NO_SUCH_STEP: lambda key, known: (
+        f"there is no step called `{key}` in this release (steps: {', '.join(known)})"
+    ),
+    Why.NOT_ALLOWED: _not_allowed,
+    Why.NOT_A_FAILING_CHECK: lambda name, failing: (
+        f"`{name}` is not a failing check; "
+        + (f"failing now: {', '.join(failing)}" if failing else "nothing is failing now")
+    ),
+    Why.REASON_REQUIRED: lambda action: (
+        "a waiver needs a reason" if action == "waive" else "say why: a reason is required"
+    ),
+    Why.NOT_COMPLETE_YET: lambda release: (
+        "the release cannot be completed yet: " + describe_position(release)
+    ),
+    Why.ALREADY_HOLDS_ROLE: lambda user, role: f"{mention(user)} is already {ROLE_WORDS[role]}",
+    Why.NOT_FROZEN: lambda: "merges are not frozen",
+    Why.RELEASE_NOT_ACTIVE: lambda release: describe_position(release),
+    Why.STEP_REFUSES: _step_refuses,
+    Why.RELEASE_REFUSES: lambda release, event: (
+        f"release {release.version} is {STATUS_WORDS[release.status]}, so it cannot "
+        f"{EVENT_WORDS.get(event, 'do that')}"
+    ),
+    Why.NO_RELEASE_HERE: lambda: (
+        "there is no release in this channel; start one with `/golive start <version>`"
+    ),
+    Why.NOT_A_RELEASE_CHANNEL: lambda channels: (
+        "releases start only in a release channel ("
+        + ", ".join(f"<#{c}>" for c in channels)
+        + ")"
+    ),
+    Why.RELEASE_ALREADY_OPEN: _already_open,
+    Why.BAD_VERSION: lambda version: (
+        f"`{version or '(empty)'}` is not a release version; write it like v2.4.0 or 2.4.1"
+    ),
+    Why.AT_IN_THE_PAST: lambda at, tz: f"at={when(at, tz)} is in the past; give a future time",
+    Why.UNKNOWN_SERVICES: lambda unknown, configured: (
+        f"unknown service{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
+        f"(configured: {', '.join(configured)})"
+    ),
+    Why.NO_OWNER: lambda missing: (
+        f"no {', '.join(missing)} owner: set roles.{missing[0]} in golive.yml or pass "
+        f"{missing[0]}=@user"
+    ),
+    Why.NOTHING_WAITS_ON_YOU: lambda release: (
+        f"nothing is waiting on you; {describe_position(release)}"
+    ),
+    Why.SEVERAL_WAIT_ON_YOU: lambda keys: (
+        f"several steps wait on you ({', '.join(keys)}); name one: `/golive approve <step>`"
+    ),
+    Why.NOTHING_TO_RECORD: lambda: "say what to record",
+}
+
+
+def refusal(error: GoliveError) -> str:
+    """The sentence for an error: its `Why` in words, or the words it was raised with."""
+    if error.why is Why.TEXT:
+        return error.text
+    words: Callable[..., str] = WORDS[error.why]
+    facts: dict[str, Any] = dict(error.facts)
+    return words(**facts)
