@@ -6,13 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).parent.parent
 
 
 def test_demo_auto_plays_a_whole_release(tmp_path: Path) -> None:
     """`golive demo --auto` walks every phase, pages on a spike, recovers, completes: exit 0."""
     result = subprocess.run(
-        [sys.executable, "-m", "bot", "demo", "--auto", "--dir", str(tmp_path)],
+        [sys.executable, "-m", "bot", "demo", "--auto", "--speed", "4", "--dir", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     out = result.stdout

@@ -66,8 +66,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """A whole release against the local sandbox: interactive, or played with --auto."""
     from bot.sandbox.demo import run_demo
 
+    if not 0.5 <= args.speed <= 20:
+        print("golive: --speed must be between 0.5 and 20", file=sys.stderr)
+        return 2
     folder = Path(args.dir) if args.dir else None
-    return asyncio.run(run_demo(args.auto, folder))
+    return asyncio.run(run_demo(args.auto, folder, speed=args.speed))
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -136,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--auto", action="store_true", help="play the release unattended")
     demo.add_argument("--dir", help="keep the database and files here (default: a temp folder)")
+    demo.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="play the same release N times faster (every timer divided by N; default 1)",
+    )
     demo.set_defaults(func=cmd_demo)
 
     history = sub.add_parser("history", help="list recent releases")

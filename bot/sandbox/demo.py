@@ -57,12 +57,32 @@ Try:
   /fault rbac_hole                   break the product API (/fault lists the switches)
   /quit                              leave (files and the database stay in {folder})
 
-Timers are short here: the soak lasts 45 s and heightened monitoring 30 s.
+Timers are short here: the soak lasts {soak} and heightened monitoring {heightened}.
 """
 
+# The demo's timers at speed 1, in seconds; `--speed N` divides every one of them by N and
+# multiplies the sandbox's traffic by N, so the same story (the same ticks, alerts and counts
+# per window) plays N times faster.
+TIMERS = {
+    "window": 10.0,
+    "realert": 20.0,
+    "soak": 45.0,
+    "soak_interval": 3.0,
+    "heightened": 30.0,
+    "heightened_interval": 3.0,
+    "spike_after": 4.0,
+}
 
-def demo_config(sandbox: Sandbox, folder: Path) -> dict[str, Any]:
-    """The embedded default: every check pointed at the sandbox, timers measured in seconds."""
+
+def _seconds(value: float) -> str:
+    return f"{value:.3f}".rstrip("0").rstrip(".") + "s"
+
+
+
+def demo_config(sandbox: Sandbox, folder: Path, speed: float = 1.0) -> dict[str, Any]:
+    """The embedded default: every check pointed at the sandbox, timers measured in seconds
+    (divided by `speed`)."""
+    timer = {name: _seconds(seconds / speed) for name, seconds in TIMERS.items()}
     repo = folder / "repo"
     repo.mkdir(parents=True, exist_ok=True)
     (repo / "release_preflight.py").write_text(PREFLIGHT)
@@ -84,12 +104,15 @@ def demo_config(sandbox: Sandbox, folder: Path) -> dict[str, Any]:
         },
         "monitoring": {
             **overrides["monitoring"],
-            "window": "10s",
+            "window": timer["window"],
             "baseline_window": "10m",
             "min_requests": 100,
-            "realert": "20s",
-            "soak": {"duration": "45s", "interval": "3s"},
-            "heightened": {"duration": "30s", "interval": "3s"},
+            "realert": timer["realert"],
+            "soak": {"duration": timer["soak"], "interval": timer["soak_interval"]},
+            "heightened": {
+                "duration": timer["heightened"],
+                "interval": timer["heightened_interval"],
+            },
         },
         "verification": overrides["verification"],
     }
@@ -136,8 +159,11 @@ class DemoSession(ConsoleSession):
 class Player:
     """Plays the release for `--auto`: types what each owner would, waits for the bot."""
 
-    def __init__(self, session: DemoSession, runtime: Runtime, write: Write) -> None:
+    def __init__(
+        self, session: DemoSession, runtime: Runtime, write: Write, speed: float = 1.0
+    ) -> None:
         self.session = session
+        self.speed = speed
         self.runtime = runtime
         self.write = write
         self.changed = asyncio.Event()
@@ -215,8 +241,9 @@ class Player:
         soaking = lambda: self.release().step("soak").status is StepStatus.TIMING  # noqa: E731
         if not await self.until("the soak to start", soaking):
             return
-        self.note("The soak runs (45 s). In a moment the sandbox starts answering 8% 5xx…")
-        await asyncio.sleep(4)
+        soak = TIMERS["soak"] / self.speed
+        self.note(f"The soak runs ({soak:.0f} s). In a moment the sandbox answers 8% 5xx…")
+        await asyncio.sleep(TIMERS["spike_after"] / self.speed)
         await self.type("alice", "/spike on")
         opened = await self.until(
             "on-call to be paged", lambda: ("errors", "open") in self.alerts(), 30
@@ -234,7 +261,8 @@ class Player:
             return
         self.note("Success criteria met: the commander calls it")
         await self.type("alice", "/golive complete")
-        self.note("Heightened monitoring runs for 30 s, then closes")
+        heightened = TIMERS["heightened"] / self.speed
+        self.note(f"Heightened monitoring runs for {heightened:.0f} s, then closes")
         await self.until(
             "heightened monitoring to close",
             lambda: not self.runtime.monitor.periods(),
@@ -291,14 +319,22 @@ class Player:
         return 0 if ok else 1
 
 
-async def run_demo(auto: bool, folder: Path | None = None, write: Write = print) -> int:
-    """Start the sandbox and golive against it; interactive console, or `--auto`."""
+async def run_demo(
+    auto: bool, folder: Path | None = None, write: Write = print, speed: float = 1.0
+) -> int:
+    """Start the sandbox and golive against it; interactive console, or `--auto`.
+
+    `speed` plays the same release N times faster: every timer divided, the traffic multiplied.
+    """
     place = folder or Path(tempfile.mkdtemp(prefix="golive-demo-"))
     place.mkdir(parents=True, exist_ok=True)
     for stale in place.glob("golive.db*"):
         stale.unlink()
     async with Sandbox.start(history=3600) as sandbox:
-        data = demo_config(sandbox, place)
+        if speed != 1.0:
+            sandbox.product.set_traffic(rate=sandbox.product.traffic.profile.rate * speed)
+            sandbox.product.traffic.tick = min(sandbox.product.traffic.tick, 1.0 / speed)
+        data = demo_config(sandbox, place, speed)
         (place / "golive.yml").write_text(yaml.safe_dump(data, sort_keys=False))
         config = validate_config(data)
         names = {v: k for k, v in PEOPLE.items()}
@@ -312,11 +348,20 @@ async def run_demo(auto: bool, folder: Path | None = None, write: Write = print)
                     f"golive demo --auto: a scripted release of {VERSION} against the sandbox "
                     f"(files in {place})"
                 )
-                player = Player(session, runtime, write)
+                player = Player(session, runtime, write, speed)
                 await player.play(sandbox)
                 await runtime.pump()
                 return player.verdict(sandbox, place)
-            write(GUIDE.format(channel=CHANNEL, announce=ANNOUNCE, version=VERSION, folder=place))
+            write(
+                GUIDE.format(
+                    channel=CHANNEL,
+                    announce=ANNOUNCE,
+                    version=VERSION,
+                    folder=place,
+                    soak=f"{TIMERS['soak'] / speed:.0f} s",
+                    heightened=f"{TIMERS['heightened'] / speed:.0f} s",
+                )
+            )
             await read_stdin(session.handle)
             return 0
         finally:

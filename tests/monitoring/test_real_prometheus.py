@@ -16,6 +16,8 @@ from checks.judgment import Baseline, Judgment, judge_errors, judge_latency
 from checks.prometheus import instant, range_query
 from tests.monitoring.realprom import LiveService, RealPrometheus, eventually
 
+pytestmark = pytest.mark.slow
+
 WINDOW = timedelta(seconds=10)
 CONFIG = MonitoringConfig()
 REQUESTS = CONFIG.render(CONFIG.requests_query, WINDOW)

@@ -44,6 +44,8 @@ from tests.monitoring.realprom import (
     prometheus_scraping,
 )
 
+pytestmark = pytest.mark.slow
+
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 ROUTING_ENV = "GOLIVE_TEST_PD_ROUTING_KEY"

@@ -155,6 +155,7 @@ def test_missing_config_secret_is_named(
     assert "GOLIVE_CI_TOKEN is not set (preconditions.ci.token_env)" in err
 
 
+@pytest.mark.slow
 def test_the_real_command_line_reports_the_missing_secret(tmp_path: Path) -> None:
     """`python -m bot serve` in a clean environment: stderr names the variable, exit 2."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
