@@ -16,6 +16,7 @@ from bot.monitor import Monitor
 from bot.outbox import Outbox, Transport
 from bot.pager import PAGE_KIND, PagerTransport
 from bot.scheduler import Timers
+from bot.secrecy import redactor_for
 from bot.service import ReleaseService
 from bot.store import Store
 
@@ -39,6 +40,7 @@ class Runtime:
         self.config = config
         self.clock = clock or SystemClock()
         self.store = store or Store(config.database)
+        self.store.redactor = redactor_for(config, secrets)
         self.service = ReleaseService(
             config, self.store, self.clock, checkbook or default_checkbook(), secrets, client
         )

@@ -71,6 +71,7 @@ from bot.runbook import (
 )
 from bot.store import OutboxRow, ReleaseRecord, Store
 from checks.base import CheckResult, Status, run_checks
+from checks.redact import safe_url
 from checks.rollback import targets_from
 
 log = logging.getLogger(__name__)
@@ -305,7 +306,7 @@ class ReleaseService:
     def _link(self, release: Release, step: Step) -> str | None:
         notes = self.config.preconditions.release_notes
         if step.key == "notes" and notes is not None:
-            return notes.url.replace("{version}", release.version)
+            return safe_url(notes.url.replace("{version}", release.version))
         return None
 
     def _stage_passed(
