@@ -44,7 +44,7 @@ def _peak_rss_mb() -> float:
 
 
 def child(mode: str, mb: int) -> None:
-    """Run one preflight through golive's check and print `peak_mb seconds status bytes`."""
+    """Run one preflight through golive's check; print peak MiB, seconds, verdict, kept, read."""
     from checks.preflight import run_preflight
 
     with tempfile.TemporaryDirectory() as workdir:
@@ -58,10 +58,11 @@ def child(mode: str, mb: int) -> None:
         )
         elapsed = time.monotonic() - started
     kept = len(str(result.evidence.get("output", result.evidence.get("output_tail", ""))))
-    print(f"{_peak_rss_mb():.1f} {elapsed:.2f} {result.status.value} {kept}")
+    seen = result.evidence.get("output_bytes", "?")
+    print(f"{_peak_rss_mb():.1f} {elapsed:.2f} {result.status.value} {kept} {seen}")
 
 
-def measure(mode: str, mb: int) -> tuple[float, float, str, int]:
+def measure(mode: str, mb: int) -> tuple[float, float, str, int, str]:
     """Peak RSS (MiB), seconds, verdict and stored characters of one child run."""
     out = subprocess.run(
         [sys.executable, __file__, "--child", mode, "--mb", str(mb)],
@@ -70,7 +71,7 @@ def measure(mode: str, mb: int) -> tuple[float, float, str, int]:
         text=True,
         cwd=ROOT,
     ).stdout.split()
-    return float(out[0]), float(out[1]), out[2], int(out[3])
+    return float(out[0]), float(out[1]), out[2], int(out[3]), out[4]
 
 
 def main() -> int:
@@ -83,8 +84,8 @@ def main() -> int:
     if args.child:
         child(args.child, args.mb)
         return 0
-    quiet: list[tuple[float, float, str, int]] = []
-    loud: list[tuple[float, float, str, int]] = []
+    quiet: list[tuple[float, float, str, int, str]] = []
+    loud: list[tuple[float, float, str, int, str]] = []
     for _ in range(args.runs):
         quiet.append(measure("quiet", args.mb))
         loud.append(measure("loud", args.mb))
@@ -98,7 +99,7 @@ def main() -> int:
     print(
         f"  {args.mb} MiB preflight:        peak RSS {l_rss:6.1f} MiB, "
         f"{statistics.median(r[1] for r in loud):.2f} s, {loud[0][2]}, "
-        f"{loud[0][3]:,} characters kept as evidence"
+        f"{loud[0][3]:,} characters kept of {loud[0][4]} bytes read"
     )
     print(f"  ratio loud / quiet: {l_rss / q_rss:.2f}× (growth {l_rss - q_rss:+.1f} MiB)")
     if l_rss - q_rss > ALLOWED_GROWTH_MB:

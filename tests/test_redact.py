@@ -120,3 +120,39 @@ async def test_checks_show_configured_urls_without_credentials() -> None:
     assert "pw@" not in str(raised.value.evidence)
     assert seen[0].url.params["access_token"] == "abc123"
     assert seen[0].headers["authorization"].startswith("Basic ")
+
+
+def test_the_redactor_knows_every_secret_the_config_names() -> None:
+    """Slack tokens, every `*_env` variable, preflight.env and URL credentials are known."""
+    from bot.config import Secrets
+    from bot.secrecy import redactor_for
+    from tests.conftest import make_config
+
+    config = make_config(
+        preconditions={
+            "ci": {"repository": "acme/app", "required_checks": ["ci"], "token_env": "GH"},
+            "release_notes": {"url": "https://wiki.example.com/{version}?token=notes-token-1"},
+            "rollback": {"registry_url": "https://bot:registry-pass-1@r.example.com"},
+        },
+        preflight={"workdir": "/srv", "quick": ["true"], "env": ["DEPLOY_TOKEN"]},
+        monitoring={"pagerduty_routing_key_env": "PD_KEY"},
+    )
+    environment = {
+        "SLACK_BOT_TOKEN": "xoxb-slack-bot-token",
+        "SLACK_SIGNING_SECRET": "slack-signing-secret",
+        "SLACK_APP_TOKEN": "xapp-slack-app-token",
+        "GH": "ghp_github_token_value",
+        "DEPLOY_TOKEN": "deploy-token-value",
+        "PD_KEY": "pagerduty-routing-key",
+        "SLACK_API_URL": "https://u:slack-api-pass@slack.example.com/api/",
+        "HOME": "/home/golive-user",
+    }
+    redactor = redactor_for(config, Secrets(environment))
+    text = " ".join(environment.values()) + " notes-token-1 registry-pass-1"
+    out = redactor.text(text)
+    for name, value in environment.items():
+        if name not in ("SLACK_API_URL", "HOME"):
+            assert value not in out, name
+    assert "slack-api-pass" not in out and "notes-token-1" not in out
+    assert "registry-pass-1" not in out
+    assert "/home/golive-user" in out  # not a secret
