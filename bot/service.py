@@ -76,7 +76,8 @@ from checks.rollback import targets_from
 
 log = logging.getLogger(__name__)
 
-VERSION = re.compile(r"^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
+# ASCII only: `\d` would take any script's digits (v٢.٤.٠), which no registry tag matches.
+VERSION = re.compile(r"^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$", re.ASCII)
 T_MINUS = timedelta(minutes=30)
 
 

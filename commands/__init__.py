@@ -24,7 +24,16 @@ from commands import (
     unfreeze,
     waive,
 )
-from commands.base import Command, Directory, Invocation, MappingDirectory, Reply, Who, unescape
+from commands.base import (
+    Command,
+    Directory,
+    Invocation,
+    MappingDirectory,
+    Reply,
+    Who,
+    bounded,
+    unescape,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +86,10 @@ def dispatch(
     command = COMMANDS.get(name)
     if command is None:
         return Reply(f"I don't know `{name}`.\n" + help.help_text(COMMANDS))
-    invocation = Invocation(service, user, channel, rest.split(), rest, directory)
     try:
+        invocation = Invocation(
+            service, user, channel, rest.split(), bounded(rest, name), directory
+        )
         _authorize(command, service, user, channel)
         return command.run(invocation)
     except UsageError as exc:
