@@ -56,7 +56,11 @@ def _live_descendants(root: int) -> list[int]:
     """Every live (not zombie) process below `root`, found through /proc parent links."""
     children: dict[int, list[int]] = {}
     state: dict[int, bytes] = {}
-    for entry in os.listdir("/proc"):
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # no procfs (not Linux): golive falls back to killing the process group
+        return []
+    for entry in entries:
         if not entry.isdigit():
             continue
         try:
