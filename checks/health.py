@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 
 from checks.base import CheckResult, Status
+from checks.redact import safe_url
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -25,6 +26,7 @@ async def check_health(
 ) -> CheckResult:
     """GET the health URL; pass on 2xx, fail on another answer, error when unreachable."""
     name = f"health:{service}"
+    shown = safe_url(url)  # the real URL (credentials and all) is only for the request
     started = time.monotonic()
     tries: list[str] = []
     last: httpx.Response | None = None
@@ -39,19 +41,19 @@ async def check_health(
                 return CheckResult(
                     name,
                     Status.PASS,
-                    f"{service} is healthy ({last.status_code} from {url})",
-                    {"url": url, "status_code": last.status_code, "attempts": attempt},
+                    f"{service} is healthy ({last.status_code} from {shown})",
+                    {"url": shown, "status_code": last.status_code, "attempts": attempt},
                     time.monotonic() - started,
                 )
             tries.append(f"HTTP {last.status_code}")
         if attempt < attempts:
             await sleep(delay)
-    evidence: dict[str, object] = {"url": url, "attempts": attempts, "answers": tries}
+    evidence: dict[str, object] = {"url": shown, "attempts": attempts, "answers": tries}
     if last is None:
         return CheckResult(
             name,
             Status.ERROR,
-            f"could not reach {service} at {url} ({tries[-1]})",
+            f"could not reach {service} at {shown} ({tries[-1]})",
             evidence,
             time.monotonic() - started,
         )
@@ -59,7 +61,7 @@ async def check_health(
     return CheckResult(
         name,
         Status.FAIL,
-        f"{service} is unhealthy: HTTP {last.status_code} from {url} after {attempts} tries",
+        f"{service} is unhealthy: HTTP {last.status_code} from {shown} after {attempts} tries",
         evidence,
         time.monotonic() - started,
     )

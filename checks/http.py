@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from checks.base import CheckResult, Status
+from checks.redact import safe_url
 
 
 class ProviderError(Exception):
@@ -43,8 +44,8 @@ def _excerpt(response: httpx.Response, limit: int = 300) -> str:
 
 
 def describe_request(request: httpx.Request) -> str:
-    """`GET https://host/path?query` without credentials (they live in headers, never here)."""
-    return f"{request.method} {request.url}"
+    """`GET https://host/path?query` without credentials (user-info and token parameters)."""
+    return f"{request.method} {safe_url(str(request.url))}"
 
 
 async def request_json(
@@ -66,12 +67,13 @@ async def request_json(
         )
     except httpx.TimeoutException:
         raise ProviderError(
-            f"{provider} did not answer within {timeout:g}s", {"request": f"{method} {url}"}
+            f"{provider} did not answer within {timeout:g}s",
+            {"request": f"{method} {safe_url(url)}"},
         ) from None
     except httpx.HTTPError as exc:
         raise ProviderError(
             f"could not reach {provider}: {type(exc).__name__}: {exc}".rstrip(": "),
-            {"request": f"{method} {url}"},
+            {"request": f"{method} {safe_url(url)}"},
         ) from None
     asked = {"request": describe_request(response.request), "status_code": response.status_code}
     evidence = {
@@ -85,7 +87,8 @@ async def request_json(
             f"{provider} refused the credentials (HTTP {status}); check the token", evidence
         )
     if status == 404 and status not in ok:
-        raise ProviderError(f"{provider} answered 404 Not Found for {response.url}", evidence)
+        shown = safe_url(str(response.url))
+        raise ProviderError(f"{provider} answered 404 Not Found for {shown}", evidence)
     if status == 429:
         raise ProviderError(f"{provider} is rate-limiting golive (HTTP 429)", evidence)
     if status >= 400 and status not in ok:

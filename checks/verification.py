@@ -52,6 +52,7 @@ import httpx
 
 from checks.base import CheckResult, Status
 from checks.http import ProviderError, request_json
+from checks.redact import safe_url
 
 PROVIDER = "the product API"
 
@@ -173,7 +174,7 @@ Trail = list[_Call]
 
 def _display(method: str, url: str, params: Any) -> str:
     target = httpx.URL(url, params=params) if params is not None else httpx.URL(url)
-    return f"{method} {target.raw_path.decode('ascii', 'replace')}"
+    return f"{method} {safe_url(target.raw_path.decode('ascii', 'replace'))}"
 
 
 def _excerpt(response: httpx.Response, limit: int = 300) -> str:

@@ -24,7 +24,15 @@ from commands import (
     unfreeze,
     waive,
 )
-from commands.base import Command, Directory, Invocation, MappingDirectory, Reply, unescape
+from commands.base import (
+    Command,
+    Directory,
+    Invocation,
+    MappingDirectory,
+    Reply,
+    bounded,
+    unescape,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +74,12 @@ def dispatch(
     command = COMMANDS.get(name)
     if command is None:
         return Reply(f"I don't know `{name}`.\n" + help.help_text(COMMANDS))
-    invocation = Invocation(service, user, channel, rest.split(), rest, directory)
     try:
         if command.event is not None:
             service.authorize(channel, user, command.event)
+        invocation = Invocation(
+            service, user, channel, rest.split(), bounded(rest, name), directory
+        )
         return command.run(invocation)
     except UsageError as exc:
         return Reply(f"{refusal(exc)}\nUsage: `{command.usage}`")

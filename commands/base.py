@@ -6,7 +6,7 @@ import html
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -71,6 +71,13 @@ class Command:
         return tuple(PERMISSIONS.get(self.event, ())) if self.event is not None else ()
 
 
+# How far ahead `at=` may schedule a go-live: a release is planned days, not years, ahead, and a
+# bound keeps every later date computation (reminders, T-30, monitoring) far from overflow.
+MAX_AHEAD = timedelta(days=30)
+# The most text a command takes: Slack shows at most 3,000 characters in a message section
+# (and truncates whole messages at 40,000), and a note is echoed to the thread as it was typed.
+MAX_TEXT = 3000
+
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 _RAW_ID = re.compile(r"^@?([UW][A-Z0-9]{2,})$")
 
@@ -107,9 +114,12 @@ def looks_like_user(token: str) -> bool:
 
 
 def parse_time(text: str, tz: ZoneInfo, now: datetime) -> datetime:
-    """`14:00` (today, in the configured timezone) or ISO 8601 (`2026-11-28T14:00[+01:00]`)."""
+    """`14:00` (today, in the configured timezone) or ISO 8601 (`2026-11-28T14:00[+01:00]`),
+    at most MAX_AHEAD from now; anything else is a UsageError, never an internal error."""
     value = text.strip()
-    clock = re.fullmatch(r"(\d{1,2}):(\d{2})", value)
+    if not value.isascii():
+        raise UsageError(f"`{value}` is not a time; write at=14:00 or at=2026-11-28T14:00")
+    clock = re.fullmatch(r"([0-9]{1,2}):([0-9]{2})", value)
     if clock:
         hour, minute = int(clock.group(1)), int(clock.group(2))
         if hour > 23 or minute > 59:
@@ -128,7 +138,28 @@ def parse_time(text: str, tz: ZoneInfo, now: datetime) -> datetime:
         raise UsageError(
             f"`{value}` is not a time; write at=14:00 or at=2026-11-28T14:00"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=tz)
+    try:
+        ahead = moment.astimezone(UTC) - now
+    except OverflowError:  # e.g. 9999-12-31T23:59-14:00 is past the last date Python knows
+        raise UsageError(f"`{value}` is not a time golive can schedule") from None
+    if ahead > MAX_AHEAD:
+        raise UsageError(
+            f"at={value} is more than {MAX_AHEAD.days} days ahead; "
+            f"schedule a go-live at most {MAX_AHEAD.days} days from now"
+        )
+    return moment
+
+
+def bounded(text: str, name: str) -> str:
+    """The text of a command, refused whole when longer than MAX_TEXT (never cut silently)."""
+    if len(text) > MAX_TEXT:
+        raise UsageError(
+            f"`/golive {name}` takes at most {MAX_TEXT:,} characters and this was "
+            f"{len(text):,}; nothing was recorded. Put long output (logs, traces) in a file "
+            f"or a document and give its link."
+        )
+    return text
 
 
 def no_arguments(inv: Invocation) -> None:

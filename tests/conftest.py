@@ -59,11 +59,14 @@ class Harness:
     """A console session over a real Runtime: type lines as users, read what golive printed."""
 
     def __init__(
-        self, config: Config, clock: FakeClock, store: Store, secrets: dict[str, str] | None = None
+        self,
+        config: Config,
+        clock: FakeClock,
+        database: str | Path = ":memory:",
+        secrets: dict[str, str] | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
-        self.store = store
         self.output: list[str] = []
         names = {v: k for k, v in config.users.items()}
         self.runtime = Runtime(
@@ -71,8 +74,9 @@ class Harness:
             Secrets(secrets or {}),
             ConsoleTransport(self.output.append, names),
             clock=clock,
-            store=store,
+            database=database,
         )
+        self.store = self.runtime.store
         self.session = ConsoleSession(self.runtime, config, COMMANDER, self.output.append)
         self.service = self.runtime.service
 
@@ -136,11 +140,11 @@ def store() -> Iterator[Store]:
 
 
 @pytest.fixture
-async def harness(clock: FakeClock, store: Store) -> AsyncIterator[Harness]:
+async def harness(clock: FakeClock) -> AsyncIterator[Harness]:
     """The console harness with the base config (no automated checks: every step by hand)."""
-    h = Harness(make_config(), clock, store)
+    h = Harness(make_config(), clock)
     yield h
-    await h.runtime.service.checks.close()
+    await h.runtime.service.close()
 
 
 @pytest.fixture

@@ -97,6 +97,17 @@ async def test_role_overrides_apply_to_the_release(harness: Harness) -> None:
         ("/golive start v2.4.0 at=2020-01-01T10:00", "is in the past"),
         ("/golive start v2.4.0 colour=blue", "unknown option `colour=`"),
         ("/golive start v2.4.0 backend=@zoe", "I don't know who @zoe is"),
+        ("/golive start v٢.٤.٠", "`v٢.٤.٠` is not a release version"),
+        ("/golive start ２.4.0", "`２.4.0` is not a release version"),
+        ("/golive start v2.4.0-rc.١", "`v2.4.0-rc.١` is not a release version"),
+        ("/golive start v2.4.0 at=١٤:٠٠", "`١٤:٠٠` is not a time"),
+        ("/golive start v2.4.0 at=99:99", "`99:99` is not a time of day"),
+        ("/golive start v2.4.0 at=9999-12-31", "more than 30 days ahead"),
+        ("/golive start v2.4.0 at=9999-12-31T23:59-14:00", "is not a time golive can schedule"),
+        ("/golive start v2.4.0 at=0001-01-01T00:00+01:00", "is not a time golive can schedule"),
+        ("/golive start v2.4.0 at=0001-01-01T00:00", "is in the past"),
+        ("/golive start v2.4.0 at=2026-12-28T12:01Z", "more than 30 days ahead"),
+        ("/golive start v2.4.0 at=99999999999:00", "is not a time"),
     ],
 )
 async def test_bad_start_changes_nothing(harness: Harness, text: str, expected: str) -> None:
@@ -150,6 +161,34 @@ async def test_bad_arguments_get_usage(harness: Harness, text: str, expected: st
     assert _counts(harness.store) == before
 
 
+async def test_scheduling_up_to_thirty_days_ahead_is_accepted(harness: Harness) -> None:
+    """The far edge of `at=` still schedules: 30 days from now, to the minute."""
+    reply = await harness.reply(COMMANDER, "/golive start v2.4.0 at=2026-12-27T12:00Z")
+    assert reply.startswith("Release v2.4.0 scheduled for 2026-12-27 12:00 UTC")
+
+
+@pytest.mark.parametrize("subcommand", ["note", "followup @bob", "abort", "approve backup"])
+async def test_text_longer_than_slack_shows_is_refused_whole(
+    harness: Harness, subcommand: str
+) -> None:
+    """Over 3,000 characters a note, follow-up or reason is refused, not cut or over-posted."""
+    await harness.say(COMMANDER, "/golive start v2.4.0")
+    before = _counts(harness.store)
+    reply = await harness.reply(COMMANDER, f"/golive {subcommand} " + "log line\n" * 5000)
+    assert "takes at most 3,000 characters and this was" in reply
+    assert "nothing was recorded" in reply
+    assert _counts(harness.store) == before
+
+
+async def test_a_note_up_to_the_limit_is_recorded_and_posted_whole(harness: Harness) -> None:
+    """A note of 2,990 characters is kept and echoed to the thread in full."""
+    await harness.say(COMMANDER, "/golive start v2.4.0")
+    text = ("observed " * 400)[:2990].strip()
+    assert await harness.reply(COMMANDER, f"/golive note {text}") == "Note recorded."
+    assert harness.store.notes(harness.release().id)[0]["text"] == text
+    assert harness.messages()[-1].text.endswith(text)
+
+
 async def test_unknown_subcommand_gets_help(harness: Harness) -> None:
     """An unknown subcommand says so and lists every subcommand."""
     reply = await harness.reply(COMMANDER, "/golive deploy everything")
@@ -178,7 +217,14 @@ def test_every_subcommand_declares_usage_and_permission() -> None:
         name for name, command in COMMANDS.items() if command.event is not None and command.who
     }
     assert moving == {
-        "approve", "waive", "retry", "preflight", "handover", "rollback", "abort", "complete",
+        "approve",
+        "waive",
+        "retry",
+        "preflight",
+        "handover",
+        "rollback",
+        "abort",
+        "complete",
         "unfreeze",
     }
     for name, command in COMMANDS.items():
@@ -188,11 +234,15 @@ def test_every_subcommand_declares_usage_and_permission() -> None:
 
 def test_slack_escaping_is_undone() -> None:
     """Slack's &amp; &lt; &gt; in notes read back as the characters people typed."""
-    store = Store(":memory:")
     config = make_config()
     runtime = Runtime(
-        config, Secrets({}), ConsoleTransport(lambda _: None), clock=FakeClock(), store=store
+        config,
+        Secrets({}),
+        ConsoleTransport(lambda _: None),
+        clock=FakeClock(),
+        database=":memory:",
     )
+    store = runtime.store
     service = runtime.service
     dispatch(service, COMMANDER, CHANNEL, "start v1.0.0", DIRECTORY)
     dispatch(service, COMMANDER, CHANNEL, "note R&amp;D says &lt;ok&gt;", DIRECTORY)

@@ -15,7 +15,6 @@ from bot.domain.clock import FakeClock
 from bot.domain.config import validate_config
 from bot.domain.model import ReleaseStatus, StepStatus
 from bot.sandbox import Sandbox
-from bot.store import Store
 from tests.conftest import CHANNEL, COMMANDER, ON_CALL, Harness, walk
 from tests.test_preconditions import results, sandbox_config
 
@@ -69,10 +68,10 @@ async def monitored(tmp_path: Path, **monitoring: Any) -> AsyncIterator[Monitore
     clock = FakeClock()
     async with Sandbox.start(clock=clock.now, traffic=False, history=3600) as sb:
         config = validate_config(monitored_config(sb, tmp_path / "repo", **monitoring))
-        harness = Monitored(config, clock, Store(":memory:"), secrets=sb.tokens)
+        harness = Monitored(config, clock, ":memory:", secrets=sb.tokens)
         harness.sandbox = sb
         yield harness
-        await harness.service.checks.close()
+        await harness.service.close()
 
 
 @pytest.fixture
@@ -221,7 +220,7 @@ async def test_restart_mid_breach_does_not_page_twice(tmp_path: Path) -> None:
         data = monitored_config(sb, tmp_path / "repo")
         data["database"] = str(tmp_path / "golive.db")
         config = validate_config(data)
-        first = Monitored(config, clock, Store(config.database), secrets=sb.tokens)
+        first = Monitored(config, clock, config.database, secrets=sb.tokens)
         first.sandbox = sb
         await soak(first)
         sb.product.set_traffic(error_ratio=0.10)
@@ -229,13 +228,13 @@ async def test_restart_mid_breach_does_not_page_twice(tmp_path: Path) -> None:
         assert len(first.alerts()) == 1
         first.store.close()  # no clean shutdown: state is whatever was committed
 
-        second = Monitored(config, clock, Store(config.database), secrets=sb.tokens)
+        second = Monitored(config, clock, config.database, secrets=sb.tokens)
         second.sandbox = sb
         await second.tick(2)
         assert len(second.alerts()) == 1
         assert [p["action"] for p in pages(second)] == ["trigger"]
         assert second.step("soak").status is StepStatus.TIMING
-        await second.service.checks.close()
+        await second.service.close()
 
 
 async def test_heightened_monitoring_after_completion(h: Monitored) -> None:

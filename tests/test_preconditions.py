@@ -14,7 +14,6 @@ from bot.domain.clock import FakeClock
 from bot.domain.model import Outcome, ReleaseStatus, StepStatus
 from bot.sandbox import Sandbox
 from bot.sandbox.sandbox import BRANCH, REPOSITORY
-from bot.store import Store
 from checks.freeze import CONTEXT
 from tests.conftest import COMMANDER, ON_CALL, Harness, config_dict, walk
 
@@ -64,9 +63,9 @@ async def h(sandbox: Sandbox, tmp_path: Path, clock: FakeClock) -> AsyncIterator
     from bot.domain.config import validate_config
 
     config = validate_config(sandbox_config(sandbox, tmp_path / "repo"))
-    harness = Harness(config, clock, Store(":memory:"), secrets=sandbox.tokens)
+    harness = Harness(config, clock, ":memory:", secrets=sandbox.tokens)
     yield harness
-    await harness.service.checks.close()
+    await harness.service.close()
 
 
 def results(h: Harness, step: str) -> dict[str, dict[str, Any]]:
@@ -175,14 +174,14 @@ async def test_bad_credentials_are_named(
 
     config = validate_config(sandbox_config(sandbox, tmp_path / "repo"))
     secrets = {**sandbox.tokens, "GITHUB_TOKEN": "ghp_wrong", "REGISTRY_TOKEN": "nope"}
-    h = Harness(config, clock, Store(":memory:"), secrets=secrets)
+    h = Harness(config, clock, ":memory:", secrets=secrets)
     await h.say(COMMANDER, "/golive start v2.4.0")
     ci = results(h, "ci")["ci:python-services"]
     assert ci["status"] == "error"
     assert ci["summary"] == "GitHub refused the credentials (HTTP 401); check the token"
     assert "ghp_wrong" not in str(ci)
     assert results(h, "rollback")["rollback:web-portal"]["status"] == "error"
-    await h.service.checks.close()
+    await h.service.close()
 
 
 async def test_missing_secret_is_an_error_naming_the_variable(
@@ -193,12 +192,12 @@ async def test_missing_secret_is_an_error_naming_the_variable(
 
     config = validate_config(sandbox_config(sandbox, tmp_path / "repo"))
     secrets = {k: v for k, v in sandbox.tokens.items() if k != "PAGERDUTY_API_TOKEN"}
-    h = Harness(config, clock, Store(":memory:"), secrets=secrets)
+    h = Harness(config, clock, ":memory:", secrets=secrets)
     await h.say(COMMANDER, "/golive start v2.4.0")
     verdict = results(h, "incidents")["incidents"]
     assert verdict["status"] == "error"
     assert "PAGERDUTY_API_TOKEN is not set" in verdict["summary"]
-    await h.service.checks.close()
+    await h.service.close()
 
 
 async def test_paginated_answers_are_followed(h: Harness, sandbox: Sandbox) -> None:
@@ -373,3 +372,55 @@ async def test_provider_down_is_an_error(h: Harness, sandbox: Sandbox) -> None:
     assert rollback["status"] == "error"
     assert rollback["summary"].startswith("could not reach the registry")
     assert h.step("ci").status is StepStatus.BLOCKED
+
+
+LEAKY = """\
+import os, sys
+print("env:", dict(os.environ))
+# What a script could dig out of /proc/<golive's pid>/environ or a config file it reads.
+print(open("leak.txt").read())
+sys.exit(1)
+"""
+
+
+async def test_no_secret_reaches_the_database_or_slack(
+    sandbox: Sandbox, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A preflight printing its environment and every secret, credentials in the notes URL and a
+    token pasted into a note: none of them is stored or posted in the clear."""
+    from bot.domain.config import validate_config
+
+    repo = tmp_path / "repo"
+    data = sandbox_config(sandbox, repo)
+    data["preflight"].update(quick=["python3", "leaky.py"], env=["DEPLOY_READ_TOKEN"])
+    notes = sandbox.urls["notes"].replace("http://", "http://notes:pw@")
+    data["preconditions"]["release_notes"]["url"] = notes + "?access_token=notes-access-0001"
+    data["monitoring"]["pagerduty_routing_key_env"] = "PAGERDUTY_ROUTING_KEY"
+    data["verification"] = sandbox.config_overrides()["verification"]
+    secrets = {
+        **sandbox.tokens,
+        "SLACK_BOT_TOKEN": "xoxb-1111-2222-golive-bot-token",
+        "SLACK_SIGNING_SECRET": "8f7e6d5c4b3a29180f7e6d5c4b3a2918",
+        "SLACK_APP_TOKEN": "xapp-1-A0000-golive-app-token",
+        "DEPLOY_READ_TOKEN": "deploy-read-token-for-the-preflight",
+    }
+    (repo / "leaky.py").write_text(LEAKY)
+    (repo / "leak.txt").write_text("\n".join(f"{k}={v}" for k, v in secrets.items()))
+    h = Harness(validate_config(data), clock, ":memory:", secrets=secrets)
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    await walk(h, "preflight")
+    await h.say(COMMANDER, f"/golive note the token was {secrets['GITHUB_TOKEN']} all along")
+    await h.settle()
+
+    database = "\n".join(h.store.db.conn.iterdump())
+    posted = "\n".join(h.output)
+    for value in [*secrets.values(), "notes:pw@", "notes-access-0001"]:
+        assert value not in database, value
+        assert value not in posted, value
+    assert "[redacted]" in posted and "[redacted]" in database
+    flight = results(h, "preflight")["preflight"]
+    output = flight["evidence"]["output"]
+    assert flight["status"] == "fail" and "DEPLOY_READ_TOKEN=[redacted]" in output
+    assert "SLACK_BOT_TOKEN" not in output.split("\n")[0]  # the first line is its environment
+    assert "notes:[redacted]@" in h.approval_message("notes").text
+    await h.service.close()

@@ -10,7 +10,6 @@ import pytest
 from bot.adapters.cli import main
 from bot.adapters.console import ConsoleTransport
 from bot.domain.clock import FakeClock
-from bot.store import Store
 from tests.conftest import (
     ANNOUNCE,
     BACKEND,
@@ -80,7 +79,7 @@ async def test_abort_and_rollback_attach_the_record(harness: Harness) -> None:
 async def test_console_saves_files(tmp_path: Path, clock: FakeClock) -> None:
     """The console writes attached files to disk and says where."""
     printed: list[str] = []
-    h = Harness(make_config(), clock, Store(":memory:"))
+    h = Harness(make_config(), clock, ":memory:")
     h.runtime.outbox.transport = ConsoleTransport(printed.append, {}, tmp_path / "files")
     await h.say(COMMANDER, "/golive start v2.4.0")
     await h.say(COMMANDER, "/golive abort changed our mind")
@@ -101,7 +100,7 @@ async def test_report_and_history_commands(
         "roles: {on_call: U0ONCALL1, backend: U0BACKEND, frontend: U0FRONTEN}\n"
         "services: [{name: api, tier: backend}]\n"
     )
-    h = Harness(make_config(database=str(database)), clock, Store(database))
+    h = Harness(make_config(database=str(database)), clock, database)
     await h.say(COMMANDER, "/golive start v2.4.0")
     await h.say(COMMANDER, "/golive abort not today")
     h.store.close()

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from bot.domain.clock import FakeClock
 from bot.domain.model import Outcome, ReleaseStatus, StepStatus
-from bot.store import Store
 from tests.conftest import (
     ANNOUNCE,
     BACKEND,
@@ -108,7 +107,7 @@ async def test_restart_resumes_at_the_same_step(tmp_path: Path) -> None:
     """A new process on the same database continues where the old one stopped, repeating nothing."""
     clock = FakeClock()
     config = make_config(database=str(tmp_path / "golive.db"))
-    first = Harness(config, clock, Store(config.database))
+    first = Harness(config, clock, config.database)
     await first.say(COMMANDER, "/golive start v2.4.0")
     await walk(first, "backup")
     delivered_before = {m.id for m in first.messages() if m.status == "delivered"}
@@ -116,10 +115,10 @@ async def test_restart_resumes_at_the_same_step(tmp_path: Path) -> None:
     first.service.approve(CHANNEL, BACKEND, "migrations", via="console")
     pending = [m for m in first.messages() if m.status == "pending"]
     assert pending
-    await first.service.checks.close()
+    await first.service.close()
     first.store.close()
 
-    second = Harness(config, clock, Store(config.database))
+    second = Harness(config, clock, config.database)
     await second.settle()
     assert second.step("migrations").status is StepStatus.DONE
     assert second.step("wave-1").status is StepStatus.AWAITING
@@ -131,7 +130,7 @@ async def test_restart_resumes_at_the_same_step(tmp_path: Path) -> None:
     assert second.step("wave-1").outcome is Outcome.MANUAL
     approvals = second.store.approvals(second.release().id)
     assert [a["step_key"] for a in approvals].count("backup") == 1
-    await second.service.checks.close()
+    await second.service.close()
 
 
 async def test_soak_timer_then_on_call_widens(harness: Harness) -> None:
@@ -152,10 +151,10 @@ async def test_soak_timer_then_on_call_widens(harness: Harness) -> None:
     assert "widen traffic" in h.approval_message("soak").text
 
 
-async def test_scheduled_go_live(clock: FakeClock, store: Store) -> None:
+async def test_scheduled_go_live(clock: FakeClock) -> None:
     """at= schedules: nothing runs before T-30, preconditions at T-30, deployment opens at T-0."""
     clock.set(datetime(2026, 11, 27, 12, 0, tzinfo=UTC))
-    h = Harness(make_config(), clock, store)
+    h = Harness(make_config(), clock)
     reply = await h.reply(COMMANDER, "/golive start v2.4.0 at=14:00")
     assert reply.startswith("Release v2.4.0 scheduled for 2026-11-27 14:00 UTC")
     assert h.release().status is ReleaseStatus.SCHEDULED
@@ -174,7 +173,7 @@ async def test_scheduled_go_live(clock: FakeClock, store: Store) -> None:
     clock.set(datetime(2026, 11, 27, 14, 0, tzinfo=UTC))
     await h.settle()
     assert h.step("freeze").status is StepStatus.AWAITING
-    await h.service.checks.close()
+    await h.service.close()
 
 
 async def test_notes_and_followups_are_recorded(harness: Harness) -> None:

@@ -8,14 +8,13 @@ from pathlib import Path
 
 from bot.domain.clock import FakeClock, SystemClock
 from bot.domain.model import StepStatus
-from bot.store import Store
 from tests.conftest import COMMANDER, Harness, make_config, walk
 
 
 async def test_apscheduler_fires_the_soak_deadline() -> None:
     """With the real clock, the soak ends by itself when its (short) duration has passed."""
     config = make_config(monitoring={"soak": {"duration": "1s", "interval": "1s"}})
-    h = Harness(config, SystemClock(), Store(":memory:"))  # type: ignore[arg-type]
+    h = Harness(config, SystemClock(), ":memory:")  # type: ignore[arg-type]
     await h.say(COMMANDER, "/golive start v2.4.0")
     await walk(h, "portal")
     assert h.step("soak").status is StepStatus.TIMING
@@ -36,16 +35,16 @@ async def test_restart_resumes_the_soak_with_the_time_that_remains(tmp_path: Pat
     """A restart five minutes into a 15-minute soak schedules the end ten minutes later."""
     clock = FakeClock(datetime(2026, 11, 27, 12, 0, tzinfo=UTC))
     config = make_config(database=str(tmp_path / "golive.db"))
-    first = Harness(config, clock, Store(config.database))
+    first = Harness(config, clock, config.database)
     await first.say(COMMANDER, "/golive start v2.4.0")
     await walk(first, "portal")
     deadline = first.step("soak").deadline
     assert deadline == clock.now() + timedelta(minutes=15)
-    await first.service.checks.close()
+    await first.service.close()
     first.store.close()
 
     clock.advance(5 * 60)
-    second = Harness(config, clock, Store(config.database))
+    second = Harness(config, clock, config.database)
     await second.runtime.start()
     try:
         assert second.runtime.deadlines.next_due() == deadline
@@ -76,12 +75,12 @@ async def test_scheduled_go_live_survives_a_restart(tmp_path: Path) -> None:
     """A go-live scheduled before a restart still starts at T-30 and opens deployment at T-0."""
     clock = FakeClock(datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
     config = make_config(database=str(tmp_path / "golive.db"))
-    first = Harness(config, clock, Store(config.database))
+    first = Harness(config, clock, config.database)
     await first.say(COMMANDER, "/golive start v2.4.0 at=2026-11-27T12:00Z")
-    await first.service.checks.close()
+    await first.service.close()
     first.store.close()
 
-    second = Harness(config, clock, Store(config.database))
+    second = Harness(config, clock, config.database)
     await second.runtime.start()
     try:
         assert second.runtime.deadlines.next_due() == datetime(2026, 11, 27, 11, 30, tzinfo=UTC)

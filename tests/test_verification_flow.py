@@ -11,7 +11,6 @@ from bot.domain.clock import FakeClock
 from bot.domain.config import validate_config
 from bot.domain.model import Outcome, StepStatus
 from bot.sandbox import Sandbox
-from bot.store import Store
 from tests.conftest import COMMANDER, Harness, walk
 from tests.test_preconditions import results, sandbox_config
 
@@ -22,10 +21,10 @@ async def h(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Harness]:
     async with Sandbox.start(traffic=False, history=0) as sb:
         data = sandbox_config(sb, tmp_path / "repo")
         data["verification"] = sb.config_overrides()["verification"]
-        harness = Harness(validate_config(data), clock, Store(":memory:"), secrets=sb.tokens)
+        harness = Harness(validate_config(data), clock, ":memory:", secrets=sb.tokens)
         harness.sandbox = sb  # type: ignore[attr-defined]
         yield harness
-        await harness.service.checks.close()
+        await harness.service.close()
 
 
 async def test_clean_product_passes_verification(h: Harness) -> None:

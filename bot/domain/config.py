@@ -248,6 +248,9 @@ class PreflightConfig(_Model):
     quick: list[str] = Field(min_length=1)
     full: list[str] | None = None
     timeout: Duration = timedelta(minutes=10)
+    # The script sees PATH, HOME and LANG and these variables from golive's environment, no
+    # others; their values are secrets: redacted wherever golive stores or posts text.
+    env: list[EnvName] = Field(default_factory=list)
 
 
 class WatchConfig(_Model):

@@ -10,12 +10,13 @@ import httpx
 from bot.domain.clock import Clock
 from bot.domain.config import Config, Secrets
 from bot.domain.model import Release, Step
+from bot.engine.secrecy import redactor_for
 from checks.base import Check, CheckResult
 from checks.ci import check_ci
 from checks.health import check_health
 from checks.incidents import check_incidents
 from checks.monitoring import Settings, baseline_in, capture_baseline, judge_window
-from checks.preflight import run_preflight
+from checks.preflight import preflight_environment, run_preflight
 from checks.release_notes import check_release_notes
 from checks.rollback import check_rollback_target
 from checks.verification import finance_operations, rbac_summary, verify_money_paths
@@ -156,9 +157,17 @@ def _preflight_checks(ctx: CheckContext) -> list[Check]:
     if wants_full and not preflight.full:
         ctx.progress("no full preflight is configured (preflight.full); running the quick one")
 
+    env = preflight_environment(ctx.secrets.get, preflight.env)
+    redactor = redactor_for(ctx.config, ctx.secrets)
+
     async def run() -> CheckResult:
         return await run_preflight(
-            argv, workdir=preflight.workdir, timeout=timeout, variant=variant
+            argv,
+            workdir=preflight.workdir,
+            timeout=timeout,
+            variant=variant,
+            env=env,
+            redactor=redactor,
         )
 
     return [Check("preflight", run, timeout=timeout + 30.0)]

@@ -36,6 +36,7 @@ from bot.render import messages
 from bot.render.fmt import Rendered
 from bot.render.report import release_record, soak_chart_png
 from bot.store import ReleaseRecord, Store
+from checks.redact import safe_url
 from checks.rollback import targets_from
 
 
@@ -195,7 +196,7 @@ class Effects:
     def _link(self, release: Release, step: Step) -> str | None:
         notes = self.config.preconditions.release_notes
         if step.key == "notes" and notes is not None:
-            return notes.url.replace("{version}", release.version)
+            return safe_url(notes.url.replace("{version}", release.version))
         return None
 
     def _stage_passed(

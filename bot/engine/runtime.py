@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from bot.engine.monitor import Monitor
 from bot.engine.outbox import Outbox, Transport
 from bot.engine.pager import PAGE_KIND, PagerTransport
 from bot.engine.scheduler import Timers
+from bot.engine.secrecy import redactor_for
 from bot.engine.service import ReleaseService
 from bot.store import Store
 
@@ -33,13 +35,16 @@ class Runtime:
         transport: Transport,
         *,
         clock: Clock | None = None,
-        store: Store | None = None,
+        database: str | Path | None = None,
         checkbook: CheckBook | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
-        self.store = store or Store(config.database)
+        self.store = Store(
+            config.database if database is None else database,
+            redactor=redactor_for(config, secrets),
+        )
         self.client = client or httpx.AsyncClient(timeout=10.0)
         self.service = ReleaseService(
             config, self.store, self.clock, checkbook or default_checkbook(), secrets, self.client
@@ -94,7 +99,7 @@ class Runtime:
             outbox.stop()
         self.freeze.stop()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.service.checks.close()
+        await self.service.close()
         self.store.close()
 
     async def pump(self) -> None:

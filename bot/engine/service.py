@@ -59,7 +59,8 @@ from checks.base import CheckResult
 
 log = logging.getLogger(__name__)
 
-VERSION = re.compile(r"^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
+# ASCII only: `\d` would take any script's digits (v٢.٤.٠), which no registry tag matches.
+VERSION = re.compile(r"^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$", re.ASCII)
 T_MINUS = timedelta(minutes=30)
 
 
@@ -191,6 +192,10 @@ class ReleaseService:
 
         event = CheckFinished(step_key, attempt, tuple((r.name, r.status.ok) for r in results))
         self.apply(release_id, event, None, records=records)
+
+    async def close(self) -> None:
+        """Cancel the running checks and close their HTTP client."""
+        await self.checks.close()
 
     def check_progress(self, release_id: int, step_key: str, text: str) -> None:
         """A running check tells the thread what it is waiting for."""

@@ -17,6 +17,7 @@ from sqlite_utils.migrations import Migrations
 
 from bot.domain.clock import parse_iso, utc_iso
 from bot.domain.model import Outcome, Phase, Release, ReleaseStatus, Roles, Stage, Step, StepStatus
+from checks.redact import Redactor
 
 migrations = Migrations("golive")
 
@@ -306,7 +307,9 @@ class ReleaseRecord:
 class Store:
     """The database: one connection, used from the event loop's thread."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, redactor: Redactor | None = None) -> None:
+        """Open (and migrate) the database; `redactor` scrubs every known secret from what is
+        stored or queued for Slack."""
         target = str(path)
         memory = target == ":memory:"
         conn = sqlite3.connect(target, check_same_thread=False, timeout=10.0)
@@ -317,6 +320,8 @@ class Store:
             self.db.execute("PRAGMA synchronous = NORMAL")
         migrations.apply(self.db)
         self.path = target
+        # Every known secret value, replaced in whatever text is stored or queued for Slack.
+        self.redactor = redactor or Redactor()
         # Parsed releases, dropped whenever their rows are written (or a transaction rolls
         # back). This process is the only writer, so the cache cannot go stale behind its back.
         self._records: dict[int, ReleaseRecord] = {}
@@ -697,7 +702,7 @@ class Store:
                 "at": utc_iso(at),
                 "type": type_,
                 "actor": actor,
-                "data": _j(dict(data)),
+                "data": _j(self.redactor.scrub(dict(data))),
             }
         )
 
@@ -753,8 +758,8 @@ class Store:
                 "attempt": attempt,
                 "name": result["name"],
                 "status": result["status"],
-                "summary": result["summary"],
-                "evidence": _j(result.get("evidence", {})),
+                "summary": self.redactor.text(result["summary"]),
+                "evidence": _j(self.redactor.scrub(result.get("evidence", {}))),
                 "duration": result.get("duration", 0.0),
                 "at": utc_iso(at),
             }
@@ -802,7 +807,7 @@ class Store:
                     "kind": kind,
                     "user": user,
                     "owner": owner,
-                    "text": text,
+                    "text": self.redactor.text(text),
                     "at": utc_iso(at),
                 }
             )
@@ -838,13 +843,13 @@ class Store:
                     "release_id": release_id,
                     "channel": channel,
                     "kind": kind,
-                    "text": text,
-                    "blocks": _j(blocks) if blocks is not None else None,
+                    "text": self.redactor.text(text),
+                    "blocks": _j(self.redactor.scrub(blocks)) if blocks is not None else None,
                     "thread_of": thread_of,
                     "user": user,
                     "step_key": step_key,
                     "update_of": update_of,
-                    "file": _j(dict(file)) if file is not None else None,
+                    "file": _j(self.redactor.scrub(dict(file))) if file is not None else None,
                     "status": "pending",
                     "attempts": 0,
                     "created_at": utc_iso(at),

@@ -33,7 +33,6 @@ from bot.domain.model import StepStatus
 from bot.sandbox import FakePagerDuty, FakeSlack, SlackMessage
 from bot.sandbox.pagerduty import DEFAULT_ROUTING_KEY
 from bot.sandbox.slack import DEFAULT_TOKEN
-from bot.store import Store
 from tests.conftest import ANNOUNCE, CHANNEL, COMMANDER, ON_CALL, Harness, config_dict, walk
 from tests.monitoring.realprom import (
     LiveService,
@@ -299,7 +298,7 @@ async def bring_to_soak(rig: Rig) -> None:
         await eventually(enough, timeout=30, what="a baseline's worth of requests in Prometheus")
 
     config = load_config(str(rig.config))
-    h = Harness(config, SystemClock(), Store(rig.db), secrets={ROUTING_ENV: DEFAULT_ROUTING_KEY})
+    h = Harness(config, SystemClock(), rig.db, secrets={ROUTING_ENV: DEFAULT_ROUTING_KEY})
     # Deliver to the fake Slack, so the card and thread the served bot continues are real.
     h.runtime.outbox.transport = SlackTransport(make_client(DEFAULT_TOKEN, f"{rig.slack.url}/api/"))
     try:
@@ -310,7 +309,7 @@ async def bring_to_soak(rig: Rig) -> None:
         assert h.step("soak").status is StepStatus.TIMING
         assert h.runtime.outbox.pending() == 0
     finally:
-        await h.service.checks.close()
+        await h.service.close()
         h.store.close()
 
 

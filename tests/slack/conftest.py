@@ -303,7 +303,7 @@ def slack_env(fake: FakeSlack, **extra: str) -> dict[str, str]:
 async def served(fake_slack: FakeSlack, clock: FakeClock) -> AsyncIterator[SlackHarness]:
     """The real golive web app (Bolt, /healthz, /freeze, Runtime) on a loopback port."""
     app = await create_server(
-        slack_config(), slack_env(fake_slack), clock=clock, store=Store(":memory:")
+        slack_config(), slack_env(fake_slack), clock=clock, database=":memory:"
     )
     server = LoopbackServer(app)
     await server.start()

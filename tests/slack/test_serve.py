@@ -20,7 +20,6 @@ from bot.adapters.slack.serve import create_server
 from bot.domain.clock import FakeClock
 from bot.render.messages import APPROVE_ACTION
 from bot.sandbox import FakeSlack, LoopbackServer
-from bot.store import Store
 from tests.conftest import BACKEND, COMMANDER, ON_CALL, config_dict
 from tests.slack.conftest import ROOT, SlackHarness, reaction_event, slack_config, slack_env
 
@@ -89,7 +88,7 @@ async def test_socket_mode_serves_health_and_no_http_events(
     env = slack_env(fake_slack, SLACK_APP_TOKEN="xapp-1-A0GOLIVE-test")
     del env["SLACK_SIGNING_SECRET"]
     app = await create_server(
-        slack_config(), env, socket_mode=True, clock=clock, store=Store(":memory:")
+        slack_config(), env, socket_mode=True, clock=clock, database=":memory:"
     )
     async with LoopbackServer(app) as server, httpx.AsyncClient(base_url=server.url) as http:
         assert (await http.get("/healthz")).status_code == 200

@@ -129,14 +129,16 @@ async def create_server(
     *,
     socket_mode: bool = False,
     clock: Clock | None = None,
-    store: Store | None = None,
+    database: str | None = None,
     pace: float = PACE,
 ) -> web.Application:
     """The aiohttp application serving golive; call inside the running loop."""
     env = SlackEnv.read(environ)
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT))
     client = make_client(env.bot_token, env.api_url, session)
-    runtime = Runtime(config, Secrets(environ), SlackTransport(client), clock=clock, store=store)
+    runtime = Runtime(
+        config, Secrets(environ), SlackTransport(client), clock=clock, database=database
+    )
     runtime.outbox.pace = pace
     identity = SlackIdentity(client, env.bot_token)
     directory = SlackDirectory(client, config.users)
