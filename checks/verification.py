@@ -1,4 +1,4 @@
-"""Runbook §5 money-path verification against the product API (SPEC §8), chains run concurrently.
+"""Runbook §5 money-path verification against the product API (docs/product-api.md).
 
 `verify_money_paths` returns one result per name in RESULT_NAMES, in that order:
 
@@ -597,7 +597,7 @@ def _report_params(start: date, end: date, statuses: Sequence[str]) -> list[tupl
 
 # -- invoice, PDF, CSV ------------------------------------------------------------------------
 def invoice_problems(invoice: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each way an invoice breaks SPEC §8: {field, value, problem}; empty when it is right."""
+    """Each way an invoice breaks docs/product-api.md: {field, value, problem}; empty if none."""
     problems: list[dict[str, Any]] = []
 
     def bad(field: str, problem: str) -> None:

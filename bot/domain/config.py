@@ -310,7 +310,7 @@ class MonitoringConfig(_Model):
 
 
 class VerificationPaths(_Model):
-    """Paths of the product API's money endpoints (SPEC §8)."""
+    """Paths of the product API's money endpoints (docs/product-api.md)."""
 
     leads: str = "/leads"
     lead: str = "/leads/{id}"

@@ -64,7 +64,7 @@ def _parse_day(value: str | None) -> date | None:
 
 
 class FakeProduct(FakeServer):
-    """The product API of SPEC §8 with RBAC, fault switches, health, notes and live metrics."""
+    """The product API of docs/product-api.md: RBAC, fault switches, health, notes, metrics."""
 
     def __init__(
         self,
