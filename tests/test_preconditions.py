@@ -373,3 +373,25 @@ async def test_provider_down_is_an_error(h: Harness, sandbox: Sandbox) -> None:
     assert rollback["status"] == "error"
     assert rollback["summary"].startswith("could not reach the registry")
     assert h.step("ci").status is StepStatus.BLOCKED
+
+
+async def test_old_open_incident_blocks(h: Harness, sandbox: Sandbox) -> None:
+    """A high-urgency incident opened 40 days ago and still open fails the incidents check:
+    golive asks PagerDuty for every age, not its default last month."""
+    sandbox.pagerduty.set_fault_switch("old_open_incident")
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    verdict = results(h, "incidents")["incidents"]
+    assert verdict["status"] == "fail", verdict
+    assert "Primary database replica lag" in verdict["summary"]
+    [asked] = sandbox.pagerduty.requests_to("/incidents")
+    assert asked.param("date_range") == "all"
+
+
+async def test_endless_incident_pages_are_an_error(h: Harness, sandbox: Sandbox) -> None:
+    """PagerDuty answering `more: true` with empty pages is an error naming it, never a pass."""
+    sandbox.pagerduty.set_fault_switch("endless_pages")
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    verdict = results(h, "incidents")["incidents"]
+    assert verdict["status"] == "error", verdict
+    assert "`more: true`" in verdict["summary"] and "empty page" in verdict["summary"]
+    assert len(sandbox.pagerduty.requests_to("/incidents")) == 1
