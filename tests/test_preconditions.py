@@ -12,7 +12,7 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.runbook import Outcome, ReleaseStatus, StepStatus
-from bot.sandbox import Sandbox
+from bot.sandbox import FakeGitHub, Sandbox
 from bot.sandbox.sandbox import BRANCH, REPOSITORY
 from bot.store import Store
 from checks.freeze import CONTEXT
@@ -395,3 +395,67 @@ async def test_endless_incident_pages_are_an_error(h: Harness, sandbox: Sandbox)
     assert verdict["status"] == "error", verdict
     assert "`more: true`" in verdict["summary"] and "empty page" in verdict["summary"]
     assert len(sandbox.pagerduty.requests_to("/incidents")) == 1
+
+
+async def test_skipped_and_neutral_check_runs_pass(h: Harness, sandbox: Sandbox) -> None:
+    """GitHub lets `skipped` and `neutral` required check runs merge; so does golive."""
+    sandbox.github.set_check_run(REPOSITORY, BRANCH, "web-portal", conclusion="skipped")
+    sandbox.github.set_check_run(REPOSITORY, BRANCH, "smoke-core-flow", conclusion="neutral")
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    assert h.step("ci").outcome is Outcome.PASSED
+    assert "skipped" in results(h, "ci")["ci:web-portal"]["summary"]
+
+
+async def test_failing_status_is_not_hidden_by_a_green_check_run(
+    h: Harness, sandbox: Sandbox
+) -> None:
+    """A required name must pass everywhere it reports: a failing commit status of the same name
+    fails CI even though its check run succeeded."""
+    sandbox.github.set_commit_status(REPOSITORY, BRANCH, "smoke-core-flow", "failure")
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    assert h.step("ci").failing == ("ci:smoke-core-flow",)
+    summary = results(h, "ci")["ci:smoke-core-flow"]["summary"]
+    assert "reported failure (its commit status" in summary and "succeeded" in summary
+
+
+async def test_required_status_on_the_second_page_counts(h: Harness, sandbox: Sandbox) -> None:
+    """The combined status is read to its last page: a required context GitHub lists on page 2
+    has reported, and its state decides."""
+    sandbox.github.remove_check_runs(REPOSITORY, BRANCH, "smoke-core-flow")
+    sandbox.github.set_commit_status(REPOSITORY, BRANCH, "smoke-core-flow", "success")
+    for i in range(130):  # newer contexts come first: the required one ends up on page 2
+        sandbox.github.set_commit_status(REPOSITORY, BRANCH, f"lint/{i:03}", "success")
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    assert h.step("ci").outcome is Outcome.PASSED
+    pages = [r for r in sandbox.github.requests if r.path.endswith("/status")]
+    assert [r.param("page") for r in pages] == [None, "2"]
+
+
+async def test_rate_limit_beyond_the_wait_is_reported_as_rate_limiting(
+    h: Harness, sandbox: Sandbox
+) -> None:
+    """GitHub's 403 rate-limit answer (x-ratelimit-remaining: 0) that lasts past ci.wait is an
+    error saying GitHub is rate-limiting golive, not a bad token."""
+    sandbox.github.set_fault_switch("primary_rate_limit", seconds=3600)
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    verdict = results(h, "ci")["ci:web-portal"]
+    assert verdict["status"] == "error", verdict
+    assert verdict["summary"].startswith("GitHub is rate-limiting golive (HTTP 403")
+    assert "the token is not the problem" in verdict["summary"]
+    assert "credentials" not in verdict["summary"]
+
+
+async def test_foreign_github_link_is_an_error_and_never_called(
+    h: Harness, sandbox: Sandbox
+) -> None:
+    """A GitHub `Link` next page on another origin is an error naming that host; the GitHub
+    token is never sent there."""
+    async with FakeGitHub() as other:
+        for i in range(130):
+            sandbox.github.set_check_run(REPOSITORY, BRANCH, f"lint-{i:03}")
+        sandbox.github.link_base = other.url
+        await h.say(COMMANDER, "/golive start v2.4.0")
+        ci = results(h, "ci")["ci:web-portal"]
+        assert ci["status"] == "error", ci
+        assert f"another host ({other.url.removeprefix('http://')})" in ci["summary"]
+        assert other.requests == []
