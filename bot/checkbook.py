@@ -16,6 +16,7 @@ from checks.health import check_health
 from checks.incidents import check_incidents
 from checks.monitoring import Settings, baseline_in, capture_baseline, judge_window
 from checks.preflight import run_preflight
+from checks.registry import Credentials, RegistryClient
 from checks.release_notes import check_release_notes
 from checks.rollback import check_rollback_target
 from checks.verification import finance_operations, rbac_summary, verify_money_paths
@@ -125,6 +126,18 @@ def _rollback_checks(ctx: CheckContext) -> list[Check]:
     token = ctx.secrets.get(rollback.token_env) if rollback.token_env else None
     if rollback.token_env and token is None:
         ctx.secrets.require(rollback.token_env)
+    credentials = None
+    if rollback.username_env and rollback.password_env:
+        credentials = Credentials(
+            ctx.secrets.require(rollback.username_env), ctx.secrets.require(rollback.password_env)
+        )
+    registry = RegistryClient(
+        ctx.client,
+        rollback.registry_url,
+        token=token,
+        credentials=credentials,
+        now=lambda: ctx.clock.now().timestamp(),
+    )
     checks = []
     for name in ctx.step.current.services:
         service = ctx.config.service(name)
@@ -133,9 +146,7 @@ def _rollback_checks(ctx: CheckContext) -> list[Check]:
             n: str = name, image: str | None = service.image if service else None
         ) -> CheckResult:
             return await check_rollback_target(
-                ctx.client,
-                registry_url=rollback.registry_url,
-                token=token,
+                registry,
                 service=n,
                 image=image,
                 release=ctx.release.version,

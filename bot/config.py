@@ -230,6 +230,16 @@ class RollbackConfig(_Model):
 
     registry_url: Url
     token_env: EnvName | None = None
+    username_env: EnvName | None = None
+    password_env: EnvName | None = None
+
+    @model_validator(mode="after")
+    def _credentials_in_pairs(self) -> RollbackConfig:
+        if (self.username_env is None) != (self.password_env is None):
+            raise PydanticCustomError(
+                "credentials", "username_env and password_env go together: set both or neither", {}
+            )
+        return self
 
 
 class PreconditionsConfig(_Model):
@@ -381,6 +391,9 @@ class Config(_Model):
             names.append((pre.incidents.token_env, "preconditions.incidents.token_env"))
         if pre.rollback and pre.rollback.token_env:
             names.append((pre.rollback.token_env, "preconditions.rollback.token_env"))
+        if pre.rollback and pre.rollback.username_env and pre.rollback.password_env:
+            names.append((pre.rollback.username_env, "preconditions.rollback.username_env"))
+            names.append((pre.rollback.password_env, "preconditions.rollback.password_env"))
         mon = self.monitoring
         if mon.pagerduty_events_url and mon.pagerduty_routing_key_env:
             names.append((mon.pagerduty_routing_key_env, "monitoring.pagerduty_routing_key_env"))
@@ -445,6 +458,7 @@ _CUSTOM = {
     "services",
     "wave",
     "interval",
+    "credentials",
 }
 
 

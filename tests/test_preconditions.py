@@ -12,8 +12,9 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.runbook import Outcome, ReleaseStatus, StepStatus
-from bot.sandbox import FakeGitHub, Sandbox
-from bot.sandbox.sandbox import BRANCH, REPOSITORY
+from bot.sandbox import FakeGitHub, FakeRegistry, Sandbox
+from bot.sandbox import registry as registry_module
+from bot.sandbox.sandbox import BRANCH, REPOSITORY, TAGS
 from bot.store import Store
 from checks.freeze import CONTEXT
 from tests.conftest import COMMANDER, ON_CALL, Harness, config_dict, walk
@@ -458,4 +459,102 @@ async def test_foreign_github_link_is_an_error_and_never_called(
         ci = results(h, "ci")["ci:web-portal"]
         assert ci["status"] == "error", ci
         assert f"another host ({other.url.removeprefix('http://')})" in ci["summary"]
+        assert other.requests == []
+
+
+def rollback_harness(
+    sandbox: Sandbox, tmp_path: Path, clock: FakeClock, **rollback: str
+) -> Harness:
+    """A sandbox harness whose rollback section is `registry_url` plus `rollback`; the
+    registry's username and password are in the environment as REGISTRY_USER/REGISTRY_PASSWORD."""
+    from bot.config import validate_config
+
+    data = sandbox_config(sandbox, tmp_path / "repo")
+    data["preconditions"]["rollback"] = {"registry_url": sandbox.registry.url, **rollback}
+    secrets = {
+        **sandbox.tokens,
+        "REGISTRY_USER": registry_module.DEFAULT_USERNAME,
+        "REGISTRY_PASSWORD": registry_module.DEFAULT_PASSWORD,
+    }
+    return Harness(validate_config(data), clock, Store(":memory:"), secrets=secrets)
+
+
+async def test_registry_token_flow_anonymous_pull(
+    sandbox: Sandbox, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A registry answering 401 with a Bearer challenge hands golive an anonymous pull token
+    from its realm; golive retries with it and reuses it for every page of that image."""
+    sandbox.registry.auth = "anonymous"
+    sandbox.registry.page_size = 1
+    h = rollback_harness(sandbox, tmp_path, clock)
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    assert h.step("rollback").outcome is Outcome.PASSED, results(h, "rollback")
+    assert len(sandbox.registry.issued) == 3  # one token per image, not one per page
+    assert all(t.user is None for t in sandbox.registry.issued)
+    pages = sandbox.registry.requests_to("/v2/platform/billing-api/tags/list")
+    assert len(pages) == 1 + len(TAGS)  # the challenged first try, then one request per tag
+    await h.service.close()
+
+
+async def test_registry_token_flow_with_credentials(
+    sandbox: Sandbox, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A registry whose realm wants credentials gets username_env/password_env as Basic auth
+    on the token request only; without them the error says which keys to set."""
+    sandbox.registry.auth = "credentials"
+    keys = {"username_env": "REGISTRY_USER", "password_env": "REGISTRY_PASSWORD"}
+    h = rollback_harness(sandbox, tmp_path, clock, **keys)
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    assert h.step("rollback").outcome is Outcome.PASSED, results(h, "rollback")
+    assert {t.user for t in sandbox.registry.issued} == {registry_module.DEFAULT_USERNAME}
+    listings = sandbox.registry.requests_to("/v2/platform/")
+    assert not any((r.header("authorization") or "").startswith("Basic") for r in listings)
+    await h.service.close()
+    anonymous = rollback_harness(sandbox, tmp_path, clock)
+    await anonymous.say(COMMANDER, "/golive start v2.4.0")
+    verdict = results(anonymous, "rollback")["rollback:billing-api"]
+    assert verdict["status"] == "error"
+    assert "does not allow anonymous pulls" in verdict["summary"]
+    assert "username_env and password_env" in verdict["summary"]
+    await anonymous.service.close()
+
+
+async def test_registry_basic_auth(sandbox: Sandbox, tmp_path: Path, clock: FakeClock) -> None:
+    """A registry challenging with `Basic` (ECR, many private registries) gets the configured
+    username and password as Basic credentials."""
+    sandbox.registry.auth = "basic"
+    keys = {"username_env": "REGISTRY_USER", "password_env": "REGISTRY_PASSWORD"}
+    h = rollback_harness(sandbox, tmp_path, clock, **keys)
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    assert h.step("rollback").outcome is Outcome.PASSED, results(h, "rollback")
+    assert sandbox.registry.issued == []
+    await h.service.close()
+
+
+async def test_registry_pages_without_link(h: Harness, sandbox: Sandbox) -> None:
+    """A registry that sends no `Link` header is asked again with `last=` while its pages come
+    back full (OCI `n`/`last`), so a rollback tag beyond the first page is found."""
+    sandbox.registry.links = False
+    fillers = [f"1.0.0-build.{i:04}" for i in range(1200)]  # sort before every release tag
+    sandbox.registry.set_tags("platform/billing-api", [*TAGS, *fillers])
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    verdict = results(h, "rollback")["rollback:billing-api"]
+    assert verdict["status"] == "pass", verdict
+    assert verdict["evidence"]["target"] == "2.3.1"
+    pages = sandbox.registry.requests_to("/v2/platform/billing-api/tags/list")
+    assert [r.param("last") for r in pages] == [None, fillers[999]]
+
+
+async def test_foreign_registry_link_is_an_error_and_never_called(
+    h: Harness, sandbox: Sandbox
+) -> None:
+    """A registry `Link` next page on another origin is an error naming that host; the
+    registry token is never sent there."""
+    async with FakeRegistry() as other:
+        sandbox.registry.page_size = 1
+        sandbox.registry.link_base = other.url
+        await h.say(COMMANDER, "/golive start v2.4.0")
+        verdict = results(h, "rollback")["rollback:billing-api"]
+        assert verdict["status"] == "error", verdict
+        assert f"another host ({other.url.removeprefix('http://')})" in verdict["summary"]
         assert other.requests == []

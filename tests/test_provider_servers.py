@@ -8,13 +8,15 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from bot.sandbox import FakeGitHub, ManualClock
+from bot.sandbox import FakeGitHub, FakeRegistry, ManualClock
 from bot.sandbox.github import DEFAULT_TOKEN as GITHUB_TOKEN
 from checks.base import CheckResult, Status
 from checks.ci import check_ci
+from checks.registry import RegistryClient
 
 START = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 REPO = "acme/platform"
+IMAGE = "platform/billing-api"
 
 
 @pytest.fixture
@@ -78,3 +80,36 @@ async def test_ci_waits_out_a_rate_limit_within_wait(
     assert result.status is Status.PASS, result
     assert slept == [90.0]
     assert len(github.requests_to("/repos")) == 3  # refused once, then check runs and status
+
+
+@pytest.mark.parametrize(("ttl", "lifetime"), [(None, 60), (300, 300)])
+async def test_registry_token_is_cached_until_it_expires(
+    client: httpx.AsyncClient, clock: ManualClock, ttl: int | None, lifetime: int
+) -> None:
+    """A pull token is reused until `expires_in` (60 s when the realm leaves it out) has
+    passed on the injected clock; then the next request is challenged and a new one fetched."""
+    async with FakeRegistry(auth="anonymous", token_ttl=ttl, clock=clock) as registry:
+        registry.set_tags(IMAGE, ["2.3.0", "2.3.1"])
+        oci = RegistryClient(client, registry.url, now=lambda: clock().timestamp())
+        assert await oci.list_tags(IMAGE) == ["2.3.0", "2.3.1"]
+        clock.advance(lifetime - 1)
+        await oci.list_tags(IMAGE)
+        assert len(registry.issued) == 1
+        assert len(registry.requests_to("/v2/")) == 3  # challenged once, then straight through
+        clock.advance(2)
+        await oci.list_tags(IMAGE)
+        assert len(registry.issued) == 2
+
+
+async def test_registry_pages_with_and_without_link(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """Tag pages are followed through `Link`, and without it through `last=` while pages come
+    back full; both read every tag once."""
+    tags = [f"1.{i}.0" for i in range(7)]
+    for links in (True, False):
+        async with FakeRegistry(token=None, links=links, page_size=3, clock=clock) as registry:
+            registry.set_tags(IMAGE, tags)
+            oci = RegistryClient(client, registry.url)
+            assert await oci.list_tags(IMAGE, page_size=3) == sorted(tags)
+            assert len(registry.requests_to("/v2/")) == 3

@@ -7,9 +7,12 @@ tests/test_provider_servers.py.
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from checks.base import Status
+from checks.http import ProviderError
 from checks.incidents import MAX_PAGES, check_incidents
+from checks.registry import Challenge, Credentials, RegistryClient, parse_challenges
 
 
 async def test_incident_pages_beyond_the_cap_are_an_error() -> None:
@@ -29,3 +32,59 @@ async def test_incident_pages_beyond_the_cap_are_an_error() -> None:
     assert result.status is Status.ERROR
     assert result.summary.startswith("PagerDuty kept answering further pages")
     assert len(calls) == MAX_PAGES
+
+
+def _registry(realm: str, seen: list[httpx.Request]) -> httpx.MockTransport:
+    """A registry at registry.test whose token realm is `realm` (Docker Hub style)."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.host == "registry.test":
+            if request.headers.get("authorization") == "Bearer pulled":
+                return httpx.Response(200, json={"name": "app", "tags": ["1.0.0"]})
+            challenge = (
+                f'Bearer realm="{realm}",service="registry.test",'
+                'scope="repository:team/app:pull,push"'
+            )
+            return httpx.Response(401, headers={"WWW-Authenticate": challenge}, json={})
+        return httpx.Response(200, json={"access_token": "pulled"})
+
+    return httpx.MockTransport(answer)
+
+
+async def test_registry_credentials_go_only_to_an_https_realm() -> None:
+    """Basic credentials go to a token realm on another host only over HTTPS (with the
+    challenge's service and scope); an http realm elsewhere is an error and is never called."""
+    seen: list[httpx.Request] = []
+    login = Credentials("ci", "s3cret")
+    transport = _registry("https://auth.other.test/token", seen)
+    async with httpx.AsyncClient(transport=transport) as client:
+        oci = RegistryClient(client, "https://registry.test", credentials=login)
+        assert await oci.list_tags("team/app") == ["1.0.0"]
+    realm = next(r for r in seen if r.url.host == "auth.other.test")
+    assert realm.headers["authorization"] == login.header()
+    assert realm.url.params["scope"] == "repository:team/app:pull,push"
+    assert realm.url.params["service"] == "registry.test"
+    seen.clear()
+    transport = _registry("http://auth.other.test/token", seen)
+    async with httpx.AsyncClient(transport=transport) as client:
+        oci = RegistryClient(client, "https://registry.test", credentials=login)
+        with pytest.raises(ProviderError, match=r"auth\.other\.test is not HTTPS"):
+            await oci.list_tags("team/app")
+    assert [r.url.host for r in seen] == ["registry.test"]
+
+
+def test_challenges_parse_quoted_commas() -> None:
+    """A challenge's quoted values keep their commas; several challenges are all read."""
+    response = httpx.Response(
+        401,
+        headers=[
+            ("WWW-Authenticate", 'Bearer realm="https://a/t",scope="repository:x:pull,push"'),
+            ("WWW-Authenticate", 'Basic realm="registry"'),
+        ],
+    )
+    bearer, basic = parse_challenges(response)
+    assert bearer == Challenge(
+        "bearer", {"realm": "https://a/t", "scope": "repository:x:pull,push"}
+    )
+    assert basic == Challenge("basic", {"realm": "registry"})
