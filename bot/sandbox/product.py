@@ -40,6 +40,8 @@ FAULT_SWITCHES = (
     "due_date_invalid",
     "due_date_before_issue",
     "csv_missing_column",
+    "quickbooks_dates_unparseable",
+    "quickbooks_due_before_invoice",
     "pdf_broken",
     "rbac_hole",
     "lead_illegal_jump_accepted",
@@ -64,7 +66,12 @@ def _parse_day(value: str | None) -> date | None:
 
 
 class FakeProduct(FakeServer):
-    """The product API of SPEC §8 with RBAC, fault switches, health, notes and live metrics."""
+    """The product API of SPEC §8 with RBAC, fault switches, health, notes and live metrics.
+
+    The QuickBooks CSV uses the sample file's column names and ISO dates by default;
+    `quickbooks_importer_names` and `quickbooks_date_format` make it spell them as the
+    QuickBooks importer's own mapping does, in a regional date format.
+    """
 
     def __init__(
         self,
@@ -81,6 +88,8 @@ class FakeProduct(FakeServer):
         self.finance_token = finance_token
         self.limited_token = limited_token
         self.faults: dict[str, bool] = dict.fromkeys(FAULT_SWITCHES, False)
+        self.quickbooks_importer_names = False
+        self.quickbooks_date_format = "%Y-%m-%d"
         self.health: dict[str, bool] = dict.fromkeys(services, True)
         self.notes: dict[str, str | None] = {}
         self.leads: dict[int, Lead] = {}
@@ -405,8 +414,19 @@ class FakeProduct(FakeServer):
         target = request.query.get("target", "")
         if target not in CSV_TARGETS:
             return _error(400, "target must be xero or quickbooks", allowed=list(CSV_TARGETS))
+        fields = invoice.document_fields()
+        if target == "quickbooks" and self.faults["quickbooks_due_before_invoice"]:
+            issued = date.fromisoformat(invoice.issue_date)
+            fields["due_date"] = (issued - timedelta(days=1)).isoformat()
+        if target == "quickbooks" and self.faults["quickbooks_dates_unparseable"]:
+            fields["issue_date"] = "20th of the month"
+            fields["due_date"] = "in 30 days"
         text = invoice_csv(
-            invoice.document_fields(), target, drop_column=self.faults["csv_missing_column"]
+            fields,
+            target,
+            drop_column=self.faults["csv_missing_column"],
+            importer_names=self.quickbooks_importer_names,
+            date_format=self.quickbooks_date_format,
         )
         filename = f"{invoice.invoice_number}-{target}.csv"
         return web.Response(
