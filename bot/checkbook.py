@@ -12,7 +12,7 @@ from bot.config import Config, Secrets
 from bot.runbook import Release, Step
 from checks.base import Check, CheckResult
 from checks.ci import check_ci
-from checks.health import check_health
+from checks.health import Expectation, check_health
 from checks.incidents import check_incidents
 from checks.monitoring import Settings, baseline_in, capture_baseline, judge_window
 from checks.preflight import run_preflight
@@ -60,9 +60,10 @@ def _health_checks(ctx: CheckContext) -> list[Check]:
         if service is None or service.health_url is None:
             continue
         url = service.health_url
+        expect = Expectation(service.expect_status, service.expect_json, service.expect_text)
 
-        async def run(n: str = name, u: str = url) -> CheckResult:
-            return await check_health(ctx.client, n, u)
+        async def run(n: str = name, u: str = url, e: Expectation = expect) -> CheckResult:
+            return await check_health(ctx.client, n, u, expect=e)
 
         checks.append(Check(f"health:{name}", run, timeout=30.0))
     return checks

@@ -164,6 +164,9 @@ class ServiceConfig(_Model):
     wave: int | None = Field(default=None, ge=1)
     migrations: bool = False
     health_url: Url | None = None
+    expect_status: int | None = Field(default=None, ge=100, le=599)
+    expect_json: Any = None
+    expect_text: str | None = Field(default=None, min_length=1)
     image: str | None = None
 
     @field_validator("name")
@@ -181,6 +184,23 @@ class ServiceConfig(_Model):
     def _wave_for_backend(self) -> ServiceConfig:
         if self.tier == "frontend" and self.wave is not None:
             raise PydanticCustomError("wave", "only backend services deploy in waves", {})
+        return self
+
+    @model_validator(mode="after")
+    def _health_expectations(self) -> ServiceConfig:
+        declared = [
+            k
+            for k in ("expect_status", "expect_json", "expect_text")
+            if getattr(self, k) is not None
+        ]
+        if declared and self.health_url is None:
+            raise PydanticCustomError(
+                "health",
+                "{keys} describe the health_url's answer; set health_url",
+                {"keys": ", ".join(declared)},
+            )
+        if self.expect_json is not None and self.expect_text is not None:
+            raise PydanticCustomError("health", "declare expect_json or expect_text, not both", {})
         return self
 
     @property
@@ -459,6 +479,7 @@ _CUSTOM = {
     "wave",
     "interval",
     "credentials",
+    "health",
 }
 
 

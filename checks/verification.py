@@ -293,6 +293,7 @@ class _Api:
                 params=params,
                 json=body,
                 timeout=self.timeout,
+                follow_redirects=False,  # a bearer token never follows a redirect
             )
         except httpx.TimeoutException:
             call.error = f"no answer within {self.timeout:g}s"

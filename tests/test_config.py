@@ -226,3 +226,23 @@ def test_registry_login_keys_come_in_pairs_and_are_required_secrets() -> None:
         "REGISTRY_USER": "preconditions.rollback.username_env",
         "REGISTRY_PASSWORD": "preconditions.rollback.password_env",
     }
+
+
+def test_health_expectations_need_a_health_url_and_one_body_rule() -> None:
+    """expect_* keys describe a health_url's answer: refused without one, and expect_json with
+    expect_text is refused; a valid declaration is kept as written."""
+    from bot.config import validate_config
+
+    service = {"name": "api", "tier": "backend", "expect_status": 204}
+    assert _problems(config_dict(services=[service])) == [
+        "services[0]: expect_status describe the health_url's answer; set health_url"
+    ]
+    service.update(
+        health_url="https://api.internal/healthz", expect_json={"ok": True}, expect_text="ok"
+    )
+    assert _problems(config_dict(services=[service])) == [
+        "services[0]: declare expect_json or expect_text, not both"
+    ]
+    del service["expect_text"]
+    config = validate_config(config_dict(services=[service]))
+    assert (config.services[0].expect_status, config.services[0].expect_json) == (204, {"ok": True})

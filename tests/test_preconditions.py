@@ -14,6 +14,7 @@ from bot.clock import FakeClock
 from bot.runbook import Outcome, ReleaseStatus, StepStatus
 from bot.sandbox import FakeGitHub, FakeRegistry, Sandbox
 from bot.sandbox import registry as registry_module
+from bot.sandbox.base import LOGIN_PAGE
 from bot.sandbox.sandbox import BRANCH, REPOSITORY, TAGS
 from bot.store import Store
 from checks.freeze import CONTEXT
@@ -558,3 +559,60 @@ async def test_foreign_registry_link_is_an_error_and_never_called(
         assert verdict["status"] == "error", verdict
         assert f"another host ({other.url.removeprefix('http://')})" in verdict["summary"]
         assert other.requests == []
+
+
+async def test_health_redirect_to_another_host_is_an_error(h: Harness, sandbox: Sandbox) -> None:
+    """A health URL redirecting to another host (an SSO page) is an error naming that host,
+    and golive sends nothing there."""
+    async with FakeRegistry(token=None) as other:  # any recording server will do
+        sandbox.product.sso_url = f"{other.url}/login"
+        sandbox.product.set_health_answer("billing-api", "sso_redirect")
+        await h.say(COMMANDER, "/golive start v2.4.0")
+        await walk(h)
+        verdict = results(h, "wave-2")["health:billing-api"]
+        assert verdict["status"] == "error", verdict
+        assert f"another host ({other.url.removeprefix('http://')})" in verdict["summary"]
+        assert other.requests == []
+
+
+async def test_health_declared_json_must_match(
+    sandbox: Sandbox, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A service declaring `expect_json` is unhealthy when its 200 answer says otherwise."""
+    from bot.config import validate_config
+
+    data = sandbox_config(sandbox, tmp_path / "repo")
+    for service in data["services"]:
+        service["expect_json"] = {"status": "ok"}
+    h = Harness(validate_config(data), clock, Store(":memory:"), secrets=sandbox.tokens)
+    sandbox.product.set_health_answer("billing-api", "degraded")
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    await walk(h)
+    verdict = results(h, "wave-2")["health:billing-api"]
+    assert verdict["status"] == "fail", verdict
+    assert 'status is "degraded", expected "ok"' in verdict["summary"]
+    assert results(h, "wave-1")["health:partner-registry"]["status"] == "pass"
+    await h.service.close()
+
+
+async def test_release_notes_behind_a_sign_in_are_an_error(h: Harness, sandbox: Sandbox) -> None:
+    """Release notes that redirect to another host, or end on a sign-in form, are an error
+    (never a pass); a redirect within the notes' own host is followed."""
+    async with FakeRegistry(token=None) as other:
+        sandbox.product.notes_redirect = f"{other.url}/login"
+        await h.say(COMMANDER, "/golive start v2.4.0")
+        verdict = results(h, "notes")["release-notes"]
+        assert verdict["status"] == "error", verdict
+        assert f"another host ({other.url.removeprefix('http://')})" in verdict["summary"]
+        assert other.requests == []
+    sandbox.product.notes_redirect = "/notes/{version}-final"
+    sandbox.product.set_notes("v2.4.0-final", LOGIN_PAGE)
+    await h.say(COMMANDER, "/golive retry notes")
+    verdict = results(h, "notes")["release-notes"]
+    assert verdict["status"] == "error", verdict
+    assert "answered a sign-in page" in verdict["summary"]
+    sandbox.product.set_notes("v2.4.0-final", "<h1>Release notes v2.4.0</h1>")
+    await h.say(COMMANDER, "/golive retry notes")
+    verdict = results(h, "notes")["release-notes"]
+    assert verdict["status"] == "pass", verdict
+    assert verdict["evidence"]["final_url"].endswith("/notes/v2.4.0-final")

@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from bot.sandbox import FakeGitHub, FakeRegistry, ManualClock
+from bot.sandbox import FakeGitHub, FakeProduct, FakeRegistry, ManualClock
 from bot.sandbox.github import DEFAULT_TOKEN as GITHUB_TOKEN
 from checks.base import CheckResult, Status
 from checks.ci import check_ci
+from checks.health import Expectation, check_health
 from checks.registry import RegistryClient
 
 START = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
@@ -113,3 +114,61 @@ async def test_registry_pages_with_and_without_link(
             oci = RegistryClient(client, registry.url)
             assert await oci.list_tags(IMAGE, page_size=3) == sorted(tags)
             assert len(registry.requests_to("/v2/")) == 3
+
+
+async def _no_sleep(_: float) -> None:
+    return None
+
+
+@pytest.mark.parametrize(
+    ("answer", "expect", "status", "words"),
+    [
+        (None, Expectation(), Status.PASS, "is healthy (200"),
+        ("empty", Expectation(), Status.ERROR, "answered HTTP 204 with an empty body"),
+        ("empty", Expectation(status=204), Status.PASS, "is healthy (204"),
+        ("login_page", Expectation(), Status.ERROR, "answered a sign-in page"),
+        ("login_page", Expectation(json={"status": "ok"}), Status.ERROR, "sign-in page"),
+        ("degraded", Expectation(), Status.PASS, "is healthy (200"),
+        ("degraded", Expectation(json={"status": "ok"}), Status.FAIL, 'status is "degraded"'),
+        ("degraded", Expectation(text='"status": "ok"'), Status.FAIL, "does not contain"),
+        (None, Expectation(status=200, text='"status": "ok"'), Status.PASS, "is healthy"),
+    ],
+)
+async def test_health_answers_are_judged_by_what_a_healthy_answer_looks_like(
+    client: httpx.AsyncClient,
+    clock: ManualClock,
+    answer: str | None,
+    expect: Expectation,
+    status: Status,
+    words: str,
+) -> None:
+    """Undeclared: a 2xx with a body passes, a 204 or a sign-in page is an error; declared
+    status, JSON subset or text decide when given."""
+    async with FakeProduct(clock=clock) as product:
+        product.set_health_answer("billing-api", answer)
+        result = await check_health(
+            client,
+            "billing-api",
+            f"{product.url}/health/billing-api",
+            expect=expect,
+            sleep=_no_sleep,
+        )
+    assert result.status is status, result
+    assert words in result.summary
+
+
+async def test_health_html_where_json_was_declared_is_an_error(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """An HTML page (without a password form) where JSON was declared is an error."""
+    async with FakeProduct(clock=clock) as product:
+        product.set_notes("page", "<html><body>It works!</body></html>")
+        result = await check_health(
+            client,
+            "web-portal",
+            f"{product.url}/notes/page",
+            expect=Expectation(json={"status": "ok"}),
+            sleep=_no_sleep,
+        )
+    assert result.status is Status.ERROR
+    assert "answered an HTML page where JSON was declared" in result.summary
