@@ -447,22 +447,6 @@ async def test_rate_limit_beyond_the_wait_is_reported_as_rate_limiting(
     assert "credentials" not in verdict["summary"]
 
 
-async def test_foreign_github_link_is_an_error_and_never_called(
-    h: Harness, sandbox: Sandbox
-) -> None:
-    """A GitHub `Link` next page on another origin is an error naming that host; the GitHub
-    token is never sent there."""
-    async with FakeGitHub() as other:
-        for i in range(130):
-            sandbox.github.set_check_run(REPOSITORY, BRANCH, f"lint-{i:03}")
-        sandbox.github.link_base = other.url
-        await h.say(COMMANDER, "/golive start v2.4.0")
-        ci = results(h, "ci")["ci:web-portal"]
-        assert ci["status"] == "error", ci
-        assert f"another host ({other.url.removeprefix('http://')})" in ci["summary"]
-        assert other.requests == []
-
-
 def rollback_harness(
     sandbox: Sandbox, tmp_path: Path, clock: FakeClock, **rollback: str
 ) -> Harness:
@@ -546,19 +530,26 @@ async def test_registry_pages_without_link(h: Harness, sandbox: Sandbox) -> None
     assert [r.param("last") for r in pages] == [None, fillers[999]]
 
 
-async def test_foreign_registry_link_is_an_error_and_never_called(
+async def test_foreign_next_page_links_are_errors_and_never_called(
     h: Harness, sandbox: Sandbox
 ) -> None:
-    """A registry `Link` next page on another origin is an error naming that host; the
-    registry token is never sent there."""
-    async with FakeRegistry() as other:
+    """A GitHub or registry `Link` next page on another origin is an error naming that host;
+    neither token is ever sent there."""
+    async with FakeGitHub() as github, FakeRegistry() as registry:
+        for i in range(130):
+            sandbox.github.set_check_run(REPOSITORY, BRANCH, f"lint-{i:03}")
+        sandbox.github.link_base = github.url
         sandbox.registry.page_size = 1
-        sandbox.registry.link_base = other.url
+        sandbox.registry.link_base = registry.url
         await h.say(COMMANDER, "/golive start v2.4.0")
-        verdict = results(h, "rollback")["rollback:billing-api"]
-        assert verdict["status"] == "error", verdict
-        assert f"another host ({other.url.removeprefix('http://')})" in verdict["summary"]
-        assert other.requests == []
+        verdicts = [
+            results(h, "ci")["ci:web-portal"],
+            results(h, "rollback")["rollback:web-portal"],
+        ]
+        for verdict, other in zip(verdicts, (github, registry), strict=True):
+            assert verdict["status"] == "error", verdict
+            assert f"another host ({other.url.removeprefix('http://')})" in verdict["summary"]
+            assert other.requests == []
 
 
 async def test_health_redirect_to_another_host_is_an_error(h: Harness, sandbox: Sandbox) -> None:

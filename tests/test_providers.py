@@ -1,7 +1,7 @@
 """Checks speak to providers as their published docs say: unit tests with in-process transports.
 
 The integration tests against the sandbox's real servers live in tests/test_preconditions.py and
-tests/test_provider_servers.py.
+tests/sandbox/test_checks_against_fakes.py.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""Checks against the sandbox's real HTTP servers, one provider behaviour at a time."""
+"""Checks against the fakes' real HTTP servers, one provider behaviour at a time (the shared
+`clock` is the fakes' and golive's, moving only when a check sleeps)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -15,22 +15,8 @@ from checks.ci import check_ci
 from checks.health import Expectation, check_health
 from checks.registry import RegistryClient
 
-START = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 REPO = "acme/platform"
 IMAGE = "platform/billing-api"
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    """The providers' and golive's shared clock, moving only when a check sleeps."""
-    return ManualClock(START)
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    """A plain httpx client."""
-    async with httpx.AsyncClient(timeout=5.0) as http:
-        yield http
 
 
 @pytest.fixture
