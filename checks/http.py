@@ -188,8 +188,8 @@ def rate_limit(
         and (found.get("x-ratelimit-remaining") == "0" or "retry-after" in found or said)
     ):
         return None
-    retry_after, reset_at = _seconds(found.get("retry-after")), None
-    if retry_after is None and found.get("x-ratelimit-remaining") == "0":
+    retry_after, reset_at = _retry_after(found.get("retry-after"))
+    if retry_after is None and reset_at is None and found.get("x-ratelimit-remaining") == "0":
         reset_at = _number(found.get("x-ratelimit-reset"))
     if retry_after is not None:
         when = f"; asks to wait {retry_after:g}s"
@@ -212,18 +212,17 @@ def _number(value: str | None) -> float | None:
         return None
 
 
-def _seconds(value: str | None) -> float | None:
-    """Retry-After as seconds: a number of seconds, or an HTTP date (seconds from its Date)."""
+def _retry_after(value: str | None) -> tuple[float | None, float | None]:
+    """Retry-After as (seconds to wait, None) or, given as an HTTP date, (None, epoch seconds)."""
     if value is None:
-        return None
+        return None, None
     number = _number(value.strip())
     if number is not None:
-        return max(number, 0.0)
+        return max(number, 0.0), None
     try:
-        moment = parsedate_to_datetime(value)
+        return None, parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError):
-        return None
-    return max((moment - datetime.now(UTC)).total_seconds(), 0.0)
+        return None, None
 
 
 def read_json(response: httpx.Response, provider: str, ok: tuple[int, ...] = ()) -> Answer:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from checks.base import Status
-from checks.http import ProviderError
+from checks.http import ProviderError, RateLimited, read_json
 from checks.incidents import MAX_PAGES, check_incidents
 from checks.registry import Challenge, Credentials, RegistryClient, parse_challenges
 
@@ -88,3 +88,30 @@ def test_challenges_parse_quoted_commas() -> None:
         "bearer", {"realm": "https://a/t", "scope": "repository:x:pull,push"}
     )
     assert basic == Challenge("basic", {"realm": "registry"})
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "wait"),
+    [
+        (403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1000120"}, {}, 120.0),
+        (429, {"retry-after": "30"}, {}, 30.0),
+        (403, {"retry-after": "Mon, 12 Jan 1970 13:48:20 GMT"}, {}, 100.0),
+        (403, {}, {"message": "You have exceeded a secondary rate limit."}, 60.0),
+        (403, {}, {"message": "Resource not accessible by integration"}, None),
+    ],
+)
+def test_rate_limit_answers_are_told_apart_from_refused_credentials(
+    status: int, headers: dict[str, str], body: dict[str, str], wait: float | None
+) -> None:
+    """403/429 with GitHub's rate-limit headers, retry-after (seconds, or a date read against
+    the given clock) or a rate-limit message is rate limiting; a plain 403 is credentials."""
+    request = httpx.Request("GET", "https://api.github.test/repos/a/b")
+    response = httpx.Response(status, headers=headers, json=body, request=request)
+    if wait is None:
+        with pytest.raises(ProviderError, match="refused the credentials") as refused:
+            read_json(response, "GitHub")
+        assert not isinstance(refused.value, RateLimited)
+        return
+    with pytest.raises(RateLimited, match="is rate-limiting golive") as limited:
+        read_json(response, "GitHub")
+    assert limited.value.wait_from(1_000_000.0) == pytest.approx(wait)
