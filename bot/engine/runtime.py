@@ -17,6 +17,7 @@ from bot.engine.freeze import FreezeEnforcer
 from bot.engine.monitor import Monitor
 from bot.engine.outbox import Outbox, Transport
 from bot.engine.pager import PAGE_KIND, PagerTransport
+from bot.engine.records import Drawings
 from bot.engine.scheduler import Timers
 from bot.engine.secrecy import redactor_for
 from bot.engine.service import ReleaseService
@@ -49,7 +50,13 @@ class Runtime:
         self.service = ReleaseService(
             config, self.store, self.clock, checkbook or default_checkbook(), secrets, self.client
         )
-        self.outbox = Outbox(self.store, transport, self.clock, skip=frozenset({PAGE_KIND}))
+        self.outbox = Outbox(
+            self.store,
+            transport,
+            self.clock,
+            skip=frozenset({PAGE_KIND}),
+            prepare=Drawings(self.store, config).prepare,
+        )
         self.pager = self._pager(config, secrets)
         self.monitor = Monitor(self.service, self.client)
         self.deadlines = Deadlines(
