@@ -19,8 +19,10 @@ from sending to the full answer, interleaved across apps:
   soak chart is queued: one command every `--complete-gap` seconds, one at a time (golive gets
   a fresh release for each; it answers "Release completed." or the benchmark stops). The
   releases are prepared before golive starts, through golive's own engine and Slack transport
-  against the same FakeSlack. The chart is drawn by the outbox after the ack, so later
-  commands of a round meet earlier releases' charts being drawn.
+  against the same FakeSlack. The chart is drawn by the outbox when it is delivered, a second
+  (golive's pace per channel) behind the completion announcement: the commands of a round's
+  first second meet no chart being drawn ("before charts"), the later ones meet earlier
+  releases' charts being drawn in a worker thread ("charts drawn"); both are printed too.
 
 golive's queued work is let finish after each of its rounds, so it never runs while a bare app
 is measured. Prints p50/p99/max per app and scenario, golive's ratio to the faster bare app, and
@@ -204,6 +206,8 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
 
 async def run(args: argparse.Namespace) -> int:
     """Start the servers, measure every scenario on every app, print the table."""
+    from bot.adapters.slack.serve import PACE
+
     procs: list[subprocess.Popen[bytes] | subprocess.Popen[str]] = []
     rounds = args.rounds
     per_round = max(1, args.completes // rounds)
@@ -262,6 +266,7 @@ async def run(args: argparse.Namespace) -> int:
                 pooled: dict[str, list[float]] = {label: [] for label, _ in apps}
                 walls: dict[str, float] = {label: 0.0 for label, _ in apps}
                 catch_up: list[float] = []
+                charts: dict[bool, list[float]] = {False: [], True: []}
                 for _ in range(rounds):  # interleaved, so a noisy moment hits every app
                     channels = next(releases) if build is None else []
                     for label, url in apps:
@@ -273,14 +278,23 @@ async def run(args: argparse.Namespace) -> int:
                         else:
                             requests = [command("complete", channel=c) for c in channels]
                             expect = "Release completed." if url == golive else None
-                            pooled[label] += await one_by_one(
-                                url, requests, args.complete_gap, expect
-                            )
+                            latencies = await one_by_one(url, requests, args.complete_gap, expect)
+                            pooled[label] += latencies
+                            if url == golive:
+                                for index, latency in enumerate(latencies):
+                                    # A chart waits PACE behind its announcement: none is
+                                    # drawn before then in a round.
+                                    drawing = index * args.complete_gap >= PACE
+                                    charts[drawing].append(latency)
                         walls[label] += time.perf_counter() - started
                         if url == golive:  # its queued work must not run during the others
                             catch_up.append(await _caught_up(golive))
                 for label, _ in apps:
                     print(_row(f"{name:<17} {label}", pooled[label], walls[label]))
+                for drawing, label in ((False, "before charts"), (True, "charts drawn")):
+                    if charts[drawing]:
+                        wall = walls["golive"] * len(charts[drawing]) / len(pooled["golive"])
+                        print(_row(f"{name:<17} golive, {label}", charts[drawing], wall))
                 p50 = {label: statistics.median(v) for label, v in pooled.items()}
                 p99 = {label: percentile(v, 99) for label, v in pooled.items()}
                 best = min((label for label, _ in apps[:2]), key=lambda label: p99[label])
