@@ -307,6 +307,7 @@ def report(title: str, samples: list[Sample], bare: list[Sample]) -> None:
 
 
 Key = tuple[str, int, str]  # (file, line, function) as pstats names a function
+HTTP = ("slack_bolt", "slack_sdk", "aiohttp", "multidict", "yarl", "socket")
 PLACES: tuple[tuple[str, Callable[[str, str], bool]], ...] = (
     ("waiting for sockets (epoll; not CPU)", lambda f, n: "select.epoll" in n),
     ("SQLite itself (sqlite3 calls)", lambda f, n: "sqlite3." in n),
@@ -318,7 +319,6 @@ PLACES: tuple[tuple[str, Callable[[str, str], bool]], ...] = (
     ("asyncio's event loop", lambda f, n: "/asyncio/" in f or "_asyncio" in n),
     ("APScheduler", lambda f, n: "apscheduler" in f),
 )
-HTTP = ("slack_bolt", "slack_sdk", "aiohttp", "multidict", "yarl", "socket")
 
 
 def profile_summary(path: Path) -> None:
