@@ -39,7 +39,9 @@ class Runtime:
         database: str | Path | None = None,
         checkbook: CheckBook | None = None,
         client: httpx.AsyncClient | None = None,
+        pace: float = 0.0,
     ) -> None:
+        """`pace`: the least seconds between two posts to one channel (Slack's ~1/s)."""
         self.config = config
         self.clock = clock or SystemClock()
         self.store = Store(
@@ -55,6 +57,7 @@ class Runtime:
             transport,
             self.clock,
             skip=frozenset({PAGE_KIND}),
+            pace=pace,
             prepare=Drawings(self.store, config).prepare,
         )
         self.pager = self._pager(config, secrets)

@@ -137,9 +137,13 @@ async def create_server(
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT))
     client = make_client(env.bot_token, env.api_url, session)
     runtime = Runtime(
-        config, Secrets(environ), SlackTransport(client), clock=clock, database=database
+        config,
+        Secrets(environ),
+        SlackTransport(client),
+        clock=clock,
+        database=database,
+        pace=pace,
     )
-    runtime.outbox.pace = pace
     identity = SlackIdentity(client, env.bot_token)
     directory = SlackDirectory(client, config.users)
     work = EventWork()
