@@ -344,14 +344,19 @@ def render_timer_started(step: Step, tz: ZoneInfo) -> Rendered:
     return Rendered(text, [_section(text)])
 
 
-def render_soak_blocked(release: Release, breaches: Sequence[str]) -> Rendered:
-    """The soak ended while a breach is open (or golive was blind): no widening; what to do."""
-    breached = [b for b in breaches if b != "metrics"]
+def render_soak_blocked(
+    release: Release, breaches: Sequence[str], evidence: str | None = None
+) -> Rendered:
+    """The soak ended while a breach is open (or golive was blind, or could judge too few of
+    its ticks): no widening; what to do."""
+    breached = [b for b in breaches if b not in ("metrics", "evidence")]
     reasons = []
     if breached:
         reasons.append(f"{', '.join(breached)} still breached")
     if "metrics" in breaches:
         reasons.append("golive unable to read the metrics, so nobody saw the end of the soak")
+    if "evidence" in breaches:
+        reasons.append(f"not enough evidence ({evidence})" if evidence else "not enough evidence")
     advice = (
         f"Recommended: {mention(release.roles.on_call)} rolls back (`/golive rollback <reason>`). "
         if breached
@@ -407,9 +412,14 @@ def render_alert(
 
 
 def render_monitoring_closed(
-    release: Release, alerts: int, still_open: Sequence[str], config: Config
+    release: Release,
+    alerts: int,
+    still_open: Sequence[str],
+    config: Config,
+    evidence: str | None = None,
 ) -> Rendered:
-    """Heightened (or post-rollback) monitoring ended."""
+    """Heightened (or post-rollback) monitoring ended; `evidence` says when too few of its
+    ticks could judge."""
     hours = format_duration(config.monitoring.heightened.duration)
     if still_open:
         tail = f"{', '.join(still_open)} still breached — watch it by hand from here."
@@ -417,6 +427,11 @@ def render_monitoring_closed(
         tail = f"{alerts} alert(s) along the way, all recovered."
     else:
         tail = "no breach."
+    if evidence:
+        tail += (
+            f" Not enough evidence: {evidence} — golive could not watch this hour as it "
+            f"should; {mention(release.roles.on_call)}, check the dashboards by hand."
+        )
     text = f"👋 Monitoring of {release.version} ended after {hours}: {tail}"
     return Rendered(text, [_section(text)])
 

@@ -10,7 +10,7 @@ import httpx
 
 from bot.checkbook import CheckBook, default_checkbook
 from bot.clock import Clock, SystemClock
-from bot.config import Config, Secrets
+from bot.config import Config, Secrets, deprecations
 from bot.freeze import FreezeEnforcer
 from bot.monitor import Monitor
 from bot.outbox import Outbox, Transport
@@ -37,6 +37,8 @@ class Runtime:
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.config = config
+        for warning in deprecations(config):
+            log.warning("config: %s", warning)
         self.clock = clock or SystemClock()
         self.store = store or Store(config.database)
         self.service = ReleaseService(

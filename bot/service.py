@@ -123,6 +123,7 @@ class ReleaseService:
         self._listeners: list[Callable[[], None]] = []
         # Which monitoring signals are breached for a release (the monitor fills this in).
         self.breaches_of: Callable[[int], tuple[str, ...]] = lambda release_id: ()
+        self.evidence_of: Callable[[int], str | None] = lambda release_id: None
         self._inflight: dict[CheckKey, asyncio.Task[None]] = {}
         self._effects: Mapping[type, Callable[[ReleaseRecord, Any, datetime, Context], None]] = {
             StageOpened: self._stage_opened,
@@ -364,7 +365,9 @@ class ReleaseService:
         if isinstance(ctx.event, TimerElapsed):
             self._thread(
                 record,
-                render.render_soak_blocked(record.release, effect.failing),
+                render.render_soak_blocked(
+                    record.release, effect.failing, self.evidence_of(record.release.id)
+                ),
                 now,
                 step_key=effect.step,
             )
