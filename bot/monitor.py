@@ -233,6 +233,7 @@ class Monitor:
                 bucket=bucket,
                 slo_seconds=settings.slo_seconds,
                 window_requests=measured.requests,
+                window_errors=measured.errors,
                 min_requests=settings.min_requests,
                 window=format_duration(window),
                 p95_seconds=measured.p95,

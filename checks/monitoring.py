@@ -334,6 +334,11 @@ async def slo_bucket(
             f"could not list the buckets of {selector} ({exc.message}); golive assumes a bucket "
             f'le="{assumed}" ({format_ms(slo)}, the SLO)',
         )
+    return choose_bucket(labels, slo, selector)
+
+
+def choose_bucket(labels: Sequence[str], slo: float, selector: str) -> SloBucket:
+    """The bucket among `le` label values that p95 is judged from (see slo_bucket)."""
     bounds: list[tuple[float, str]] = []
     for label in labels:
         try:

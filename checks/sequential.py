@@ -42,7 +42,8 @@ CALIBRATION_SEED = 20_261_120
 MIN_EVENTS = 3  # never page on fewer bad requests than this since the change point
 # After a page the statistic is held at most CAP·h, and the breach recovers once it falls to
 # RECOVER·h: recovery needs about one threshold's worth of evidence for "back to normal", and a
-# rate hovering at the threshold cannot flap between open and recovered every tick.
+# rate hovering at the threshold cannot flap between open and recovered every tick. (A breach
+# also recovers when the last window's traffic is back at the no-change level: checks.watch.)
 CAP = 1.5
 RECOVER = 0.5
 # p95 within the SLO means at most 5 % of requests slower than it; a page is worth it from 10 %.
@@ -110,7 +111,12 @@ def _calibrate(
     allowed = min(math.floor(alpha * paths), paths - 1)
     # The smallest threshold no more than `allowed` simulated clean releases reach.
     threshold = float(ordered[allowed]) * (1.0 + 1e-9) + 1e-9
-    threshold = max(threshold, (MIN_EVENTS - 1) * jump + 1e-9)
+    # Floors: never on fewer than MIN_EVENTS bad requests, and never below ln(1/alpha) — the
+    # level at which one excursion of the statistic alone could page with probability alpha.
+    # At high traffic the simulated clean statistic almost never leaves zero, so without the
+    # second floor a threshold of 1-2 would page on any small departure from the model (a
+    # slow drift, bursty errors) that the Poisson simulation does not contain.
+    threshold = max(threshold, (MIN_EVENTS - 1) * jump + 1e-9, math.log(1.0 / alpha))
     reached = float(np.mean(peak >= threshold))
     # How long a rise to `b` from the first tick takes to be paged (fewer paths suffice).
     sight = max(paths // 5, 1_000)
@@ -236,6 +242,17 @@ class Cusum:
             total_cp=total_cp,
             bad_cp=bad_cp,
             updates=self.updates + 1,
+        )
+
+    def recovered(self) -> Cusum:
+        """The test after on-call has seen the breach end: evidence starts afresh from now."""
+        return replace(
+            self,
+            statistic=0.0,
+            alarmed=False,
+            at_cp=self.at,
+            total_cp=self.total,
+            bad_cp=self.bad,
         )
 
     def since_change(self) -> tuple[float, float, float]:

@@ -64,6 +64,8 @@ def start_errors_test(
         baseline.requests, baseline.errors, min_increase, tolerance
     )
     rate = baseline.requests / baseline.window_seconds
+    # No change means up to `tolerance` × the baseline: the statistic is built against that
+    # level and its threshold simulated at it, so a slowly wandering ratio does not page.
     chosen = calibrate(
         truth=reference,
         a=reference,
@@ -190,9 +192,7 @@ def judge_errors_test(
         return Judgment("errors", Status.FAIL, f"{head} — {_tail(test, rise)}", evidence)
     if quiet is not None:
         evidence["reason"] = "too_little_traffic"
-        return Judgment(
-            "errors", Status.INCONCLUSIVE, f"{head} — {quiet} — inconclusive", evidence
-        )
+        return Judgment("errors", Status.INCONCLUSIVE, f"{head} — {quiet} — inconclusive", evidence)
     evidence["reason"] = "no_rise"
     return Judgment("errors", Status.PASS, f"{head} — {_tail(test, rise)}", evidence)
 
@@ -268,14 +268,30 @@ def advance(
     min_requests: int,
     window: str,
     p95_seconds: float | None = None,
+    window_errors: float | None = None,
 ) -> Verdicts:
-    """Feed the counts since monitoring began to both tests and judge them."""
+    """Feed the counts since monitoring began to both tests and judge them.
+
+    A breach also recovers when the last `window` had at least `min_requests` requests and is
+    back at the no-change level (5xx at most baseline × tolerance; p95 at most the SLO): once
+    the trouble has stopped, the evidence of the spike need not fade first. The test then
+    starts afresh, so a new breach needs new evidence.
+    """
     errors_out: Cusum | None = None
     latency_out: Cusum | None = None
+    enough = window_requests is not None and window_requests >= min_requests
     if isinstance(errors_test, str):
         errors = Judgment("errors", Status.INCONCLUSIVE, f"5xx: {errors_test}", {})
     else:
         errors_out = errors_test.update(since.requests, since.errors, since.at)
+        if (
+            errors_out.alarmed
+            and enough
+            and window_errors is not None
+            and window_requests is not None
+            and window_errors <= errors_out.reference * window_requests
+        ):
+            errors_out = errors_out.recovered()
         errors = judge_errors_test(
             errors_out,
             window_requests=window_requests,
@@ -297,6 +313,13 @@ def advance(
     else:
         assert bucket is not None
         latency_out = latency_test.update(since.observed, since.observed - since.fast, since.at)
+        if (
+            latency_out.alarmed
+            and enough
+            and p95_seconds is not None
+            and p95_seconds <= (bucket.seconds if bucket.seconds is not None else slo_seconds)
+        ):
+            latency_out = latency_out.recovered()
         latency = judge_latency_test(
             latency_out,
             slo_seconds=slo_seconds,
