@@ -313,7 +313,7 @@ class MonitoringConfig(_Model):
         if "{le}" not in value or "{window}" not in value:
             raise PydanticCustomError(
                 "placeholders",
-                "the bucket query needs both {{le}} and {{window}} placeholders: {value}",
+                "the bucket query needs both {le} and {window} placeholders: {value}",
                 {"value": repr(value)},
             )
         return value

@@ -16,6 +16,7 @@ from bot.config import validate_config
 from bot.runbook import ReleaseStatus, StepStatus
 from bot.sandbox import Sandbox
 from bot.store import Store
+from checks.sequential import Cusum
 from tests.conftest import CHANNEL, COMMANDER, ON_CALL, Harness, walk
 from tests.test_preconditions import results, sandbox_config
 
@@ -350,3 +351,119 @@ async def test_closing_the_monitoring_resolves_every_page(h: Monitored) -> None:
         "golive/v2.4.0/latency/monitoring": "resolve",
     }
     assert [e["event_action"] for e in h.sandbox.pagerduty.events].count("trigger") == 2
+
+
+async def test_soak_start_says_what_it_can_see_and_warns_when_too_short(
+    tmp_path: Path,
+) -> None:
+    """At soak start the thread hears how long a doubling of 5xx takes to be paged at the
+    baseline's traffic; on-call is warned when the soak is shorter, and only then."""
+    async with monitored(tmp_path) as h:  # a 5-minute soak
+        await soak(h)
+        await h.tick(1)
+        [note] = [m.text for m in h.messages() if "What the soak can see" in m.text]
+        assert "A doubling of 5xx (to 1.0%)" in note and "95 % of releases" in note
+        assert f"⚠️ <@{ON_CALL}> the soak (5m) is shorter than that" in note
+        await h.tick(3)
+        assert sum("What the soak can see" in m.text for m in h.messages()) == 1
+    async with monitored(tmp_path, soak={"duration": "1h", "interval": f"{TICK}s"}) as h:
+        await soak(h)
+        await h.tick(1)
+        [note] = [m.text for m in h.messages() if "What the soak can see" in m.text]
+        assert "is paged within" in note and "⚠️" not in note
+
+
+async def test_prometheus_down_for_the_last_ticks_blocks_widening(h: Monitored) -> None:
+    """Two failed ticks at the end (too few to call golive blind) still block the soak for
+    evidence: the last tick must judge. On-call soaks again and then may widen."""
+    await soak(h)
+    await h.tick(8)
+    h.sandbox.prometheus.down = True
+    await h.tick(2)
+    assert not any("cannot read metrics" in a for a in h.alerts())
+    h.service.fire_due()
+    await h.settle()
+    step = h.step("soak")
+    assert step.status is StepStatus.BLOCKED and step.failing == ("evidence",)
+    ended = next(m.text for m in h.messages() if m.text.startswith("⛔ *Soak* ended"))
+    assert "not enough evidence (8 of 10 ticks could judge 5xx and p95 (80%; need 80%" in ended
+    assert "but not the last" in ended and f"<@{ON_CALL}>: check the dashboards by hand" in ended
+    h.sandbox.prometheus.down = False
+    await h.say(ON_CALL, "/golive retry soak")
+    assert h.step("soak").status is StepStatus.TIMING
+    await h.tick(10)
+    h.service.fire_due()
+    await h.settle()
+    assert h.step("soak").status is StepStatus.AWAITING
+
+
+async def test_too_quiet_a_soak_is_not_enough_evidence(h: Monitored) -> None:
+    """At 1.5 requests per second every tick is inconclusive (fewer than min_requests in the
+    window): the soak ends blocked for evidence and the commander may waive it on the record."""
+    await soak(h)
+    h.sandbox.product.set_traffic(rate=1.5)
+    await h.tick(10)
+    assert h.alerts() == []
+    statuses = [s["verdicts"]["errors"]["status"] for s in h.store.samples(h.release().id)]
+    assert set(statuses[2:]) == {"inconclusive"}  # once the 1m window holds only the trickle
+    h.service.fire_due()
+    await h.settle()
+    assert h.step("soak").failing == ("evidence",)
+    ended = next(m.text for m in h.messages() if m.text.startswith("⛔ *Soak* ended"))
+    assert "not enough evidence (" in ended and " of 10 ticks could judge" in ended
+    await h.say(COMMANDER, "/golive waive soak quiet Sunday traffic, dashboards watched by hand")
+    assert h.step("soak").status is not StepStatus.BLOCKED
+
+
+async def test_a_trickle_of_failures_pages(h: Monitored) -> None:
+    """At 1.5 requests per second answering 50 % 5xx, on-call is paged on the first tick,
+    although the window has too few requests to call anything clean."""
+    await soak(h)
+    h.sandbox.product.set_traffic(rate=1.5, error_ratio=0.5)
+    await h.tick(1)
+    [alert] = h.alerts()
+    assert alert.startswith(f"🚨 <@{ON_CALL}> *5xx breach*")
+
+
+async def test_heightened_monitoring_reports_too_little_evidence(h: Monitored) -> None:
+    """Heightened monitoring whose last ticks could not judge ends saying so, to on-call."""
+    await soak(h)
+    await h.tick(10)
+    await walk(h, "criteria")
+    await h.say(COMMANDER, "/golive complete")
+    await h.tick(4)
+    h.sandbox.prometheus.down = True
+    await h.tick(3)
+    closing = h.alerts()[-1]
+    assert closing.startswith("👋 Monitoring of v2.4.0 ended after 3m: no breach. Not enough")
+    assert "4 of 5 ticks could judge 5xx and p95" in closing and f"<@{ON_CALL}>" in closing
+
+
+async def test_a_restart_continues_the_sequential_test(tmp_path: Path) -> None:
+    """kill -9 mid-soak: the new process continues the stored test — same start, the evidence
+    gathered so far, one more update per tick — and a replayed tick changes nothing."""
+    clock = FakeClock()
+    async with Sandbox.start(clock=clock.now, traffic=False, history=3600) as sb:
+        data = monitored_config(sb, tmp_path / "repo")
+        data["database"] = str(tmp_path / "golive.db")
+        config = validate_config(data)
+        first = Monitored(config, clock, Store(config.database), secrets=sb.tokens)
+        first.sandbox = sb
+        await soak(first)
+        sb.product.set_traffic(error_ratio=0.016)
+        await first.tick(2)
+        rid = first.release().id
+        before = Cusum.from_dict(first.store.alert_state(rid, "errors")["test"])  # type: ignore[index]
+        assert before.updates == 2 and before.statistic > 0
+        first.store.close()
+
+        second = Monitored(config, clock, Store(config.database), secrets=sb.tokens)
+        second.sandbox = sb
+        await second.runtime.monitor.tick(rid)  # the same instant again: a replay
+        assert Cusum.from_dict(second.store.alert_state(rid, "errors")["test"]) == before  # type: ignore[index]
+        assert len(second.store.samples(rid)) == 2
+        await second.tick(1)
+        after = Cusum.from_dict(second.store.alert_state(rid, "errors")["test"])  # type: ignore[index]
+        assert (after.start, after.updates) == (before.start, 3)
+        assert after.statistic > before.statistic  # the rise keeps adding to what was stored
+        await second.service.close()
