@@ -20,10 +20,14 @@ increase() extrapolation are used as they are: the sum over ticks telescopes to 
 The threshold is not a constant. golive chooses h so that a release without a change pages with
 probability `false_page_rate` over its whole monitoring (soak plus heightened hour, at the
 configured tick intervals and the baseline's traffic), by a seeded simulation of exactly that
-plan — including the uncertainty of the baseline itself: the true 5xx rate is drawn from the
-baseline's posterior (a Jeffreys prior, so a baseline with no errors is not certainty). The
-simulation draws Poisson counts, whose variance is slightly above the binomial's, so the chosen
-threshold errs on the quiet side. Results are cached per (rounded) plan.
+plan. The baseline's own uncertainty moves the no-change level instead: it is the larger of
+`tolerance` × the baseline and the baseline's upper credible bound (Jeffreys prior, so a
+baseline with no errors is not certainty). Drawing the true rate from the posterior inside the
+simulation was tried first: with a thin baseline a few per cent of draws sit above the page
+level, and the threshold that keeps them quiet for an hour is in the hundreds — a test that
+never pages. The simulation draws Poisson counts, whose variance is slightly above the
+binomial's, so the chosen threshold errs on the quiet side. Results are cached per (rounded)
+plan.
 """
 
 from __future__ import annotations
@@ -336,6 +340,21 @@ def error_levels(
     if alarm <= reference:
         alarm = min((reference + 1.0) / 2.0, 0.999)
     return expected, reference, alarm, shape
+
+
+@functools.lru_cache(maxsize=512)
+def _upper_factor(shape: float, level: float, seed: int) -> float:
+    import numpy as np
+
+    draws = np.random.default_rng(seed).gamma(shape, 1.0 / shape, CALIBRATION_PATHS)
+    return float(np.quantile(draws, level))
+
+
+def baseline_bound(shape: float, false_page_rate: float) -> float:
+    """How far above its estimate the baseline's true 5xx rate may plausibly lie: the
+    (1 - false_page_rate) quantile of its posterior, as a factor of the posterior mean
+    (about 1.2 for 120 baseline errors, 2.3 for 4, 6.6 for none)."""
+    return _upper_factor(_round_sig(shape, 0.05), 1.0 - false_page_rate, CALIBRATION_SEED)
 
 
 def plan_seconds(plan: Sequence[tuple[int, float]]) -> float:

@@ -35,6 +35,7 @@ from checks.sequential import (
     TEST_NAME,
     Cusum,
     Plan,
+    baseline_bound,
     calibrate,
     error_levels,
 )
@@ -63,9 +64,13 @@ def start_errors_test(
     expected, reference, alarm, shape = error_levels(
         baseline.requests, baseline.errors, min_increase, tolerance
     )
+    # No change means up to `tolerance` × the baseline — or more, as far as a thin baseline's
+    # true rate may plausibly lie above its estimate. The statistic is built against that level
+    # and its threshold simulated at it, so neither a slowly wandering ratio nor an unlucky
+    # baseline pages; a page is then worth it from half as much again at least.
+    reference = min(expected * max(tolerance, baseline_bound(shape, false_page_rate)), 0.9)
+    alarm = min(max(alarm, 1.5 * reference), (1.0 + reference) / 2.0)
     rate = baseline.requests / baseline.window_seconds
-    # No change means up to `tolerance` × the baseline: the statistic is built against that
-    # level and its threshold simulated at it, so a slowly wandering ratio does not page.
     chosen = calibrate(
         truth=reference,
         a=reference,
@@ -73,7 +78,6 @@ def start_errors_test(
         rate=rate,
         plan=plan,
         false_page_rate=false_page_rate,
-        shape=shape,
     )
     return Cusum(
         "errors",
@@ -387,12 +391,17 @@ def sight_note(
     short = False
     if isinstance(errors_test, Cusum):
         double = errors_test.alarm <= 2.0 * errors_test.expected * 1.0001
+        thin = errors_test.alarm <= 1.5 * errors_test.reference * 1.0001
+        why = (
+            "the baseline has too few errors to tell a doubling from its own uncertainty"
+            if thin
+            else "it is below min_error_increase"
+        )
         rise = (
             f"a doubling of 5xx (to {format_percent(errors_test.alarm)})"
             if double
             else f"a rise of 5xx to {format_percent(errors_test.alarm)} (a doubling, to "
-            f"{format_percent(2 * errors_test.expected)}, is below min_error_increase and "
-            f"does not page)"
+            f"{format_percent(2 * errors_test.expected)}, does not page: {why})"
         )
         lines.append(_seen(errors_test, rise))
         seen = errors_test.detect95_seconds

@@ -200,4 +200,6 @@ def test_soak_start_says_what_it_can_see() -> None:
     quiet = start_errors_test(Baseline(12_000, 120, None, 3600, base), **kwargs)  # type: ignore[arg-type]
     assert sight_note(quiet, "x", 900)[1]
     rare = start_errors_test(Baseline(120_000, 120, None, 3600, base), **kwargs)  # type: ignore[arg-type]
-    assert "is below min_error_increase and does not page" in sight_note(rare, "x", 900)[0]
+    assert "does not page: it is below min_error_increase" in sight_note(rare, "x", 900)[0]
+    thin = start_errors_test(Baseline(1_200, 12, None, 3600, base), **kwargs)  # type: ignore[arg-type]
+    assert "too few errors to tell a doubling" in sight_note(thin, "x", 900)[0]
