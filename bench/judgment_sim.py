@@ -482,7 +482,7 @@ def report(results: dict[Cell, list[Release]], args: Any, elapsed: float) -> Non
                     f" {delay(tuned, len(rel))}"
                     f" {delay([r.new_page for r in rel], len(rel))} |"
                 )
-            row += f" {level:>12.2g}"
+            row += f" {'any' if math.isinf(level) else f'{level:.2g}':>12}"
             print(row)
     print()
     print(f"p95 (SLO {SLO * 1000:.0f} ms): true p95 at 90 % of the SLO, releases paged")

@@ -82,6 +82,22 @@ class Measurement:
         return self.errors / self.requests if self.requests > 0 else None
 
 
+def _requests_and_errors(
+    requests: Sample | BaseException, errors: Sample | BaseException
+) -> tuple[float, float, list[str]]:
+    """The requests and 5xx answers as numbers, raising what went wrong. An empty 5xx answer
+    counts as zero only when the requests query answered: a service that never failed has no
+    5xx series at all. Anything else that is empty is missing data, never zero."""
+    if isinstance(requests, BaseException):
+        raise requests
+    if isinstance(errors, MissingData) and errors.reason == "empty":
+        notes = ["the 5xx query matched no series; counted as 0 because requests answered"]
+        return requests.value, 0.0, notes
+    if isinstance(errors, BaseException):
+        raise errors
+    return requests.value, errors.value, []
+
+
 async def measure(
     client: httpx.AsyncClient, settings: Settings, window: timedelta, *, timeout: float = 10.0
 ) -> Measurement:
@@ -102,16 +118,7 @@ async def measure(
         return_exceptions=True,
     )
     requests_answer, errors_answer, latency_answer = asked
-    if isinstance(requests_answer, BaseException):
-        raise requests_answer
-    notes = []
-    if isinstance(errors_answer, MissingData) and errors_answer.reason == "empty":
-        errors = 0.0
-        notes.append("the 5xx query matched no series; counted as 0 because requests answered")
-    elif isinstance(errors_answer, BaseException):
-        raise errors_answer
-    else:
-        errors = errors_answer.value
+    requests, errors, notes = _requests_and_errors(requests_answer, errors_answer)
     p95: float | None = None
     problem = None
     if isinstance(latency_answer, ProviderError):
@@ -120,7 +127,7 @@ async def measure(
         raise latency_answer
     else:
         p95 = latency_answer.value
-    return Measurement(requests_answer.value, errors, p95, window, queries, notes, problem)
+    return Measurement(requests, errors, p95, window, queries, notes, problem)
 
 
 async def capture_baseline(
@@ -437,18 +444,7 @@ async def measure_since(
         return_exceptions=True,
     )
     answers = dict(zip(queries, asked, strict=True))
-    requests_answer = answers["requests"]
-    if isinstance(requests_answer, BaseException):
-        raise requests_answer
-    notes = []
-    errors_answer = answers["errors"]
-    if isinstance(errors_answer, MissingData) and errors_answer.reason == "empty":
-        errors = 0.0
-        notes.append("the 5xx query matched no series; counted as 0 because requests answered")
-    elif isinstance(errors_answer, BaseException):
-        raise errors_answer
-    else:
-        errors = errors_answer.value
+    requests, errors, notes = _requests_and_errors(answers["requests"], answers["errors"])
     fast: float | None = None
     observed: float | None = None
     problem = bucket.summary if bucket is not None and bucket.le is None else None
@@ -469,4 +465,4 @@ async def measure_since(
                 observed = answer.value
     if problem is not None:
         fast = observed = None
-    return Since(start, at, requests_answer.value, errors, fast, observed, queries, notes, problem)
+    return Since(start, at, requests, errors, fast, observed, queries, notes, problem)

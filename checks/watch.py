@@ -22,6 +22,7 @@ from checks.base import Status
 from checks.judgment import (
     Baseline,
     Judgment,
+    Signal,
     format_count,
     format_ms,
     format_percent,
@@ -189,16 +190,29 @@ def judge_errors_test(
         "window_requests": window_requests,
         "min_requests": min_requests,
     }
-    rise = f"a rise to {format_percent(test.alarm)}"
     quiet = _quiet(window_requests, min_requests, window)
+    rise = f"a rise to {format_percent(test.alarm)}"
+    return _verdict("errors", test, head, rise, quiet, evidence, ("elevated", "no_rise"))
+
+
+def _verdict(
+    signal: Signal,
+    test: Cusum,
+    head: str,
+    what: str,
+    quiet: str | None,
+    evidence: dict[str, Any],
+    reasons: tuple[str, str],
+) -> Judgment:
+    """FAIL while alarmed, INCONCLUSIVE on a quiet window, PASS otherwise — with the reason."""
     if test.alarmed:
-        evidence["reason"] = "elevated"
-        return Judgment("errors", Status.FAIL, f"{head} — {_tail(test, rise)}", evidence)
+        evidence["reason"] = reasons[0]
+        return Judgment(signal, Status.FAIL, f"{head} — {_tail(test, what)}", evidence)
     if quiet is not None:
         evidence["reason"] = "too_little_traffic"
-        return Judgment("errors", Status.INCONCLUSIVE, f"{head} — {quiet} — inconclusive", evidence)
-    evidence["reason"] = "no_rise"
-    return Judgment("errors", Status.PASS, f"{head} — {_tail(test, rise)}", evidence)
+        return Judgment(signal, Status.INCONCLUSIVE, f"{head} — {quiet} — inconclusive", evidence)
+    evidence["reason"] = reasons[1]
+    return Judgment(signal, Status.PASS, f"{head} — {_tail(test, what)}", evidence)
 
 
 def judge_latency_test(
@@ -237,18 +251,9 @@ def judge_latency_test(
         "min_requests": min_requests,
         **({"p95_seconds": p95_seconds} if p95_seconds is not None else {}),
     }
-    above = f"more than {format_percent(test.alarm)} slower"
     quiet = _quiet(window_requests, min_requests, window)
-    if test.alarmed:
-        evidence["reason"] = "above_slo"
-        return Judgment("latency", Status.FAIL, f"{head} — {_tail(test, above)}", evidence)
-    if quiet is not None:
-        evidence["reason"] = "too_little_traffic"
-        return Judgment(
-            "latency", Status.INCONCLUSIVE, f"{head} — {quiet} — inconclusive", evidence
-        )
-    evidence["reason"] = "within_slo"
-    return Judgment("latency", Status.PASS, f"{head} — {_tail(test, above)}", evidence)
+    above = f"more than {format_percent(test.alarm)} slower"
+    return _verdict("latency", test, head, above, quiet, evidence, ("above_slo", "within_slo"))
 
 
 @dataclass(frozen=True)
