@@ -207,15 +207,7 @@ def run_errors(cell: Cell) -> list[Release]:
     out = []
     for r in range(cell.releases):
         baseline = Baseline(float(base_n[r]), float(base_e[r]), None, BASE, T0)
-        test: Cusum | str = start_errors_test(
-            baseline,
-            start=0.0,
-            min_requests=MON.min_requests,
-            min_increase=MON.min_error_increase,
-            tolerance=cell.tolerance,
-            false_page_rate=MON.false_page_rate,
-            plan=PLAN,
-        )
+        test = errors_test(baseline, cell.tolerance)
         new = AlertTracker("sim", "errors", breach_ticks=1, error_ticks=MON.error_ticks)
         old = AlertTracker("sim", "errors", breach_ticks=MON.breach_ticks)
         release = Release()
@@ -268,6 +260,19 @@ def run_errors(cell: Cell) -> list[Release]:
         assert release.old_page == old_page_at(release.old_levels, MON.significance)
         out.append(release)
     return out
+
+
+def errors_test(baseline: Baseline, tolerance: float) -> Cusum | str:
+    """The 5xx test golive starts at soak start, with the shipped settings."""
+    return start_errors_test(
+        baseline,
+        start=0.0,
+        min_requests=MON.min_requests,
+        min_increase=MON.min_error_increase,
+        tolerance=tolerance,
+        false_page_rate=MON.false_page_rate,
+        plan=PLAN,
+    )
 
 
 def old_page_at(levels: Sequence[tuple[float, float]], level: float) -> float | None:
@@ -512,15 +517,8 @@ def report(results: dict[Cell, list[Release]], args: Any, elapsed: float) -> Non
     for ratio in BASE_RATIOS:
         row = f"  baseline {ratio:.1%}:"
         for volume in VOLUMES:
-            test = start_errors_test(
-                Baseline(volume * BASE / 300, volume * BASE / 300 * ratio, None, BASE, T0),
-                start=0.0,
-                min_requests=MON.min_requests,
-                min_increase=MON.min_error_increase,
-                tolerance=MON.tolerance,
-                false_page_rate=MON.false_page_rate,
-                plan=PLAN,
-            )
+            requests = volume * BASE / 300
+            test = errors_test(Baseline(requests, requests * ratio, None, BASE, T0), MON.tolerance)
             assert isinstance(test, Cusum)
             seen = test.detect95_seconds
             row += f"  {volume:,}/5m → {'never' if seen is None else f'{seen / 60:.0f}m'}"

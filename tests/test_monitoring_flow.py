@@ -4,7 +4,7 @@ PagerDuty, recovery, blindness, soak end, restart — on an injected clock again
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -238,23 +238,33 @@ async def test_blind_monitoring_is_reported_once(h: Monitored) -> None:
     assert any(t.startswith("👀 *Metrics are back*") for t in h.alerts())
 
 
+def on_disk(sb: Sandbox, tmp_path: Path, clock: FakeClock) -> Callable[[], Monitored]:
+    """A harness factory over one database file: each call is a fresh process's view of it."""
+    data = monitored_config(sb, tmp_path / "repo")
+    data["database"] = str(tmp_path / "golive.db")
+    config = validate_config(data)
+
+    def process() -> Monitored:
+        harness = Monitored(config, clock, Store(config.database), secrets=sb.tokens)
+        harness.sandbox = sb
+        return harness
+
+    return process
+
+
 async def test_restart_mid_breach_does_not_page_twice(tmp_path: Path) -> None:
     """kill -9 after the alert: the new process resumes the soak and does not alert again."""
     clock = FakeClock()
     async with Sandbox.start(clock=clock.now, traffic=False, history=3600) as sb:
-        data = monitored_config(sb, tmp_path / "repo")
-        data["database"] = str(tmp_path / "golive.db")
-        config = validate_config(data)
-        first = Monitored(config, clock, Store(config.database), secrets=sb.tokens)
-        first.sandbox = sb
+        process = on_disk(sb, tmp_path, clock)
+        first = process()
         await soak(first)
         sb.product.set_traffic(error_ratio=0.10)
         await first.tick(2)
         assert len(first.alerts()) == 1
         first.store.close()  # no clean shutdown: state is whatever was committed
 
-        second = Monitored(config, clock, Store(config.database), secrets=sb.tokens)
-        second.sandbox = sb
+        second = process()
         await second.tick(2)
         assert len(second.alerts()) == 1
         assert [p["action"] for p in pages(second)] == ["trigger"]
@@ -444,11 +454,8 @@ async def test_a_restart_continues_the_sequential_test(tmp_path: Path) -> None:
     gathered so far, one more update per tick — and a replayed tick changes nothing."""
     clock = FakeClock()
     async with Sandbox.start(clock=clock.now, traffic=False, history=3600) as sb:
-        data = monitored_config(sb, tmp_path / "repo")
-        data["database"] = str(tmp_path / "golive.db")
-        config = validate_config(data)
-        first = Monitored(config, clock, Store(config.database), secrets=sb.tokens)
-        first.sandbox = sb
+        process = on_disk(sb, tmp_path, clock)
+        first = process()
         await soak(first)
         sb.product.set_traffic(error_ratio=0.016)
         await first.tick(2)
@@ -457,8 +464,7 @@ async def test_a_restart_continues_the_sequential_test(tmp_path: Path) -> None:
         assert before.updates == 2 and before.statistic > 0
         first.store.close()
 
-        second = Monitored(config, clock, Store(config.database), secrets=sb.tokens)
-        second.sandbox = sb
+        second = process()
         await second.runtime.monitor.tick(rid)  # the same instant again: a replay
         assert Cusum.from_dict(second.store.alert_state(rid, "errors")["test"]) == before  # type: ignore[index]
         assert len(second.store.samples(rid)) == 2
