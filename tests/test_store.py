@@ -54,13 +54,6 @@ def test_transaction_rolls_back_state_and_messages_together(store: Store) -> Non
     assert store.db["outbox"].count == 0
 
 
-def test_remember_recognises_repeats(store: Store) -> None:
-    """An incoming event id is processed once, however often Slack retries it."""
-    assert store.remember("Ev123", NOW) is True
-    assert store.remember("Ev123", NOW) is False
-    assert store.remember("Ev124", NOW) is True
-
-
 def test_newer_update_supersedes_older_pending_ones(store: Store) -> None:
     """Only the newest pending edit of a message is delivered."""
     card = store.enqueue(release_id=None, channel="C1", kind="card", text="v0", blocks=None, at=NOW)

@@ -98,7 +98,7 @@ class Monitor:
             row = self.store.db["releases"].get(release_id)  # type: ignore[union-attr]
             until = datetime.fromisoformat(str(row["monitor_until"]))
             if now >= until:
-                self.close(release_id)
+                await self.store.writes.run(lambda: self.close(release_id))
                 return
         window = self.config.monitoring.window
         measurement, errors, latency = await judge_window(
@@ -116,6 +116,21 @@ class Monitor:
                 "ratio": measurement.ratio,
                 "p95": measurement.p95,
             }
+        await self.store.writes.run(
+            lambda: self._record(record, kind, now, values, errors, latency)
+        )
+
+    def _record(
+        self,
+        record: ReleaseRecord,
+        kind: str,
+        now: datetime,
+        values: dict[str, Any],
+        errors: Judgment,
+        latency: Judgment,
+    ) -> None:
+        """One tick's sample, tracker states, alerts and messages, in one transaction."""
+        release_id = record.release.id
         with self.store.transaction():
             self.store.add_sample(
                 release_id,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -15,6 +16,8 @@ from bot.engine.monitor import Monitor
 log = logging.getLogger(__name__)
 
 TIMERS_JOB = "golive-timers"
+# Seconds before firing again after the database refused a write (it may be locked or full).
+RETRY: Sequence[float] = (1, 2, 5, 10, 30, 60)
 MONITOR_PREFIX = "golive-monitor-"
 
 
@@ -27,6 +30,8 @@ class Timers:
         self.clock = clock
         self.monitor = monitor
         self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self._failures = 0
+        self._not_before: datetime | None = None  # on the injected clock, after a failure
 
     def start(self) -> None:
         """Start the scheduler; must be called inside the running event loop."""
@@ -48,6 +53,8 @@ class Timers:
             if self.scheduler.get_job(TIMERS_JOB):
                 self.scheduler.remove_job(TIMERS_JOB)
             return
+        if self._not_before is not None:
+            due = max(due, self._not_before)
         # The injected clock decides what is due; APScheduler only wakes us at about that time.
         lag = (due - self.clock.now()).total_seconds()
         run_at = datetime.now(UTC).timestamp() + max(lag, 0.0)
@@ -109,11 +116,22 @@ class Timers:
             if job.id.startswith(MONITOR_PREFIX)
         }
 
-    async def _fire(self) -> None:
+    async def fire(self) -> int:
+        """Fire what is due (on the database's writer); after a failure, back off before the
+        next try instead of firing again at once. Returns how many fired."""
         try:
-            self.deadlines.fire_due()
+            fired = await self.deadlines.store.writes.run(self.deadlines.fire_due)
         except Exception:
-            log.exception("firing timers failed")
+            self._failures += 1
+            delay = RETRY[min(self._failures, len(RETRY)) - 1]
+            self._not_before = self.clock.now() + timedelta(seconds=delay)
+            log.exception("firing timers failed; trying again in %s s", delay)
+            return 0
+        self._failures, self._not_before = 0, None
+        return fired
+
+    async def _fire(self) -> None:
+        await self.fire()
         self.sync()
 
     def next_run(self) -> datetime | None:

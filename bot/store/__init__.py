@@ -1141,17 +1141,6 @@ class Store:
         ).fetchone()
         return _when(row[0]) if row else None
 
-    # -- incoming dedup --------------------------------------------------------------------
-
-    def remember(self, key: str, at: datetime) -> bool:
-        """True the first time a key (a Slack event id) is seen, False afterwards."""
-        try:
-            with self.db.atomic():
-                self._t("seen_events").insert({"key": key, "at": utc_iso(at)})
-        except sqlite3.IntegrityError:
-            return False
-        return True
-
     # -- read-only queries for the Slack adapter and the outbox --------------------------------
 
     def latest_request(self, release_id: int, step_key: str) -> OutboxRow | None:
