@@ -149,7 +149,7 @@ def test_a_refused_write_rolls_back_and_announces_nothing(tmp_path: Path) -> Non
 
 async def test_threaded_writes_happen_on_the_writer_and_reads_beside_it(tmp_path: Path) -> None:
     """With a writer thread, a write on the loop's thread is refused loudly; the loop reads
-    what the writer committed."""
+    what the writer committed, never a copy from before it."""
     store = Store(tmp_path / "golive.db", threaded=True)
     with pytest.raises(RuntimeError, match="writer"), store.transaction():
         pass
@@ -159,6 +159,8 @@ async def test_threaded_writes_happen_on_the_writer_and_reads_beside_it(tmp_path
         )
     )
     assert store.load(rid).release.version == "v1.0.0"
+    await store.writes.run(lambda: store.set_release_fields(rid, card_message=7))
+    assert store.load(rid).card_message == 7  # the loop's cached copy follows the commit
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         store.db.execute("insert into heartbeat (id, at) values (1, 'x')")
     store.close()

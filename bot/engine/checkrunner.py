@@ -18,6 +18,7 @@ from bot.domain.config import Config, Secrets
 from bot.domain.errors import GoliveError
 from bot.domain.model import ReleaseStatus, StepStatus
 from bot.engine.checkbook import CheckBook, CheckContext
+from bot.engine.worker import Backoff
 from bot.store import Store
 from checks.base import CheckResult, Status, run_checks
 
@@ -119,14 +120,13 @@ class CheckRunner:
     ) -> None:
         """Hand the verdicts to the service on the database's writer; while the database refuses
         writes (locked, full), keep them and try again with backoff rather than lose them."""
-        failures = 0
+        retry = Backoff(RECORD_RETRY)
         while True:
             try:
                 await self.store.writes.run(lambda: self._finish(rid, step_key, attempt, results))
                 return
             except Exception:
-                delay = RECORD_RETRY[min(failures, len(RECORD_RETRY) - 1)]
-                failures += 1
+                delay = retry.fail(self.clock.now())
                 log.exception(
                     "recording check %s of release %s failed; retrying in %s s",
                     step_key,

@@ -18,7 +18,7 @@ from functools import partial
 from typing import Protocol
 
 from bot.domain.clock import Clock
-from bot.engine.worker import Worker
+from bot.engine.worker import Backoff, Worker
 from bot.render.messages import render_degraded, render_recovered
 from bot.store import OutboxRow, Store
 from bot.store.writer import reason
@@ -88,8 +88,7 @@ class Outbox(Worker):
         # Delivered, but the database refused to record it: row id → (ts, when). Recorded first
         # when delivery resumes, so none of these is ever posted twice by this process.
         self._unmarked: dict[int, tuple[str | None, datetime]] = {}
-        self._failures = 0
-        self._paused_until: datetime | None = None
+        self._pauses = Backoff(backoff)
         self._problem: str | None = None  # why delivery is paused (None: it is not)
         self._told: set[str] = set()  # channels that heard golive is degraded
         super().__init__()
@@ -205,9 +204,7 @@ class Outbox(Worker):
 
     async def _pause(self, exc: Exception) -> None:
         """Stop delivering until a backoff has passed; tell the channels once."""
-        self._failures += 1
-        delay = self.backoff[min(self._failures, len(self.backoff)) - 1]
-        self._paused_until = self.clock.now() + timedelta(seconds=delay)
+        delay = self._pauses.fail(self.clock.now())
         first = self._problem is None
         self._problem = reason(exc)
         log.log(
@@ -253,7 +250,7 @@ class Outbox(Worker):
     async def _resume(self) -> bool:
         """After the backoff: record what was sent, prove a write, then deliver again."""
         now = self.clock.now()
-        if self._paused_until is not None and now < self._paused_until:
+        if self._pauses.holding(now):
             return False
         unmarked = dict(self._unmarked)
 
@@ -267,7 +264,8 @@ class Outbox(Worker):
             return False
         log.info("the database takes writes again (after %s); delivery resumes", self._problem)
         self._unmarked.clear()
-        self._failures, self._paused_until, self._problem = 0, None, None
+        self._pauses.reset()
+        self._problem = None
         told, self._told = sorted(self._told), set()
         await self._tell(render_recovered(), lambda: told)
         return True
@@ -276,7 +274,7 @@ class Outbox(Worker):
         """Say "delivering", or why and until when delivery is paused (for /healthz)."""
         if self._problem is None:
             return "delivering"
-        until = self._paused_until.isoformat() if self._paused_until else "now"
+        until = self._pauses.until.isoformat() if self._pauses.until else "now"
         return f"paused: the database refused a write ({self._problem}); next try {until}"
 
     def next_retry(self) -> datetime | None:
@@ -306,8 +304,7 @@ class Outbox(Worker):
     def next_wait(self) -> float:
         """Wake at the next retry (or pace) time; poll briefly while anything is held back."""
         if self._problem is not None:
-            until = self._paused_until or self.clock.now()
-            return min(max((until - self.clock.now()).total_seconds(), 0.05), 60.0)
+            return self._pauses.wait(self.clock.now()) or 0.05
         try:
             retry = self.next_retry()
             if retry is not None:

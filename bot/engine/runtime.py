@@ -151,7 +151,7 @@ class Runtime:
         """Database (a real write), scheduler and delivery state for /healthz."""
         try:
             await asyncio.wait_for(
-                self.store.writes.run(lambda: self.store.heartbeat(self.clock.now())),
+                self.store.writes.run(lambda: self.store.heartbeat(self.clock.now()), urgent=True),
                 HEALTH_BUDGET,
             )
             database = "ok"

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.domain.clock import Clock
 from bot.engine.deadlines import Deadlines
 from bot.engine.monitor import Monitor
+from bot.engine.worker import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,7 @@ class Timers:
         self.clock = clock
         self.monitor = monitor
         self.scheduler = AsyncIOScheduler(timezone=UTC)
-        self._failures = 0
-        self._not_before: datetime | None = None  # on the injected clock, after a failure
+        self._retry = Backoff(RETRY)  # on the injected clock, after a failure
 
     def start(self) -> None:
         """Start the scheduler; must be called inside the running event loop."""
@@ -53,8 +53,8 @@ class Timers:
             if self.scheduler.get_job(TIMERS_JOB):
                 self.scheduler.remove_job(TIMERS_JOB)
             return
-        if self._not_before is not None:
-            due = max(due, self._not_before)
+        if self._retry.until is not None:
+            due = max(due, self._retry.until)
         # The injected clock decides what is due; APScheduler only wakes us at about that time.
         lag = (due - self.clock.now()).total_seconds()
         run_at = datetime.now(UTC).timestamp() + max(lag, 0.0)
@@ -122,12 +122,10 @@ class Timers:
         try:
             fired = await self.deadlines.store.writes.run(self.deadlines.fire_due)
         except Exception:
-            self._failures += 1
-            delay = RETRY[min(self._failures, len(RETRY)) - 1]
-            self._not_before = self.clock.now() + timedelta(seconds=delay)
+            delay = self._retry.fail(self.clock.now())
             log.exception("firing timers failed; trying again in %s s", delay)
             return 0
-        self._failures, self._not_before = 0, None
+        self._retry.reset()
         return fired
 
     async def _fire(self) -> None:

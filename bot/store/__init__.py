@@ -380,6 +380,10 @@ class Store:
         self._after: list[Callable[[], None]] = []
         self.writes = Writer(lambda: _connect(target, memory), threaded=threaded and not memory)
         self._reader: Database | None = None
+        # The reader's own cache, valid while SQLite's data_version says nothing was committed
+        # since (any commit by the writer empties it).
+        self._seen: dict[int, ReleaseRecord] = {}
+        self._seen_version: int | None = None
         if self.writes.threaded:
             conn = sqlite3.connect(target, check_same_thread=False, timeout=SHORT_WAIT)
             self._reader = Database(conn)
@@ -560,13 +564,30 @@ class Store:
     def load(self, release_id: int) -> ReleaseRecord:
         """A release with its steps, as stored."""
         if self._shared():
-            return self._read(release_id)
+            return self._read_shared(release_id)
         cached = self._records.get(release_id)
         if cached is not None:
             return cached
         record = self._read(release_id)
         if not self.db.conn.in_transaction:
             self._records[release_id] = record
+        return record
+
+    def _read_shared(self, release_id: int) -> ReleaseRecord:
+        """A release read beside the writer from one snapshot (never half of a commit), cached
+        until the writer commits anything."""
+        conn = self.db.conn
+        conn.execute("BEGIN")
+        try:
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._seen_version:
+                self._seen.clear()
+                self._seen_version = version
+            record = self._seen.get(release_id)
+            if record is None:
+                record = self._seen[release_id] = self._read(release_id)
+        finally:
+            conn.execute("COMMIT")
         return record
 
     def _read(self, release_id: int) -> ReleaseRecord:

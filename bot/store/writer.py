@@ -16,11 +16,13 @@ for a person's command, which must be answered within Slack's three seconds. Wit
 from __future__ import annotations
 
 import asyncio
+import itertools
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
@@ -44,19 +46,29 @@ def reason(exc: BaseException) -> str:
 
 
 class Writer:
-    """Runs units of work against the writing connection, on its own thread when `threaded`."""
+    """Runs units of work against the writing connection, on its own thread when `threaded`.
+
+    Units run one at a time in the order they were submitted, except that urgent ones (what a
+    person or Slack is waiting for: an event to keep before its ack, a command, the health
+    probe) go before background work already waiting.
+    """
 
     def __init__(self, connect: Callable[[], Database], *, threaded: bool) -> None:
-        self._pool = (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="golive-db") if threaded else None
-        )
-        self._thread: int | None = None
-        if self._pool is None:
-            self.db = connect()
-        else:
-            self.db, self._thread = self._pool.submit(_opened, connect).result()
         self._wait_ms: int | None = None
         self._queued = 0  # units submitted from the loop and not finished (for /healthz)
+        self._order = itertools.count()
+        self._jobs: queue.PriorityQueue[tuple[int, int, _Job | None]] = queue.PriorityQueue()
+        self._worker: threading.Thread | None = None
+        self._thread: int | None = None
+        if not threaded:
+            self.db = connect()
+            return
+        opened: Future[tuple[Database, int]] = Future()
+        self._worker = threading.Thread(
+            target=self._serve, args=(connect, opened), name="golive-db", daemon=True
+        )
+        self._worker.start()
+        self.db, self._thread = opened.result()
 
     @property
     def queued(self) -> int:
@@ -66,11 +78,31 @@ class Writer:
     @property
     def threaded(self) -> bool:
         """True when writes run on their own thread."""
-        return self._pool is not None
+        return self._worker is not None
 
     def here(self) -> bool:
         """True on the thread that may write (any thread when there is no writer thread)."""
         return self._thread is None or threading.get_ident() == self._thread
+
+    def _serve(self, connect: Callable[[], Database], opened: Future[tuple[Database, int]]) -> None:
+        try:
+            db = connect()
+        except BaseException as exc:
+            opened.set_exception(exc)
+            return
+        opened.set_result((db, threading.get_ident()))
+        while True:
+            _, _, job = self._jobs.get()
+            if job is None:
+                db.close()
+                return
+            fn, wait, future = job
+            if not future.set_running_or_notify_cancel():
+                continue  # its caller stopped waiting before it started
+            try:
+                future.set_result(self._unit(fn, wait))
+            except BaseException as exc:
+                future.set_exception(exc)
 
     def _unit(self, fn: Callable[[], T], wait: float) -> T:
         wait_ms = max(int(wait * 1000), 0)
@@ -79,30 +111,37 @@ class Writer:
             self._wait_ms = wait_ms
         return fn()
 
-    async def run(self, fn: Callable[[], T], *, wait: float = SHORT_WAIT) -> T:
+    def _submit(self, fn: Callable[[], T], wait: float, urgent: bool) -> Future[T]:
+        future: Future[T] = Future()
+        job: _Job = (fn, wait, future)
+        self._jobs.put((0 if urgent else 1, next(self._order), job))
+        return future
+
+    async def run(
+        self, fn: Callable[[], T], *, wait: float = SHORT_WAIT, urgent: bool = False
+    ) -> T:
         """Run one unit of work on the writer and await its result (or its exception)."""
-        if self._pool is None or self.here():
+        if self._worker is None or self.here():
             return self._unit(fn, wait)
         self._queued += 1
         try:
-            return await asyncio.wrap_future(self._pool.submit(self._unit, fn, wait))
+            return await asyncio.wrap_future(self._submit(fn, wait, urgent))
         finally:
             self._queued -= 1
 
     def call(self, fn: Callable[[], T], *, wait: float = SHORT_WAIT) -> T:
         """Run one unit and block until it is done (start-up, shutdown and the command line)."""
-        if self._pool is None or self.here():
+        if self._worker is None or self.here():
             return self._unit(fn, wait)
-        return self._pool.submit(self._unit, fn, wait).result()
+        return self._submit(fn, wait, False).result()
 
     def close(self) -> None:
-        """Close the connection and stop the thread (after the units already queued)."""
-        if self._pool is None:
+        """Close the connection and stop the thread, after the units already queued."""
+        if self._worker is None:
             self.db.close()
             return
-        self._pool.submit(self.db.close).result()
-        self._pool.shutdown(wait=True)
+        self._jobs.put((2, next(self._order), None))
+        self._worker.join()
 
 
-def _opened(connect: Callable[[], Database]) -> tuple[Database, int]:
-    return connect(), threading.get_ident()
+_Job = tuple[Callable[[], Any], float, "Future[Any]"]

@@ -285,3 +285,30 @@ async def test_malformed_unsigned_bodies_are_refused_before_parsing(
     assert response.status_code == 401
     assert response.json() == {"error": "invalid request"}
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_inbox_waits_out_a_database_that_refuses_writes(clock: FakeClock) -> None:
+    """An accepted entry the database will not let be processed stays pending, the worker backs
+    off instead of retrying at once, and processes it once writes work again."""
+    runtime = Runtime(slack_config(), Secrets({}), ConsoleTransport(lambda _: None), clock=clock)
+    done: list[int] = []
+
+    def record(_: Runtime, payload: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        done.append(int(payload["n"]))
+        return "ok", None
+
+    async def no_reply(_: Mapping[str, Any], __: str) -> None:
+        return None
+
+    inbox = Inbox(runtime, {"test": record}, no_reply)
+    assert await inbox.accept("event:1", "test", {"n": 1})
+    runtime.store.db.execute("PRAGMA query_only = 1")
+    await inbox.work()
+    assert inbox.next_wait() == 1.0 and done == []
+    await inbox.work()  # within the pause: not even tried
+    runtime.store.db.execute("PRAGMA query_only = 0")
+    clock.advance(1)
+    await inbox.work()
+    assert done == [1] and inbox.next_wait() is None
+    assert (runtime.store.inbox_entry("event:1") or {})["status"] == "done"
+    runtime.store.close()

@@ -308,7 +308,7 @@ async def golive_command(
                 golive.sent_at(request),
             )
             try:
-                reply = await golive.store.writes.run(once, wait=COMMAND_WAIT)
+                reply = await golive.store.writes.run(once, wait=COMMAND_WAIT, urgent=True)
             except Exception as exc:
                 if not unwritable(exc):
                     raise

@@ -15,12 +15,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from bot.engine.runtime import Runtime
-from bot.engine.worker import Worker
+from bot.engine.worker import Backoff, Worker
 from bot.store import Store
 from bot.store.writer import SHORT_WAIT, reason, unwritable
 
@@ -64,10 +63,8 @@ class Inbox(Worker):
         self.handlers = handlers
         self.reply = reply
         self.delay = delay
-        self.backoff = backoff
         self._monotonic = monotonic
-        self._failures = 0
-        self._paused_until: datetime | None = None
+        self._pauses = Backoff(backoff)
         self._idle = asyncio.Event()
         self._idle.set()
         self._replies: set[asyncio.Task[None]] = set()
@@ -90,7 +87,9 @@ class Inbox(Worker):
             now = self.runtime.clock.now()
             try:
                 fresh = await store.writes.run(
-                    partial(store.inbox_add, key, kind, payload, now), wait=SHORT_WAIT
+                    partial(store.inbox_add, key, kind, payload, now),
+                    wait=SHORT_WAIT,
+                    urgent=True,
                 )
                 break
             except Exception as exc:
@@ -119,14 +118,12 @@ class Inbox(Worker):
         return outcome, answer
 
     def _pause(self, exc: BaseException) -> None:
-        self._failures += 1
-        delay = self.backoff[min(self._failures, len(self.backoff)) - 1]
-        self._paused_until = self.runtime.clock.now() + timedelta(seconds=delay)
+        delay = self._pauses.fail(self.runtime.clock.now())
         log.warning("inbox paused for %s s: the database refused (%s)", delay, reason(exc))
 
     async def work(self) -> None:
         """Process every pending entry in arrival order."""
-        if self._paused_until is not None and self.runtime.clock.now() < self._paused_until:
+        if self._pauses.holding(self.runtime.clock.now()):
             return
         store = self.store
         try:
@@ -155,7 +152,6 @@ class Inbox(Worker):
                     self._pause(again)
                     return
                 continue
-            self._failures, self._paused_until = 0, None
             if answer is not None:
                 self._send(entry["payload"], answer)
         try:
@@ -163,6 +159,8 @@ class Inbox(Worker):
                 self._idle.set()
         except Exception as exc:
             self._pause(exc)
+            return
+        self._pauses.reset()  # a whole pass went through
 
     def _send(self, payload: Mapping[str, Any], text: str) -> None:
         task = asyncio.get_running_loop().create_task(self.reply(payload, text))
@@ -171,10 +169,7 @@ class Inbox(Worker):
 
     def next_wait(self) -> float | None:
         """Only when woken, or when a pause ends."""
-        if self._paused_until is None:
-            return None
-        left = (self._paused_until - self.runtime.clock.now()).total_seconds()
-        return min(max(left, 0.05), 60.0)
+        return self._pauses.wait(self.runtime.clock.now())
 
     async def join(self) -> None:
         """Wait until every accepted entry has been processed (tests, shutdown)."""
