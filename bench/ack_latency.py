@@ -12,9 +12,9 @@ from sending to the full answer, interleaved across apps:
 
 - `/golive status` while a release is in progress (golive loads and renders the whole status),
   N requests from C concurrent clients;
-- `reaction_added`: a stranger's approve reaction on a step request (golive acks, then records
-  the event id, looks the message up, refuses, and queues and delivers the ephemeral refusal),
-  N requests from C concurrent clients;
+- `reaction_added`: a stranger's approve reaction on a step request (golive writes the event to
+  its inbox and acks; then it looks the message up, refuses, and queues and delivers the
+  ephemeral refusal), N requests from C concurrent clients;
 - `/golive complete` on releases whose every step is done and whose soak has 30 samples, so the
   soak chart is queued: one command every `--complete-gap` seconds, one at a time (golive gets
   a fresh release for each; it answers "Release completed." or the benchmark stops). The
