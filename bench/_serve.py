@@ -4,7 +4,8 @@ start (golive itself, a FakeSlack, bare Bolt apps for baselines) and how figures
     python bench/_serve.py --role fake-slack | --role bare --api-url URL --token T [...]
 
 runs one of the helper servers: it prints its base URL on the first line of stdout and serves
-until its stdin closes.
+until its stdin closes. `python bench/_serve.py --profile FILE serve …` runs golive's command
+line with every thread under cProfile.
 """
 
 from __future__ import annotations
@@ -171,12 +172,14 @@ def start_golive(
     env: dict[str, str],
     *,
     stderr: int | IO[bytes] | None = subprocess.DEVNULL,
-    python: tuple[str, ...] = (),
+    profile: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """`python -m bot serve` (HTTP mode) on a loopback port; `python` adds interpreter options."""
+    """`python -m bot serve` (HTTP mode) on a loopback port; with `profile`, every thread of it
+    runs under cProfile and the merged statistics are written there when it exits."""
+    runner = (str(HERE), "--profile", str(profile)) if profile else ("-m", "bot")
     return subprocess.Popen(
         [
-            *(sys.executable, *python, "-m", "bot", "serve", "--config", str(config)),
+            *(sys.executable, *runner, "serve", "--config", str(config)),
             *("--host", "127.0.0.1", "--port", str(port)),
         ],
         cwd=ROOT,
@@ -184,6 +187,37 @@ def start_golive(
         stdin=subprocess.DEVNULL,
         stderr=stderr,
     )
+
+
+def run_profiled(out: Path, argv: list[str]) -> None:
+    """Run golive's command line with a profiler in every thread (the loop, the database
+    writer, the worker threads); write the merged statistics to `out` at exit."""
+    import cProfile
+    import pstats
+    import runpy
+    import threading
+
+    profilers = [cProfile.Profile()]
+
+    def in_new_thread(*_: object) -> None:
+        sys.setprofile(None)
+        profiler = cProfile.Profile()
+        profilers.append(profiler)
+        profiler.enable()
+
+    threading.setprofile(in_new_thread)
+    sys.argv = ["golive", *argv]
+    profilers[0].enable()
+    try:
+        runpy.run_module("bot", run_name="__main__", alter_sys=True)
+    except SystemExit:
+        pass
+    finally:
+        profilers[0].disable()
+        stats = pstats.Stats(profilers[0])
+        for profiler in profilers[1:]:
+            stats.add(profiler)
+        stats.dump_stats(str(out))
 
 
 async def wait_healthy(url: str, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -299,7 +333,10 @@ async def serve_bare(api_url: str, token: str, process_before_response: bool, po
 
 
 def main() -> int:
-    """Run one helper server."""
+    """Run one helper server, or golive under the profiler (`--profile FILE golive-args…`)."""
+    if sys.argv[1:2] == ["--profile"]:
+        run_profiled(Path(sys.argv[2]), sys.argv[3:])
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--role", choices=["fake-slack", "bare"], required=True)
     parser.add_argument("--api-url")

@@ -24,10 +24,12 @@ Baselines measured in the same run:
   at a time) and with as many channels, each reacting after the same think times.
 
 For each sample it also notes when golive's first Web API call in that channel after the
-reaction was recorded (the approved request's chat.update): up to there is the engine's own
-work (ack, event queue, the transaction with its rendering, outbox wake-up). With `--profile`,
+reaction was recorded (the approved request's chat.update): up to there is golive's own work
+(keeping the event in its inbox, the ack, the transaction with its rendering, the outbox waking
+up). With `--profile FILE`,
 golive runs under cProfile and its CPU time is summed by where it was spent (SQLite, store,
-rendering, engine, Bolt/HTTP); the profile slows it, so read those figures as shares.
+rendering, engine, Bolt/HTTP; every thread) and one approval by what it calls; the profile
+slows it, so read those figures as shares.
 """
 
 from __future__ import annotations
@@ -307,9 +309,11 @@ def report(title: str, samples: list[Sample], bare: list[Sample]) -> None:
 
 
 Key = tuple[str, int, str]  # (file, line, function) as pstats names a function
+OTHER = "everything else (start-up imports, builtins)"
+WAITS = ("select.epoll", "_thread.lock", "_thread.RLock", "time.sleep")
 HTTP = ("slack_bolt", "slack_sdk", "aiohttp", "multidict", "yarl", "socket")
 PLACES: tuple[tuple[str, Callable[[str, str], bool]], ...] = (
-    ("waiting for sockets (epoll; not CPU)", lambda f, n: "select.epoll" in n),
+    ("waiting: sockets, locks, queues (not CPU)", lambda f, n: any(w in n for w in WAITS)),
     ("SQLite itself (sqlite3 calls)", lambda f, n: "sqlite3." in n),
     ("store: bot/store and sqlite-utils", lambda f, n: "/bot/store/" in f or "sqlite_utils" in f),
     ("JSON (decoding stored rows, encoding calls)", lambda f, n: "/json/" in f),
@@ -328,7 +332,7 @@ def profile_summary(path: Path) -> None:
     table = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
     spent: dict[str, float] = defaultdict(float)
     for (file, _, name), (_, _, own, _, _) in table.items():
-        place = next((label for label, match in PLACES if match(file, name)), "everything else")
+        place = next((label for label, match in PLACES if match(file, name)), OTHER)
         spent[place] += own
     busy = sum(v for k, v in spent.items() if k != PLACES[0][0])
     print(f"golive under cProfile (which slows it: read shares): {busy:.1f} s busy in all,")
@@ -372,11 +376,10 @@ async def _run(args: argparse.Namespace, tmp: Path) -> int:
         api_url = f"{fake.url}/api/"
         config = tmp / "golive.yml"
         config.write_text(yaml.safe_dump(_serve.golive_config(alone + busy, tmp / "golive.db")))
-        python = ("-m", "cProfile", "-o", str(args.profile)) if args.profile else ()
         port = _serve.free_port()
         log = (tmp / "golive.log").open("wb")
         golive_proc = _serve.start_golive(
-            config, port, _serve.serve_env(api_url), stderr=log, python=python
+            config, port, _serve.serve_env(api_url), stderr=log, profile=args.profile
         )
         bare_proc, bare = _serve.spawn_bare(api_url, post=True)
         golive = f"http://127.0.0.1:{port}"
@@ -432,9 +435,11 @@ async def _run(args: argparse.Namespace, tmp: Path) -> int:
     print(f"benchmark wall time {wall:.0f} s")
     if args.profile:
         profile_summary(args.profile)
-    errors = [line for line in (tmp / "golive.log").read_text().splitlines() if "ERROR" in line]
+    lines = (tmp / "golive.log").read_text().splitlines()
+    errors = [n for n, line in enumerate(lines) if " ERROR " in line]
     if errors:
-        print(f"golive logged {len(errors)} errors, e.g.: {errors[0]}")
+        first = "\n".join(lines[errors[0] : errors[0] + 20])
+        print(f"golive logged {len(errors)} errors; the first:\n{first}")
         return 1
     return 0
 
