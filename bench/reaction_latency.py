@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import pstats
 import random
@@ -257,12 +258,16 @@ async def _gather(jobs: Iterable[Awaitable[list[Sample]]]) -> list[Sample]:
     return [s for result in results for s in result]
 
 
-async def _in_flight(url: str, pending: list[int], stop: asyncio.Event) -> None:
-    """golive's undelivered outbox rows, every 100 ms until `stop`."""
-    async with aiohttp.ClientSession() as session:
+async def _in_flight(database: Path, pending: list[int], stop: asyncio.Event) -> None:
+    """golive's undelivered outbox rows, every 100 ms until `stop`, read from its database
+    through a read-only connection (WAL: golive's writes never wait for it, and unlike
+    /healthz it writes nothing itself)."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
         while not stop.is_set():
-            async with session.get(url + "/healthz") as r:
-                pending.append(int((await r.json())["outbox_pending"]))
+            row = db.execute("select count(*) from outbox where status = 'pending'").fetchone()
+            pending.append(int(row[0]))
             await asyncio.sleep(0.1)
 
 
@@ -404,7 +409,7 @@ async def _run(args: argparse.Namespace, tmp: Path) -> int:
             )
             pending: list[int] = []
             stop = asyncio.Event()
-            sampler = asyncio.create_task(_in_flight(golive, pending, stop))
+            sampler = asyncio.create_task(_in_flight(tmp / "golive.db", pending, stop))
             start = time.time()
             together = await _gather(
                 driver.release(golive, channel, f"v2.{n}.0", seed=100 + n)
