@@ -2,6 +2,7 @@
 
     python bench/ack_latency.py [--requests 1000] [--rounds 3] [--concurrency 20]
                                 [--completes 45] [--complete-gap 0.2]
+                                [--profile FILE]
 
 Starts four processes on loopback: FakeSlack (the Web API that golive's outbox and auth.test
 talk to), `golive serve` (the real command, HTTP mode, SQLite on disk), and two bare Bolt
@@ -228,7 +229,9 @@ async def run(args: argparse.Namespace) -> int:
             await prepare_done(config, api_url, done)
             prepared = time.perf_counter() - prepared
             port = _serve.free_port()
-            golive_proc = _serve.start_golive(config, port, _serve.serve_env(api_url))
+            golive_proc = _serve.start_golive(
+                config, port, _serve.serve_env(api_url), profile=args.profile
+            )
             procs.append(golive_proc)
             golive = f"http://127.0.0.1:{port}"
             bare_proc, bare = _serve.spawn_bare(api_url)
@@ -330,6 +333,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--completes", type=int, default=45, help="releases to complete")
     parser.add_argument("--complete-gap", type=float, default=0.2, help="seconds between two")
+    parser.add_argument(
+        "--profile", type=Path, metavar="FILE", help="run golive under cProfile, stats to FILE"
+    )
     args = parser.parse_args()
     return asyncio.run(run(args))
 
