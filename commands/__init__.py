@@ -6,6 +6,7 @@ import logging
 
 from bot.domain.errors import GoliveError, UsageError
 from bot.engine.service import ReleaseService
+from bot.render.fmt import code
 from bot.render.refusals import refusal
 from commands import (
     abort,
@@ -73,7 +74,7 @@ def dispatch(
         return Reply(help.help_text(COMMANDS))
     command = COMMANDS.get(name)
     if command is None:
-        return Reply(f"I don't know `{name}`.\n" + help.help_text(COMMANDS))
+        return Reply(f"I don't know {code(name)}.\n" + help.help_text(COMMANDS))
     try:
         if command.event is not None:
             service.authorize(channel, user, command.event)
@@ -82,12 +83,13 @@ def dispatch(
         )
         return command.run(invocation)
     except UsageError as exc:
-        return Reply(f"{refusal(exc)}\nUsage: `{command.usage}`")
+        return Reply(f"{refusal(exc)}\nUsage: {code(command.usage)}")
     except GoliveError as exc:
         return Reply(refusal(exc))
     except Exception:
         log.exception("/golive %s failed", name)
         return Reply(
-            f"golive hit an internal error while handling `/golive {name}` (it is logged). "
+            f"golive hit an internal error while handling {code('/golive ' + name)} "
+            f"(it is logged). "
             f"Check `/golive status` before trying again."
         )

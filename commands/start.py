@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.domain.errors import UsageError
 from bot.engine.service import StartRequest
+from bot.render.fmt import code
 from commands.base import Command, Invocation, Reply, parse_time, parse_user
 
 ROLE_KEYS = {
@@ -32,11 +33,11 @@ def parse_start(inv: Invocation) -> StartRequest:
             elif version is None:
                 version = token
             else:
-                raise UsageError(f"one version at a time: `{version}` and `{token}`")
+                raise UsageError(f"one version at a time: {code(version)} and {code(token)}")
             continue
         key = key.lower()
         if not value:
-            raise UsageError(f"`{key}=` needs a value")
+            raise UsageError(f"{code(key + '=')} needs a value")
         if key == "services":
             services = tuple(s.strip() for s in value.split(",") if s.strip())
             if not services:
@@ -46,7 +47,7 @@ def parse_start(inv: Invocation) -> StartRequest:
         elif key in ROLE_KEYS:
             roles[ROLE_KEYS[key]] = parse_user(value, inv.directory)
         else:
-            raise UsageError(f"unknown option `{key}=`")
+            raise UsageError(f"unknown option {code(key + '=')}")
     if version is None:
         raise UsageError("which version? e.g. `/golive start v2.4.0`")
     return StartRequest(version, major, services, at, roles)

@@ -96,7 +96,7 @@ async def test_role_overrides_apply_to_the_release(harness: Harness) -> None:
         ("/golive start v2.4.0 at=09:00", "09:00 has already passed today"),
         ("/golive start v2.4.0 at=2020-01-01T10:00", "is in the past"),
         ("/golive start v2.4.0 colour=blue", "unknown option `colour=`"),
-        ("/golive start v2.4.0 backend=@zoe", "I don't know who @zoe is"),
+        ("/golive start v2.4.0 backend=@zoe", "I don't know who `@zoe` is"),
         ("/golive start v٢.٤.٠", "`v٢.٤.٠` is not a release version"),
         ("/golive start ２.4.0", "`２.4.0` is not a release version"),
         ("/golive start v2.4.0-rc.١", "`v2.4.0-rc.١` is not a release version"),
@@ -233,7 +233,8 @@ def test_every_subcommand_declares_usage_and_permission() -> None:
 
 
 def test_slack_escaping_is_undone() -> None:
-    """Slack's &amp; &lt; &gt; in notes read back as the characters people typed."""
+    """Slack's &amp; &lt; &gt; in notes are stored as the characters people typed (render
+    escapes them again wherever they are shown)."""
     config = make_config()
     runtime = Runtime(
         config,
@@ -246,7 +247,7 @@ def test_slack_escaping_is_undone() -> None:
     service = runtime.service
     dispatch(service, COMMANDER, CHANNEL, "start v1.0.0", DIRECTORY)
     dispatch(service, COMMANDER, CHANNEL, "note R&amp;D says &lt;ok&gt;", DIRECTORY)
-    assert store.notes(1)[0]["text"] == "R&D says &lt;ok&gt;"
+    assert store.notes(1)[0]["text"] == "R&D says <ok>"
 
 
 def test_internal_errors_never_leak(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:

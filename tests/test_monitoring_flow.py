@@ -182,7 +182,7 @@ async def test_latency_above_slo_needs_consecutive_ticks(tmp_path: Path) -> None
         h.sandbox.product.set_traffic(p95=0.9)
         await h.tick(2)
         assert h.alerts()[0].startswith(f"🚨 <@{ON_CALL}> *p95 breach*")
-        assert "> SLO 400 ms" in h.alerts()[0]
+        assert "&gt; SLO 400 ms" in h.alerts()[0]  # mrkdwn: Slack shows ">"
 
 
 async def test_soak_ending_in_a_breach_recommends_rollback(h: Monitored) -> None:
@@ -195,7 +195,7 @@ async def test_soak_ending_in_a_breach_recommends_rollback(h: Monitored) -> None
     step = h.step("soak")
     assert step.status is StepStatus.BLOCKED and step.failing == ("5xx",)
     advice = next(m.text for m in h.messages() if m.text.startswith("⛔ *Soak* ended"))
-    assert f"<@{ON_CALL}> rolls back (`/golive rollback <reason>`)" in advice
+    assert f"<@{ON_CALL}> rolls back (`/golive rollback &lt;reason&gt;`)" in advice
 
 
 async def test_blind_monitoring_is_reported_once(h: Monitored) -> None:

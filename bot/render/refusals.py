@@ -8,7 +8,7 @@ from typing import Any
 from bot.domain.errors import GoliveError, Why
 from bot.domain.model import Release, ReleaseStatus, Role, Step, StepStatus, waiting_on
 from bot.domain.rules import Holder
-from bot.render.fmt import STATUS_TITLES, mention, when
+from bot.render.fmt import STATUS_TITLES, channel_ref, code, esc, mention, when
 
 STATUS_WORDS: Mapping[ReleaseStatus, str] = {
     ReleaseStatus.SCHEDULED: "scheduled and has not started yet",
@@ -54,7 +54,7 @@ def describe_position(release: Release) -> str:
         if step.status is StepStatus.AWAITING:
             parts.append(f"{step.title} waits on {mention(user)}")
         elif step.status is StepStatus.BLOCKED:
-            parts.append(f"{step.title} is blocked ({', '.join(step.failing)})")
+            parts.append(f"{step.title} is blocked ({esc(', '.join(step.failing))})")
         elif step.status is StepStatus.TIMING:
             parts.append(f"{step.title} is running")
         else:
@@ -70,8 +70,8 @@ def _step_refuses(release: Release, step: Step, event: str) -> str:
             StepStatus.RUNNING: f"the bot is still checking {step.title}; wait for the result",
             StepStatus.TIMING: f"{step.title} is still running its timer; approve when it ends",
             StepStatus.BLOCKED: (
-                f"{step.title} is blocked by {', '.join(step.failing)}: fix it and "
-                f"`/golive retry {step.key}`, or `/golive waive {step.key} <reason>`"
+                f"{step.title} is blocked by {esc(', '.join(step.failing))}: fix it and "
+                f"`/golive retry {step.key}`, or {code(f'/golive waive {step.key} <reason>')}"
             ),
             StepStatus.DONE: f"{step.title} is already done",
         }.get(step.status, f"{step.title} cannot be approved now")
@@ -128,12 +128,12 @@ def _already_open(release: Release) -> str:
 
 WORDS: Mapping[Why, Callable[..., str]] = {
     Why.NO_SUCH_STEP: lambda key, known: (
-        f"there is no step called `{key}` in this release (steps: {', '.join(known)})"
+        f"there is no step called {code(key)} in this release (steps: {', '.join(known)})"
     ),
     Why.NOT_ALLOWED: _not_allowed,
     Why.NOT_A_FAILING_CHECK: lambda name, failing: (
-        f"`{name}` is not a failing check; "
-        + (f"failing now: {', '.join(failing)}" if failing else "nothing is failing now")
+        f"{code(name)} is not a failing check; "
+        + (f"failing now: {esc(', '.join(failing))}" if failing else "nothing is failing now")
     ),
     Why.REASON_REQUIRED: lambda action: (
         "a waiver needs a reason" if action == "waive" else "say why: a reason is required"
@@ -150,20 +150,20 @@ WORDS: Mapping[Why, Callable[..., str]] = {
         f"{EVENT_WORDS.get(event, 'do that')}"
     ),
     Why.NO_RELEASE_HERE: lambda: (
-        "there is no release in this channel; start one with `/golive start <version>`"
+        f"there is no release in this channel; start one with {code('/golive start <version>')}"
     ),
     Why.NOT_A_RELEASE_CHANNEL: lambda channels: (
         "releases start only in a release channel ("
-        + ", ".join(f"<#{c}>" for c in channels)
+        + ", ".join(channel_ref(c) for c in channels)
         + ")"
     ),
     Why.RELEASE_ALREADY_OPEN: _already_open,
     Why.BAD_VERSION: lambda version: (
-        f"`{version or '(empty)'}` is not a release version; write it like v2.4.0 or 2.4.1"
+        f"{code(version)} is not a release version; write it like v2.4.0 or 2.4.1"
     ),
     Why.AT_IN_THE_PAST: lambda at, tz: f"at={when(at, tz)} is in the past; give a future time",
     Why.UNKNOWN_SERVICES: lambda unknown, configured: (
-        f"unknown service{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
+        f"unknown service{'s' if len(unknown) > 1 else ''}: {esc(', '.join(unknown))} "
         f"(configured: {', '.join(configured)})"
     ),
     Why.NO_OWNER: lambda missing: (
@@ -174,7 +174,7 @@ WORDS: Mapping[Why, Callable[..., str]] = {
         f"nothing is waiting on you; {describe_position(release)}"
     ),
     Why.SEVERAL_WAIT_ON_YOU: lambda keys: (
-        f"several steps wait on you ({', '.join(keys)}); name one: `/golive approve <step>`"
+        f"several steps wait on you ({', '.join(keys)}); name one: {code('/golive approve <step>')}"
     ),
     Why.NOTHING_TO_RECORD: lambda: "say what to record",
 }

@@ -20,6 +20,10 @@ INCIDENT_STATUSES = ("triggered", "acknowledged", "resolved")
 URGENCIES = ("high", "low")
 EVENT_ACTIONS = ("trigger", "acknowledge", "resolve")
 SEVERITIES = ("critical", "error", "warning", "info")
+# What a hostile or careless incident title can hold: Slack's broadcasts, a user-group mention,
+# a bare `&` and a link whose label hides where it goes. Slack acts on every one of them in a
+# message that does not escape it.
+MRKDWN_BAIT = "<!channel> <!here> <!subteam^S0ALLENG> & <https://evil.example|click>"
 
 
 @dataclass
@@ -65,6 +69,7 @@ class FakePagerDuty(FakeServer):
 
     An accepted trigger opens an incident on the routing key's service (critical/error → high
     urgency), acknowledge/resolve move it on, as PagerDuty does. Fault scopes: "rest", "events".
+    Fault switch: `set_mrkdwn_titles` puts mrkdwn control characters into every listed title.
     """
 
     def __init__(
@@ -84,6 +89,7 @@ class FakePagerDuty(FakeServer):
         self.events: list[dict[str, Any]] = []
         self.rejected_events: list[dict[str, Any]] = []
         self._numbers = itertools.count(1001)
+        self.mrkdwn_titles = False
 
     # -- controls ----------------------------------------------------------------------------
     def add_incident(
@@ -128,6 +134,10 @@ class FakePagerDuty(FakeServer):
         for incident in self.incidents:
             incident.status = "resolved"
 
+    def set_mrkdwn_titles(self, on: bool = True) -> None:
+        """Fault switch: titles (and summaries) in `GET /incidents` end with MRKDWN_BAIT."""
+        self.mrkdwn_titles = on
+
     def open_incidents(self) -> list[Incident]:
         """Incidents that are triggered or acknowledged."""
         return [i for i in self.incidents if i.status != "resolved"]
@@ -169,9 +179,13 @@ class FakePagerDuty(FakeServer):
             and (not urgencies or i.urgency in urgencies)
             and (not service_ids or i.service_id in service_ids)
         ]
-        page = found[offset : offset + limit]
+        page = [i.to_json(self.services) for i in found[offset : offset + limit]]
+        if self.mrkdwn_titles:
+            for item in page:
+                item["title"] = f"{item['title']} {MRKDWN_BAIT}"
+                item["summary"] = f"{item['summary']} {MRKDWN_BAIT}"
         body = {
-            "incidents": [i.to_json(self.services) for i in page],
+            "incidents": page,
             "limit": limit,
             "offset": offset,
             "more": offset + limit < len(found),

@@ -8,6 +8,7 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -299,17 +300,24 @@ def slack_env(fake: FakeSlack, **extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-async def served(fake_slack: FakeSlack, clock: FakeClock) -> AsyncIterator[SlackHarness]:
-    """The real golive web app (Bolt, /healthz, /freeze, Runtime) on a loopback port."""
-    app = await create_server(
-        slack_config(), slack_env(fake_slack), clock=clock, database=":memory:"
-    )
+@asynccontextmanager
+async def serving(
+    config: Config, fake: FakeSlack, clock: FakeClock, **env: str
+) -> AsyncIterator[SlackHarness]:
+    """The real golive web app for `config` on a loopback port, talking to `fake`."""
+    app = await create_server(config, slack_env(fake, **env), clock=clock, database=":memory:")
     server = LoopbackServer(app)
     await server.start()
-    harness = SlackHarness(fake_slack, server, app[RUNTIME], app[WORK], clock)
+    harness = SlackHarness(fake, server, app[RUNTIME], app[WORK], clock)
     try:
         yield harness
     finally:
         await harness.http.aclose()
         await server.stop()
+
+
+@pytest.fixture
+async def served(fake_slack: FakeSlack, clock: FakeClock) -> AsyncIterator[SlackHarness]:
+    """The real golive web app (Bolt, /healthz, /freeze, Runtime) on a loopback port."""
+    async with serving(slack_config(), fake_slack, clock) as harness:
+        yield harness

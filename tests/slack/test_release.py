@@ -123,7 +123,7 @@ async def test_usage_errors_and_refusals_are_ephemeral(served: SlackHarness) -> 
     bad = await h.command(COMMANDER, "start")
     assert bad["response_type"] == "ephemeral" and "Usage: `/golive start" in bad["text"]
     nobody = await h.command(COMMANDER, "start v2.4.0 backend=@nobody-here")
-    assert "I don't know who @nobody-here is" in nobody["text"]
+    assert "I don't know who `@nobody-here` is" in nobody["text"]
     await h.command(COMMANDER, "start v2.4.0")
     refused = await h.command(BACKEND, "abort not mine")
     assert refused == {

@@ -31,6 +31,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.adapters.slack.transport import make_client
 from bot.domain.config import Config
 from bot.engine.runtime import Runtime
+from bot.render.fmt import clip
 from bot.render.messages import APPROVE_ACTION
 from bot.store import Store
 from commands import dispatch
@@ -352,7 +353,7 @@ async def golive_command(
         logger.exception("/golive failed before it could answer")
         await ack(text=INTERNAL_ERROR, response_type="ephemeral")
         return
-    body = reply.text if len(reply.text) <= MAX_REPLY else reply.text[:MAX_REPLY] + "…"
+    body = reply.text if len(reply.text) <= MAX_REPLY else clip(reply.text, MAX_REPLY) + "…"
     await ack(text=body, response_type="in_channel" if reply.public else "ephemeral")
 
 
