@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 
 from bot.domain.errors import GoliveError, UsageError
@@ -61,7 +62,7 @@ COMMANDS: dict[str, Command] = {
 __all__ = ["COMMANDS", "Command", "Directory", "MappingDirectory", "Reply", "dispatch"]
 
 
-def dispatch(
+async def dispatch(
     service: ReleaseService, user: str, channel: str, text: str, directory: Directory
 ) -> Reply:
     """Run one `/golive …` text as `user` in `channel`; every failure becomes a clear reply."""
@@ -81,7 +82,8 @@ def dispatch(
         invocation = Invocation(
             service, user, channel, rest.split(), bounded(rest, name), directory
         )
-        return command.run(invocation)
+        outcome = command.run(invocation)
+        return await outcome if inspect.isawaitable(outcome) else outcome
     except UsageError as exc:
         return Reply(f"{refusal(exc)}\nUsage: {code(command.usage)}")
     except GoliveError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -57,13 +57,14 @@ class Reply:
 @dataclass(frozen=True)
 class Command:
     """A subcommand: its name, usage line, one-line summary, the runbook event it causes (whose
-    permission the runbook's rules decide; None when anyone may), and its handler."""
+    permission the runbook's rules decide; None when anyone may), and its handler (a coroutine
+    where it must ask someone, such as Slack's directory, before it can answer)."""
 
     name: str
     usage: str
     summary: str
     event: type | None
-    run: Callable[[Invocation], Reply]
+    run: Callable[[Invocation], Reply | Awaitable[Reply]]
 
     @property
     def who(self) -> tuple[Holder, ...]:

@@ -7,12 +7,12 @@ from bot.domain.events import Handover
 from commands.base import Command, Invocation, Reply, parse_user
 
 
-def run(inv: Invocation) -> Reply:
-    """Hand the commander role over."""
+async def run(inv: Invocation) -> Reply:
+    """Hand the commander role over (to a real, active person of this workspace)."""
     if len(inv.args) != 1:
         raise UsageError("name one person to hand over to")
     to = parse_user(inv.args[0], inv.directory)
-    return Reply(inv.service.handover(inv.channel, inv.user, to))
+    return Reply(await inv.service.handover(inv.channel, inv.user, to))
 
 
 COMMAND = Command(

@@ -1,4 +1,9 @@
-"""`/golive start <version> [major] [services=a,b] [at=<time>] [role=@user ...]`."""
+"""`/golive start <version> [major] [services=a,b] [at=<time>] [role=@user ...]`.
+
+Roles: `backend=`, `frontend=`, `on_call=` override the configured owners for this release, and
+`commander=` hands the release to someone else from the start. Whoever they name is vetted by the
+engine (`ReleaseService.vet`) before the release exists.
+"""
 
 from __future__ import annotations
 
@@ -53,17 +58,19 @@ def parse_start(inv: Invocation) -> StartRequest:
     return StartRequest(version, major, services, at, roles)
 
 
-def run(inv: Invocation) -> Reply:
+async def run(inv: Invocation) -> Reply:
     """Start (or schedule) a release in this channel."""
     request = parse_start(inv)
-    return Reply(inv.service.start(inv.channel, inv.user, request))
+    return Reply(await inv.service.start(inv.channel, inv.user, request))
 
 
 COMMAND = Command(
     name="start",
     usage="/golive start <version> [major] [services=a,b] [at=14:00|2026-11-28T14:00] "
-    "[backend=@user] [frontend=@user] [on_call=@user]",
-    summary="start a release here (you become its commander); `at=` schedules the go-live",
+    "[backend=@user] [frontend=@user] [on_call=@user] [commander=@user]",
+    summary="start a release here; you become its commander unless `commander=` names someone "
+    "else; `at=` schedules the go-live; whoever a role names must be a person of this workspace "
+    "(and of the role's user group, where one is configured)",
     event=None,
     run=run,
 )

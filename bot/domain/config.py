@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from bot.domain.errors import ConfigError, MissingSecret
+from bot.domain.model import Role
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -86,6 +87,8 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Percent = Annotated[float, BeforeValidator(parse_percent)]
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
+_TEAM_ID = re.compile(r"^[TE][A-Z0-9]{2,}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
@@ -120,10 +123,28 @@ def _channel_id(value: str) -> str:
     return value
 
 
+def _group_id(value: str) -> str:
+    if not _GROUP_ID.match(value):
+        raise PydanticCustomError(
+            "group", "not a Slack user group id (like S0123ABCD): {value}", {"value": repr(value)}
+        )
+    return value
+
+
+def _team_id(value: str) -> str:
+    if not _TEAM_ID.match(value):
+        raise PydanticCustomError(
+            "team", "not a Slack team id (like T0123ABCD): {value}", {"value": repr(value)}
+        )
+    return value
+
+
 Url = Annotated[str, BeforeValidator(lambda v: _http_url(v) if isinstance(v, str) else v)]
 EnvName = Annotated[str, BeforeValidator(lambda v: _env_name(v) if isinstance(v, str) else v)]
 UserId = Annotated[str, BeforeValidator(lambda v: _user_id(v) if isinstance(v, str) else v)]
 ChannelId = Annotated[str, BeforeValidator(lambda v: _channel_id(v) if isinstance(v, str) else v)]
+GroupId = Annotated[str, BeforeValidator(lambda v: _group_id(v) if isinstance(v, str) else v)]
+TeamId = Annotated[str, BeforeValidator(lambda v: _team_id(v) if isinstance(v, str) else v)]
 
 
 class _Model(BaseModel):
@@ -136,6 +157,9 @@ class SlackConfig(_Model):
     release_channels: list[ChannelId] = Field(min_length=1)
     announce_channels: list[ChannelId] = Field(default_factory=list)
     approve_reaction: str = "white_check_mark"
+    # Workspaces besides the one golive is installed in (auth.test) whose requests it takes:
+    # the other workspaces of an Enterprise Grid organisation.
+    allowed_team_ids: list[TeamId] = Field(default_factory=list)
 
     @field_validator("approve_reaction")
     @classmethod
@@ -149,11 +173,21 @@ class SlackConfig(_Model):
 
 
 class RolesConfig(_Model):
-    """Default owners (Slack user ids); `/golive start` may override them per release."""
+    """Default owners (Slack user ids); `/golive start` may override them per release. Where a
+    `<role>_group` names a Slack user group, only its members may hold that role."""
 
     on_call: UserId | None = None
     backend: UserId | None = None
     frontend: UserId | None = None
+    commander_group: GroupId | None = None
+    on_call_group: GroupId | None = None
+    backend_group: GroupId | None = None
+    frontend_group: GroupId | None = None
+
+    def group(self, role: Role) -> str | None:
+        """The user group whose members alone may hold `role`, if the config names one."""
+        group: str | None = getattr(self, f"{role.value}_group")
+        return group
 
 
 class ServiceConfig(_Model):
@@ -441,6 +475,8 @@ _CUSTOM = {
     "env",
     "user",
     "channel",
+    "group",
+    "team",
     "reaction",
     "service",
     "repository",

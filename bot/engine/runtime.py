@@ -11,6 +11,7 @@ import httpx
 
 from bot.domain.clock import Clock, SystemClock
 from bot.domain.config import Config, Secrets
+from bot.domain.people import People
 from bot.engine.checkbook import CheckBook, default_checkbook
 from bot.engine.deadlines import Deadlines
 from bot.engine.freeze import FreezeEnforcer
@@ -26,7 +27,9 @@ log = logging.getLogger(__name__)
 
 
 class Runtime:
-    """Wires the engine together; adapters (Slack, console) talk to `service`."""
+    """Wires the engine together; adapters (Slack, console) talk to `service`. `people` is the
+    directory role holders are checked against (Slack's in `golive serve`; the config's
+    people otherwise)."""
 
     def __init__(
         self,
@@ -38,6 +41,7 @@ class Runtime:
         database: str | Path | None = None,
         checkbook: CheckBook | None = None,
         client: httpx.AsyncClient | None = None,
+        people: People | None = None,
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
@@ -47,7 +51,13 @@ class Runtime:
         )
         self.client = client or httpx.AsyncClient(timeout=10.0)
         self.service = ReleaseService(
-            config, self.store, self.clock, checkbook or default_checkbook(), secrets, self.client
+            config,
+            self.store,
+            self.clock,
+            checkbook or default_checkbook(),
+            secrets,
+            self.client,
+            people=people,
         )
         self.outbox = Outbox(self.store, transport, self.clock, skip=frozenset({PAGE_KIND}))
         self.pager = self._pager(config, secrets)

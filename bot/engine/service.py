@@ -44,6 +44,7 @@ from bot.domain.model import (
     Roles,
     StepStatus,
 )
+from bot.domain.people import Facts, KnownPeople, LookupFailed, People, unfit
 from bot.domain.plan import PlannedService, plan_steps
 from bot.domain.rules import authorize_kind
 from bot.domain.transition import transition
@@ -72,7 +73,7 @@ class StartRequest:
     major: bool = False
     services: tuple[str, ...] = ()
     at: datetime | None = None
-    roles: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    roles: Mapping[str, str] = dataclasses.field(default_factory=dict)  # role value → user id
 
 
 class ReleaseService:
@@ -86,12 +87,17 @@ class ReleaseService:
         checkbook: CheckBook,
         secrets: Secrets,
         client: httpx.AsyncClient | None = None,
+        people: People | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
         self.checkbook = checkbook
         self.secrets = secrets
+        defaults = config.roles
+        self.people: People = people or KnownPeople(
+            config.users, (defaults.on_call, defaults.backend, defaults.frontend)
+        )
         self._listeners: list[Callable[[], None]] = []
         self.effects = Effects(config, store)
         self.checks = CheckRunner(
@@ -210,10 +216,58 @@ class ReleaseService:
             self.effects.thread(record, messages.render_progress(title, text), now)
         self.changed()
 
+    # -- who may hold a role ------------------------------------------------------------------
+
+    async def vet(self, role: Role, user: str, *, named: bool) -> None:
+        """Refuse unless `user` may hold `role` (bot.domain.people decides).
+
+        Someone a command names is looked up in the directory (a real, active person of this
+        workspace); anyone holding a role must be in the role's user group where the config
+        names one. A directory that cannot answer refuses: nobody is let in blindly.
+        """
+        group = self.config.roles.group(role)
+        try:
+            facts = Facts(
+                looked_up=named,
+                person=await self.people.person(user) if named else None,
+                workspace=await self.people.workspace() if named else None,
+                group=group,
+                members=await self.people.members(group) if group else frozenset(),
+            )
+        except LookupFailed as exc:
+            raise NotAllowed(
+                Why.CANNOT_CHECK_PERSON, user=user, role=role, reason=exc.reason
+            ) from None
+        problem = unfit(user, facts)
+        if problem is not None:
+            raise NotAllowed(
+                Why.CANNOT_HOLD_ROLE,
+                user=user,
+                role=role,
+                problem=problem,
+                group=group,
+                named=named,
+            )
+
+    async def _vet_roles(self, roles: Roles, named: Mapping[str, str]) -> None:
+        for role in Role:
+            await self.vet(role, roles.user(role), named=role.value in named)
+
     # -- commands --------------------------------------------------------------------------
 
-    def start(self, channel: str, user: str, request: StartRequest) -> str:
-        """Create a release (scheduled when `at` is given) and start it when its time has come."""
+    async def start(self, channel: str, user: str, request: StartRequest) -> str:
+        """Create a release (scheduled when `at` is given) and start it when its time has come.
+
+        Everyone who is to hold a role is vetted first (`vet`); the checks run again after
+        that, since another start may have come in while the directory was asked.
+        """
+        roles = self._check_start(channel, user, request)[2]
+        await self._vet_roles(roles, request.roles)
+        return self._start(channel, user, request)
+
+    def _check_start(
+        self, channel: str, user: str, request: StartRequest
+    ) -> tuple[str, tuple[str, ...], Roles]:
         if channel not in self.config.slack.release_channels:
             raise NotAllowed(
                 Why.NOT_A_RELEASE_CHANNEL, channels=list(self.config.slack.release_channels)
@@ -226,10 +280,15 @@ class ReleaseService:
             raise UsageError(Why.BAD_VERSION, version=version)
         services = self._changed_services(request.services)
         roles = self._roles(user, request.roles)
+        at = request.at
+        if at is not None and at <= self.clock.now():
+            raise UsageError(Why.AT_IN_THE_PAST, at=at, tz=self.config.tz)
+        return version, services, roles
+
+    def _start(self, channel: str, user: str, request: StartRequest) -> str:
+        version, services, roles = self._check_start(channel, user, request)
         now = self.clock.now()
         at = request.at
-        if at is not None and at <= now:
-            raise UsageError(Why.AT_IN_THE_PAST, at=at, tz=self.config.tz)
         monitoring = self.config.monitoring
         steps = plan_steps(
             [
@@ -440,8 +499,11 @@ class ReleaseService:
         self.changed()
         return messages.ack(kind)
 
-    def handover(self, channel: str, user: str, to: str) -> str:
-        """Make someone else the commander."""
+    async def handover(self, channel: str, user: str, to: str) -> str:
+        """Make someone else the commander: a real, active person of this workspace (and of
+        the commander group, where the config names one)."""
+        self.authorize(channel, user, Handover)
+        await self.vet(Role.COMMANDER, to, named=True)
         record = self.require_current(channel)
         self.apply(record.release.id, Handover(user, to), user)
         return messages.ack("handover", to)

@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.domain.errors import GoliveError, Why
 from bot.domain.model import Release, ReleaseStatus, Role, Step, StepStatus, waiting_on
+from bot.domain.people import Unfit
 from bot.domain.rules import Holder
 from bot.render.fmt import STATUS_TITLES, channel_ref, code, esc, mention, when
 
@@ -126,6 +127,57 @@ def _already_open(release: Release) -> str:
     )
 
 
+def _cannot_hold(user: str, role: Role, problem: Unfit, group: str | None, named: bool) -> str:
+    who, what = mention(user), ROLE_WORDS[role]
+    if problem is Unfit.NOT_IN_GROUP:
+        source = "" if named else _unnamed_source(role)
+        key = f"roles.{role.value}_group"
+        hint = (
+            " (name a commander from it with `commander=@user`)"
+            if role is Role.COMMANDER and not named
+            else ""
+        )
+        return (
+            f"only members of the Slack user group {code(group)} ({key}) may be {what}, and "
+            f"{who}{source} is not one{hint}"
+        )
+    return {
+        Unfit.UNKNOWN: f"{code(user)} is not a user of this workspace, so they cannot be {what}",
+        Unfit.DEACTIVATED: f"{who} is deactivated in Slack, so they cannot be {what}",
+        Unfit.BOT: f"{who} is a bot or an app, and {what} must be a person",
+        Unfit.OTHER_WORKSPACE: (
+            f"{who} belongs to another workspace, so they cannot be {what} here"
+        ),
+    }[problem]
+
+
+def _unnamed_source(role: Role) -> str:
+    if role is Role.COMMANDER:
+        return " (you, starting the release)"
+    return f" (the default from roles.{role.value})"
+
+
+def _cannot_check(user: str, role: Role, reason: str) -> str:
+    return (
+        f"golive could not check with Slack whether {code(user)} may be {ROLE_WORDS[role]} "
+        f"({esc(reason)}), so nothing was changed; try again in a moment"
+    )
+
+
+def other_workspace(team: str | None) -> str:
+    """The answer to a slash command from a workspace golive is not installed in."""
+    where = f"workspace {code(team)}" if team else "a request without a workspace"
+    return f"golive serves only the workspace it is installed in, not {where}; nothing was done"
+
+
+def workspace_unknown(status: str) -> str:
+    """The answer to a slash command while golive cannot tell which workspace it serves."""
+    return (
+        f"golive cannot confirm which Slack workspace it serves yet (auth.test: {esc(status)}), "
+        "so it takes no commands; try again in a moment"
+    )
+
+
 WORDS: Mapping[Why, Callable[..., str]] = {
     Why.NO_SUCH_STEP: lambda key, known: (
         f"there is no step called {code(key)} in this release (steps: {', '.join(known)})"
@@ -177,6 +229,9 @@ WORDS: Mapping[Why, Callable[..., str]] = {
         f"several steps wait on you ({', '.join(keys)}); name one: {code('/golive approve <step>')}"
     ),
     Why.NOTHING_TO_RECORD: lambda: "say what to record",
+    Why.CANNOT_HOLD_ROLE: _cannot_hold,
+    Why.CANNOT_CHECK_PERSON: _cannot_check,
+    Why.OTHER_WORKSPACE: other_workspace,
 }
 
 

@@ -52,12 +52,12 @@ def signed_headers(
     }
 
 
-def command_body(user: str, text: str, channel: str = CHANNEL) -> bytes:
+def command_body(user: str, text: str, channel: str = CHANNEL, team: str = TEAM_ID) -> bytes:
     """A `/golive` slash-command payload, form-encoded as Slack sends it."""
     return urlencode(
         {
             "token": "legacy-verification-token",
-            "team_id": TEAM_ID,
+            "team_id": team,
             "team_domain": "golive-sandbox",
             "channel_id": channel,
             "channel_name": "release",
@@ -72,19 +72,19 @@ def command_body(user: str, text: str, channel: str = CHANNEL) -> bytes:
     ).encode()
 
 
-def event_body(event: dict[str, Any], event_id: str | None = None) -> bytes:
+def event_body(event: dict[str, Any], event_id: str | None = None, team: str = TEAM_ID) -> bytes:
     """An Events API `event_callback` envelope around `event`."""
     return json.dumps(
         {
             "token": "legacy-verification-token",
-            "team_id": TEAM_ID,
+            "team_id": team,
             "api_app_id": "A0GOLIVE",
             "event": event,
             "type": "event_callback",
             "event_id": event_id or f"Ev{next(_ids):08d}",
             "event_time": int(time.time()),
             "authorizations": [
-                {"team_id": TEAM_ID, "user_id": "U0GOLIVEBOT", "is_bot": True},
+                {"team_id": team, "user_id": "U0GOLIVEBOT", "is_bot": True},
             ],
         }
     ).encode()
@@ -110,12 +110,13 @@ def click_body(
     value: str,
     action_id: str = APPROVE_ACTION,
     response_url: str = "https://hooks.slack.invalid/actions/T0/1/x",
+    team: str = TEAM_ID,
 ) -> bytes:
     """A `block_actions` payload: `user` pressed a button on `message`."""
     payload = {
         "type": "block_actions",
-        "team": {"id": TEAM_ID, "domain": "golive-sandbox"},
-        "user": {"id": user, "username": user.lower(), "team_id": TEAM_ID},
+        "team": {"id": team, "domain": "golive-sandbox"},
+        "user": {"id": user, "username": user.lower(), "team_id": team},
         "api_app_id": "A0GOLIVE",
         "token": "legacy-verification-token",
         "container": {
@@ -173,10 +174,12 @@ class SlackHarness:
         sent.update(headers or {})
         return await self.http.post("/slack/events", content=body, headers=sent)
 
-    async def command(self, user: str, text: str, channel: str = CHANNEL) -> dict[str, Any]:
-        """Run `/golive <text>` as `user`; the JSON Slack would show them."""
+    async def command(
+        self, user: str, text: str, channel: str = CHANNEL, team: str = TEAM_ID
+    ) -> dict[str, Any]:
+        """Run `/golive <text>` as `user` (in workspace `team`); the JSON Slack would show them."""
         response = await self.post(
-            command_body(user, text, channel), "application/x-www-form-urlencoded"
+            command_body(user, text, channel, team), "application/x-www-form-urlencoded"
         )
         assert response.status_code == 200, response.text
         data: dict[str, Any] = response.json()

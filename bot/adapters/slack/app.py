@@ -29,6 +29,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.slack.transport import make_client
+from bot.adapters.slack.workspace import Workspace, workspace_gate
 from bot.domain.config import Config
 from bot.engine.runtime import Runtime
 from bot.render.fmt import clip
@@ -179,6 +180,7 @@ class SlackIdentity(AsyncAuthorize):
         self.token = token
         self.bot_user_id: str | None = None
         self.bot_id: str | None = None
+        self.team_id: str | None = None  # the workspace golive is installed in
         self.status = "unverified"
 
     async def verify(self) -> str:
@@ -196,6 +198,7 @@ class SlackIdentity(AsyncAuthorize):
             return self.status
         self.bot_user_id = response.get("user_id")
         self.bot_id = response.get("bot_id")
+        self.team_id = response.get("team_id")
         self.status = "ok"
         return self.status
 
@@ -342,7 +345,7 @@ async def golive_command(
         golive = _golive(context)
         text = str(command.get("text") or "")
         await golive.directory.prepare(text)
-        reply = dispatch(
+        reply = await dispatch(
             golive.runtime.service,
             str(command["user_id"]),
             str(command["channel_id"]),
@@ -465,14 +468,17 @@ def create_app(
     directory: SlackDirectory | None = None,
     identity: SlackIdentity | None = None,
     work: EventWork | None = None,
+    workspace: Workspace | None = None,
 ) -> AsyncApp:
-    """The Bolt app with every golive listener registered, signature verification on."""
+    """The Bolt app with every golive listener registered, signature verification on, and only
+    requests from golive's own workspace let through."""
     if not token:
         raise ValueError("a bot token is required")
     if not signing_secret:
         raise ValueError("a signing secret is required (requests are always verified)")
     client = client or make_client(token)
     identity = identity or SlackIdentity(client, token)
+    workspace = workspace or Workspace(identity, config.slack.allowed_team_ids)
     directory = directory or SlackDirectory(client, config.users)
     # Bolt's own client carries no token: `identity` (Bolt's authorize step) supplies it.
     bolt_client = AsyncWebClient(
@@ -499,6 +505,7 @@ def create_app(
         await next()
 
     # -- every listener, in one place -------------------------------------------------------
+    app.use(workspace_gate(workspace))
     app.use(attach_golive)
     app.command(SLASH_COMMAND)(golive_command)
     app.event("reaction_added")(reaction_added)

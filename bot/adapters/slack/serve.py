@@ -25,6 +25,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.adapters.slack.app import EventWork, SlackDirectory, SlackIdentity, create_app
 from bot.adapters.slack.transport import TIMEOUT, SlackTransport, make_client
+from bot.adapters.slack.workspace import SlackPeople, Workspace
 from bot.domain.clock import Clock
 from bot.domain.config import Config, Secrets, load_config
 from bot.engine.runtime import Runtime
@@ -136,11 +137,17 @@ async def create_server(
     env = SlackEnv.read(environ)
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT))
     client = make_client(env.bot_token, env.api_url, session)
+    identity = SlackIdentity(client, env.bot_token)
+    workspace = Workspace(identity, config.slack.allowed_team_ids)
     runtime = Runtime(
-        config, Secrets(environ), SlackTransport(client), clock=clock, database=database
+        config,
+        Secrets(environ),
+        SlackTransport(client),
+        clock=clock,
+        database=database,
+        people=SlackPeople(client, workspace),
     )
     runtime.outbox.pace = pace
-    identity = SlackIdentity(client, env.bot_token)
     directory = SlackDirectory(client, config.users)
     work = EventWork()
     # Socket Mode requests arrive over the authenticated socket and carry no signature; the
@@ -157,6 +164,7 @@ async def create_server(
         directory=directory,
         identity=identity,
         work=work,
+        workspace=workspace,
     )
 
     app = web.Application()
