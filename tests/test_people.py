@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from bot.adapters.console import ConsoleTransport
 from bot.adapters.slack.workspace import _person
-from bot.domain.config import validate_config
-from bot.domain.errors import ConfigError
+from bot.domain.clock import FakeClock
+from bot.domain.config import Secrets, validate_config
+from bot.domain.errors import ConfigError, IllegalMove, Why
 from bot.domain.model import Role
 from bot.domain.people import Facts, KnownPeople, Person, Unfit, from_workspace, unfit
-from tests.conftest import config_dict
+from bot.engine.runtime import Runtime
+from bot.engine.service import StartRequest
+from tests.conftest import BACKEND, CHANNEL, COMMANDER, config_dict, make_config
 
 HERE = frozenset({"T0HERE"})
 
@@ -88,3 +94,46 @@ def test_group_and_team_ids_are_validated() -> None:
     config = validate_config(config_dict(roles={"commander_group": "S0LEADS"}))
     assert config.roles.group(Role.COMMANDER) == "S0LEADS"
     assert config.roles.group(Role.ON_CALL) is None
+
+
+class _SlowDirectory(KnownPeople):
+    """A directory that answers only when the test lets it."""
+
+    def __init__(self) -> None:
+        super().__init__({"bob": BACKEND})
+        self.asked = 0
+        self.answer = asyncio.Event()
+
+    async def person(self, user_id: str) -> Person | None:
+        self.asked += 1
+        await self.answer.wait()
+        return await super().person(user_id)
+
+
+async def test_two_starts_racing_through_the_directory_open_one_release(clock: FakeClock) -> None:
+    """Two starts that both wait for the directory cannot both open a release in a channel:
+    the second is refused once the first exists."""
+    directory = _SlowDirectory()
+    runtime = Runtime(
+        make_config(),
+        Secrets({}),
+        ConsoleTransport(lambda _: None),
+        clock=clock,
+        database=":memory:",
+        people=directory,
+    )
+    service = runtime.service
+    first = asyncio.create_task(
+        service.start(CHANNEL, COMMANDER, StartRequest("v2.4.0", roles={"backend": BACKEND}))
+    )
+    second = asyncio.create_task(
+        service.start(CHANNEL, COMMANDER, StartRequest("v2.5.0", roles={"backend": BACKEND}))
+    )
+    while directory.asked < 2:
+        await asyncio.sleep(0)
+    directory.answer.set()
+    outcomes = await asyncio.gather(first, second, return_exceptions=True)
+    assert isinstance(outcomes[0], str) and outcomes[0].startswith("Release v2.4.0 started")
+    assert isinstance(outcomes[1], IllegalMove) and outcomes[1].why is Why.RELEASE_ALREADY_OPEN
+    assert runtime.store.db["releases"].count == 1
+    await service.close()

@@ -9,6 +9,7 @@ it stopped.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import re
@@ -227,17 +228,17 @@ class ReleaseService:
         """
         group = self.config.roles.group(role)
         try:
-            facts = Facts(
-                looked_up=named,
-                person=await self.people.person(user) if named else None,
-                workspace=await self.people.workspace() if named else None,
-                group=group,
-                members=await self.people.members(group) if group else frozenset(),
+            # At once: a slash command waits for this answer, and Slack waits only 3 s for it.
+            person, workspace, members = await asyncio.gather(
+                self.people.person(user) if named else _nothing(),
+                self.people.workspace() if named else _nothing(),
+                self.people.members(group) if group else _nothing(),
             )
         except LookupFailed as exc:
             raise NotAllowed(
                 Why.CANNOT_CHECK_PERSON, user=user, role=role, reason=exc.reason
             ) from None
+        facts = Facts(named, person, workspace, group, members or frozenset())
         problem = unfit(user, facts)
         if problem is not None:
             raise NotAllowed(
@@ -250,8 +251,14 @@ class ReleaseService:
             )
 
     async def _vet_roles(self, roles: Roles, named: Mapping[str, str]) -> None:
-        for role in Role:
-            await self.vet(role, roles.user(role), named=role.value in named)
+        """Vet every holder at once; the first refusal in role order is the one given."""
+        outcomes = await asyncio.gather(
+            *(self.vet(role, roles.user(role), named=role.value in named) for role in Role),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     # -- commands --------------------------------------------------------------------------
 
@@ -540,6 +547,11 @@ class ReleaseService:
     def history(self, limit: int = 20) -> str:
         """The newest releases, one line each."""
         return history_text(self.store, self.config, limit)
+
+
+async def _nothing() -> None:
+    """What a lookup that is not needed answers."""
+    return None
 
 
 def _event_name(item: object) -> str:

@@ -91,7 +91,7 @@ class SlackPeople:
         workspace: Workspace,
         *,
         ttl: float = 60.0,
-        budget: float = 2.0,
+        budget: float = 1.5,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
