@@ -6,14 +6,11 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urljoin
-
-import httpx
 
 from checks.base import CheckResult, Status
-from checks.http import ProviderError, expect, request_json
+from checks.http import ProviderError
+from checks.registry import RegistryClient
 
-PROVIDER = "the registry"
 _SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
 
 Version = tuple[int, int, int]
@@ -41,39 +38,9 @@ def previous_stable(tags: list[str], release: str) -> str | None:
     return max(candidates)[1] if candidates else None
 
 
-async def list_tags(
-    client: httpx.AsyncClient, registry_url: str, image: str, token: str | None
-) -> list[str]:
-    """Every tag of an image (OCI distribution API), following `Link` pages."""
-    headers = {"Accept": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    base = registry_url.rstrip("/")
-    url: str | None = f"{base}/v2/{image}/tags/list"
-    params: dict[str, Any] | None = {"n": 1000}
-    tags: list[str] = []
-    for _ in range(100):
-        if url is None:
-            return tags
-        answer = await request_json(
-            client, "GET", url, provider=PROVIDER, headers=headers, params=params
-        )
-        data = answer.data
-        expect(isinstance(data, dict) and "tags" in data, PROVIDER, "a `tags` field", answer)
-        page = data["tags"] or []
-        expect(isinstance(page, list), PROVIDER, "a list of tags", answer)
-        tags.extend(str(t) for t in page)
-        link = answer.response.links.get("next", {}).get("url")
-        url = urljoin(base + "/", link) if link else None
-        params = None
-    raise ProviderError(f"{PROVIDER} kept answering further pages for {image}; stopped")
-
-
 async def check_rollback_target(
-    client: httpx.AsyncClient,
+    registry: RegistryClient,
     *,
-    registry_url: str,
-    token: str | None,
     service: str,
     image: str | None,
     release: str,
@@ -92,7 +59,7 @@ async def check_rollback_target(
             0.0,
         )
     try:
-        tags = await list_tags(client, registry_url, image, token)
+        tags = await registry.list_tags(image)
     except ProviderError as exc:
         return exc.result(name, time.monotonic() - started)
     elapsed = time.monotonic() - started

@@ -1,4 +1,4 @@
-"""Runbook §5 money-path verification against the product API (SPEC §8), chains run concurrently.
+"""Runbook §5 money-path verification against the product API (docs/product-api.md).
 
 `verify_money_paths` returns one result per name in RESULT_NAMES, in that order:
 
@@ -16,7 +16,10 @@
   at least one page.
 - `verify:csv-xero`, `verify:csv-quickbooks` — that invoice's accounting CSV: text/csv, parses,
   carries the system's required import columns (a leading `*` is allowed) and a row whose number
-  column holds the invoice's number.
+  column holds the invoice's number. QuickBooks' columns may be spelled any way its importer maps
+  (`Invoice number`, `InvoiceNo`, `Invoice No`, …; case and spaces do not matter), and that
+  row's invoice and due dates must parse (MM/DD/YYYY, DD/MM/YYYY or YYYY-MM-DD, one format for
+  both) with the due date not before the invoice date.
 - `rbac:invoices`, `rbac:pdf`, `rbac:csv`, `rbac:report` — no token → 401, the limited token → 403,
   the finance token → 2xx. The finance cell of `rbac:invoices` is the `verify:invoice` creation
   itself (no second invoice is made); the other cells are requests of their own.
@@ -44,15 +47,15 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 import httpx
 
+from bot.domain.redact import safe_url
 from checks.base import CheckResult, Status
 from checks.http import ProviderError, request_json
-from checks.redact import safe_url
 
 PROVIDER = "the product API"
 
@@ -103,6 +106,25 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "quickbooks": ("InvoiceNo", "Customer", "InvoiceDate", "DueDate", "ItemAmount"),
 }
 NUMBER_COLUMN = {"xero": "InvoiceNumber", "quickbooks": "InvoiceNo"}
+# The header spellings QuickBooks Online's invoice importer maps onto each required field by
+# itself, compared without case or spaces. From Intuit's own material: the sample import file
+# of its "Import invoices" help article (InvoiceNo, Customer, InvoiceDate, DueDate, ItemAmount)
+# and the list of default headers the importer recognises given by Intuit on the QuickBooks
+# community (quickbooks.intuit.com/learn-support, "Do we need to map fields every time when
+# importing invoices?": Invoice number, Customer, Invoice date, Due date, Item amount, ...).
+QUICKBOOKS_SPELLINGS: dict[str, tuple[str, ...]] = {
+    "InvoiceNo": ("InvoiceNo", "Invoice No", "Invoice number"),
+    "Customer": ("Customer",),
+    "InvoiceDate": ("InvoiceDate", "Invoice date"),
+    "DueDate": ("DueDate", "Due date"),
+    "ItemAmount": ("ItemAmount", "Item amount"),
+}
+# The date formats QuickBooks Online imports, depending on the company's region.
+QUICKBOOKS_DATE_FORMATS: tuple[tuple[str, str], ...] = (
+    ("%m/%d/%Y", "MM/DD/YYYY"),
+    ("%d/%m/%Y", "DD/MM/YYYY"),
+    ("%Y-%m-%d", "YYYY-MM-DD"),
+)
 
 Token = Literal["none", "limited", "finance"]
 _TOKEN_WORDS: dict[Token, str] = {
@@ -272,6 +294,7 @@ class _Api:
                 params=params,
                 json=body,
                 timeout=self.timeout,
+                follow_redirects=False,  # a bearer token never follows a redirect
             )
         except httpx.TimeoutException:
             call.error = f"no answer within {self.timeout:g}s"
@@ -597,7 +620,7 @@ def _report_params(start: date, end: date, statuses: Sequence[str]) -> list[tupl
 
 # -- invoice, PDF, CSV ------------------------------------------------------------------------
 def invoice_problems(invoice: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each way an invoice breaks SPEC §8: {field, value, problem}; empty when it is right."""
+    """Each way an invoice breaks docs/product-api.md: {field, value, problem}; empty if none."""
     problems: list[dict[str, Any]] = []
 
     def bad(field: str, problem: str) -> None:
@@ -764,6 +787,61 @@ def _column(header: str) -> str:
     return header.strip().lstrip("*").strip()
 
 
+def _loose(header: str) -> str:
+    return "".join(_column(header).split()).lower()
+
+
+def import_columns(target: str, header: Sequence[str]) -> dict[str, int]:
+    """Where each required import column of `target` sits in a CSV header (absent: missing).
+
+    Xero's template names are matched exactly (a leading `*` allowed); QuickBooks' by any
+    spelling its importer maps, without case or spaces.
+    """
+    found: dict[str, int] = {}
+    if target == "quickbooks":
+        loose = [_loose(h) for h in header]
+        for name, spellings in QUICKBOOKS_SPELLINGS.items():
+            wanted = {_loose(s) for s in spellings}
+            at = next((i for i, h in enumerate(loose) if h in wanted), None)
+            if at is not None:
+                found[name] = at
+        return found
+    names = [_column(h) for h in header]
+    return {c: names.index(c) for c in REQUIRED_COLUMNS[target] if c in names}
+
+
+def quickbooks_date_problem(invoice_text: str, due_text: str) -> str | None:
+    """Why a QuickBooks row's invoice and due dates would not import; None when they would.
+
+    Both dates are read with one of QuickBooks' formats; a reading where the due date is not
+    before the invoice date is enough (01/02/2026 may be either month).
+    """
+    shown = " or ".join(label for _, label in QUICKBOOKS_DATE_FORMATS)
+    readings: list[tuple[date, date]] = []
+    for text, what in ((invoice_text, "invoice date"), (due_text, "due date")):
+        if not any(_reads(text, fmt) for fmt, _ in QUICKBOOKS_DATE_FORMATS):
+            return f"its {what} {text!r} is not a date QuickBooks imports ({shown})"
+    for fmt, _ in QUICKBOOKS_DATE_FORMATS:
+        issued, due = _reads(invoice_text, fmt), _reads(due_text, fmt)
+        if issued is not None and due is not None:
+            readings.append((issued, due))
+    if not readings:
+        return (
+            f"its invoice date {invoice_text!r} and due date {due_text!r} are written in two "
+            f"different formats; QuickBooks reads a file with one"
+        )
+    if all(due < issued for issued, due in readings):
+        return f"its due date {due_text!r} is before its invoice date {invoice_text!r}"
+    return None
+
+
+def _reads(text: str, fmt: str) -> date | None:
+    try:
+        return datetime.strptime(text.strip(), fmt).date()
+    except ValueError:
+        return None
+
+
 async def _csv(
     api: _Api, trail: Trail, paths: ProductPaths, run: _InvoiceRun, target: str
 ) -> tuple[str, dict[str, Any]]:
@@ -788,13 +866,21 @@ async def _csv(
         raise _Wrong(f"the {kind} does not parse as CSV: {exc}", field="body") from None
     if not rows:
         raise _Wrong(f"the {kind} is empty", field="body", value=text[:80])
-    header = [_column(h) for h in rows[0]]
-    missing = [c for c in REQUIRED_COLUMNS[target] if c not in header]
+    header = rows[0]
+    at_column = import_columns(target, header)
+    missing = [c for c in REQUIRED_COLUMNS[target] if c not in at_column]
     if missing:
         plural = "s" if len(missing) > 1 else ""
+        spelled = ""
+        if target == "quickbooks":
+            spelled = (
+                " (in any spelling its importer maps: "
+                + "; ".join(" / ".join(QUICKBOOKS_SPELLINGS[c]) for c in missing)
+                + ")"
+            )
         raise _Wrong(
             f"the {kind} ({call.request}) lacks the required import column{plural} "
-            f"{', '.join(missing)}",
+            f"{', '.join(missing)}{spelled}",
             field="columns",
             value=missing,
             header=rows[0],
@@ -814,8 +900,7 @@ async def _csv(
             f"no invoice_number"
         )
     column = NUMBER_COLUMN[target]
-    at = header.index(column)
-    values = [r[at].strip() for r in rows[1:]]
+    values = [r[at_column[column]].strip() for r in rows[1:]]
     if run.number not in values:
         raise _Wrong(
             f"the {kind} ({call.request}) has no row for invoice {run.number}: its {column} "
@@ -823,6 +908,16 @@ async def _csv(
             field=column,
             value=values[:5],
         )
+    if target == "quickbooks":
+        row = rows[1 + values.index(run.number)]
+        issued, due = row[at_column["InvoiceDate"]], row[at_column["DueDate"]]
+        problem = quickbooks_date_problem(issued, due)
+        if problem is not None:
+            raise _Wrong(
+                f"the {kind} ({call.request}) row for {run.number} would not import: {problem}",
+                field="dates",
+                value={"InvoiceDate": issued, "DueDate": due},
+            )
     return (
         f"the {kind} parses, carries every required import column and a row for {run.number}",
         {"columns": rows[0], "rows": len(rows) - 1, "invoice_number": run.number},

@@ -82,7 +82,7 @@ async def _no_sleep(_: float) -> None:
 async def test_health_retries_then_passes() -> None:
     """A service that answers 503 once and then 200 is healthy."""
     answers = iter([503, 200])
-    transport = httpx.MockTransport(lambda request: httpx.Response(next(answers)))
+    transport = httpx.MockTransport(lambda request: httpx.Response(next(answers), text="ok"))
     async with httpx.AsyncClient(transport=transport) as client:
         result = await check_health(client, "api", "http://api/healthz", sleep=_no_sleep)
     assert result.status is Status.PASS and result.evidence["attempts"] == 2
@@ -106,4 +106,4 @@ async def test_health_unreachable_is_an_error() -> None:
     async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as client:
         result = await check_health(client, "api", "http://api/healthz", sleep=_no_sleep)
     assert result.status is Status.ERROR
-    assert result.summary.startswith("could not reach api at http://api/healthz (ConnectError")
+    assert result.summary.startswith("could not reach api at http://api/healthz: ConnectError")

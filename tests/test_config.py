@@ -208,3 +208,41 @@ def test_query_templates_keep_promql_braces(data_dir: Path) -> None:
     config = load_config(data_dir / "golive.contract.yml")
     query = config.monitoring.render(config.monitoring.errors_query, timedelta(minutes=5))
     assert query == 'sum(increase(http_requests_total{status=~"5.."}[5m]))'
+
+
+def test_registry_login_keys_come_in_pairs_and_are_required_secrets() -> None:
+    """preconditions.rollback.username_env without password_env is refused; with both, both
+    variables are secrets golive needs."""
+    from bot.domain.config import validate_config
+
+    rollback = {"registry_url": "https://registry.example.com", "username_env": "REGISTRY_USER"}
+    data = config_dict(preconditions={"rollback": rollback})
+    assert _problems(data) == [
+        "preconditions.rollback: username_env and password_env go together: set both or neither"
+    ]
+    rollback["password_env"] = "REGISTRY_PASSWORD"
+    config = validate_config(config_dict(preconditions={"rollback": rollback}))
+    assert dict(Secrets({}).missing(config)) == {
+        "REGISTRY_USER": "preconditions.rollback.username_env",
+        "REGISTRY_PASSWORD": "preconditions.rollback.password_env",
+    }
+
+
+def test_health_expectations_need_a_health_url_and_one_body_rule() -> None:
+    """expect_* keys describe a health_url's answer: refused without one, and expect_json with
+    expect_text is refused; a valid declaration is kept as written."""
+    from bot.domain.config import validate_config
+
+    service = {"name": "api", "tier": "backend", "expect_status": 204}
+    assert _problems(config_dict(services=[service])) == [
+        "services[0]: expect_status describe the health_url's answer; set health_url"
+    ]
+    service.update(
+        health_url="https://api.internal/healthz", expect_json={"ok": True}, expect_text="ok"
+    )
+    assert _problems(config_dict(services=[service])) == [
+        "services[0]: declare expect_json or expect_text, not both"
+    ]
+    del service["expect_text"]
+    config = validate_config(config_dict(services=[service]))
+    assert (config.services[0].expect_status, config.services[0].expect_json) == (204, {"ok": True})

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from bot.adapters.console import plain
 from bot.domain.model import Phase, Role, Stage, StageKind, Step
+from bot.engine.records import record_markdown
 from bot.render.fmt import clip, code, code_block, echo, esc, link, mention, section
 from bot.render.messages import render_check_results, rollback_plan_line
-from bot.render.report import release_record
 from tests.conftest import CHANNEL, COMMANDER, Harness
 
 BAIT = "DB failover <!channel> & <https://evil.example|click>"
@@ -106,7 +106,7 @@ async def test_console_and_record_show_what_was_typed(harness: Harness) -> None:
     rid = harness.store.latest_in_channel(CHANNEL)
     assert rid is not None
     assert harness.store.notes(rid)[0]["text"] == "R&D <!channel> [x](https://evil.example) <b>"
-    record = release_record(harness.store, harness.config, rid)
+    record = record_markdown(harness.store, harness.config, rid)
     assert r"R&D \<\!channel\> \[x\](https://evil.example) \<b\>" in record
 
 

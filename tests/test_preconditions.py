@@ -12,8 +12,10 @@ import pytest
 
 from bot.domain.clock import FakeClock
 from bot.domain.model import Outcome, ReleaseStatus, StepStatus
-from bot.sandbox import Sandbox
-from bot.sandbox.sandbox import BRANCH, REPOSITORY
+from bot.sandbox import FakeGitHub, FakeRegistry, Sandbox
+from bot.sandbox import registry as registry_module
+from bot.sandbox.base import LOGIN_PAGE
+from bot.sandbox.sandbox import BRANCH, REPOSITORY, TAGS
 from checks.freeze import CONTEXT
 from tests.conftest import COMMANDER, ON_CALL, Harness, config_dict, walk
 
@@ -424,3 +426,235 @@ async def test_no_secret_reaches_the_database_or_slack(
     assert "SLACK_BOT_TOKEN" not in output.split("\n")[0]  # the first line is its environment
     assert "notes:[redacted]@" in h.approval_message("notes").text
     await h.service.close()
+
+
+async def test_old_open_incident_blocks(h: Harness, sandbox: Sandbox) -> None:
+    """A high-urgency incident opened 40 days ago and still open fails the incidents check:
+    golive asks PagerDuty for every age, not its default last month."""
+    sandbox.pagerduty.set_fault_switch("old_open_incident")
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    verdict = results(h, "incidents")["incidents"]
+    assert verdict["status"] == "fail", verdict
+    assert "Primary database replica lag" in verdict["summary"]
+    [asked] = sandbox.pagerduty.requests_to("/incidents")
+    assert asked.param("date_range") == "all"
+
+
+async def test_endless_incident_pages_are_an_error(h: Harness, sandbox: Sandbox) -> None:
+    """PagerDuty answering `more: true` with empty pages is an error naming it, never a pass."""
+    sandbox.pagerduty.set_fault_switch("endless_pages")
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    verdict = results(h, "incidents")["incidents"]
+    assert verdict["status"] == "error", verdict
+    assert "`more: true`" in verdict["summary"] and "empty page" in verdict["summary"]
+    assert len(sandbox.pagerduty.requests_to("/incidents")) == 1
+
+
+async def test_skipped_and_neutral_check_runs_pass(h: Harness, sandbox: Sandbox) -> None:
+    """GitHub lets `skipped` and `neutral` required check runs merge; so does golive."""
+    sandbox.github.set_check_run(REPOSITORY, BRANCH, "web-portal", conclusion="skipped")
+    sandbox.github.set_check_run(REPOSITORY, BRANCH, "smoke-core-flow", conclusion="neutral")
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    assert h.step("ci").outcome is Outcome.PASSED
+    assert "skipped" in results(h, "ci")["ci:web-portal"]["summary"]
+
+
+async def test_failing_status_is_not_hidden_by_a_green_check_run(
+    h: Harness, sandbox: Sandbox
+) -> None:
+    """A required name must pass everywhere it reports: a failing commit status of the same name
+    fails CI even though its check run succeeded."""
+    sandbox.github.set_commit_status(REPOSITORY, BRANCH, "smoke-core-flow", "failure")
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    assert h.step("ci").failing == ("ci:smoke-core-flow",)
+    summary = results(h, "ci")["ci:smoke-core-flow"]["summary"]
+    assert "reported failure (its commit status" in summary and "succeeded" in summary
+
+
+async def test_required_status_on_the_second_page_counts(h: Harness, sandbox: Sandbox) -> None:
+    """The combined status is read to its last page: a required context GitHub lists on page 2
+    has reported, and its state decides."""
+    sandbox.github.remove_check_runs(REPOSITORY, BRANCH, "smoke-core-flow")
+    sandbox.github.set_commit_status(REPOSITORY, BRANCH, "smoke-core-flow", "success")
+    for i in range(130):  # newer contexts come first: the required one ends up on page 2
+        sandbox.github.set_commit_status(REPOSITORY, BRANCH, f"lint/{i:03}", "success")
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    assert h.step("ci").outcome is Outcome.PASSED
+    pages = [r for r in sandbox.github.requests if r.path.endswith("/status")]
+    assert [r.param("page") for r in pages] == [None, "2"]
+
+
+async def test_rate_limit_beyond_the_wait_is_reported_as_rate_limiting(
+    h: Harness, sandbox: Sandbox
+) -> None:
+    """GitHub's 403 rate-limit answer (x-ratelimit-remaining: 0) that lasts past ci.wait is an
+    error saying GitHub is rate-limiting golive, not a bad token."""
+    sandbox.github.set_fault_switch("primary_rate_limit", seconds=3600)
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    verdict = results(h, "ci")["ci:web-portal"]
+    assert verdict["status"] == "error", verdict
+    assert verdict["summary"].startswith("GitHub is rate-limiting golive (HTTP 403")
+    assert "the token is not the problem" in verdict["summary"]
+    assert "credentials" not in verdict["summary"]
+
+
+def rollback_harness(
+    sandbox: Sandbox, tmp_path: Path, clock: FakeClock, **rollback: str
+) -> Harness:
+    """A sandbox harness whose rollback section is `registry_url` plus `rollback`; the
+    registry's username and password are in the environment as REGISTRY_USER/REGISTRY_PASSWORD."""
+    from bot.domain.config import validate_config
+
+    data = sandbox_config(sandbox, tmp_path / "repo")
+    data["preconditions"]["rollback"] = {"registry_url": sandbox.registry.url, **rollback}
+    secrets = {
+        **sandbox.tokens,
+        "REGISTRY_USER": registry_module.DEFAULT_USERNAME,
+        "REGISTRY_PASSWORD": registry_module.DEFAULT_PASSWORD,
+    }
+    return Harness(validate_config(data), clock, ":memory:", secrets=secrets)
+
+
+async def test_registry_token_flow_anonymous_pull(
+    sandbox: Sandbox, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A registry answering 401 with a Bearer challenge hands golive an anonymous pull token
+    from its realm; golive retries with it and reuses it for every page of that image."""
+    sandbox.registry.auth = "anonymous"
+    sandbox.registry.page_size = 1
+    h = rollback_harness(sandbox, tmp_path, clock)
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    assert h.step("rollback").outcome is Outcome.PASSED, results(h, "rollback")
+    assert len(sandbox.registry.issued) == 3  # one token per image, not one per page
+    assert all(t.user is None for t in sandbox.registry.issued)
+    pages = sandbox.registry.requests_to("/v2/platform/billing-api/tags/list")
+    assert len(pages) == 1 + len(TAGS)  # the challenged first try, then one request per tag
+    await h.service.close()
+
+
+async def test_registry_token_flow_with_credentials(
+    sandbox: Sandbox, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A registry whose realm wants credentials gets username_env/password_env as Basic auth
+    on the token request only; without them the error says which keys to set."""
+    sandbox.registry.auth = "credentials"
+    keys = {"username_env": "REGISTRY_USER", "password_env": "REGISTRY_PASSWORD"}
+    h = rollback_harness(sandbox, tmp_path, clock, **keys)
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    assert h.step("rollback").outcome is Outcome.PASSED, results(h, "rollback")
+    assert {t.user for t in sandbox.registry.issued} == {registry_module.DEFAULT_USERNAME}
+    listings = sandbox.registry.requests_to("/v2/platform/")
+    assert not any((r.header("authorization") or "").startswith("Basic") for r in listings)
+    await h.service.close()
+    anonymous = rollback_harness(sandbox, tmp_path, clock)
+    await anonymous.say(COMMANDER, "/golive start v2.4.0")
+    verdict = results(anonymous, "rollback")["rollback:billing-api"]
+    assert verdict["status"] == "error"
+    assert "does not allow anonymous pulls" in verdict["summary"]
+    assert "username_env and password_env" in verdict["summary"]
+    await anonymous.service.close()
+
+
+async def test_registry_basic_auth(sandbox: Sandbox, tmp_path: Path, clock: FakeClock) -> None:
+    """A registry challenging with `Basic` (ECR, many private registries) gets the configured
+    username and password as Basic credentials."""
+    sandbox.registry.auth = "basic"
+    keys = {"username_env": "REGISTRY_USER", "password_env": "REGISTRY_PASSWORD"}
+    h = rollback_harness(sandbox, tmp_path, clock, **keys)
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    assert h.step("rollback").outcome is Outcome.PASSED, results(h, "rollback")
+    assert sandbox.registry.issued == []
+    await h.service.close()
+
+
+async def test_registry_pages_without_link(h: Harness, sandbox: Sandbox) -> None:
+    """A registry that sends no `Link` header is asked again with `last=` while its pages come
+    back full (OCI `n`/`last`), so a rollback tag beyond the first page is found."""
+    sandbox.registry.links = False
+    fillers = [f"1.0.0-build.{i:04}" for i in range(1200)]  # sort before every release tag
+    sandbox.registry.set_tags("platform/billing-api", [*TAGS, *fillers])
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    verdict = results(h, "rollback")["rollback:billing-api"]
+    assert verdict["status"] == "pass", verdict
+    assert verdict["evidence"]["target"] == "2.3.1"
+    pages = sandbox.registry.requests_to("/v2/platform/billing-api/tags/list")
+    assert [r.param("last") for r in pages] == [None, fillers[999]]
+
+
+async def test_foreign_next_page_links_are_errors_and_never_called(
+    h: Harness, sandbox: Sandbox
+) -> None:
+    """A GitHub or registry `Link` next page on another origin is an error naming that host;
+    neither token is ever sent there."""
+    async with FakeGitHub() as github, FakeRegistry() as registry:
+        for i in range(130):
+            sandbox.github.set_check_run(REPOSITORY, BRANCH, f"lint-{i:03}")
+        sandbox.github.link_base = github.url
+        sandbox.registry.page_size = 1
+        sandbox.registry.link_base = registry.url
+        await h.say(COMMANDER, "/golive start v2.4.0")
+        verdicts = [
+            results(h, "ci")["ci:web-portal"],
+            results(h, "rollback")["rollback:web-portal"],
+        ]
+        for verdict, other in zip(verdicts, (github, registry), strict=True):
+            assert verdict["status"] == "error", verdict
+            assert f"another host ({other.url.removeprefix('http://')})" in verdict["summary"]
+            assert other.requests == []
+
+
+async def test_health_redirect_to_another_host_is_an_error(h: Harness, sandbox: Sandbox) -> None:
+    """A health URL redirecting to another host (an SSO page) is an error naming that host,
+    and golive sends nothing there."""
+    async with FakeRegistry(token=None) as other:  # any recording server will do
+        sandbox.product.sso_url = f"{other.url}/login"
+        sandbox.product.set_health_answer("billing-api", "sso_redirect")
+        await h.say(COMMANDER, "/golive start v2.4.0")
+        await walk(h)
+        verdict = results(h, "wave-2")["health:billing-api"]
+        assert verdict["status"] == "error", verdict
+        assert f"another host ({other.url.removeprefix('http://')})" in verdict["summary"]
+        assert other.requests == []
+
+
+async def test_health_declared_json_must_match(
+    sandbox: Sandbox, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A service declaring `expect_json` is unhealthy when its 200 answer says otherwise."""
+    from bot.domain.config import validate_config
+
+    data = sandbox_config(sandbox, tmp_path / "repo")
+    for service in data["services"]:
+        service["expect_json"] = {"status": "ok"}
+    h = Harness(validate_config(data), clock, ":memory:", secrets=sandbox.tokens)
+    sandbox.product.set_health_answer("billing-api", "degraded")
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    await walk(h)
+    verdict = results(h, "wave-2")["health:billing-api"]
+    assert verdict["status"] == "fail", verdict
+    assert 'status is "degraded", expected "ok"' in verdict["summary"]
+    assert results(h, "wave-1")["health:partner-registry"]["status"] == "pass"
+    await h.service.close()
+
+
+async def test_release_notes_behind_a_sign_in_are_an_error(h: Harness, sandbox: Sandbox) -> None:
+    """Release notes that redirect to another host, or end on a sign-in form, are an error
+    (never a pass); a redirect within the notes' own host is followed."""
+    async with FakeRegistry(token=None) as other:
+        sandbox.product.notes_redirect = f"{other.url}/login"
+        await h.say(COMMANDER, "/golive start v2.4.0")
+        verdict = results(h, "notes")["release-notes"]
+        assert verdict["status"] == "error", verdict
+        assert f"another host ({other.url.removeprefix('http://')})" in verdict["summary"]
+        assert other.requests == []
+    sandbox.product.notes_redirect = "/notes/{version}-final"
+    sandbox.product.set_notes("v2.4.0-final", LOGIN_PAGE)
+    await h.say(COMMANDER, "/golive retry notes")
+    verdict = results(h, "notes")["release-notes"]
+    assert verdict["status"] == "error", verdict
+    assert "answered a sign-in page" in verdict["summary"]
+    sandbox.product.set_notes("v2.4.0-final", "<h1>Release notes v2.4.0</h1>")
+    await h.say(COMMANDER, "/golive retry notes")
+    verdict = results(h, "notes")["release-notes"]
+    assert verdict["status"] == "pass", verdict
+    assert verdict["evidence"]["final_url"].endswith("/notes/v2.4.0-final")

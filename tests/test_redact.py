@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from checks.redact import REDACTED, Redactor, safe_url, url_credentials
+from bot.domain.redact import REDACTED, Redactor, safe_url, url_credentials
 
 TOKEN = "xoxb-1234567890-abcdefghij"
 ROUTING = "R0UT1NGKEY+with/slash"
@@ -114,7 +114,7 @@ async def test_checks_show_configured_urls_without_credentials() -> None:
         with pytest.raises(ProviderError) as raised:
             await request_json(client, "GET", url.replace("/health", "/x"), provider="P")
     shown = "https://ops:[redacted]@h.example.com/health?access_token=[redacted]&deep=1"
-    assert result.summary == f"api is unhealthy: HTTP 503 from {shown} after 1 tries"
+    assert result.summary == f"api is unhealthy: HTTP 503 from {shown}"
     assert result.evidence["url"] == shown
     assert "abc123" not in raised.value.message and "abc123" not in str(raised.value.evidence)
     assert "pw@" not in str(raised.value.evidence)

@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
+from bot.domain.clock import FakeClock
+from bot.domain.model import StepStatus
 from bot.store import Store, migrations
+from tests.conftest import BACKEND, Harness, make_config
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -97,3 +100,31 @@ def test_cached_releases_follow_writes_and_rollbacks(store: Store) -> None:
     assert store.load(rid).release.status is ReleaseStatus.ACTIVE
     store.set_release_fields(rid, card_message=7)
     assert store.load(rid).card_message == 7
+
+
+async def test_a_first_version_database_upgrades_and_its_release_carries_on(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """A database left by the first schema with a release in progress opens with today's code,
+    migrates, and the release carries on where it stood."""
+    path = tmp_path / "golive.db"
+    old = Database(path)
+    migrations.apply(old, stop_before="m002_freeze_marks")
+    assert [m.name for m in migrations.applied(old)] == ["m001_initial"]
+    old.conn.executescript((data_dir / "m001-release-in-progress.sql").read_text())
+    old.conn.commit()
+    old.close()
+
+    h = Harness(make_config(), FakeClock(), str(path))
+    try:
+        assert h.store.schema_version() == [m.name for m in migrations.applied(h.store.db)]
+        assert migrations.pending(h.store.db) == []
+        release = h.release()
+        assert release.version == "v2.4.0" and release.frozen
+        assert release.step("backup").status is StepStatus.AWAITING
+        assert "Approved Backup / restore point" in await h.reply(BACKEND, "/golive approve")
+        await h.settle()
+        assert h.step("migrations").status is StepStatus.AWAITING
+        assert h.release().step("freeze").status is StepStatus.DONE
+    finally:
+        await h.runtime.service.close()

@@ -198,6 +198,9 @@ class ServiceConfig(_Model):
     wave: int | None = Field(default=None, ge=1)
     migrations: bool = False
     health_url: Url | None = None
+    expect_status: int | None = Field(default=None, ge=100, le=599)
+    expect_json: Any = None
+    expect_text: str | None = Field(default=None, min_length=1)
     image: str | None = None
 
     @field_validator("name")
@@ -215,6 +218,23 @@ class ServiceConfig(_Model):
     def _wave_for_backend(self) -> ServiceConfig:
         if self.tier == "frontend" and self.wave is not None:
             raise PydanticCustomError("wave", "only backend services deploy in waves", {})
+        return self
+
+    @model_validator(mode="after")
+    def _health_expectations(self) -> ServiceConfig:
+        declared = [
+            k
+            for k in ("expect_status", "expect_json", "expect_text")
+            if getattr(self, k) is not None
+        ]
+        if declared and self.health_url is None:
+            raise PydanticCustomError(
+                "health",
+                "{keys} describe the health_url's answer; set health_url",
+                {"keys": ", ".join(declared)},
+            )
+        if self.expect_json is not None and self.expect_text is not None:
+            raise PydanticCustomError("health", "declare expect_json or expect_text, not both", {})
         return self
 
     @property
@@ -264,6 +284,16 @@ class RollbackConfig(_Model):
 
     registry_url: Url
     token_env: EnvName | None = None
+    username_env: EnvName | None = None
+    password_env: EnvName | None = None
+
+    @model_validator(mode="after")
+    def _credentials_in_pairs(self) -> RollbackConfig:
+        if (self.username_env is None) != (self.password_env is None):
+            raise PydanticCustomError(
+                "credentials", "username_env and password_env go together: set both or neither", {}
+            )
+        return self
 
 
 class PreconditionsConfig(_Model):
@@ -344,7 +374,7 @@ class MonitoringConfig(_Model):
 
 
 class VerificationPaths(_Model):
-    """Paths of the product API's money endpoints (SPEC §8)."""
+    """Paths of the product API's money endpoints (docs/product-api.md)."""
 
     leads: str = "/leads"
     lead: str = "/leads/{id}"
@@ -418,6 +448,9 @@ class Config(_Model):
             names.append((pre.incidents.token_env, "preconditions.incidents.token_env"))
         if pre.rollback and pre.rollback.token_env:
             names.append((pre.rollback.token_env, "preconditions.rollback.token_env"))
+        if pre.rollback and pre.rollback.username_env and pre.rollback.password_env:
+            names.append((pre.rollback.username_env, "preconditions.rollback.username_env"))
+            names.append((pre.rollback.password_env, "preconditions.rollback.password_env"))
         mon = self.monitoring
         if mon.pagerduty_events_url and mon.pagerduty_routing_key_env:
             names.append((mon.pagerduty_routing_key_env, "monitoring.pagerduty_routing_key_env"))
@@ -484,6 +517,8 @@ _CUSTOM = {
     "services",
     "wave",
     "interval",
+    "credentials",
+    "health",
 }
 
 

@@ -13,10 +13,11 @@ from bot.domain.model import Release, Step
 from bot.engine.secrecy import redactor_for
 from checks.base import Check, CheckResult
 from checks.ci import check_ci
-from checks.health import check_health
+from checks.health import Expectation, check_health
 from checks.incidents import check_incidents
 from checks.monitoring import Settings, baseline_in, capture_baseline, judge_window
 from checks.preflight import preflight_environment, run_preflight
+from checks.registry import Credentials, RegistryClient
 from checks.release_notes import check_release_notes
 from checks.rollback import check_rollback_target
 from checks.verification import finance_operations, rbac_summary, verify_money_paths
@@ -60,9 +61,10 @@ def _health_checks(ctx: CheckContext) -> list[Check]:
         if service is None or service.health_url is None:
             continue
         url = service.health_url
+        expect = Expectation(service.expect_status, service.expect_json, service.expect_text)
 
-        async def run(n: str = name, u: str = url) -> CheckResult:
-            return await check_health(ctx.client, n, u)
+        async def run(n: str = name, u: str = url, e: Expectation = expect) -> CheckResult:
+            return await check_health(ctx.client, n, u, expect=e)
 
         checks.append(Check(f"health:{name}", run, timeout=30.0))
     return checks
@@ -126,6 +128,18 @@ def _rollback_checks(ctx: CheckContext) -> list[Check]:
     token = ctx.secrets.get(rollback.token_env) if rollback.token_env else None
     if rollback.token_env and token is None:
         ctx.secrets.require(rollback.token_env)
+    credentials = None
+    if rollback.username_env and rollback.password_env:
+        credentials = Credentials(
+            ctx.secrets.require(rollback.username_env), ctx.secrets.require(rollback.password_env)
+        )
+    registry = RegistryClient(
+        ctx.client,
+        rollback.registry_url,
+        token=token,
+        credentials=credentials,
+        now=lambda: ctx.clock.now().timestamp(),
+    )
     checks = []
     for name in ctx.step.current.services:
         service = ctx.config.service(name)
@@ -134,9 +148,7 @@ def _rollback_checks(ctx: CheckContext) -> list[Check]:
             n: str = name, image: str | None = service.image if service else None
         ) -> CheckResult:
             return await check_rollback_target(
-                ctx.client,
-                registry_url=rollback.registry_url,
-                token=token,
+                registry,
                 service=n,
                 image=image,
                 release=ctx.release.version,

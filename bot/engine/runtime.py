@@ -18,6 +18,7 @@ from bot.engine.freeze import FreezeEnforcer
 from bot.engine.monitor import Monitor
 from bot.engine.outbox import Outbox, Transport
 from bot.engine.pager import PAGE_KIND, PagerTransport
+from bot.engine.records import Drawings
 from bot.engine.scheduler import Timers
 from bot.engine.secrecy import redactor_for
 from bot.engine.service import ReleaseService
@@ -27,9 +28,7 @@ log = logging.getLogger(__name__)
 
 
 class Runtime:
-    """Wires the engine together; adapters (Slack, console) talk to `service`. `people` is the
-    directory role holders are checked against (Slack's in `golive serve`; the config's
-    people otherwise)."""
+    """Wires the engine together; adapters (Slack, console) talk to `service`."""
 
     def __init__(
         self,
@@ -41,8 +40,12 @@ class Runtime:
         database: str | Path | None = None,
         checkbook: CheckBook | None = None,
         client: httpx.AsyncClient | None = None,
+        pace: float = 0.0,
         people: People | None = None,
     ) -> None:
+        """`pace`: the least seconds between two posts to one channel (Slack's ~1/s); `people`:
+        the directory role holders are checked against (Slack's in `golive serve`, the
+        config's people otherwise)."""
         self.config = config
         self.clock = clock or SystemClock()
         self.store = Store(
@@ -59,7 +62,14 @@ class Runtime:
             self.client,
             people=people,
         )
-        self.outbox = Outbox(self.store, transport, self.clock, skip=frozenset({PAGE_KIND}))
+        self.outbox = Outbox(
+            self.store,
+            transport,
+            self.clock,
+            skip=frozenset({PAGE_KIND}),
+            pace=pace,
+            prepare=Drawings(self.store, config).prepare,
+        )
         self.pager = self._pager(config, secrets)
         self.monitor = Monitor(self.service, self.client)
         self.deadlines = Deadlines(

@@ -18,7 +18,7 @@ FAULT_MODES: tuple[str, ...] = get_args(FaultMode)
 CONTROL_PREFIX = "/_sandbox/"
 ANY_SCOPE = "*"
 
-_HTML_PAGE = (
+LOGIN_PAGE = (
     "<!DOCTYPE html>\n<html><head><title>Sign in - Corporate SSO</title></head>\n"
     '<body><h1>Please sign in</h1><form method="post" action="/login">'
     '<input name="user"><input name="password" type="password"></form></body></html>\n'
@@ -87,7 +87,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any] | None:
 def fault_response(fault: Fault) -> web.Response:
     """The canned answer for a non-slow fault."""
     if fault.mode == "html":
-        return web.Response(text=_HTML_PAGE, content_type="text/html")
+        return web.Response(text=LOGIN_PAGE, content_type="text/html")
     if fault.mode == "garbage":
         return web.Response(body=_GARBAGE_JSON, content_type="application/json")
     status = int(fault.mode)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping, Sequence
+from datetime import date
 
 XERO_COLUMNS: tuple[str, ...] = (
     "*ContactName",
@@ -30,6 +31,18 @@ QUICKBOOKS_COLUMNS: tuple[str, ...] = (
     "ItemRate",
     "ItemAmount",
 )
+# The same columns as QuickBooks Online's importer names them when it maps them by itself.
+QUICKBOOKS_IMPORTER_NAMES: dict[str, str] = {
+    "InvoiceNo": "Invoice number",
+    "Customer": "Customer",
+    "InvoiceDate": "Invoice date",
+    "DueDate": "Due date",
+    "Item(Product/Service)": "Item (Product/Service)",
+    "ItemDescription": "Item Description",
+    "ItemQuantity": "Item Quantity",
+    "ItemRate": "Item Rate",
+    "ItemAmount": "Item amount",
+}
 CSV_TARGETS = ("xero", "quickbooks")
 DROPPED_COLUMN = {"xero": "*DueDate", "quickbooks": "DueDate"}
 
@@ -85,8 +98,28 @@ def invoice_pdf(invoice: Mapping[str, str]) -> bytes:
     return build_pdf(f"Invoice {invoice['invoice_number']}", lines)
 
 
-def invoice_csv(invoice: Mapping[str, str], target: str, *, drop_column: bool = False) -> str:
-    """One invoice as a Xero or QuickBooks Online import CSV (header plus one row)."""
+def _dated(value: str, date_format: str) -> str:
+    """An ISO date rewritten in `date_format`; anything else unchanged."""
+    try:
+        return date.fromisoformat(value).strftime(date_format)
+    except ValueError:
+        return value
+
+
+def invoice_csv(
+    invoice: Mapping[str, str],
+    target: str,
+    *,
+    drop_column: bool = False,
+    importer_names: bool = False,
+    date_format: str = "%Y-%m-%d",
+) -> str:
+    """One invoice as a Xero or QuickBooks Online import CSV (header plus one row).
+
+    For QuickBooks, `importer_names` spells the header as its importer does ("Invoice
+    number", "Due date", …) instead of the sample file's (InvoiceNo, DueDate, …), and
+    `date_format` writes its dates (QuickBooks reads MM/DD/YYYY, DD/MM/YYYY or YYYY-MM-DD).
+    """
     due = invoice.get("due_date") or ""
     if target == "xero":
         row = {
@@ -107,8 +140,8 @@ def invoice_csv(invoice: Mapping[str, str], target: str, *, drop_column: bool = 
         row = {
             "InvoiceNo": invoice["invoice_number"],
             "Customer": invoice["customer"],
-            "InvoiceDate": invoice["issue_date"],
-            "DueDate": due,
+            "InvoiceDate": _dated(invoice["issue_date"], date_format),
+            "DueDate": _dated(due, date_format),
             "Item(Product/Service)": "Platform subscription",
             "ItemDescription": invoice["description"],
             "ItemQuantity": invoice["quantity"],
@@ -120,6 +153,9 @@ def invoice_csv(invoice: Mapping[str, str], target: str, *, drop_column: bool = 
         raise ValueError(f"unknown target {target!r}; expected one of {CSV_TARGETS}")
     if drop_column:
         columns = tuple(c for c in columns if c != DROPPED_COLUMN[target])
+    if target == "quickbooks" and importer_names:
+        row = {QUICKBOOKS_IMPORTER_NAMES[k]: v for k, v in row.items()}
+        columns = tuple(QUICKBOOKS_IMPORTER_NAMES[c] for c in columns)
     buffer = io.StringIO()
     writer = csv.DictWriter(
         buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n"

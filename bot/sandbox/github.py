@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+from yarl import URL
 
 from bot.sandbox.base import FakeServer, json_response, read_json_object
 from bot.sandbox.clock import Clock
@@ -28,6 +30,12 @@ CHECK_CONCLUSIONS = (
     "action_required",
 )
 STATUS_STATES = ("error", "failure", "pending", "success")
+RATE_LIMIT = 5000
+RATE_DOCS_URL = "https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api"
+# Rate limiting as GitHub documents it: the primary limit answers 403 (or 429) with
+# `x-ratelimit-remaining: 0` and `x-ratelimit-reset` (epoch seconds); a secondary limit answers
+# 403 (or 429) with `retry-after` (seconds). Either lasts until the fake's clock passes its end.
+FAULT_SWITCHES = ("primary_rate_limit", "secondary_rate_limit")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -99,9 +107,13 @@ def _page_args(request: web.Request, default: int = 30) -> tuple[int, int] | Non
 
 
 def paginate(
-    request: web.Request, items: list[Any], per_page: int, page: int
+    request: web.Request, items: list[Any], per_page: int, page: int, link_base: str | None = None
 ) -> tuple[list[Any], dict[str, str]]:
-    """Slice one page and build GitHub's `Link` header (first/prev/next/last)."""
+    """Slice one page and build GitHub's `Link` header (first/prev/next/last).
+
+    `link_base` (scheme://host:port) puts the links on another server, as a hostile or
+    misconfigured proxy would.
+    """
     last = max((len(items) + per_page - 1) // per_page, 1)
     chunk = items[(page - 1) * per_page : page * per_page]
     links: list[tuple[str, int]] = []
@@ -111,8 +123,9 @@ def paginate(
         links += [("next", page + 1), ("last", last)]
     if not links:
         return chunk, {}
+    url = request.url if link_base is None else URL(link_base).join(request.rel_url)
     parts = [
-        f'<{request.url.update_query(per_page=str(per_page), page=str(n))}>; rel="{rel}"'
+        f'<{url.update_query(per_page=str(per_page), page=str(n))}>; rel="{rel}"'
         for rel, n in links
     ]
     return chunk, {"Link": ", ".join(parts)}
@@ -125,12 +138,31 @@ class FakeGitHub(FakeServer):
         """Accept `Authorization: Bearer <token>` or `token <token>`; everything else is 401."""
         super().__init__(clock=clock)
         self.token = token
+        self.link_base: str | None = None
         self.posted_statuses: list[CommitStatus] = []
+        self.faults: dict[str, bool] = dict.fromkeys(FAULT_SWITCHES, False)
+        self._limited_until: datetime | None = None
+        self._limit_status = 403
+        self._used = 0
         self._repos: dict[str, _Repo] = {}
         self._ids = itertools.count(10_000_001)
         self._pr_numbers = itertools.count(101)
 
     # -- controls ----------------------------------------------------------------------------
+    def set_fault_switch(
+        self, name: str, on: bool = True, *, seconds: float = 60.0, status: int = 403
+    ) -> None:
+        """Rate-limit every API call for `seconds` of the fake's clock (HTTP `status`, 403 or
+        429) the primary or secondary way (FAULT_SWITCHES); `on=False` lifts it."""
+        if name not in self.faults:
+            raise KeyError(f"unknown fault switch {name!r}; expected one of {FAULT_SWITCHES}")
+        if status not in (403, 429):
+            raise ValueError("GitHub rate-limits with 403 or 429")
+        self.faults = dict.fromkeys(FAULT_SWITCHES, False)
+        self.faults[name] = on
+        self._limited_until = self.clock() + timedelta(seconds=seconds) if on else None
+        self._limit_status = status
+
     def repo(self, repo: str) -> _Repo:
         """The state of `owner/name`, created on first use (an unknown repository is a 404)."""
         return self._repos.setdefault(repo, _Repo())
@@ -303,7 +335,46 @@ class FakeGitHub(FakeServer):
             response: web.StreamResponse = await handler(request)
             return response
 
-        return [auth]
+        @web.middleware
+        async def rate(request: web.Request, handler: Any) -> web.StreamResponse:
+            now = self.clock()
+            if self._limited_until is not None and now < self._limited_until:
+                return self._rate_limited(now, self._limited_until)
+            self._used += 1
+            response: web.StreamResponse = await handler(request)
+            reset = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+            response.headers.update(
+                {
+                    "x-ratelimit-limit": str(RATE_LIMIT),
+                    "x-ratelimit-remaining": str(max(RATE_LIMIT - self._used, 0)),
+                    "x-ratelimit-used": str(self._used),
+                    "x-ratelimit-reset": str(int(reset.timestamp())),
+                    "x-ratelimit-resource": "core",
+                }
+            )
+            return response
+
+        return [auth, rate]
+
+    def _rate_limited(self, now: datetime, until: datetime) -> web.Response:
+        if self.faults["secondary_rate_limit"]:
+            message = (
+                "You have exceeded a secondary rate limit. Please wait a few minutes before "
+                "you try again."
+            )
+            wait = max(math.ceil((until - now).total_seconds()), 1)
+            headers = {"retry-after": str(wait)}
+        else:
+            message = "API rate limit exceeded for user ID 1."
+            headers = {
+                "x-ratelimit-limit": str(RATE_LIMIT),
+                "x-ratelimit-remaining": "0",
+                "x-ratelimit-used": str(RATE_LIMIT),
+                "x-ratelimit-reset": str(math.ceil(until.timestamp())),
+                "x-ratelimit-resource": "core",
+            }
+        body = {"message": message, "documentation_url": RATE_DOCS_URL}
+        return json_response(body, self._limit_status, headers=headers)
 
     def _locate(self, request: web.Request, ref: str) -> tuple[str, _Repo, str] | web.Response:
         repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
@@ -338,7 +409,7 @@ class FakeGitHub(FakeServer):
             if (wanted_name is None or r.name == wanted_name)
             and (wanted_status is None or r.status == wanted_status)
         ]
-        page, headers = paginate(request, selected, *paging)
+        page, headers = paginate(request, selected, *paging, link_base=self.link_base)
         body = {"total_count": len(selected), "check_runs": [self._run_json(repo, r) for r in page]}
         return json_response(body, headers=headers)
 
@@ -375,8 +446,8 @@ class FakeGitHub(FakeServer):
         latest: dict[str, CommitStatus] = {}
         for status in state.statuses.get(sha, []):
             latest[status.context] = status
-        statuses = sorted(latest.values(), key=lambda s: s.created_at, reverse=True)
-        page, headers = paginate(request, statuses, *paging)
+        statuses = sorted(latest.values(), key=lambda s: (s.created_at, s.id), reverse=True)
+        page, headers = paginate(request, statuses, *paging, link_base=self.link_base)
         body = {
             "state": combined_state([s.state for s in statuses]),
             "sha": sha,
@@ -402,7 +473,7 @@ class FakeGitHub(FakeServer):
             if (wanted_state == "all" or p.state == wanted_state)
             and (base is None or p.base_ref == base)
         ]
-        page, headers = paginate(request, pulls, *paging)
+        page, headers = paginate(request, pulls, *paging, link_base=self.link_base)
         return json_response([_pull_json(repo, p) for p in page], headers=headers)
 
     async def _post_status(self, request: web.Request) -> web.Response:

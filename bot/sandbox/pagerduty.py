@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -20,9 +20,16 @@ INCIDENT_STATUSES = ("triggered", "acknowledged", "resolved")
 URGENCIES = ("high", "low")
 EVENT_ACTIONS = ("trigger", "acknowledge", "resolve")
 SEVERITIES = ("critical", "error", "warning", "info")
+# PagerDuty's `GET /incidents` looks only at the last month unless `since`/`until` or
+# `date_range=all` say otherwise, and refuses a since..until range longer than six months.
+DEFAULT_RANGE = timedelta(days=30)
+MAX_RANGE = timedelta(days=183)
+OLD_INCIDENT_AGE = timedelta(days=40)
+OLD_INCIDENT_TITLE = "Primary database replica lag (opened 40 days ago, still open)"
+FAULT_SWITCHES = ("old_open_incident", "endless_pages", "mrkdwn_titles")
 # What a hostile or careless incident title can hold: Slack's broadcasts, a user-group mention,
 # a bare `&` and a link whose label hides where it goes. Slack acts on every one of them in a
-# message that does not escape it.
+# message that does not escape it. The fault switch `mrkdwn_titles` appends it to every title.
 MRKDWN_BAIT = "<!channel> <!here> <!subteam^S0ALLENG> & <https://evil.example|click>"
 
 
@@ -69,7 +76,6 @@ class FakePagerDuty(FakeServer):
 
     An accepted trigger opens an incident on the routing key's service (critical/error → high
     urgency), acknowledge/resolve move it on, as PagerDuty does. Fault scopes: "rest", "events".
-    Fault switch: `set_mrkdwn_titles` puts mrkdwn control characters into every listed title.
     """
 
     def __init__(
@@ -88,8 +94,9 @@ class FakePagerDuty(FakeServer):
         self.incidents: list[Incident] = []
         self.events: list[dict[str, Any]] = []
         self.rejected_events: list[dict[str, Any]] = []
+        self.faults: dict[str, bool] = dict.fromkeys(FAULT_SWITCHES, False)
         self._numbers = itertools.count(1001)
-        self.mrkdwn_titles = False
+        self._old: Incident | None = None
 
     # -- controls ----------------------------------------------------------------------------
     def add_incident(
@@ -100,16 +107,35 @@ class FakePagerDuty(FakeServer):
         urgency: str = "high",
         status: str = "triggered",
         dedup_key: str | None = None,
+        age: timedelta = timedelta(0),
     ) -> Incident:
-        """Open an incident (triggered, high urgency by default) and return it."""
+        """Open an incident (triggered, high urgency by default; created `age` ago)."""
         if status not in INCIDENT_STATUSES or urgency not in URGENCIES:
             raise ValueError("bad status or urgency")
         number = next(self._numbers)
         incident = Incident(
-            f"Q{number:07d}SBX", number, title, status, urgency, service_id, self.clock(), dedup_key
+            f"Q{number:07d}SBX",
+            number,
+            title,
+            status,
+            urgency,
+            service_id,
+            self.clock() - age,
+            dedup_key,
         )
         self.incidents.append(incident)
         return incident
+
+    def set_fault_switch(self, name: str, on: bool = True) -> None:
+        """Turn one of FAULT_SWITCHES on or off."""
+        if name not in self.faults:
+            raise KeyError(f"unknown fault switch {name!r}; expected one of {FAULT_SWITCHES}")
+        self.faults[name] = on
+        if name == "old_open_incident" and on and self._old is None:
+            self._old = self.add_incident(OLD_INCIDENT_TITLE, age=OLD_INCIDENT_AGE)
+        elif name == "old_open_incident" and not on and self._old is not None:
+            self.incidents.remove(self._old)
+            self._old = None
 
     def set_incident_status(self, incident_id: str, status: str) -> None:
         """Move an incident to triggered, acknowledged or resolved."""
@@ -133,10 +159,6 @@ class FakePagerDuty(FakeServer):
         """Resolve every incident."""
         for incident in self.incidents:
             incident.status = "resolved"
-
-    def set_mrkdwn_titles(self, on: bool = True) -> None:
-        """Fault switch: titles (and summaries) in `GET /incidents` end with MRKDWN_BAIT."""
-        self.mrkdwn_titles = on
 
     def open_incidents(self) -> list[Incident]:
         """Incidents that are triggered or acknowledged."""
@@ -171,6 +193,9 @@ class FakePagerDuty(FakeServer):
         bad += [u for u in urgencies if u not in URGENCIES]
         if bad or not 1 <= limit <= 100 or offset < 0:
             return _invalid_input(f"Invalid parameter: {', '.join(bad) or 'limit/offset'}")
+        window = self._window(query)
+        if isinstance(window, web.Response):
+            return window
         service_ids = query.getall("service_ids[]", [])
         found = [
             i
@@ -178,9 +203,13 @@ class FakePagerDuty(FakeServer):
             if (not statuses or i.status in statuses)
             and (not urgencies or i.urgency in urgencies)
             and (not service_ids or i.service_id in service_ids)
+            and (window is None or window[0] <= i.created_at <= window[1])
         ]
+        if self.faults["endless_pages"]:
+            body = {"incidents": [], "limit": limit, "offset": offset, "more": True, "total": None}
+            return json_response(body)
         page = [i.to_json(self.services) for i in found[offset : offset + limit]]
-        if self.mrkdwn_titles:
+        if self.faults["mrkdwn_titles"]:
             for item in page:
                 item["title"] = f"{item['title']} {MRKDWN_BAIT}"
                 item["summary"] = f"{item['summary']} {MRKDWN_BAIT}"
@@ -192,6 +221,22 @@ class FakePagerDuty(FakeServer):
             "total": len(found) if query.get("total") == "true" else None,
         }
         return json_response(body)
+
+    def _window(self, query: Any) -> tuple[datetime, datetime] | web.Response | None:
+        """The since..until range asked for (None for date_range=all), or a 400 answer."""
+        if query.get("date_range") == "all":
+            return None
+        if "date_range" in query:
+            return _invalid_input("Invalid parameter: date_range (the only value is 'all')")
+        now = self.clock()
+        try:
+            until = _moment(query["until"]) if "until" in query else now
+            since = _moment(query["since"]) if "since" in query else until - DEFAULT_RANGE
+        except ValueError:
+            return _invalid_input("Invalid parameter: since/until must be ISO 8601 date-times")
+        if since > until or until - since > MAX_RANGE:
+            return _invalid_input("Invalid parameter: the since..until range is at most 6 months")
+        return since, until
 
     async def _enqueue(self, request: web.Request) -> web.Response:
         event = await read_json_object(request)
@@ -267,6 +312,12 @@ def _payload_errors(payload: Any) -> list[str]:
             "'critical', 'warning', 'error' or 'info')"
         )
     return errors
+
+
+def _moment(text: str) -> datetime:
+    """An ISO 8601 date or date-time; naive values are taken as UTC."""
+    moment = datetime.fromisoformat(text.strip().replace(" ", "+"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _invalid_input(message: str) -> web.Response:

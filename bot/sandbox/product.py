@@ -14,7 +14,13 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.sandbox.base import CONTROL_PREFIX, FakeServer, json_response, read_json_object
+from bot.sandbox.base import (
+    CONTROL_PREFIX,
+    LOGIN_PAGE,
+    FakeServer,
+    json_response,
+    read_json_object,
+)
 from bot.sandbox.clock import Clock
 from bot.sandbox.documents import CSV_TARGETS, invoice_csv, invoice_pdf
 from bot.sandbox.ledger import (
@@ -40,12 +46,16 @@ FAULT_SWITCHES = (
     "due_date_invalid",
     "due_date_before_issue",
     "csv_missing_column",
+    "quickbooks_dates_unparseable",
+    "quickbooks_due_before_invoice",
     "pdf_broken",
     "rbac_hole",
     "lead_illegal_jump_accepted",
     "report_rows_outside_range",
     "report_wrong_status",
 )
+# How `GET /health/{service}` can answer besides 200 {"status": "ok"} and 503 (set_health).
+HEALTH_ANSWERS = ("degraded", "empty", "sso_redirect", "login_page")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _UNTRACKED = ("/metrics", CONTROL_PREFIX)
 
@@ -64,7 +74,15 @@ def _parse_day(value: str | None) -> date | None:
 
 
 class FakeProduct(FakeServer):
-    """The product API of SPEC §8 with RBAC, fault switches, health, notes and live metrics."""
+    """The product API of docs/product-api.md: RBAC, fault switches, health, notes, metrics.
+
+    Health answers can be bent per service (`set_health_answer`, HEALTH_ANSWERS); release notes
+    can redirect (`notes_redirect`), to this server or to another host, as SSO does.
+
+    The QuickBooks CSV uses the sample file's column names and ISO dates by default;
+    `quickbooks_importer_names` and `quickbooks_date_format` make it spell them as the
+    QuickBooks importer's own mapping does, in a regional date format.
+    """
 
     def __init__(
         self,
@@ -75,18 +93,27 @@ class FakeProduct(FakeServer):
         services: Iterable[str] = DEFAULT_SERVICES,
         traffic: TrafficProfile | None = None,
         seed: int = 7,
+        tick: float = 1.0,
     ) -> None:
-        """Seed ~26 weekly invoices over the half-year before `clock()`; traffic starts stopped."""
+        """Seed ~26 weekly invoices over the half-year before `clock()`; traffic starts stopped
+        (and then adds requests every `tick` seconds)."""
         super().__init__(clock=clock)
         self.finance_token = finance_token
         self.limited_token = limited_token
         self.faults: dict[str, bool] = dict.fromkeys(FAULT_SWITCHES, False)
+        self.quickbooks_importer_names = False
+        self.quickbooks_date_format = "%Y-%m-%d"
         self.health: dict[str, bool] = dict.fromkeys(services, True)
+        self.health_answers: dict[str, str] = {}
+        self.sso_url = "https://sso.example.invalid/login"
+        self.notes_redirect: str | None = None
         self.notes: dict[str, str | None] = {}
         self.leads: dict[int, Lead] = {}
         self.invoices: dict[int, Invoice] = {}
         self.metrics = RequestMetrics(self.clock)
-        self.traffic = TrafficGenerator(self.metrics, traffic or TrafficProfile(), seed=seed)
+        self.traffic = TrafficGenerator(
+            self.metrics, traffic or TrafficProfile(), seed=seed, tick=tick
+        )
         self._lead_ids = itertools.count(1)
         self._invoice_ids = itertools.count(5001)
         self._sequence = itertools.count(1)
@@ -106,6 +133,16 @@ class FakeProduct(FakeServer):
     def set_health(self, service: str, ok: bool) -> None:
         """Make `GET /health/{service}` answer 200 (ok) or 503; new names become known services."""
         self.health[service] = ok
+
+    def set_health_answer(self, service: str, answer: str | None) -> None:
+        """Make `GET /health/{service}` answer one of HEALTH_ANSWERS (None: back to normal):
+        200 {"status": "degraded"}, an empty 204, a 302 to `sso_url`, or a 200 sign-in page."""
+        if answer is None:
+            self.health_answers.pop(service, None)
+            return
+        if answer not in HEALTH_ANSWERS:
+            raise ValueError(f"unknown health answer {answer!r}; expected one of {HEALTH_ANSWERS}")
+        self.health_answers[service] = answer
 
     def set_notes(self, version: str, page: str | None) -> None:
         """Serve `page` (HTML) at /notes/{version}; None makes that version's notes 404."""
@@ -405,8 +442,19 @@ class FakeProduct(FakeServer):
         target = request.query.get("target", "")
         if target not in CSV_TARGETS:
             return _error(400, "target must be xero or quickbooks", allowed=list(CSV_TARGETS))
+        fields = invoice.document_fields()
+        if target == "quickbooks" and self.faults["quickbooks_due_before_invoice"]:
+            issued = date.fromisoformat(invoice.issue_date)
+            fields["due_date"] = (issued - timedelta(days=1)).isoformat()
+        if target == "quickbooks" and self.faults["quickbooks_dates_unparseable"]:
+            fields["issue_date"] = "20th of the month"
+            fields["due_date"] = "in 30 days"
         text = invoice_csv(
-            invoice.document_fields(), target, drop_column=self.faults["csv_missing_column"]
+            fields,
+            target,
+            drop_column=self.faults["csv_missing_column"],
+            importer_names=self.quickbooks_importer_names,
+            date_format=self.quickbooks_date_format,
         )
         filename = f"{invoice.invoice_number}-{target}.csv"
         return web.Response(
@@ -422,6 +470,15 @@ class FakeProduct(FakeServer):
             return json_response({"status": "unknown", "error": f"unknown service {service}"}, 404)
         if not self.health[service]:
             return json_response({"status": "unavailable", "service": service}, 503)
+        answer = self.health_answers.get(service)
+        if answer == "degraded":
+            return json_response({"status": "degraded", "service": service})
+        if answer == "empty":
+            return web.Response(status=204)
+        if answer == "sso_redirect":
+            raise web.HTTPFound(self.sso_url)
+        if answer == "login_page":
+            return web.Response(text=LOGIN_PAGE, content_type="text/html")
         return json_response({"status": "ok", "service": service})
 
     async def _healthz(self, request: web.Request) -> web.Response:
@@ -429,6 +486,8 @@ class FakeProduct(FakeServer):
 
     async def _notes(self, request: web.Request) -> web.Response:
         version = request.match_info["version"]
+        if self.notes_redirect is not None and version not in self.notes:
+            raise web.HTTPFound(self.notes_redirect.replace("{version}", version))
         page = self.notes.get(version, _default_notes(version))
         if page is None:
             return web.Response(status=404, text="<h1>Not found</h1>", content_type="text/html")

@@ -6,7 +6,6 @@ import json
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -17,7 +16,10 @@ from sqlite_utils.migrations import Migrations
 
 from bot.domain.clock import parse_iso, utc_iso
 from bot.domain.model import Outcome, Phase, Release, ReleaseStatus, Roles, Stage, Step, StepStatus
-from checks.redact import Redactor
+from bot.domain.records import OutboxRow, ReleaseRecord
+from bot.domain.redact import Redactor
+
+__all__ = ["OutboxRow", "ReleaseRecord", "Store", "migrations"]
 
 migrations = Migrations("golive")
 
@@ -265,43 +267,6 @@ def _pk(value: object) -> int:
 
 def _when(text: str | None) -> datetime | None:
     return parse_iso(text) if text else None
-
-
-@dataclass(frozen=True)
-class OutboxRow:
-    """One message waiting for (or done with) delivery."""
-
-    id: int
-    release_id: int | None
-    channel: str
-    kind: str
-    text: str
-    blocks: list[dict[str, Any]] | None
-    thread_of: int | None
-    user: str | None
-    step_key: str | None
-    update_of: int | None
-    file: dict[str, Any] | None
-    status: str
-    attempts: int
-    next_attempt_at: datetime | None
-    ts: str | None
-    error: str | None
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class ReleaseRecord:
-    """A release row with what the runbook state does not carry."""
-
-    release: Release
-    created_at: datetime
-    created_by: str
-    ended_at: datetime | None
-    frozen_at: datetime | None
-    activate_at: datetime | None
-    card_message: int | None
-    baseline: dict[str, Any] | None
 
 
 class Store:

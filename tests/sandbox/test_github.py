@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.sandbox import FakeGitHub
+from bot.sandbox import FakeGitHub, ManualClock
 from bot.sandbox.github import DEFAULT_TOKEN
 
 REPO = "acme/platform"
@@ -237,3 +237,44 @@ async def test_requests_are_recorded(github: FakeGitHub, client: httpx.AsyncClie
     [recorded] = github.requests_to(f"/repos/{REPO}/pulls", "GET")
     assert recorded.param("base") == "main"
     assert recorded.header("Authorization") == AUTH["Authorization"]
+
+
+async def test_rate_limit_switches_answer_as_github_documents(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """Normal answers carry x-ratelimit-*; the primary limit answers 403 with remaining 0 and
+    the reset time, a secondary one 429 with retry-after; both lift when the clock passes."""
+    async with FakeGitHub(clock=clock) as github:
+        github.set_check_run(REPO, "main", "build")
+        url = f"{github.url}/repos/{REPO}/commits/main/check-runs"
+        ok = await client.get(url, headers=AUTH)
+        assert ok.headers["x-ratelimit-remaining"] == "4999"
+        github.set_fault_switch("primary_rate_limit", seconds=120)
+        primary = await client.get(url, headers=AUTH)
+        assert primary.status_code == 403
+        assert primary.headers["x-ratelimit-remaining"] == "0"
+        assert int(primary.headers["x-ratelimit-reset"]) == int(clock().timestamp()) + 120
+        assert "rate limit exceeded" in primary.json()["message"]
+        github.set_fault_switch("secondary_rate_limit", seconds=30, status=429)
+        secondary = await client.get(url, headers=AUTH)
+        assert (secondary.status_code, secondary.headers["retry-after"]) == (429, "30")
+        clock.advance(30)
+        assert (await client.get(url, headers=AUTH)).status_code == 200
+
+
+async def test_combined_status_pages_and_foreign_links(
+    github: FakeGitHub, client: httpx.AsyncClient
+) -> None:
+    """The combined status lists each context's latest status, newest first, per page with a
+    Link header; `link_base` moves those links to another server."""
+    for i in range(5):
+        github.set_commit_status(REPO, "main", f"ctx-{i}", "success")
+    url = f"{github.url}/repos/{REPO}/commits/main/status?per_page=2"
+    first = await client.get(url, headers=AUTH)
+    assert [s["context"] for s in first.json()["statuses"]] == ["ctx-4", "ctx-3"]
+    assert first.json()["total_count"] == 5
+    statuses = await follow(client, url, "statuses")
+    assert [s["context"] for s in statuses] == [f"ctx-{i}" for i in range(4, -1, -1)]
+    github.link_base = "http://127.0.0.2:9"
+    moved = await client.get(url, headers=AUTH)
+    assert moved.links["next"]["url"].startswith("http://127.0.0.2:9/repos/")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from bot.sandbox import FakePagerDuty
+from bot.sandbox import FakePagerDuty, ManualClock
 from bot.sandbox.pagerduty import DEFAULT_ROUTING_KEY, DEFAULT_TOKEN
 
 AUTH = {"Authorization": f"Token token={DEFAULT_TOKEN}"}
@@ -172,3 +173,51 @@ async def test_fault_scopes_rest_and_events(
     pagerduty.set_fault("garbage")
     with pytest.raises(ValueError):
         (await client.get(f"{pagerduty.url}/incidents", headers=AUTH)).json()
+
+
+async def test_incident_list_defaults_to_the_last_month(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """Without since/until only the last month's incidents are listed; date_range=all or an
+    explicit since reaches older ones, as PagerDuty documents."""
+    async with FakePagerDuty(clock=clock) as pagerduty:
+        old = pagerduty.add_incident("Replica lag", age=timedelta(days=40))
+        new = pagerduty.add_incident("Checkout slow", age=timedelta(days=2))
+        url = f"{pagerduty.url}/incidents"
+
+        async def ids(**params: str) -> list[str]:
+            response = await client.get(url, params=params, headers=AUTH)
+            assert response.status_code == 200, response.text
+            return [i["id"] for i in response.json()["incidents"]]
+
+        assert await ids() == [new.id]
+        assert await ids(date_range="all") == [old.id, new.id]
+        since = (clock() - timedelta(days=60)).isoformat()
+        assert await ids(since=since) == [old.id, new.id]
+        until = (clock() - timedelta(days=10)).isoformat()
+        assert await ids(since=since, until=until) == [old.id]
+        too_wide = (clock() - timedelta(days=400)).isoformat()
+        refused = await client.get(url, params={"since": too_wide}, headers=AUTH)
+        assert refused.status_code == 400
+
+
+async def test_old_open_incident_and_endless_pages_switches(
+    pagerduty: FakePagerDuty, client: httpx.AsyncClient
+) -> None:
+    """`old_open_incident` holds a 40-day-old triggered high-urgency incident (off removes it);
+    `endless_pages` answers `more: true` with no incidents on every page."""
+    pagerduty.set_fault_switch("old_open_incident")
+    [old] = pagerduty.open_incidents()
+    assert (old.status, old.urgency) == ("triggered", "high")
+    assert old.created_at <= pagerduty.clock() - timedelta(days=40)
+    listed = await client.get(
+        f"{pagerduty.url}/incidents", params={"date_range": "all"}, headers=AUTH
+    )
+    assert [i["id"] for i in listed.json()["incidents"]] == [old.id]
+    pagerduty.set_fault_switch("old_open_incident", False)
+    assert pagerduty.open_incidents() == []
+    pagerduty.set_fault_switch("endless_pages")
+    page = (
+        await client.get(f"{pagerduty.url}/incidents", params={"offset": 500}, headers=AUTH)
+    ).json()
+    assert (page["incidents"], page["more"]) == ([], True)

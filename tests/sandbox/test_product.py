@@ -1,4 +1,4 @@
-"""FakeProduct: the portal API of SPEC §8 with RBAC, fault switches, health, notes and metrics."""
+"""FakeProduct: the portal API of docs/product-api.md with RBAC, faults, health and metrics."""
 
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from bot.sandbox import FakeRegistry
-from bot.sandbox.registry import DEFAULT_TOKEN
+from bot.sandbox import FakeRegistry, ManualClock
+from bot.sandbox.registry import DEFAULT_PASSWORD, DEFAULT_TOKEN, DEFAULT_USERNAME
 
 AUTH = {"Authorization": f"Bearer {DEFAULT_TOKEN}"}
 IMAGE = "platform/billing-api"
@@ -133,3 +133,34 @@ async def test_anonymous_registry_and_faults(client: httpx.AsyncClient) -> None:
         assert ok.json()["tags"] == ["1.0.0"]
         registry.set_fault("503")
         assert (await client.get(f"{registry.url}/v2/")).status_code == 503
+
+
+async def test_auth_modes_challenge_as_registries_do(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """Mode anonymous issues scoped pull tokens to anyone, credentials only for the right Basic
+    login, basic wants Basic on the API itself; tokens expire on the fake's clock."""
+    login = (DEFAULT_USERNAME, DEFAULT_PASSWORD)
+    for mode in ("anonymous", "credentials", "basic"):
+        async with FakeRegistry(auth=mode, token_ttl=None, clock=clock) as registry:
+            registry.set_tags(IMAGE, TAGS)
+            url = f"{registry.url}/v2/{IMAGE}/tags/list"
+            denied = await client.get(url)
+            challenge = denied.headers["WWW-Authenticate"]
+            if mode == "basic":
+                assert challenge == 'Basic realm="sandbox-registry"'
+                assert (await client.get(url, auth=login)).status_code == 200
+                assert (await client.get(url, auth=("ci", "wrong"))).status_code == 401
+                continue
+            realm = f"{registry.url}/token"
+            scope = {"service": "sandbox-registry", "scope": f"repository:{IMAGE}:pull"}
+            anonymous = await client.get(realm, params=scope)
+            assert anonymous.status_code == (200 if mode == "anonymous" else 401)
+            issued = (await client.get(realm, params=scope, auth=login)).json()
+            assert "expires_in" not in issued  # the spec's default of 60 s applies
+            bearer = {"Authorization": f"Bearer {issued['token']}"}
+            assert (await client.get(url, headers=bearer)).status_code == 200
+            other = f"{registry.url}/v2/platform/other/tags/list"
+            assert (await client.get(other, headers=bearer)).status_code == 401
+            clock.advance(61)
+            assert (await client.get(url, headers=bearer)).status_code == 401

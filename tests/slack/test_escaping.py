@@ -30,7 +30,7 @@ async def test_hostile_titles_and_typed_text_reach_slack_escaped(
     golive's own mentions and its release-notes link stay live."""
     async with Sandbox.start(traffic=False, history=0) as sb:
         sb.pagerduty.add_incident("DB failover")
-        sb.pagerduty.set_mrkdwn_titles()
+        sb.pagerduty.set_fault_switch("mrkdwn_titles")
         config = slack_config(
             preconditions={
                 "incidents": {

@@ -20,7 +20,9 @@ from checks.verification import (
     RBAC_NAMES,
     RESULT_NAMES,
     finance_operations,
+    import_columns,
     invoice_problems,
+    quickbooks_date_problem,
     rbac_summary,
     verify_money_paths,
 )
@@ -112,13 +114,44 @@ async def test_test_data_is_labelled_for_cleanup(
         assert lead.email == f"{lead.name}@example.invalid"
 
 
-FAULTS: list[tuple[str, set[str], list[str]]] = [
+# A QuickBooks CSV carrying a broken due date would not import either, so those faults also
+# fail its CSV; words are checked in every failing summary, or per check where given by name.
+_QB = "verify:csv-quickbooks"
+FAULTS: list[tuple[str, set[str], list[str] | dict[str, list[str]]]] = [
     ("invoice_number_format", {"verify:invoice"}, ["invoice_number", "INV-YYYYMM-######"]),
     ("invoice_wrong_month", {"verify:invoice"}, ["invoice_number", "202610", "202611"]),
-    ("due_date_missing", {"verify:invoice"}, ["due_date is missing"]),
-    ("due_date_invalid", {"verify:invoice"}, ["due_date", "2026-13-45", "not a real date"]),
-    ("due_date_before_issue", {"verify:invoice"}, ["due_date 2026-11-19 is before issue_date"]),
+    (
+        "due_date_missing",
+        {"verify:invoice", _QB},
+        {"verify:invoice": ["due_date is missing"], _QB: ["due date '' is not a date"]},
+    ),
+    (
+        "due_date_invalid",
+        {"verify:invoice", _QB},
+        {
+            "verify:invoice": ["due_date", "2026-13-45", "not a real date"],
+            _QB: ["due date '2026-13-45' is not a date QuickBooks imports"],
+        },
+    ),
+    (
+        "due_date_before_issue",
+        {"verify:invoice", _QB},
+        {
+            "verify:invoice": ["due_date 2026-11-19 is before issue_date"],
+            _QB: ["due date '2026-11-19' is before its invoice date '2026-11-20'"],
+        },
+    ),
     ("csv_missing_column", {"verify:csv-xero", "verify:csv-quickbooks"}, ["column DueDate"]),
+    (
+        "quickbooks_dates_unparseable",
+        {"verify:csv-quickbooks"},
+        ["invoice date '20th of the month' is not a date QuickBooks imports"],
+    ),
+    (
+        "quickbooks_due_before_invoice",
+        {"verify:csv-quickbooks"},
+        ["due date '2026-11-19' is before its invoice date '2026-11-20'"],
+    ),
     ("pdf_broken", {"verify:pdf"}, ["not a PDF", "%PDF-"]),
     ("rbac_hole", set(RBAC_NAMES), ["the limited token got HTTP 2", "expected 403"]),
     ("lead_illegal_jump_accepted", {"verify:leads-jump"}, ["accepted", "initiated → converted"]),
@@ -138,14 +171,14 @@ async def test_fault_switch_fails_its_check_by_name(
     client: httpx.AsyncClient,
     switch: str,
     failing: set[str],
-    words: list[str],
+    words: list[str] | dict[str, list[str]],
 ) -> None:
     """Each product fault FAILs exactly its own checks, naming the fault; the rest still pass."""
     product.set_fault_switch(switch)
     results = await verify(client, product.url)
     assert not_passing(results) == dict.fromkeys(failing, Status.FAIL)
     for name in failing:
-        for word in words:
+        for word in words[name] if isinstance(words, dict) else words:
             assert word in results[name].summary, (word, results[name].summary)
 
 
@@ -336,3 +369,54 @@ async def test_same_tokens_are_refused(client: httpx.AsyncClient) -> None:
     """Identical finance and limited tokens cannot verify RBAC and are refused up front."""
     with pytest.raises(ValueError, match="same"):
         await verify(client, "http://127.0.0.1:9", limited_token=FINANCE_TOKEN)
+
+
+@pytest.mark.parametrize("date_format", ["%m/%d/%Y", "%d/%m/%Y", "%Y-%m-%d"])
+async def test_quickbooks_csv_in_the_importers_own_spelling_passes(
+    product: FakeProduct, client: httpx.AsyncClient, date_format: str
+) -> None:
+    """A QuickBooks CSV headed as its importer maps it ("Invoice number", "Due date", ...) with
+    dates in any regional format QuickBooks reads passes, as QuickBooks would import it."""
+    product.quickbooks_importer_names = True
+    product.quickbooks_date_format = date_format
+    results = await verify(client, product.url)
+    assert not_passing(results) == {}
+    assert results["verify:csv-quickbooks"].evidence["columns"][0] == "Invoice number"
+
+
+def test_quickbooks_columns_are_matched_without_case_or_spaces() -> None:
+    """Every spelling QuickBooks maps is found whatever its case and spacing; Xero's template
+    names stay exact."""
+    header = ["invoice NO", "*Customer", "Invoice Date", " due  date ", "ITEMAMOUNT", "Memo"]
+    assert import_columns("quickbooks", header) == {
+        "InvoiceNo": 0,
+        "Customer": 1,
+        "InvoiceDate": 2,
+        "DueDate": 3,
+        "ItemAmount": 4,
+    }
+    assert "ContactName" not in import_columns("xero", ["contact name", "*InvoiceNumber"])
+
+
+@pytest.mark.parametrize(
+    ("issued", "due", "problem"),
+    [
+        ("11/20/2026", "12/20/2026", None),
+        ("20/11/2026", "20/12/2026", None),
+        ("01/02/2026", "02/01/2026", None),  # either reading may be meant; one is in order
+        ("2026-11-20", "2026-11-20", None),
+        ("2026-11-20", "12/20/2026", "two different formats"),
+        ("2026-11-20", "2026-11-19", "is before its invoice date"),
+        ("12/20/2026", "11/20/2026", "is before its invoice date"),
+        ("20.11.2026", "2026-12-20", "invoice date '20.11.2026' is not a date QuickBooks"),
+        ("2026-11-20", "", "due date '' is not a date QuickBooks imports"),
+    ],
+)
+def test_quickbooks_dates(issued: str, due: str, problem: str | None) -> None:
+    """A row's dates import when one of QuickBooks' formats reads both with the due date not
+    before the invoice date; otherwise the reason is named."""
+    found = quickbooks_date_problem(issued, due)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found

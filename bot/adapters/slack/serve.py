@@ -145,9 +145,9 @@ async def create_server(
         SlackTransport(client),
         clock=clock,
         database=database,
+        pace=pace,
         people=SlackPeople(client, workspace),
     )
-    runtime.outbox.pace = pace
     directory = SlackDirectory(client, config.users)
     work = EventWork()
     # Socket Mode requests arrive over the authenticated socket and carry no signature; the
