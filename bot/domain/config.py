@@ -107,44 +107,25 @@ def _env_name(value: str) -> str:
     return value
 
 
-def _user_id(value: str) -> str:
-    if not _USER_ID.match(value):
-        raise PydanticCustomError(
-            "user", "not a Slack user id (like U0123ABCD): {value}", {"value": repr(value)}
-        )
-    return value
+def _slack_id(kind: str, pattern: re.Pattern[str], what: str, example: str) -> BeforeValidator:
+    """A validator for one kind of Slack id (user, channel, user group, team)."""
 
+    def check(value: object) -> object:
+        if isinstance(value, str) and not pattern.match(value):
+            raise PydanticCustomError(
+                kind, f"not a Slack {what} id (like {example}): {{value}}", {"value": repr(value)}
+            )
+        return value
 
-def _channel_id(value: str) -> str:
-    if not _CHANNEL_ID.match(value):
-        raise PydanticCustomError(
-            "channel", "not a Slack channel id (like C0123ABCD): {value}", {"value": repr(value)}
-        )
-    return value
-
-
-def _group_id(value: str) -> str:
-    if not _GROUP_ID.match(value):
-        raise PydanticCustomError(
-            "group", "not a Slack user group id (like S0123ABCD): {value}", {"value": repr(value)}
-        )
-    return value
-
-
-def _team_id(value: str) -> str:
-    if not _TEAM_ID.match(value):
-        raise PydanticCustomError(
-            "team", "not a Slack team id (like T0123ABCD): {value}", {"value": repr(value)}
-        )
-    return value
+    return BeforeValidator(check)
 
 
 Url = Annotated[str, BeforeValidator(lambda v: _http_url(v) if isinstance(v, str) else v)]
 EnvName = Annotated[str, BeforeValidator(lambda v: _env_name(v) if isinstance(v, str) else v)]
-UserId = Annotated[str, BeforeValidator(lambda v: _user_id(v) if isinstance(v, str) else v)]
-ChannelId = Annotated[str, BeforeValidator(lambda v: _channel_id(v) if isinstance(v, str) else v)]
-GroupId = Annotated[str, BeforeValidator(lambda v: _group_id(v) if isinstance(v, str) else v)]
-TeamId = Annotated[str, BeforeValidator(lambda v: _team_id(v) if isinstance(v, str) else v)]
+UserId = Annotated[str, _slack_id("user", _USER_ID, "user", "U0123ABCD")]
+ChannelId = Annotated[str, _slack_id("channel", _CHANNEL_ID, "channel", "C0123ABCD")]
+GroupId = Annotated[str, _slack_id("group", _GROUP_ID, "user group", "S0123ABCD")]
+TeamId = Annotated[str, _slack_id("team", _TEAM_ID, "team", "T0123ABCD")]
 
 
 class _Model(BaseModel):
