@@ -69,8 +69,8 @@ COMMAND = Command(
     usage="/golive start <version> [major] [services=a,b] [at=14:00|2026-11-28T14:00] "
     "[backend=@user] [frontend=@user] [on_call=@user] [commander=@user]",
     summary="start a release here; you become its commander unless `commander=` names someone "
-    "else; `at=` schedules the go-live; whoever a role names must be a person of this workspace "
-    "(and of the role's user group, where one is configured)",
+    "else; `at=` schedules the go-live; you and whoever a role names must be people of this "
+    "workspace (and of the role's user group, where one is configured)",
     event=None,
     run=run,
 )

@@ -100,7 +100,7 @@ class _SlowDirectory(KnownPeople):
     """A directory that answers only when the test lets it."""
 
     def __init__(self) -> None:
-        super().__init__({"bob": BACKEND})
+        super().__init__({"alice": COMMANDER, "bob": BACKEND})
         self.asked = 0
         self.answer = asyncio.Event()
 
@@ -129,7 +129,7 @@ async def test_two_starts_racing_through_the_directory_open_one_release(clock: F
     second = asyncio.create_task(
         service.start(CHANNEL, COMMANDER, StartRequest("v2.5.0", roles={"backend": BACKEND}))
     )
-    while directory.asked < 2:
+    while directory.asked < 4:  # each start asks about its commander and its backend owner
         await asyncio.sleep(0)
     directory.answer.set()
     outcomes = await asyncio.gather(first, second, return_exceptions=True)

@@ -61,14 +61,27 @@ class Unfit(StrEnum):
     NOT_IN_GROUP = "not_in_group"
 
 
+class Holding(StrEnum):
+    """How someone comes to hold a role."""
+
+    NAMED = "named"  # a command names them: on_call=@x, commander=@x, a handover
+    STARTER = "starter"  # they start the release and command it
+    DEFAULT = "default"  # the config's default owner, chosen by whoever wrote golive.yml
+
+    @property
+    def looked_up(self) -> bool:
+        """Whether the directory must vouch for them: everyone but the config's defaults (a
+        Slack Connect guest can run a slash command, so even the person starting is asked)."""
+        return self is not Holding.DEFAULT
+
+
 @dataclass(frozen=True)
 class Facts:
     """What golive learned about someone who is to hold a role.
 
-    `looked_up` is true for people a command names (`on_call=@x`, `commander=@x`, a handover):
-    those are checked against the directory. Everyone who holds a role, named or not (the
-    config's defaults, the person starting), must be in the role's user group when the config
-    names one (`group`, with its `members`).
+    `looked_up` is true for everyone a command brings in (`Holding.looked_up`): they are
+    checked against the directory. Everyone who holds a role, the config's defaults included,
+    must be in the role's user group when the config names one (`group`, with its `members`).
     """
 
     looked_up: bool = False

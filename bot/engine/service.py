@@ -45,7 +45,7 @@ from bot.domain.model import (
     Roles,
     StepStatus,
 )
-from bot.domain.people import Facts, KnownPeople, LookupFailed, People, unfit
+from bot.domain.people import Facts, Holding, KnownPeople, LookupFailed, People, unfit
 from bot.domain.plan import PlannedService, plan_steps
 from bot.domain.rules import authorize_kind
 from bot.domain.transition import transition
@@ -219,26 +219,27 @@ class ReleaseService:
 
     # -- who may hold a role ------------------------------------------------------------------
 
-    async def vet(self, role: Role, user: str, *, named: bool) -> None:
+    async def vet(self, role: Role, user: str, holding: Holding) -> None:
         """Refuse unless `user` may hold `role` (bot.domain.people decides).
 
-        Someone a command names is looked up in the directory (a real, active person of this
-        workspace); anyone holding a role must be in the role's user group where the config
-        names one. A directory that cannot answer refuses: nobody is let in blindly.
+        Someone a command brings in (named, or starting the release as its commander) is looked
+        up in the directory: a real, active person of this workspace. Anyone holding a role,
+        the config's defaults included, must be in the role's user group where the config names
+        one. A directory that cannot answer refuses: nobody is let in blindly.
         """
         group = self.config.roles.group(role)
         try:
             # At once: a slash command waits for this answer, and Slack waits only 3 s for it.
             person, workspace, members = await asyncio.gather(
-                self.people.person(user) if named else _nothing(),
-                self.people.workspace() if named else _nothing(),
+                self.people.person(user) if holding.looked_up else _nothing(),
+                self.people.workspace() if holding.looked_up else _nothing(),
                 self.people.members(group) if group else _nothing(),
             )
         except LookupFailed as exc:
             raise NotAllowed(
                 Why.CANNOT_CHECK_PERSON, user=user, role=role, reason=exc.reason
             ) from None
-        facts = Facts(named, person, workspace, group, members or frozenset())
+        facts = Facts(holding.looked_up, person, workspace, group, members or frozenset())
         problem = unfit(user, facts)
         if problem is not None:
             raise NotAllowed(
@@ -247,13 +248,21 @@ class ReleaseService:
                 role=role,
                 problem=problem,
                 group=group,
-                named=named,
+                holding=holding,
             )
 
     async def _vet_roles(self, roles: Roles, named: Mapping[str, str]) -> None:
         """Vet every holder at once; the first refusal in role order is the one given."""
+        holdings = {
+            role: Holding.NAMED
+            if role.value in named
+            else Holding.STARTER
+            if role is Role.COMMANDER
+            else Holding.DEFAULT
+            for role in Role
+        }
         outcomes = await asyncio.gather(
-            *(self.vet(role, roles.user(role), named=role.value in named) for role in Role),
+            *(self.vet(role, roles.user(role), holdings[role]) for role in Role),
             return_exceptions=True,
         )
         for outcome in outcomes:
@@ -510,7 +519,7 @@ class ReleaseService:
         """Make someone else the commander: a real, active person of this workspace (and of
         the commander group, where the config names one)."""
         self.authorize(channel, user, Handover)
-        await self.vet(Role.COMMANDER, to, named=True)
+        await self.vet(Role.COMMANDER, to, Holding.NAMED)
         record = self.require_current(channel)
         self.apply(record.release.id, Handover(user, to), user)
         return messages.ack("handover", to)

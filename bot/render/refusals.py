@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.domain.errors import GoliveError, Why
 from bot.domain.model import Release, ReleaseStatus, Role, Step, StepStatus, waiting_on
-from bot.domain.people import Unfit
+from bot.domain.people import Holding, Unfit
 from bot.domain.rules import Holder
 from bot.render.fmt import STATUS_TITLES, channel_ref, code, esc, mention, when
 
@@ -127,14 +127,14 @@ def _already_open(release: Release) -> str:
     )
 
 
-def _cannot_hold(user: str, role: Role, problem: Unfit, group: str | None, named: bool) -> str:
+def _cannot_hold(user: str, role: Role, problem: Unfit, group: str | None, holding: Holding) -> str:
     who, what = mention(user), ROLE_WORDS[role]
     if problem is Unfit.NOT_IN_GROUP:
-        source = "" if named else _unnamed_source(role)
+        source = HOLDING_WORDS[holding].format(role=role.value)
         key = f"roles.{role.value}_group"
         hint = (
             " (name a commander from it with `commander=@user`)"
-            if role is Role.COMMANDER and not named
+            if holding is Holding.STARTER
             else ""
         )
         return (
@@ -151,10 +151,11 @@ def _cannot_hold(user: str, role: Role, problem: Unfit, group: str | None, named
     }[problem]
 
 
-def _unnamed_source(role: Role) -> str:
-    if role is Role.COMMANDER:
-        return " (you, starting the release)"
-    return f" (the default from roles.{role.value})"
+HOLDING_WORDS: Mapping[Holding, str] = {
+    Holding.NAMED: "",
+    Holding.STARTER: " (you, starting the release)",
+    Holding.DEFAULT: " (the default from roles.{role})",
+}
 
 
 def _cannot_check(user: str, role: Role, reason: str) -> str:

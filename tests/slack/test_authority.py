@@ -86,7 +86,9 @@ async def test_a_role_override_must_name_an_active_person_here(
     assert reply["response_type"] == "ephemeral"
     assert why in reply["text"], reply["text"]
     assert _nothing_started(guarded)
-    assert [c.params["user"] for c in slack.calls_to("users.info")] == [who]
+    assert sorted(c.params["user"] for c in slack.calls_to("users.info")) == sorted(
+        [COMMANDER, who]
+    )
 
 
 async def test_anyone_cannot_make_themselves_on_call_and_roll_back(
@@ -173,10 +175,21 @@ async def test_commander_group_binds_the_person_starting(
 
 async def test_a_failed_lookup_refuses(slack: FakeSlack, guarded: SlackHarness) -> None:
     """users.info failing refuses the start with the reason: nobody is accepted blindly."""
-    slack.fail(500, methods=["users.info"])
+    slack.fail(500, methods=["users.info"], calls=2)
     reply = await guarded.command(COMMANDER, f"start v2.4.0 backend=<@{BACKEND}>")
     assert reply["text"].startswith(
-        f"golive could not check with Slack whether `{BACKEND}` may be the backend owner"
+        f"golive could not check with Slack whether `{COMMANDER}` may be the commander"
+    )
+    assert "nothing was changed; try again in a moment" in reply["text"]
+    assert _nothing_started(guarded)
+
+
+async def test_a_slack_connect_guest_cannot_start_and_command(guarded: SlackHarness) -> None:
+    """Someone of another workspace who can type in a shared release channel cannot become
+    commander by starting a release: the person starting is looked up too."""
+    reply = await guarded.command(OUTSIDER, "start v2.4.0")
+    assert reply["text"] == (
+        f"<@{OUTSIDER}> belongs to another workspace, so they cannot be the commander here"
     )
     assert _nothing_started(guarded)
 
