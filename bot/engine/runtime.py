@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from bot.domain.clock import Clock, SystemClock
-from bot.domain.config import Config, Secrets
+from bot.domain.config import Config, Secrets, deprecations
 from bot.domain.people import People
 from bot.engine.checkbook import CheckBook, default_checkbook
 from bot.engine.deadlines import Deadlines
@@ -47,6 +47,8 @@ class Runtime:
         the directory role holders are checked against (Slack's in `golive serve`, the
         config's people otherwise)."""
         self.config = config
+        for warning in deprecations(config):
+            log.warning("config: %s", warning)
         self.clock = clock or SystemClock()
         self.store = Store(
             config.database if database is None else database,
@@ -73,7 +75,11 @@ class Runtime:
         self.pager = self._pager(config, secrets)
         self.monitor = Monitor(self.service, self.client)
         self.deadlines = Deadlines(
-            self.store, self.clock, self.service.apply, self.monitor.open_breaches
+            self.store,
+            self.clock,
+            self.service.apply,
+            self.monitor.open_breaches,
+            self.monitor.soak_evidence,
         )
         self.timers = Timers(self.deadlines, self.clock, self.monitor)
         self.freeze = FreezeEnforcer(config, self.store, secrets, self.client, self.clock)
