@@ -38,6 +38,10 @@ class Why(StrEnum):
     SEVERAL_WAIT_ON_YOU = "several_wait_on_you"
     MOVED_ON = "moved_on"
     NOTHING_TO_RECORD = "nothing_to_record"
+    # Who may hold a role, and which workspace may talk to golive
+    CANNOT_HOLD_ROLE = "cannot_hold_role"
+    CANNOT_CHECK_PERSON = "cannot_check_person"
+    OTHER_WORKSPACE = "other_workspace"
     # Words written above the engine (usage text, config problems, a missing secret)
     TEXT = "text"
 

@@ -13,6 +13,7 @@ import httpx
 from bot.domain.clock import Clock, SystemClock
 from bot.domain.config import Config, Secrets, deprecations
 from bot.domain.model import ReleaseStatus
+from bot.domain.people import People
 from bot.engine.checkbook import CheckBook, default_checkbook
 from bot.engine.deadlines import Deadlines
 from bot.engine.freeze import FreezeEnforcer
@@ -47,10 +48,13 @@ class Runtime:
         client: httpx.AsyncClient | None = None,
         pace: float = 0.0,
         threaded: bool = False,
+        people: People | None = None,
     ) -> None:
         """`pace`: the least seconds between two posts to one channel (Slack's ~1/s).
         `threaded`: database writes on their own thread, so the loop never waits for a lock
-        (the server); without it everything runs on the loop (the console, the demo, tests)."""
+        (the server); without it everything runs on the loop (the console, the demo, tests).
+        `people`: the directory role holders are checked against (Slack's in `golive serve`,
+        the config's people otherwise)."""
         self.config = config
         for warning in deprecations(config):
             log.warning("config: %s", warning)
@@ -62,7 +66,13 @@ class Runtime:
         )
         self.client = client or httpx.AsyncClient(timeout=10.0)
         self.service = ReleaseService(
-            config, self.store, self.clock, checkbook or default_checkbook(), secrets, self.client
+            config,
+            self.store,
+            self.clock,
+            checkbook or default_checkbook(),
+            secrets,
+            self.client,
+            people=people,
         )
         self.outbox = Outbox(
             self.store,

@@ -9,6 +9,7 @@ it stopped.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import re
@@ -44,6 +45,7 @@ from bot.domain.model import (
     Roles,
     StepStatus,
 )
+from bot.domain.people import Facts, Holding, KnownPeople, LookupFailed, People, unfit
 from bot.domain.plan import PlannedService, plan_steps
 from bot.domain.rules import authorize_kind
 from bot.domain.transition import transition
@@ -72,7 +74,7 @@ class StartRequest:
     major: bool = False
     services: tuple[str, ...] = ()
     at: datetime | None = None
-    roles: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    roles: Mapping[str, str] = dataclasses.field(default_factory=dict)  # role value → user id
 
 
 class ReleaseService:
@@ -86,12 +88,17 @@ class ReleaseService:
         checkbook: CheckBook,
         secrets: Secrets,
         client: httpx.AsyncClient | None = None,
+        people: People | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
         self.checkbook = checkbook
         self.secrets = secrets
+        defaults = config.roles
+        self.people: People = people or KnownPeople(
+            config.users, (defaults.on_call, defaults.backend, defaults.frontend)
+        )
         self._listeners: list[Callable[[], None]] = []
         self.effects = Effects(config, store)
         self.checks = CheckRunner(
@@ -213,10 +220,78 @@ class ReleaseService:
             self.effects.thread(record, messages.render_progress(title, text), now)
         self.changed()
 
+    # -- who may hold a role ------------------------------------------------------------------
+
+    async def vet(self, role: Role, user: str, holding: Holding) -> None:
+        """Refuse unless `user` may hold `role` (bot.domain.people decides).
+
+        Someone a command brings in (named, or starting the release as its commander) is looked
+        up in the directory: a real, active person of this workspace. Anyone holding a role,
+        the config's defaults included, must be in the role's user group where the config names
+        one. A directory that cannot answer refuses: nobody is let in blindly.
+        """
+        group = self.config.roles.group(role)
+        try:
+            # At once: a slash command waits for this answer, and Slack waits only 3 s for it.
+            person, workspace, members = await asyncio.gather(
+                self.people.person(user) if holding.looked_up else _nothing(),
+                self.people.workspace() if holding.looked_up else _nothing(),
+                self.people.members(group) if group else _nothing(),
+            )
+        except LookupFailed as exc:
+            raise NotAllowed(
+                Why.CANNOT_CHECK_PERSON, user=user, role=role, reason=exc.reason
+            ) from None
+        facts = Facts(holding.looked_up, person, workspace, group, members or frozenset())
+        problem = unfit(user, facts)
+        if problem is not None:
+            raise NotAllowed(
+                Why.CANNOT_HOLD_ROLE,
+                user=user,
+                role=role,
+                problem=problem,
+                group=group,
+                holding=holding,
+            )
+
+    async def _vet_roles(self, roles: Roles, named: Mapping[str, str]) -> None:
+        """Vet every holder at once; the first refusal in role order is the one given."""
+        holdings = {
+            role: Holding.NAMED
+            if role.value in named
+            else Holding.STARTER
+            if role is Role.COMMANDER
+            else Holding.DEFAULT
+            for role in Role
+        }
+        outcomes = await asyncio.gather(
+            *(self.vet(role, roles.user(role), holdings[role]) for role in Role),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
     # -- commands --------------------------------------------------------------------------
 
-    def start(self, channel: str, user: str, request: StartRequest) -> str:
-        """Create a release (scheduled when `at` is given) and start it when its time has come."""
+    async def start(self, channel: str, user: str, request: StartRequest) -> str:
+        """Create a release (scheduled when `at` is given) and start it when its time has come.
+
+        Everyone who is to hold a role is vetted first (`vet_start`); `open_release` checks
+        again, since another start may have come in while the directory was asked.
+        """
+        await self.vet_start(channel, user, request)
+        return self.open_release(channel, user, request)
+
+    async def vet_start(self, channel: str, user: str, request: StartRequest) -> None:
+        """Refuse a start now if it cannot be taken, then ask the directory about everyone who
+        is to hold a role."""
+        roles = self._check_start(channel, user, request)[2]
+        await self._vet_roles(roles, request.roles)
+
+    def _check_start(
+        self, channel: str, user: str, request: StartRequest
+    ) -> tuple[str, tuple[str, ...], Roles]:
         if channel not in self.config.slack.release_channels:
             raise NotAllowed(
                 Why.NOT_A_RELEASE_CHANNEL, channels=list(self.config.slack.release_channels)
@@ -229,10 +304,17 @@ class ReleaseService:
             raise UsageError(Why.BAD_VERSION, version=version)
         services = self._changed_services(request.services)
         roles = self._roles(user, request.roles)
+        at = request.at
+        if at is not None and at <= self.clock.now():
+            raise UsageError(Why.AT_IN_THE_PAST, at=at, tz=self.config.tz)
+        return version, services, roles
+
+    def open_release(self, channel: str, user: str, request: StartRequest) -> str:
+        """Write the new release (after `vet_start`): every check of a start runs again here,
+        inside the one writer, so two starts cannot both open a release in a channel."""
+        version, services, roles = self._check_start(channel, user, request)
         now = self.clock.now()
         at = request.at
-        if at is not None and at <= now:
-            raise UsageError(Why.AT_IN_THE_PAST, at=at, tz=self.config.tz)
         monitoring = self.config.monitoring
         steps = plan_steps(
             [
@@ -460,8 +542,19 @@ class ReleaseService:
         self.changed()
         return messages.ack(kind)
 
-    def handover(self, channel: str, user: str, to: str) -> str:
-        """Make someone else the commander."""
+    async def handover(self, channel: str, user: str, to: str) -> str:
+        """Make someone else the commander: a real, active person of this workspace (and of
+        the commander group, where the config names one)."""
+        await self.vet_handover(channel, user, to)
+        return self.hand_over(channel, user, to)
+
+    async def vet_handover(self, channel: str, user: str, to: str) -> None:
+        """Refuse a handover now unless `user` may hand over and `to` may command."""
+        self.authorize(channel, user, Handover)
+        await self.vet(Role.COMMANDER, to, Holding.NAMED)
+
+    def hand_over(self, channel: str, user: str, to: str) -> str:
+        """Write the handover (after `vet_handover`)."""
         record = self.require_current(channel)
         self.apply(record.release.id, Handover(user, to), user)
         return messages.ack("handover", to)
@@ -498,6 +591,11 @@ class ReleaseService:
     def history(self, limit: int = 20) -> str:
         """The newest releases, one line each."""
         return history(self.store, self.config, limit)
+
+
+async def _nothing() -> None:
+    """What a lookup that is not needed answers."""
+    return None
 
 
 def _event_name(item: object) -> str:

@@ -32,7 +32,12 @@ from bot.render.fmt import (
     Blocks,
     Rendered,
     clock_time,
+    code,
+    code_block,
     context,
+    echo,
+    esc,
+    link,
     mention,
     section,
     when,
@@ -132,7 +137,7 @@ def step_line(step: Step, release: Release, tz: ZoneInfo) -> str:
         if step.current.manual:
             line += " (manual confirmation)"
     elif step.status is StepStatus.BLOCKED:
-        line += f" — blocked: {', '.join(step.failing)}"
+        line += f" — blocked: {esc(', '.join(step.failing))}"
     elif step.status is StepStatus.RUNNING:
         line += " — the bot is checking"
     elif step.status is StepStatus.TIMING and step.deadline is not None:
@@ -187,14 +192,15 @@ def render_card(
         steps = [s for s in release.steps if s.phase is phase]
         if steps:
             phases.append(f"{phase_mark(steps)} {PHASE_TITLES[phase]}")
-    lines = [head, owners, f"Services: {', '.join(release.services)}", "  ".join(phases)]
+    services = esc(", ".join(release.services))
+    lines = [head, owners, f"Services: {services}", "  ".join(phases)]
     if release.status is ReleaseStatus.SCHEDULED and release.kickoff_at:
         lines.append(f"Go-live at {when(release.kickoff_at, tz)}")
     if release.status is ReleaseStatus.ACTIVE:
         position = describe_position(release)
         lines.append(position[:1].upper() + position[1:])
     elif release.reason:
-        lines.append(f"Reason: {release.reason}")
+        lines.append(f"Reason: {echo(release.reason)}")
     bar = soak_progress(release, now)
     if bar:
         lines.append(bar)
@@ -211,7 +217,7 @@ def render_card(
     ]
     blocks: Blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": head[:150], "emoji": True}},
-        section(owners + f"\nServices: {', '.join(release.services)}"),
+        section(owners + f"\nServices: {services}"),
         section("  ".join(phases)),
     ]
     if detail:
@@ -234,7 +240,7 @@ def render_status(release: Release, config: Config, now: datetime) -> str:
         lines.append(f"{phase_mark(steps)} *{PHASE_TITLES[phase]}*")
         lines.extend(f"    {step_line(s, release, tz)}" for s in steps)
     if release.waivers:
-        lines.append(f"Waived: {', '.join(sorted(release.waivers))}")
+        lines.append(f"Waived: {esc(', '.join(sorted(release.waivers)))}")
     bar = soak_progress(release, now)
     if bar:
         lines.append(bar)
@@ -242,12 +248,16 @@ def render_status(release: Release, config: Config, now: datetime) -> str:
 
 
 def render_approval_request(
-    release: Release, step: Step, reaction: str, link: str | None = None
+    release: Release, step: Step, reaction: str, url: str | None = None
 ) -> Rendered:
-    """Ask a step's owner to approve its current stage; says how (reaction, button, command)."""
+    """Ask a step's owner to approve its current stage; says how (reaction, button, command).
+
+    `url` (the release notes) comes from the config: it is shown as a link golive makes, with
+    its target visible.
+    """
     stage = step.current
     owner = mention(release.roles.user(step.owner))
-    label = stage.label + (f": {link}" if link else "")
+    label = stage.label + (f": {link(url, url)}" if url else "")
     if stage.manual:
         lead = (
             f"✋ {owner} *{step.title}*: no automated check is configured, so "
@@ -291,7 +301,7 @@ def render_approved(
     """The approval request, rewritten once approved (no button)."""
     stage = step.stages[stage_index]
     verb = "confirmed by hand" if outcome is Outcome.MANUAL else "approved"
-    extra = f" ({note})" if note else ""
+    extra = f" ({echo(note)})" if note else ""
     text = (
         f"✅ *{step.title}*: {stage.label} — {verb} by {mention(user)} at "
         f"{clock_time(at, tz)}{extra}"
@@ -304,16 +314,16 @@ def render_check_results(step: Step, results: Iterable[Mapping[str, Any]], ok: b
     icon = {"pass": "✅", "warn": "⚠️", "fail": "❌", "error": "💥", "inconclusive": "❔"}
     rows = []
     for r in results:
-        rows.append(f"{icon.get(r['status'], '•')} `{r['name']}` {r['summary']}")
+        rows.append(f"{icon.get(r['status'], '•')} {code(r['name'])} {esc(r['summary'])}")
         tail = (r.get("evidence") or {}).get("output_tail")
         if tail:
-            rows.append("```\n" + str(tail)[-1500:] + "\n```")
+            rows.append(code_block(str(tail)[-1500:]))
     head = f"✅ *{step.title}* passed" if ok else f"❌ *{step.title}* is blocked"
     lines = [head, *rows]
     if not ok:
         lines.append(
             f"Fix it and `/golive retry {step.key}`, or the commander may "
-            f"`/golive waive {step.key} <reason>`."
+            f"{code(f'/golive waive {step.key} <reason>')}."
         )
     text = "\n".join(lines)
     return Rendered(text, [section(text)])
@@ -349,20 +359,22 @@ def render_soak_blocked(
     breached = [b for b in breaches if b not in ("metrics", "evidence")]
     reasons = []
     if breached:
-        reasons.append(f"{', '.join(breached)} still breached")
+        reasons.append(f"{esc(', '.join(breached))} still breached")
     if "metrics" in breaches:
         reasons.append("golive unable to read the metrics, so nobody saw the end of the soak")
     if "evidence" in breaches:
         why = f" ({evidence_words(evidence)})" if evidence else ""
         reasons.append(f"not enough evidence{why}")
     advice = (
-        f"Recommended: {mention(release.roles.on_call)} rolls back (`/golive rollback <reason>`). "
+        f"Recommended: {mention(release.roles.on_call)} rolls back "
+        f"({code('/golive rollback <reason>')}). "
         if breached
         else f"{mention(release.roles.on_call)}: check the dashboards by hand. "
     )
     text = (
         f"⛔ *Soak* ended with {' and '.join(reasons)}: traffic stays narrow. {advice}"
-        f"`/golive retry soak` soaks again, or the commander may `/golive waive soak <reason>`."
+        f"`/golive retry soak` soaks again, or the commander may "
+        f"{code('/golive waive soak <reason>')}."
     )
     return Rendered(text, [section(text)])
 
@@ -395,16 +407,17 @@ def render_alert(
         duration=format_duration(duration) if duration else "a moment",
     )
     evidence = judgment.evidence
-    facts = [judgment.summary]
+    facts = [esc(judgment.summary)]
     if evidence.get("query"):
-        facts.append(f"query `{evidence['query']}`")
+        facts.append(f"query {code(evidence['query'])}")
     lines = [head, *facts]
     if kind == "open" and period == "soak":
         lines.append(
-            "Traffic stays narrow. If it does not recover, roll back: `/golive rollback <reason>`."
+            "Traffic stays narrow. If it does not recover, roll back: "
+            f"{code('/golive rollback <reason>')}."
         )
     elif kind == "open":
-        lines.append("Decide on a rollback: `/golive rollback <reason>`.")
+        lines.append(f"Decide on a rollback: {code('/golive rollback <reason>')}.")
     text = "\n".join(lines)
     return Rendered(text, [section(text)])
 
@@ -440,7 +453,7 @@ def render_monitoring_closed(
     could judge."""
     hours = format_duration(config.monitoring.heightened.duration)
     if still_open:
-        tail = f"{', '.join(still_open)} still breached — watch it by hand from here."
+        tail = f"{esc(', '.join(still_open))} still breached — watch it by hand from here."
     elif alerts:
         tail = f"{alerts} alert(s) along the way, all recovered."
     else:
@@ -458,7 +471,7 @@ def render_freeze(release: Release, config: Config, frozen: bool, now: datetime)
     """The merge-freeze announcement, or its lifting."""
     branch = "the release branch"
     if config.preconditions.ci and config.preconditions.ci.freeze_branch:
-        branch = f"`{config.preconditions.ci.freeze_branch}`"
+        branch = code(config.preconditions.ci.freeze_branch)
     if frozen:
         text = (
             f"🧊 *Merge freeze*: feature merges to {branch} are frozen for release "
@@ -516,10 +529,10 @@ def render_ended(
     if status is ReleaseStatus.COMPLETED:
         head = f"🎉 Release {release.version} is complete (go by {mention(by)})."
     elif status is ReleaseStatus.ABORTED:
-        head = f"🛑 Release {release.version} was aborted by {mention(by)}: {reason}"
+        head = f"🛑 Release {release.version} was aborted by {mention(by)}: {echo(reason or '')}"
     else:
         head = (
-            f"⏪ {mention(by)} is rolling back release {release.version}: {reason}. "
+            f"⏪ {mention(by)} is rolling back release {release.version}: {echo(reason or '')}. "
             f"Merges stay frozen until the commander lifts the freeze "
             f"(`/golive unfreeze`)."
         )
@@ -550,7 +563,7 @@ def validation_summary(release: Release) -> list[str]:
             parts.append(f"{step.title} {word}")
         lines.append(f"{phase_mark(steps)} {PHASE_TITLES[phase]}: " + "; ".join(parts))
     if release.waivers:
-        lines.append("⚠️ Waived: " + ", ".join(sorted(release.waivers)))
+        lines.append("⚠️ Waived: " + esc(", ".join(sorted(release.waivers))))
     return lines
 
 
@@ -586,17 +599,17 @@ def render_waived(
     step: Step, name: str, user: str, reason: str, still_failing: Sequence[str]
 ) -> Rendered:
     """A waiver, on the record in the thread."""
-    text = f"⚠️ {mention(user)} waived `{name}` ({step.title}): {reason}"
+    text = f"⚠️ {mention(user)} waived {code(name)} ({step.title}): {echo(reason)}"
     if still_failing:
-        text += f"\nStill failing: {', '.join(still_failing)}."
+        text += f"\nStill failing: {esc(', '.join(still_failing))}."
     return Rendered(text)
 
 
 def rollback_plan_line(service: str, image: str, target: str | None) -> str:
     """One line of the rollback plan."""
     if target:
-        return f"{service}: roll back to `{image}:{target}`"
-    return f"{service}: no rollback target recorded — choose `{image}` by hand"
+        return f"{esc(service)}: roll back to {code(f'{image}:{target}')}"
+    return f"{esc(service)}: no rollback target recorded — choose {code(image)} by hand"
 
 
 @dataclass(frozen=True)
@@ -640,13 +653,13 @@ def render_note(user: str, text: str, *, followup: bool, owner: str | None) -> R
     """A note or a follow-up, echoed in the thread."""
     if followup:
         who = mention(owner) if owner else "unassigned"
-        return Rendered(f"📌 Follow-up for {who} (from {mention(user)}): {text}")
-    return Rendered(f"📝 Note from {mention(user)}: {text}")
+        return Rendered(f"📌 Follow-up for {who} (from {mention(user)}): {echo(text)}")
+    return Rendered(f"📝 Note from {mention(user)}: {echo(text)}")
 
 
 def render_progress(title: str, text: str) -> Rendered:
     """A running check says what it is waiting for."""
-    return Rendered(f"⏳ *{title}*: {text}")
+    return Rendered(f"⏳ *{title}*: {esc(text)}")
 
 
 def ack_started(version: str) -> str:
@@ -666,7 +679,7 @@ def ack(action: str, subject: str = "") -> str:
     """The short reply confirming a command (`subject` is a step title, check name or user)."""
     return {
         "approve": f"Approved {subject}.",
-        "waive": f"Waived {subject}.",
+        "waive": f"Waived {code(subject)}.",
         "retry": f"Running {subject} again.",
         "note": "Note recorded.",
         "followup": "Follow-up recorded.",

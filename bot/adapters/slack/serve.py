@@ -30,6 +30,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.adapters.slack.app import SlackDirectory, SlackIdentity, create_app, make_inbox
 from bot.adapters.slack.inbox import Inbox
 from bot.adapters.slack.transport import TIMEOUT, SlackTransport, make_client
+from bot.adapters.slack.workspace import SlackPeople, Workspace
 from bot.domain.clock import Clock, SystemClock
 from bot.domain.config import Config, Secrets, load_config
 from bot.engine.runtime import Runtime
@@ -216,6 +217,8 @@ async def create_server(
     env = SlackEnv.read(environ)
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT))
     client = make_client(env.bot_token, env.api_url, session)
+    identity = SlackIdentity(client, env.bot_token)
+    workspace = Workspace(identity, config.slack.allowed_team_ids)
     runtime = Runtime(
         config,
         Secrets(environ),
@@ -224,8 +227,8 @@ async def create_server(
         database=database,
         pace=pace,
         threaded=True,
+        people=SlackPeople(client, workspace),
     )
-    identity = SlackIdentity(client, env.bot_token)
     directory = SlackDirectory(client, config.users)
     inbox = make_inbox(runtime, inbox_delay)
     # Socket Mode requests arrive over the authenticated socket and carry no signature; the
@@ -242,6 +245,7 @@ async def create_server(
         directory=directory,
         identity=identity,
         inbox=inbox,
+        workspace=workspace,
     )
 
     app = web.Application()
