@@ -12,6 +12,7 @@ from commands import (
     approve,
     complete,
     followup,
+    freeze,
     handover,
     help,
     history,
@@ -52,6 +53,7 @@ COMMANDS: dict[str, Command] = {
         abort.COMMAND,
         complete.COMMAND,
         unfreeze.COMMAND,
+        freeze.COMMAND,
         history.COMMAND,
         help.COMMAND,
     )
@@ -60,7 +62,7 @@ COMMANDS: dict[str, Command] = {
 __all__ = ["COMMANDS", "Command", "Directory", "MappingDirectory", "Reply", "dispatch"]
 
 
-def dispatch(
+async def dispatch(
     service: ReleaseService, user: str, channel: str, text: str, directory: Directory
 ) -> Reply:
     """Run one `/golive …` text as `user` in `channel`; every failure becomes a clear reply."""
@@ -80,7 +82,8 @@ def dispatch(
         invocation = Invocation(
             service, user, channel, rest.split(), bounded(rest, name), directory
         )
-        return command.run(invocation)
+        reply = command.run(invocation)
+        return reply if isinstance(reply, Reply) else await reply
     except UsageError as exc:
         return Reply(f"{refusal(exc)}\nUsage: `{command.usage}`")
     except GoliveError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -57,13 +57,14 @@ class Reply:
 @dataclass(frozen=True)
 class Command:
     """A subcommand: its name, usage line, one-line summary, the runbook event it causes (whose
-    permission the runbook's rules decide; None when anyone may), and its handler."""
+    permission the runbook's rules decide; None when anyone may), and its handler (a coroutine
+    when it must ask a provider before it answers)."""
 
     name: str
     usage: str
     summary: str
     event: type | None
-    run: Callable[[Invocation], Reply]
+    run: Callable[[Invocation], Reply | Awaitable[Reply]]
 
     @property
     def who(self) -> tuple[Holder, ...]:

@@ -23,12 +23,15 @@ def parse_start(inv: Invocation) -> StartRequest:
     services: tuple[str, ...] = ()
     at = None
     roles: dict[str, str] = {}
+    take_freeze = False
     service = inv.service
     for token in inv.args:
         key, sep, value = token.partition("=")
         if not sep:
             if token.lower() == "major":
                 major = True
+            elif token.lower() in ("take_freeze", "take-freeze"):
+                take_freeze = True
             elif version is None:
                 version = token
             else:
@@ -49,7 +52,7 @@ def parse_start(inv: Invocation) -> StartRequest:
             raise UsageError(f"unknown option `{key}=`")
     if version is None:
         raise UsageError("which version? e.g. `/golive start v2.4.0`")
-    return StartRequest(version, major, services, at, roles)
+    return StartRequest(version, major, services, at, roles, take_freeze)
 
 
 def run(inv: Invocation) -> Reply:
@@ -61,7 +64,7 @@ def run(inv: Invocation) -> Reply:
 COMMAND = Command(
     name="start",
     usage="/golive start <version> [major] [services=a,b] [at=14:00|2026-11-28T14:00] "
-    "[backend=@user] [frontend=@user] [on_call=@user]",
+    "[backend=@user] [frontend=@user] [on_call=@user] [take_freeze]",
     summary="start a release here (you become its commander); `at=` schedules the go-live",
     event=None,
     run=run,

@@ -126,7 +126,8 @@ class ConsoleSession:
         if line in ("/quit", "/exit"):
             return False
         if line.startswith("/golive"):
-            reply = dispatch(self.runtime.service, self.user, self.channel, line, self.directory)
+            service, directory = self.runtime.service, self.directory
+            reply = await dispatch(service, self.user, self.channel, line, directory)
             self.write(f"[only {self._name(self.user)} sees this] {plain(reply.text, self.names)}")
         elif line.startswith("+"):
             self._react(line)

@@ -37,6 +37,15 @@ class Why(StrEnum):
     NOTHING_WAITS_ON_YOU = "nothing_waits_on_you"
     SEVERAL_WAIT_ON_YOU = "several_wait_on_you"
     NOTHING_TO_RECORD = "nothing_to_record"
+    # The merge freeze and its gate on GitHub
+    NOTHING_FROZEN_HERE = "nothing_frozen_here"
+    FREEZE_HELD = "freeze_held"
+    NO_FREEZE_TO_TAKE = "no_freeze_to_take"
+    NO_MERGE_GATE = "no_merge_gate"
+    UNKNOWN_PULL = "unknown_pull"
+    PULL_CLOSED = "pull_closed"
+    PULL_NOT_GATED = "pull_not_gated"
+    GITHUB_UNAVAILABLE = "github_unavailable"
     # Words written above the engine (usage text, config problems, a missing secret)
     TEXT = "text"
 

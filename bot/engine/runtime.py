@@ -13,6 +13,7 @@ from bot.domain.clock import Clock, SystemClock
 from bot.domain.config import Config, Secrets
 from bot.engine.checkbook import CheckBook, default_checkbook
 from bot.engine.deadlines import Deadlines
+from bot.engine.freeze import PACE as GATE_PACE
 from bot.engine.freeze import FreezeEnforcer
 from bot.engine.monitor import Monitor
 from bot.engine.outbox import Outbox, Transport
@@ -38,6 +39,7 @@ class Runtime:
         database: str | Path | None = None,
         checkbook: CheckBook | None = None,
         client: httpx.AsyncClient | None = None,
+        gate_pace: float = GATE_PACE,
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
@@ -56,7 +58,7 @@ class Runtime:
             self.store, self.clock, self.service.apply, self.monitor.open_breaches
         )
         self.timers = Timers(self.deadlines, self.clock, self.monitor)
-        self.freeze = FreezeEnforcer(config, self.store, secrets, self.client, self.clock)
+        self.freeze = FreezeEnforcer(self.service, self.client, pace=gate_pace)
         self._tasks: list[asyncio.Task[None]] = []
         self.service.on_change(self._changed)
 
@@ -107,8 +109,7 @@ class Runtime:
         while True:
             fired = self.deadlines.fire_due()
             await self.service.checks.settle()
-            if self.freeze.enabled and self.freeze.busy():
-                await self.freeze.sync()
+            await self.freeze.settle()
             delivered = 0
             for outbox in self._outboxes():
                 delivered += await outbox.flush()

@@ -26,6 +26,11 @@ def mention(user: str | None) -> str:
     return f"<@{user}>" if user else "nobody"
 
 
+def escape(text: str) -> str:
+    """Text golive did not write (a provider's title), made inert for Slack mrkdwn."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def when(moment: datetime | None, tz: ZoneInfo) -> str:
     """A time as people in the configured timezone read it."""
     if moment is None:

@@ -80,6 +80,14 @@ def release_record(store: Store, config: Config, release_id: int) -> str:
         f"{w['reason']}"
         for w in waivers
     ] or ["None."]
+    allowances = store.merge_allowances(release_id)
+    if allowances:
+        lines += ["", "## Merges allowed during the freeze", ""]
+        lines += [
+            f"- {_t(a['at'], config)}: <@{a['user']}> let pull request #{a['pr_number']} "
+            f"({_cell(a['title'])}) at `{a['sha'][:7]}` through: {a['reason']}"
+            for a in allowances
+        ]
     alerts = store.alerts(release_id)
     lines += ["", "## Alerts", ""]
     lines += [

@@ -341,7 +341,7 @@ async def golive_command(
         golive = _golive(context)
         text = str(command.get("text") or "")
         await golive.directory.prepare(text)
-        reply = dispatch(
+        reply = await dispatch(
             golive.runtime.service,
             str(command["user_id"]),
             str(command["channel_id"]),

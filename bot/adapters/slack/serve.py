@@ -25,8 +25,11 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.adapters.slack.app import EventWork, SlackDirectory, SlackIdentity, create_app
 from bot.adapters.slack.transport import TIMEOUT, SlackTransport, make_client
+from bot.adapters.webhook import PATH as WEBHOOK_PATH
+from bot.adapters.webhook import GitHubWebhook
 from bot.domain.clock import Clock
 from bot.domain.config import Config, Secrets, load_config
+from bot.engine.freeze import PACE as GATE_PACE
 from bot.engine.runtime import Runtime
 from bot.store import Store
 
@@ -131,13 +134,20 @@ async def create_server(
     clock: Clock | None = None,
     database: str | None = None,
     pace: float = PACE,
+    gate_pace: float = GATE_PACE,
 ) -> web.Application:
     """The aiohttp application serving golive; call inside the running loop."""
     env = SlackEnv.read(environ)
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT))
     client = make_client(env.bot_token, env.api_url, session)
+    secrets_ = Secrets(environ)
     runtime = Runtime(
-        config, Secrets(environ), SlackTransport(client), clock=clock, database=database
+        config,
+        secrets_,
+        SlackTransport(client),
+        clock=clock,
+        database=database,
+        gate_pace=gate_pace,
     )
     runtime.outbox.pace = pace
     identity = SlackIdentity(client, env.bot_token)
@@ -168,6 +178,9 @@ async def create_server(
         app.router.add_post(EVENTS_PATH, events_handler(bolt))
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/freeze", _freeze)
+    ci = config.preconditions.ci
+    webhook_secret = secrets_.get(ci.webhook_secret_env) if ci is not None else None
+    app.router.add_post(WEBHOOK_PATH, GitHubWebhook(runtime, webhook_secret).receive)
 
     socket: AsyncSocketModeHandler | None = None
     if socket_mode:
@@ -228,7 +241,8 @@ def serve_command(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         return 2
     mode = "Socket Mode" if args.socket_mode else f"HTTP, POST {EVENTS_PATH}"
     print(
-        f"golive: serving on http://{args.host}:{args.port} ({mode}; GET /healthz, GET /freeze)",
+        f"golive: serving on http://{args.host}:{args.port} ({mode}; GET /healthz, GET /freeze, "
+        f"POST {WEBHOOK_PATH})",
         file=sys.stderr,
     )
     try:
