@@ -23,6 +23,7 @@ from bot.sandbox.base import FakeServer, json_response, read_json_object
 from bot.sandbox.clock import Clock
 
 DEFAULT_TOKEN = "ghp_golive_sandbox_github_token_0001"
+DEFAULT_WEBHOOK_SECRET = "golive-sandbox-webhook-secret-7d1e"
 DOCS_URL = "https://docs.github.com/rest"
 CHECK_STATUSES = ("queued", "in_progress", "completed")
 CHECK_CONCLUSIONS = (
