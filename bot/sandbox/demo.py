@@ -28,6 +28,7 @@ from bot.domain.config import Config, Secrets, validate_config
 from bot.domain.model import ReleaseStatus, StepStatus
 from bot.engine.runtime import Runtime
 from bot.sandbox import LoopbackServer, Sandbox
+from bot.sandbox.github import DEFAULT_WEBHOOK_SECRET
 from bot.sandbox.sandbox import REPOSITORY
 from checks.freeze import CONTEXT
 
@@ -35,6 +36,7 @@ VERSION = "v2.4.0"
 CHANNEL = "C0RELEASE1"
 ANNOUNCE = "C0ENGINEER"
 PEOPLE = {"alice": "U0ALICE", "carol": "U0CAROL", "bob": "U0BOB", "fran": "U0FRAN"}
+WEBHOOK_SECRET_ENV = "GITHUB_WEBHOOK_SECRET"
 
 PREFLIGHT = """\
 import sys, time
@@ -93,7 +95,7 @@ def demo_config(sandbox: Sandbox, folder: Path, speed: float = 1.0) -> dict[str,
     (repo / "release_preflight.py").write_text(PREFLIGHT)
     overrides = sandbox.config_overrides()
     overrides["preconditions"]["ci"].update(
-        wait="20s", poll_interval="1s", webhook_secret_env="GITHUB_WEBHOOK_SECRET"
+        wait="20s", poll_interval="1s", webhook_secret_env=WEBHOOK_SECRET_ENV
     )
     return {
         "database": str(folder / "golive.db"),
@@ -376,10 +378,12 @@ async def run_demo(
         config = validate_config(data)
         names = {v: k for k, v in PEOPLE.items()}
         transport = ConsoleTransport(write, names, place / "golive-files")
-        runtime = Runtime(config, Secrets(sandbox.tokens), transport)
+        secret = DEFAULT_WEBHOOK_SECRET
+        runtime = Runtime(
+            config, Secrets({**sandbox.tokens, WEBHOOK_SECRET_ENV: secret}), transport
+        )
         session = DemoSession(runtime, config, write, sandbox)
         await runtime.start()
-        secret = sandbox.tokens["GITHUB_WEBHOOK_SECRET"]
         receiver = web.Application()
         receiver.router.add_post(WEBHOOK_PATH, GitHubWebhook(runtime, secret).receive)
         hooks = LoopbackServer(receiver)

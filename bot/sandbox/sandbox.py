@@ -40,7 +40,6 @@ def _tokens(with_slack: bool) -> dict[str, str]:
         "REGISTRY_TOKEN": registry.DEFAULT_TOKEN,
         "GOLIVE_FINANCE_TOKEN": product.DEFAULT_FINANCE_TOKEN,
         "GOLIVE_LIMITED_TOKEN": product.DEFAULT_LIMITED_TOKEN,
-        "GITHUB_WEBHOOK_SECRET": github.DEFAULT_WEBHOOK_SECRET,
     }
     if with_slack:
         tokens["SLACK_BOT_TOKEN"] = slack_api.DEFAULT_TOKEN
