@@ -83,7 +83,7 @@ class StartRequest:
 # Events aimed at the release of a channel that holds the merge freeze, whatever is newest there.
 FREEZE_EVENTS: tuple[type, ...] = (Unfreeze, AllowMerge)
 # How long `/golive freeze allow` waits for GitHub: the answer must reach Slack within 3 s.
-PULL_LOOKUP_TIMEOUT = 2.0
+PULL_LOOKUP_TIMEOUT = 1.5
 
 
 class ReleaseService:

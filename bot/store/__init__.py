@@ -548,33 +548,6 @@ class Store:
                 found.setdefault(service, row["version"])
         return found
 
-    def freeze_marks(self, *, state: str | None = None) -> list[dict[str, Any]]:
-        """Commits golive marked for the merge gate (optionally only in one state)."""
-        where, args = (None, []) if state is None else ("state = ?", [state])
-        return list(self._t("freeze_marks").rows_where(where, args, order_by="id"))
-
-    def mark_frozen_commit(
-        self,
-        release_id: int,
-        repository: str,
-        sha: str,
-        pr_number: int,
-        state: str,
-        at: datetime,
-    ) -> None:
-        """Record the gate status golive set on a commit."""
-        self._t("freeze_marks").upsert(
-            {
-                "release_id": release_id,
-                "repository": repository,
-                "sha": sha,
-                "pr_number": pr_number,
-                "state": state,
-                "at": utc_iso(at),
-            },
-            pk=("release_id", "sha"),
-        )
-
     # -- monitoring ------------------------------------------------------------------------
 
     def add_sample(

@@ -21,7 +21,7 @@ from bot.engine.runtime import Runtime
 from bot.sandbox import FakeGitHub, FakeSlack, LoopbackServer
 from bot.sandbox.github import DEFAULT_TOKEN
 from checks.freeze import CONTEXT
-from tests.conftest import COMMANDER
+from tests.conftest import CHANNEL, COMMANDER
 from tests.slack.conftest import SlackHarness, slack_config, slack_env
 
 REPOSITORY = "acme/platform"
@@ -125,7 +125,8 @@ async def _freeze(s: Served) -> None:
 
 async def test_a_signed_webhook_sets_the_status_within_a_second(served: Served) -> None:
     """A pull request opened during a freeze is marked `failure` within a second of GitHub's
-    delivery, through the served app."""
+    delivery, through the served app; allowed by the commander in Slack it turns `success`, and
+    a push to it (another delivery) freezes its new head within a second."""
     s = served
     hook = await s.github.add_webhook(REPOSITORY, s.url, SECRET)
     assert s.github.deliveries[-1].status == 200  # the ping GitHub sends a new webhook
@@ -140,9 +141,19 @@ async def test_a_signed_webhook_sets_the_status_within_a_second(served: Served) 
     assert await s.until_shown(pull.head_sha, "failure") < 1.0
     status = s.github.latest_status(REPOSITORY, pull.head_sha, CONTEXT)
     assert status is not None and "release v2.4.0" in (status.description or "")
+
+    first = pull.head_sha
+    reply = await s.harness.command(COMMANDER, f"freeze allow {pull.number} hotfix for billing")
+    allowed = f"Pull request #{pull.number} (head {first[:7]}) may merge during the freeze."
+    assert reply["text"] == allowed
+    await s.until_shown(first, "success")
     pushed = await s.github.push(REPOSITORY, pull.number)
     assert s.github.deliveries[-1].status == 202
     assert await s.until_shown(pushed.head_sha, "failure") < 1.0
+    assert s.shown(first) == "success"
+    await s.harness.settle()
+    texts = [m.text for m in s.harness.fake.posts(CHANNEL)]
+    assert any(f"Pull request #{pull.number} has a new head" in t for t in texts)
 
 
 async def test_outside_a_freeze_a_new_pull_gets_success_at_once(served: Served) -> None:
