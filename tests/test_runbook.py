@@ -301,9 +301,9 @@ def test_a_freeze_is_let_through_or_handed_on_only_while_held() -> None:
     nothing but the old release's hold; neither applies without a freeze; both need the
     commander."""
     frozen = release_with(step_in(StepStatus.DONE), status=ReleaseStatus.ROLLED_BACK, frozen=True)
-    allowed = transition(frozen, AllowMerge("UCOM", 7, "b" * 40, "hotfix"), NOW)
-    assert allowed.release == frozen
-    assert allowed.effects == (MergeAllowed(7, "b" * 40, "UCOM", "hotfix"),)
+    allow = AllowMerge("UCOM", 7, "b" * 40, "hotfix")
+    allowed = transition(frozen, allow, NOW)
+    assert allowed.release == frozen and allowed.effects == (MergeAllowed(allow),)
     taken = transition(frozen, TakeFreeze("UCOM", "v2.4.1"), NOW)
     assert not taken.release.frozen and taken.effects == (FreezeTaken("v2.4.1", "UCOM"),)
     with refused(IllegalMove, "merges are not frozen"):

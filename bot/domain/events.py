@@ -217,11 +217,7 @@ class FreezeChanged:
 class MergeAllowed:
     """A pull request's head may merge during the freeze, on the commander's word."""
 
-    number: int
-    sha: str
-    user: str
-    reason: str
-    title: str = ""
+    allowed: AllowMerge
 
 
 @dataclass(frozen=True)

@@ -292,8 +292,7 @@ def _allow_merge(release: Release, event: Event, now: datetime) -> Transition:
         raise IllegalMove(Why.NOT_FROZEN)
     if not event.reason.strip():
         raise IllegalMove(Why.REASON_REQUIRED, action="allow")
-    allowed = MergeAllowed(event.number, event.sha, event.user, event.reason, event.title)
-    return Transition(release, (allowed,))
+    return Transition(release, (MergeAllowed(event),))
 
 
 def _take_freeze(release: Release, event: Event, now: datetime) -> Transition:

@@ -285,11 +285,12 @@ class Effects:
     def _merge_allowed(
         self, record: ReleaseRecord, effect: MergeAllowed, now: datetime, ctx: Context
     ) -> None:
-        release_id = record.release.id
-        allowed = (effect.number, effect.sha, effect.title, effect.user, effect.reason)
-        self.store.add_merge_allowance(release_id, *allowed, now)
+        a = effect.allowed
+        self.store.add_merge_allowance(
+            record.release.id, a.number, a.sha, a.title, a.user, a.reason, now
+        )
         rendered = messages.render_merge_allowed(
-            effect.number, effect.sha, effect.title, effect.user, effect.reason, self.config
+            a.number, a.sha, a.title, a.user, a.reason, self.config
         )
         self.thread(record, rendered, now)
 
