@@ -365,3 +365,20 @@ async def test_without_a_freeze_branch_nothing_is_asked_of_github(
     assert h.runtime.freeze.next_wait() is None
     await h.service.close()
 
+
+
+async def test_a_missing_token_is_said_once_and_not_retried_in_a_loop(
+    sandbox: Sandbox, clock: FakeClock
+) -> None:
+    """Without the GitHub token the gate says so once, on the record, and waits a sweep."""
+    secrets = {k: v for k, v in sandbox.tokens.items() if k != "GITHUB_TOKEN"}
+    h = Harness(validate_config(gate_config(sandbox)), clock, secrets=secrets)
+    gate = h.runtime.freeze
+    for _ in range(3):
+        await gate.settle()
+    assert gate.last_error == "GITHUB_TOKEN is not set, so pull requests cannot be marked"
+    assert gate.next_wait() == 120.0
+    logged = h.store.db.execute("select count(*) from events where type = 'freeze_gate_failed'")
+    assert logged.fetchone() == (1,)
+    assert sandbox.github.requests == []
+    await h.service.close()

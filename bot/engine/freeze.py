@@ -189,6 +189,7 @@ class FreezeEnforcer(Worker):
             if token is None:
                 message = f"{ci.token_env} is not set, so pull requests cannot be marked"
                 self._failed(plan.holder_id, message)
+                self._retry_at = now + ci.gate_sweep
                 return
             due = (
                 force
