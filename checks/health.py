@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 
+from bot.domain.redact import safe_url
 from checks.base import CheckResult, Status
 from checks.http import ProviderError, excerpt, looks_like_login, send
-from checks.redact import safe_url
 
 Sleep = Callable[[float], Awaitable[None]]
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 
+from bot.domain.redact import safe_url
 from checks.base import CheckResult, Status
-from checks.redact import safe_url
 
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 5

@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
 
+from bot.domain.redact import Redactor
 from checks.base import CheckResult, Status
-from checks.redact import Redactor
 
 NAME = "preflight"
 TAIL_LINES = 40

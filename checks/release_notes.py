@@ -11,9 +11,9 @@ import time
 
 import httpx
 
+from bot.domain.redact import safe_url
 from checks.base import CheckResult, Status
 from checks.http import ProviderError, host_of, looks_like_login, send
-from checks.redact import safe_url
 
 NAME = "release-notes"
 

@@ -53,9 +53,9 @@ from urllib.parse import quote
 
 import httpx
 
+from bot.domain.redact import safe_url
 from checks.base import CheckResult, Status
 from checks.http import ProviderError, request_json
-from checks.redact import safe_url
 
 PROVIDER = "the product API"
 

@@ -29,3 +29,14 @@ def test_mypy_is_clean() -> None:
     """`mypy` (strict, on bot/ commands/ checks/) finds nothing."""
     result = _run("mypy")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_import_layers_hold() -> None:
+    """`lint-imports` keeps the contracts in pyproject.toml: adapters → commands → engine →
+    render | store | checks → domain, Slack's libraries only in the Slack adapter, the sandbox
+    only from the adapters."""
+    result = subprocess.run(
+        ["lint-imports", "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout

@@ -17,7 +17,7 @@ import pytest
 from bot.domain.clock import FakeClock
 from bot.domain.config import validate_config
 from bot.domain.model import ReleaseStatus
-from bot.render.report import release_record
+from bot.engine.records import record_markdown
 from bot.sandbox import FakeGitHub, Sandbox
 from bot.sandbox.sandbox import BRANCH, REPOSITORY
 from checks.freeze import CONTEXT, PullHead
@@ -187,7 +187,7 @@ async def test_the_commander_lets_one_pull_through_until_its_next_push(
     assert any(t.startswith(f"🚦 <@U0COMMAND> let {named} through") for t in thread)
     events = [e["type"] for e in h.store.events(h.release().id)]
     assert "allow_merge" in events and "merge_allowed" in events
-    record = release_record(h.store, h.config, h.release().id)
+    record = record_markdown(h.store, h.config, h.release().id)
     assert "## Merges allowed during the freeze" in record
     assert f"let {named} at `{old[:7]}` through" in record
 

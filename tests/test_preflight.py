@@ -8,9 +8,9 @@ import os
 import sys
 from pathlib import Path
 
+from bot.domain.redact import REDACTED, Redactor
 from checks.base import Status
 from checks.preflight import OutputCapture, preflight_environment, run_preflight
-from checks.redact import REDACTED, Redactor
 
 SECRET = "ghp_preflight_secret_value_0123456789"
 

@@ -42,7 +42,13 @@ async def test_completion_uploads_chart_and_record(tmp_path: Path) -> None:
         files = _files(h)
         charts = [f for f in files if f[2]["filename"] == "soak-v2.4.0.png"]
         assert {c[0] for c in charts} == {CHANNEL, ANNOUNCE}
-        png = base64.b64decode(charts[0][2]["content_b64"])
+        # Queued without its picture (drawing it would slow the reply to /golive complete);
+        # drawn when the outbox delivers it.
+        assert "content_b64" not in charts[0][2]
+        row = next(m for m in h.messages() if m.file and m.file["filename"] == "soak-v2.4.0.png")
+        delivered = await h.runtime.outbox.prepare(row)
+        assert delivered.file is not None
+        png = base64.b64decode(delivered.file["content_b64"])
         assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
         (record,) = [f for f in files if f[2]["filename"] == "release-v2.4.0.md"]
         text = record[2]["content"]

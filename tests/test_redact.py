@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from checks.redact import REDACTED, Redactor, safe_url, url_credentials
+from bot.domain.redact import REDACTED, Redactor, safe_url, url_credentials
 
 TOKEN = "xoxb-1234567890-abcdefghij"
 ROUTING = "R0UT1NGKEY+with/slash"

@@ -75,18 +75,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     """List recent releases from the database."""
-    from bot.render.report import history_text
+    from bot.engine.records import history
     from bot.store import Store
 
     config = _load(args.config)
     store = Store(config.database)
-    print(history_text(store, config, args.limit))
+    print(history(store, config, args.limit))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Print the release record (Markdown) of one release."""
-    from bot.render.report import release_record
+    from bot.engine.records import record_markdown
     from bot.store import Store
 
     config = _load(args.config)
@@ -95,7 +95,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if rid is None:
         print(f"no release called {args.release} in {config.database}", file=sys.stderr)
         return 1
-    print(release_record(store, config, rid))
+    print(record_markdown(store, config, rid))
     return 0
 
 

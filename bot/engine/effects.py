@@ -7,7 +7,6 @@ queued exactly when the change that causes it is committed. Every sentence comes
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,11 +33,11 @@ from bot.domain.events import (
     Waived,
 )
 from bot.domain.model import Outcome, Release, ReleaseStatus, StageKind, Step, StepStatus
+from bot.domain.redact import safe_url
+from bot.engine.records import DRAWN_LATER, SOAK_CHART, record_markdown
 from bot.render import messages
 from bot.render.fmt import Rendered
-from bot.render.report import release_record, soak_chart_png
 from bot.store import ReleaseRecord, Store
-from checks.redact import safe_url
 from checks.rollback import targets_from
 
 
@@ -345,16 +344,10 @@ class Effects:
 
     def _upload_chart(self, record: ReleaseRecord, now: datetime) -> None:
         """The soak chart goes with the completion announcement, wherever it was posted."""
-        samples = self.store.samples(record.release.id, "soak")
-        if not samples:
+        if not self.store.samples(record.release.id, "soak"):
             return
-        png = soak_chart_png(record, samples, self.config, self.store)
         named = messages.chart_file(record.release.version)
-        file = {
-            "filename": named.filename,
-            "title": named.title,
-            "content_b64": base64.b64encode(png).decode("ascii"),
-        }
+        file = {"filename": named.filename, "title": named.title, DRAWN_LATER: SOAK_CHART}
         for channel in self.announce_channels(record):
             self._file(record, channel, file, named.text, now, in_thread=False)
 
@@ -364,7 +357,7 @@ class Effects:
         file = {
             "filename": named.filename,
             "title": named.title,
-            "content": release_record(self.store, self.config, record.release.id),
+            "content": record_markdown(self.store, self.config, record.release.id),
         }
         self._file(record, record.release.channel, file, named.text, now, in_thread=True)
 

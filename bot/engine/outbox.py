@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -38,6 +38,14 @@ class Transport(Protocol):
         ...
 
 
+Prepare = Callable[[OutboxRow], Awaitable[OutboxRow]]
+
+
+async def as_queued(row: OutboxRow) -> OutboxRow:
+    """Deliver a row as it was queued."""
+    return row
+
+
 BACKOFF: Sequence[float] = (1, 2, 5, 10, 30, 60)
 # Kinds that post a new message into a channel: Slack allows about one per second per channel.
 # Edits (`update`) and ephemerals fall under other, per-method limits and are not paced.
@@ -58,8 +66,11 @@ class Outbox(Worker):
         pace: float = 0.0,
         only: frozenset[str] | None = None,
         skip: frozenset[str] = frozenset(),
+        prepare: Prepare = as_queued,
     ) -> None:
+        """`prepare` completes a row just before delivery (a file drawn only then)."""
         self.store = store
+        self.prepare = prepare
         # Which kinds of rows this outbox delivers: chat messages and PagerDuty events each
         # have their own outbox, so an outage of one never holds the other back.
         self.only = only
@@ -122,7 +133,7 @@ class Outbox(Worker):
                 held.add(row.channel)
                 continue
             try:
-                ts = await self.transport.deliver(row, thread_ts, target_ts)
+                ts = await self.transport.deliver(await self.prepare(row), thread_ts, target_ts)
             except RetryLater as exc:
                 attempts = row.attempts + 1
                 when = self._retry_at(self.clock.now(), attempts, exc.after)

@@ -18,6 +18,7 @@ from bot.engine.freeze import FreezeEnforcer
 from bot.engine.monitor import Monitor
 from bot.engine.outbox import Outbox, Transport
 from bot.engine.pager import PAGE_KIND, PagerTransport
+from bot.engine.records import Drawings
 from bot.engine.scheduler import Timers
 from bot.engine.secrecy import redactor_for
 from bot.engine.service import ReleaseService
@@ -39,8 +40,10 @@ class Runtime:
         database: str | Path | None = None,
         checkbook: CheckBook | None = None,
         client: httpx.AsyncClient | None = None,
+        pace: float = 0.0,
         gate_pace: float = GATE_PACE,
     ) -> None:
+        """`pace`: the least seconds between two posts to one channel (Slack's ~1/s)."""
         self.config = config
         self.clock = clock or SystemClock()
         self.store = Store(
@@ -51,7 +54,14 @@ class Runtime:
         self.service = ReleaseService(
             config, self.store, self.clock, checkbook or default_checkbook(), secrets, self.client
         )
-        self.outbox = Outbox(self.store, transport, self.clock, skip=frozenset({PAGE_KIND}))
+        self.outbox = Outbox(
+            self.store,
+            transport,
+            self.clock,
+            skip=frozenset({PAGE_KIND}),
+            pace=pace,
+            prepare=Drawings(self.store, config).prepare,
+        )
         self.pager = self._pager(config, secrets)
         self.monitor = Monitor(self.service, self.client)
         self.deadlines = Deadlines(

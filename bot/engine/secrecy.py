@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from bot.domain.config import Config, Secrets
-from checks.redact import Redactor, url_credentials
+from bot.domain.redact import Redactor, url_credentials
 
 # Read by the Slack adapter, not named in golive.yml.
 SLACK_SECRETS = (

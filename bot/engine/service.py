@@ -52,10 +52,10 @@ from bot.domain.transition import transition
 from bot.engine.checkbook import CheckBook
 from bot.engine.checkrunner import CheckRunner
 from bot.engine.effects import PLAIN, Context, Effects
+from bot.engine.records import history
 from bot.render import messages
 from bot.render.fmt import Rendered
 from bot.render.refusals import refusal
-from bot.render.report import history_text
 from bot.store import OutboxRow, ReleaseRecord, Store
 from checks.base import CheckResult
 from checks.freeze import PullRequest, pull_request
@@ -572,7 +572,7 @@ class ReleaseService:
 
     def history(self, limit: int = 20) -> str:
         """The newest releases, one line each."""
-        return history_text(self.store, self.config, limit)
+        return history(self.store, self.config, limit)
 
 
 def _event_name(item: object) -> str:

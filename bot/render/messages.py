@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from bot.domain.config import Config, format_duration
@@ -38,9 +38,22 @@ from bot.render.fmt import (
     when,
 )
 from bot.render.refusals import describe_position
-from checks.judgment import Judgment
 
 APPROVE_ACTION = "golive_approve"
+
+
+class Verdict(Protocol):
+    """What an alert shows of a monitoring verdict (checks.judgment.Judgment fits)."""
+
+    @property
+    def summary(self) -> str:
+        """The verdict in one sentence."""
+        ...
+
+    @property
+    def evidence(self) -> Mapping[str, Any]:
+        """The figures behind it (the query among them)."""
+        ...
 
 
 
@@ -351,7 +364,7 @@ def render_alert(
     kind: str,
     signal: str,
     period: str,
-    judgment: Judgment,
+    judgment: Verdict,
     duration: timedelta | None,
     config: Config,
 ) -> Rendered:

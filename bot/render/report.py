@@ -9,11 +9,12 @@ from typing import Any
 from bot.domain.clock import parse_iso
 from bot.domain.config import Config
 from bot.domain.model import PHASE_TITLES, Phase, ReleaseStatus
+from bot.domain.records import ReleaseRecord
 from bot.render.chart import SoakSample, render_soak_chart
 from bot.render.fmt import STATUS_TITLES, when
 from bot.render.messages import OUTCOME_WORDS
-from bot.store import ReleaseRecord, Store
-from checks.monitoring import baseline_in
+
+Rows = Sequence[Mapping[str, Any]]
 
 
 def _t(value: str | None, config: Config) -> str:
@@ -24,9 +25,21 @@ def _cell(value: Any) -> str:
     return str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")
 
 
-def release_record(store: Store, config: Config, release_id: int) -> str:
-    """The whole story of a release: owners, steps, approvals, checks, waivers, notes, timeline."""
-    record = store.load(release_id)
+def release_record(
+    record: ReleaseRecord,
+    config: Config,
+    *,
+    approvals: Rows,
+    results: Rows,
+    waivers: Rows,
+    alerts: Rows,
+    samples: Rows,
+    notes: Rows,
+    events: Rows,
+    allowances: Rows = (),
+) -> str:
+    """The whole story of a release: owners, steps, approvals, checks, waivers, merges allowed
+    during its freeze, notes, timeline."""
     release = record.release
     roles = release.roles
     lines = [
@@ -50,7 +63,6 @@ def release_record(store: Store, config: Config, release_id: int) -> str:
     for step in release.steps:
         word = OUTCOME_WORDS[step.outcome] if step.outcome else step.status.value
         lines.append(f"| {PHASE_TITLES[Phase(step.phase)]} | {step.title} | {word} |")
-    approvals = store.approvals(release_id)
     lines += ["", "## Approvals", ""]
     if approvals:
         lines += ["| when | step | who | how | note |", "|---|---|---|---|---|"]
@@ -62,7 +74,6 @@ def release_record(store: Store, config: Config, release_id: int) -> str:
             )
     else:
         lines.append("None.")
-    results = store.check_results(release_id)
     lines += ["", "## Check results", ""]
     if results:
         lines += ["| when | step | check | status | summary |", "|---|---|---|---|---|"]
@@ -73,14 +84,12 @@ def release_record(store: Store, config: Config, release_id: int) -> str:
             )
     else:
         lines.append("None.")
-    waivers = store.waivers(release_id)
     lines += ["", "## Waivers", ""]
     lines += [
         f"- {_t(w['at'], config)}: <@{w['user']}> waived `{w['name']}` ({w['step_key']}): "
         f"{w['reason']}"
         for w in waivers
     ] or ["None."]
-    allowances = store.merge_allowances(release_id)
     if allowances:
         lines += ["", "## Merges allowed during the freeze", ""]
         lines += [
@@ -88,13 +97,11 @@ def release_record(store: Store, config: Config, release_id: int) -> str:
             f"({_cell(a['title'])}) at `{a['sha'][:7]}` through: {a['reason']}"
             for a in allowances
         ]
-    alerts = store.alerts(release_id)
     lines += ["", "## Alerts", ""]
     lines += [
         f"- {_t(a['at'], config)} {a['signal']} {a['action']}: {_cell(a['summary'])}"
         for a in alerts
     ] or ["None."]
-    samples = store.samples(release_id)
     if samples:
         lines += ["", "## Monitoring", ""]
         for period in dict.fromkeys(s["period"] for s in samples):
@@ -105,7 +112,6 @@ def release_record(store: Store, config: Config, release_id: int) -> str:
                 f"{_t(ticks[-1]['at'], config)}; 5xx verdicts "
                 + ", ".join(f"{judged.count(v)} {v}" for v in sorted({str(j) for j in judged}))
             )
-    notes = store.notes(release_id)
     lines += ["", "## Notes and follow-ups", ""]
     lines += [
         f"- {_t(n['at'], config)} {'follow-up' if n['kind'] == 'followup' else 'note'} by "
@@ -113,7 +119,7 @@ def release_record(store: Store, config: Config, release_id: int) -> str:
         for n in notes
     ] or ["None."]
     lines += ["", "## Timeline", ""]
-    for e in store.events(release_id):
+    for e in events:
         actor = f" <@{e['actor']}>" if e["actor"] else ""
         detail = ", ".join(f"{k}={v}" for k, v in e["data"].items() if k not in ("user",))
         lines.append(
@@ -123,7 +129,7 @@ def release_record(store: Store, config: Config, release_id: int) -> str:
 
 
 def soak_chart_png(
-    record: ReleaseRecord, samples: Sequence[Mapping[str, Any]], config: Config, store: Store
+    record: ReleaseRecord, samples: Rows, baseline_ratio: float | None, config: Config
 ) -> bytes:
     """The soak as a PNG: 5xx ratio and p95 against the baseline and the SLO."""
     points = []
@@ -138,20 +144,16 @@ def soak_chart_png(
                 latency_breach=verdicts.get("latency", {}).get("status") == "fail",
             )
         )
-    baseline = baseline_in(
-        [r["evidence"] for r in store.check_results(record.release.id, "baseline")]
-    )
     return render_soak_chart(
         points,
-        baseline_ratio=baseline.ratio if baseline else None,
+        baseline_ratio=baseline_ratio,
         slo_seconds=config.monitoring.slo_p95.total_seconds(),
         title=f"Soak of {record.release.version}",
     )
 
 
-def history_text(store: Store, config: Config, limit: int = 20) -> str:
+def history_text(rows: Rows, config: Config) -> str:
     """One line per release, newest first."""
-    rows = store.history_rows(limit)
     if not rows:
         return "No releases yet."
     lines = []

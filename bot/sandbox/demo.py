@@ -369,10 +369,7 @@ async def run_demo(
     place.mkdir(parents=True, exist_ok=True)
     for stale in place.glob("golive.db*"):
         stale.unlink()
-    async with Sandbox.start(history=3600) as sandbox:
-        if speed != 1.0:
-            sandbox.product.set_traffic(rate=sandbox.product.traffic.profile.rate * speed)
-            sandbox.product.traffic.tick = min(sandbox.product.traffic.tick, 1.0 / speed)
+    async with Sandbox.start(history=3600, speed=speed) as sandbox:
         data = demo_config(sandbox, place, speed)
         (place / "golive.yml").write_text(yaml.safe_dump(data, sort_keys=False))
         config = validate_config(data)

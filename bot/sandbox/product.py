@@ -93,8 +93,10 @@ class FakeProduct(FakeServer):
         services: Iterable[str] = DEFAULT_SERVICES,
         traffic: TrafficProfile | None = None,
         seed: int = 7,
+        tick: float = 1.0,
     ) -> None:
-        """Seed ~26 weekly invoices over the half-year before `clock()`; traffic starts stopped."""
+        """Seed ~26 weekly invoices over the half-year before `clock()`; traffic starts stopped
+        (and then adds requests every `tick` seconds)."""
         super().__init__(clock=clock)
         self.finance_token = finance_token
         self.limited_token = limited_token
@@ -109,7 +111,9 @@ class FakeProduct(FakeServer):
         self.leads: dict[int, Lead] = {}
         self.invoices: dict[int, Invoice] = {}
         self.metrics = RequestMetrics(self.clock)
-        self.traffic = TrafficGenerator(self.metrics, traffic or TrafficProfile(), seed=seed)
+        self.traffic = TrafficGenerator(
+            self.metrics, traffic or TrafficProfile(), seed=seed, tick=tick
+        )
         self._lead_ids = itertools.count(1)
         self._invoice_ids = itertools.count(5001)
         self._sequence = itertools.count(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -64,8 +65,11 @@ class Sandbox:
     urls: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, *, clock: Clock | None = None, slack: bool = False, seed: int = 7) -> Sandbox:
-        """Build and seed the fakes without serving them."""
+    def create(
+        cls, *, clock: Clock | None = None, slack: bool = False, seed: int = 7, speed: float = 1.0
+    ) -> Sandbox:
+        """Build and seed the fakes without serving them; `speed` multiplies the live traffic
+        (and how often it is added) for a demo played faster than real time."""
         gh = FakeGitHub(clock=clock)
         for name in REQUIRED_CHECKS:
             gh.set_check_run(REPOSITORY, BRANCH, name)
@@ -75,7 +79,8 @@ class Sandbox:
         reg = FakeRegistry(clock=clock)
         for service in SERVICES:
             reg.set_tags(f"platform/{service['name']}", TAGS)
-        prod = FakeProduct(clock=clock, traffic=DEMO_TRAFFIC, seed=seed)
+        traffic = dataclasses.replace(DEMO_TRAFFIC, rate=DEMO_TRAFFIC.rate * speed)
+        prod = FakeProduct(clock=clock, traffic=traffic, seed=seed, tick=min(1.0, 1.0 / speed))
         return cls(
             github=gh,
             pagerduty=FakePagerDuty(clock=clock),
@@ -98,13 +103,14 @@ class Sandbox:
         history: float = 3600.0,
         slack: bool = False,
         seed: int = 7,
+        speed: float = 1.0,
     ) -> AsyncIterator[Sandbox]:
         """Serve every fake on `host` (ephemeral ports unless `ports[name]` says otherwise).
 
         `history` seconds of past traffic are backfilled so baselines have data; `traffic`
         runs the generator in the background (use `sb.product.advance()` when it is off).
         """
-        sandbox = cls.create(clock=clock, slack=slack, seed=seed)
+        sandbox = cls.create(clock=clock, slack=slack, seed=seed, speed=speed)
         async with AsyncExitStack() as stack:
             for name, fake in sandbox.fakes().items():
                 await fake.start(host, (ports or {}).get(name, 0))

@@ -17,7 +17,7 @@ from sqlite_utils.migrations import Migrations
 from bot.domain.clock import parse_iso, utc_iso
 from bot.domain.model import Outcome, Phase, Release, ReleaseStatus, Roles, Stage, Step, StepStatus
 from bot.domain.records import OutboxRow, ReleaseRecord
-from checks.redact import Redactor
+from bot.domain.redact import Redactor
 
 __all__ = ["OutboxRow", "ReleaseRecord", "Store", "migrations"]
 

@@ -147,9 +147,9 @@ async def create_server(
         SlackTransport(client),
         clock=clock,
         database=database,
+        pace=pace,
         gate_pace=gate_pace,
     )
-    runtime.outbox.pace = pace
     identity = SlackIdentity(client, env.bot_token)
     directory = SlackDirectory(client, config.users)
     work = EventWork()

@@ -1,0 +1,74 @@
+"""What the record, the soak chart and the history are drawn from, read out of the store.
+
+Reading is the engine's part; `bot.render.report` turns what is read into Markdown and PNG.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import logging
+
+from bot.domain.config import Config
+from bot.domain.records import OutboxRow
+from bot.engine.outbox import Undeliverable
+from bot.render.report import history_text, release_record, soak_chart_png
+from bot.store import Store
+from checks.monitoring import baseline_in
+
+log = logging.getLogger(__name__)
+
+# A file row whose content is drawn when it is delivered rather than when it is queued: drawing
+# the soak chart (matplotlib) on the path of `/golive complete` would slow its reply.
+DRAWN_LATER = "drawn_later"
+SOAK_CHART = "soak-chart"
+
+
+def record_markdown(store: Store, config: Config, release_id: int) -> str:
+    """The release record of one release, as Markdown."""
+    return release_record(
+        store.load(release_id),
+        config,
+        approvals=store.approvals(release_id),
+        results=store.check_results(release_id),
+        waivers=store.waivers(release_id),
+        alerts=store.alerts(release_id),
+        samples=store.samples(release_id),
+        notes=store.notes(release_id),
+        events=store.events(release_id),
+        allowances=store.merge_allowances(release_id),
+    )
+
+
+def history(store: Store, config: Config, limit: int = 20) -> str:
+    """The newest releases, one line each."""
+    return history_text(store.history_rows(limit), config)
+
+
+class Drawings:
+    """Fills in the files that are drawn at delivery (the outbox calls `prepare`)."""
+
+    def __init__(self, store: Store, config: Config) -> None:
+        self.store = store
+        self.config = config
+
+    async def prepare(self, row: OutboxRow) -> OutboxRow:
+        """The row as it should be delivered: a drawn-later file gets its content now."""
+        spec = row.file or {}
+        if spec.get(DRAWN_LATER) != SOAK_CHART or row.release_id is None:
+            return row
+        record = self.store.load(row.release_id)
+        samples = self.store.samples(row.release_id, "soak")
+        baseline = baseline_in(
+            [r["evidence"] for r in self.store.check_results(row.release_id, "baseline")]
+        )
+        ratio = baseline.ratio if baseline else None
+        try:
+            png = await asyncio.to_thread(soak_chart_png, record, samples, ratio, self.config)
+        except Exception as exc:  # a chart that cannot be drawn must not hold the channel
+            log.exception("drawing the soak chart of release %s failed", row.release_id)
+            raise Undeliverable(f"the soak chart could not be drawn: {type(exc).__name__}") from exc
+        file = {k: v for k, v in spec.items() if k != DRAWN_LATER}
+        file["content_b64"] = base64.b64encode(png).decode("ascii")
+        return dataclasses.replace(row, file=file)
