@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from bot.domain.clock import Clock, SystemClock
-from bot.domain.config import Config, Secrets
+from bot.domain.config import Config, Secrets, deprecations
 from bot.engine.checkbook import CheckBook, default_checkbook
 from bot.engine.deadlines import Deadlines
 from bot.engine.freeze import PACE as GATE_PACE
@@ -45,6 +45,8 @@ class Runtime:
     ) -> None:
         """`pace`: the least seconds between two posts to one channel (Slack's ~1/s)."""
         self.config = config
+        for warning in deprecations(config):
+            log.warning("config: %s", warning)
         self.clock = clock or SystemClock()
         self.store = Store(
             config.database if database is None else database,
@@ -65,7 +67,11 @@ class Runtime:
         self.pager = self._pager(config, secrets)
         self.monitor = Monitor(self.service, self.client)
         self.deadlines = Deadlines(
-            self.store, self.clock, self.service.apply, self.monitor.open_breaches
+            self.store,
+            self.clock,
+            self.service.apply,
+            self.monitor.open_breaches,
+            self.monitor.soak_evidence,
         )
         self.timers = Timers(self.deadlines, self.clock, self.monitor)
         self.freeze = FreezeEnforcer(self.service, self.client, pace=gate_pace)
