@@ -7,7 +7,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from bot.domain.errors import UsageError
@@ -44,6 +44,8 @@ class Invocation:
     args: list[str]
     rest: str
     directory: Directory
+    sent_at: datetime | None = None  # when the person sent it (Slack), for "the step pending then"
+    asked: Any = None  # what the command's `ask` step learnt from a provider
 
 
 @dataclass(frozen=True)
@@ -57,14 +59,18 @@ class Reply:
 @dataclass(frozen=True)
 class Command:
     """A subcommand: its name, usage line, one-line summary, the runbook event it causes (whose
-    permission the runbook's rules decide; None when anyone may), and its handler (a coroutine
-    when it must ask a provider before it answers)."""
+    permission the runbook's rules decide; None when anyone may), its handler, whether it
+    only reads (answered afresh every time, even while the database cannot be written), and
+    what it must first ask a provider (`ask`, a coroutine run on the event loop before `run`,
+    whose answer `run` finds in `Invocation.asked`)."""
 
     name: str
     usage: str
     summary: str
     event: type | None
-    run: Callable[[Invocation], Reply | Awaitable[Reply]]
+    run: Callable[[Invocation], Reply]
+    reads_only: bool = False
+    ask: Callable[[Invocation], Awaitable[Any]] | None = None
 
     @property
     def who(self) -> tuple[Holder, ...]:

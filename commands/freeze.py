@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot.domain.errors import UsageError
 from bot.domain.events import AllowMerge
 from commands.base import Command, Invocation, Reply
 
 
-async def run(inv: Invocation) -> Reply:
-    """Mark a pull request's current head `success` during the freeze (the hotfix path)."""
+def _parsed(inv: Invocation) -> tuple[int, str]:
+    """The pull request's number and the reason."""
     if not inv.args or inv.args[0].lower() != "allow":
         raise UsageError("say what to do with the freeze: `allow <pr-number> <reason>`")
     if len(inv.args) < 2:
@@ -19,7 +21,22 @@ async def run(inv: Invocation) -> Reply:
     reason = inv.rest.strip().split(None, 2)[2:]
     if not reason:
         raise UsageError(f"say why #{number} may merge during the freeze: a reason is required")
-    return Reply(await inv.service.allow_merge(inv.channel, inv.user, int(number), reason[0]))
+    return int(number), reason[0]
+
+
+async def ask(inv: Invocation) -> Any:
+    """Ask GitHub for the pull request (open, into the frozen branch) before anything changes."""
+    number, reason = _parsed(inv)
+    return await inv.service.open_pull(inv.channel, inv.user, number, reason)
+
+
+def run(inv: Invocation) -> Reply:
+    """Mark the pull request's current head `success` during the freeze (the hotfix path)."""
+    number, reason = _parsed(inv)
+    pull = inv.asked
+    if pull is None or pull.number != number:
+        raise RuntimeError("`/golive freeze allow` ran without asking GitHub first")
+    return Reply(inv.service.allow_merge(inv.channel, inv.user, pull, reason))
 
 
 COMMAND = Command(
@@ -28,4 +45,5 @@ COMMAND = Command(
     "let one pull request merge during the freeze (its current head; a new push freezes it again)",
     AllowMerge,
     run,
+    ask=ask,
 )

@@ -233,7 +233,7 @@ def test_every_subcommand_declares_usage_and_permission() -> None:
         assert command.summary
 
 
-async def test_slack_escaping_is_undone() -> None:
+def test_slack_escaping_is_undone() -> None:
     """Slack's &amp; &lt; &gt; in notes read back as the characters people typed."""
     config = make_config()
     runtime = Runtime(
@@ -245,21 +245,19 @@ async def test_slack_escaping_is_undone() -> None:
     )
     store = runtime.store
     service = runtime.service
-    await dispatch(service, COMMANDER, CHANNEL, "start v1.0.0", DIRECTORY)
-    await dispatch(service, COMMANDER, CHANNEL, "note R&amp;D says &lt;ok&gt;", DIRECTORY)
+    dispatch(service, COMMANDER, CHANNEL, "start v1.0.0", DIRECTORY)
+    dispatch(service, COMMANDER, CHANNEL, "note R&amp;D says &lt;ok&gt;", DIRECTORY)
     assert store.notes(1)[0]["text"] == "R&D says &lt;ok&gt;"
 
 
-async def test_internal_errors_never_leak(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_internal_errors_never_leak(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     """An unexpected exception becomes a sentence, not a traceback."""
 
     def boom(*args: object, **kwargs: object) -> str:
         raise RuntimeError("secret-looking internals")
 
     monkeypatch.setattr(harness.service, "status", boom)
-    reply = await dispatch(harness.service, COMMANDER, CHANNEL, "status", DIRECTORY)
+    reply = dispatch(harness.service, COMMANDER, CHANNEL, "status", DIRECTORY)
     assert reply.text.startswith("golive hit an internal error while handling `/golive status`")
     assert "secret-looking" not in reply.text
 

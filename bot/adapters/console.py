@@ -17,7 +17,7 @@ from pathlib import Path
 from bot.domain.config import Config
 from bot.engine.runtime import Runtime
 from bot.store import OutboxRow
-from commands import MappingDirectory, dispatch
+from commands import MappingDirectory, handle
 from commands.base import parse_user
 
 Write = Callable[[str], None]
@@ -127,7 +127,7 @@ class ConsoleSession:
             return False
         if line.startswith("/golive"):
             service, directory = self.runtime.service, self.directory
-            reply = await dispatch(service, self.user, self.channel, line, directory)
+            reply = await handle(service, self.user, self.channel, line, directory)
             self.write(f"[only {self._name(self.user)} sees this] {plain(reply.text, self.names)}")
         elif line.startswith("+"):
             self._react(line)

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.engine.runtime import Runtime
+from bot.store.writer import reason, unwritable
 from checks.freeze import pull_event, repository_of, signature_ok
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,16 @@ class GitHubWebhook:
         if repository is not None and repository.lower() != ci.repository.lower():
             log.warning("GitHub webhook: refused a delivery about %s", repository[:100])
             return _answer(403, error=f"golive gates {ci.repository} only")
-        if not self.runtime.store.remember(f"github:delivery:{delivery}", self.runtime.clock.now()):
+        store, now = self.runtime.store, self.runtime.clock.now()
+        key = f"github:delivery:{delivery}"
+        try:
+            first = await store.writes.run(lambda: store.first_delivery(key, now), urgent=True)
+        except Exception as exc:
+            if not unwritable(exc):
+                raise
+            log.error("GitHub webhook: the delivery could not be recorded: %s", reason(exc))
+            return _answer(503, error="golive cannot write its database now; the sweep catches up")
+        if not first:
             return _answer(200, duplicate=True)
         if event == "ping":
             return _answer(200, pong=True)

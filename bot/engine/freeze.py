@@ -188,7 +188,7 @@ class FreezeEnforcer(Worker):
             plan = self._plan()
             if token is None:
                 message = f"{ci.token_env} is not set, so pull requests cannot be marked"
-                self._failed(plan.holder_id, message)
+                await self._failed(plan.holder_id, message)
                 self._retry_at = now + ci.gate_sweep
                 return
             due = (
@@ -201,10 +201,10 @@ class FreezeEnforcer(Worker):
                 if due:
                     await self._sweep(ci, token, plan)
             except RateLimited as exc:
-                self._rate_limited(exc, plan)
+                await self._rate_limited(exc, plan)
                 return
             except ProviderError as exc:
-                self._failed(plan.holder_id, exc.message)
+                await self._failed(plan.holder_id, exc.message)
                 wait = min(ERROR_RETRY, ci.gate_sweep.total_seconds())
                 self._retry_at = self.clock.now() + timedelta(seconds=wait)
                 return
@@ -240,7 +240,7 @@ class FreezeEnforcer(Worker):
             shown = await gate_state(self.client, ci.github_url, ci.repository, head.sha, token)
             wanted = plan.wanted(head)
             if shown == wanted.state:
-                self.store.gate_verified(ci.repository, head.sha, self.clock.now())
+                await self._verified(ci.repository, head.sha)
                 continue
             log.warning(
                 "merge gate: GitHub shows %s on #%d (%s), golive set %s; setting it again",
@@ -249,16 +249,15 @@ class FreezeEnforcer(Worker):
                 head.sha[:7],
                 wanted.state,
             )
-            self.store.add_event(
-                wanted.release_id,
-                self.clock.now(),
-                "freeze_gate_corrected",
-                None,
-                {"pr": head.number, "sha": head.sha, "github": shown, "wanted": wanted.state},
-            )
+            seen = {"pr": head.number, "sha": head.sha, "github": shown, "wanted": wanted.state}
+            await self._record(wanted.release_id, "freeze_gate_corrected", seen)
             await self._post(ci, token, plan, head, wanted, first=False)
         self._swept = plan.key
         self._next_sweep = self.clock.now() + ci.gate_sweep
+
+    async def _verified(self, repository: str, sha: str) -> None:
+        now = self.clock.now()
+        await self.store.writes.run(lambda: self.store.gate_verified(repository, sha, now))
 
     async def _judge(self, ci: CIConfig, token: str, plan: GatePlan, head: PullHead) -> bool:
         """Post the wanted status on a head unless golive already set exactly that; True when
@@ -297,21 +296,23 @@ class FreezeEnforcer(Worker):
             description=wanted.description,
         )
         now = self.clock.now()
-        with self.store.transaction():
-            self.store.remember_gate_status(
-                ci.repository,
-                head.sha,
-                head.number,
-                wanted.state,
-                wanted.description,
-                wanted.release_id,
-                now,
-            )
-            told = first and plan.refrozen(head, wanted)
-            if told:
-                self._tell_refrozen(head, wanted, now)
-        if told:
-            self.service.changed()
+
+        def remember() -> None:
+            with self.store.transaction():
+                self.store.remember_gate_status(
+                    ci.repository,
+                    head.sha,
+                    head.number,
+                    wanted.state,
+                    wanted.description,
+                    wanted.release_id,
+                    now,
+                )
+                if first and plan.refrozen(head, wanted):
+                    self._tell_refrozen(head, wanted, now)
+                    self.service.changed()
+
+        await self.store.writes.run(remember)
 
     def _tell_refrozen(self, head: PullHead, wanted: Wanted, now: datetime) -> None:
         """The thread hears that a pull request let through the freeze was pushed to again."""
@@ -324,18 +325,23 @@ class FreezeEnforcer(Worker):
 
     # -- when GitHub says no ---------------------------------------------------------------
 
-    def _rate_limited(self, exc: RateLimited, plan: GatePlan) -> None:
+    async def _rate_limited(self, exc: RateLimited, plan: GatePlan) -> None:
         now = self.clock.now()
         wait = exc.wait_from(now.timestamp(), self._backoff)
         if exc.retry_after is None and exc.reset_at is None:
             self._backoff = min(self._backoff * 2, MAX_RATE_LIMIT_WAIT)
         self.blocked_until = now + timedelta(seconds=max(wait, 1.0))
-        self._failed(plan.holder_id, f"{exc.message}; the merge gate waits {wait:.0f}s")
+        await self._failed(plan.holder_id, f"{exc.message}; the merge gate waits {wait:.0f}s")
 
-    def _failed(self, release_id: int | None, message: str) -> None:
+    async def _failed(self, release_id: int | None, message: str) -> None:
         if message != self.last_error:
             log.warning("merge gate on GitHub: %s", message)
-            self.store.add_event(
-                release_id, self.clock.now(), "freeze_gate_failed", None, {"error": message}
-            )
+            await self._record(release_id, "freeze_gate_failed", {"error": message})
         self.last_error = message
+
+    async def _record(self, release_id: int | None, kind: str, data: dict[str, Any]) -> None:
+        """One event on the record, written by the database's writer."""
+        now = self.clock.now()
+        await self.store.writes.run(
+            lambda: self.store.add_event(release_id, now, kind, None, data)
+        )

@@ -153,7 +153,7 @@ class Monitor:
             row = self.store.db["releases"].get(release_id)  # type: ignore[union-attr]
             until = datetime.fromisoformat(str(row["monitor_until"]))
             if now >= until:
-                self.close(release_id)
+                await self.store.writes.run(lambda: self.close(release_id))
                 return
         trackers = {signal: self._tracker(record, signal) for signal in SIGNALS}
         last = trackers["errors"].last_tick_at
@@ -182,14 +182,17 @@ class Monitor:
             )
         if now.timestamp() - start < interval / 2:
             # Just begun: nothing to count yet. Keep the tests (and say what they can see).
-            with self.store.transaction():
-                for signal, tracker in trackers.items():
-                    test = tests[signal]
-                    if isinstance(test, Cusum):
-                        state = replace(tracker, test=test.to_dict()).to_dict()
-                        self.store.save_alert_state(release_id, signal, state, now)
-                if note is not None:
-                    self._note(record, note, now)
+            def keep() -> None:
+                with self.store.transaction():
+                    for signal, tracker in trackers.items():
+                        test = tests[signal]
+                        if isinstance(test, Cusum):
+                            state = replace(tracker, test=test.to_dict()).to_dict()
+                            self.store.save_alert_state(release_id, signal, state, now)
+                    if note is not None:
+                        self._note(record, note, now)
+
+            await self.store.writes.run(keep)
             self.service.changed()
             return
         window = self.config.monitoring.window
@@ -234,6 +237,27 @@ class Monitor:
             )
             updated = {"errors": verdicts.errors_test, "latency": verdicts.latency_test}
             judgments = (verdicts.errors, verdicts.latency)
+        await self.store.writes.run(
+            lambda: self._record(
+                record, kind, now, values, judgments, trackers, tests, updated, note
+            )
+        )
+        self.service.changed()
+
+    def _record(
+        self,
+        record: ReleaseRecord,
+        kind: str,
+        now: datetime,
+        values: dict[str, Any],
+        judgments: tuple[Judgment, Judgment],
+        trackers: dict[str, AlertTracker],
+        tests: dict[str, Cusum | str],
+        updated: dict[str, Cusum | None],
+        note: tuple[str, bool] | None,
+    ) -> None:
+        """One tick's sample, tests, tracker states, alerts and messages, in one transaction."""
+        release_id = record.release.id
         with self.store.transaction():
             self.store.add_sample(
                 release_id,
@@ -255,7 +279,6 @@ class Monitor:
             if note is not None:
                 self._note(record, note, now)
             self.service.refresh_card(release_id, now)
-        self.service.changed()
 
     @staticmethod
     def _new_tests(

@@ -766,3 +766,25 @@ def ack(action: str, subject: str = "") -> str:
         "unfreeze": f"Merge freeze of release {subject} lifted.",
         "allow": f"Pull request {subject} may merge during the freeze.",
     }[action]
+
+
+def render_degraded(problem: str) -> str:
+    """Said once, straight to the release channel, when golive finds it cannot write."""
+    return (
+        f"⚠️ golive cannot write to its database ({problem}). Messages are held back and new "
+        "approvals may wait until it can; nothing already recorded is lost. golive keeps "
+        "trying on its own — check the disk and `/healthz`."
+    )
+
+
+def render_recovered() -> str:
+    """Said once when golive can write again after `render_degraded`."""
+    return "✅ golive can write to its database again; held-back messages follow."
+
+
+def render_database_busy(problem: str) -> str:
+    """The reply to a command that could not be recorded."""
+    return (
+        f"golive cannot write to its database right now ({problem}), so nothing was done. "
+        "Try again in a minute; `/golive status` still answers."
+    )

@@ -262,7 +262,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
             env.update(
                 {
                     "SLACK_BOT_TOKEN": DEFAULT_TOKEN,
-                    "SLACK_SIGNING_SECRET": "golive-soak-test-signing-secret",
+                    "SLACK_SIGNING_SECRET": "golive-soak-test-signing-secret-0000",
                     "SLACK_API_URL": f"{slack.url}/api/",
                     ROUTING_ENV: DEFAULT_ROUTING_KEY,
                     "PYTHONUNBUFFERED": "1",

@@ -9,12 +9,13 @@ import hmac
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from bot.adapters.slack.serve import RUNTIME, WORK, create_server, missing_environment
+from bot.adapters.slack.serve import INBOX, RUNTIME, create_server, missing_environment
 from bot.adapters.webhook import MAX_BODY
 from bot.domain.clock import FakeClock
 from bot.engine.runtime import Runtime
@@ -91,8 +92,9 @@ def gate_section(github_url: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def served(fake_slack: FakeSlack, clock: FakeClock) -> AsyncIterator[Served]:
-    """golive serving on loopback; the fake GitHub has two open pulls and a webhook to golive."""
+async def served(fake_slack: FakeSlack, clock: FakeClock, tmp_path: Path) -> AsyncIterator[Served]:
+    """golive serving on loopback (its database in a file, written by its own thread); the fake
+    GitHub has two open pulls and a webhook to golive."""
     github = FakeGitHub(clock=clock.now)
     for name in CHECKS:
         github.set_check_run(REPOSITORY, "main", name)
@@ -103,10 +105,11 @@ async def served(fake_slack: FakeSlack, clock: FakeClock) -> AsyncIterator[Serve
     env = slack_env(
         fake_slack, GITHUB_TOKEN=DEFAULT_TOKEN, GITHUB_WEBHOOK_SECRET=SECRET
     )
-    app = await create_server(config, env, clock=clock, database=":memory:", gate_pace=0.0)
+    database = str(tmp_path / "golive.db")
+    app = await create_server(config, env, clock=clock, database=database, gate_pace=0.0)
     server = LoopbackServer(app)
     await server.start()
-    harness = SlackHarness(fake_slack, server, app[RUNTIME], app[WORK], clock)
+    harness = SlackHarness(fake_slack, server, app[RUNTIME], app[INBOX], clock)
     try:
         yield Served(harness, github, f"{server.url}/github/webhook")
     finally:
