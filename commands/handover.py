@@ -13,7 +13,7 @@ def _to(inv: Invocation) -> str:
     return parse_user(inv.args[0], inv.directory)
 
 
-async def vet(inv: Invocation) -> None:
+async def ask(inv: Invocation) -> None:
     """Ask the directory whether the new commander is a real, active person of this workspace."""
     await inv.service.vet_handover(inv.channel, inv.user, _to(inv))
 
@@ -29,5 +29,5 @@ COMMAND = Command(
     "make someone else the commander",
     Handover,
     run,
-    vet=vet,
+    ask=ask,
 )

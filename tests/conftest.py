@@ -75,6 +75,7 @@ class Harness:
             ConsoleTransport(self.output.append, names),
             clock=clock,
             database=database,
+            gate_pace=0.0,
         )
         self.store = self.runtime.store
         self.session = ConsoleSession(self.runtime, config, COMMANDER, self.output.append)

@@ -235,6 +235,10 @@ class CIConfig(_Model):
     wait: Duration = timedelta(minutes=10)
     poll_interval: Duration = timedelta(seconds=30)
     freeze_branch: str | None = None
+    # The merge gate: GitHub's webhook deliveries are signed with the secret this variable holds
+    # (POST /github/webhook); the sweep catches whatever a webhook missed.
+    webhook_secret_env: EnvName | None = None
+    gate_sweep: Duration = timedelta(minutes=2)
 
     @field_validator("repository")
     @classmethod
@@ -478,6 +482,8 @@ class Config(_Model):
         pre = self.preconditions
         if pre.ci:
             names.append((pre.ci.token_env, "preconditions.ci.token_env"))
+            if pre.ci.webhook_secret_env:
+                names.append((pre.ci.webhook_secret_env, "preconditions.ci.webhook_secret_env"))
         if pre.incidents:
             names.append((pre.incidents.token_env, "preconditions.incidents.token_env"))
         if pre.rollback and pre.rollback.token_env:

@@ -16,6 +16,7 @@ from bot.domain.model import ReleaseStatus
 from bot.domain.people import People
 from bot.engine.checkbook import CheckBook, default_checkbook
 from bot.engine.deadlines import Deadlines
+from bot.engine.freeze import PACE as GATE_PACE
 from bot.engine.freeze import FreezeEnforcer
 from bot.engine.monitor import Monitor
 from bot.engine.outbox import Outbox, Transport
@@ -47,6 +48,7 @@ class Runtime:
         checkbook: CheckBook | None = None,
         client: httpx.AsyncClient | None = None,
         pace: float = 0.0,
+        gate_pace: float = GATE_PACE,
         threaded: bool = False,
         people: People | None = None,
     ) -> None:
@@ -93,7 +95,7 @@ class Runtime:
             self.monitor.soak_evidence,
         )
         self.timers = Timers(self.deadlines, self.clock, self.monitor)
-        self.freeze = FreezeEnforcer(config, self.store, secrets, self.client, self.clock)
+        self.freeze = FreezeEnforcer(self.service, self.client, pace=gate_pace)
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -160,8 +162,7 @@ class Runtime:
         while True:
             fired = await self.store.writes.run(self.deadlines.fire_due)
             await self.service.checks.settle()
-            if self.freeze.enabled and self.freeze.busy():
-                await self.freeze.sync()
+            await self.freeze.settle()
             delivered = 0
             for outbox in self._outboxes():
                 delivered += await outbox.flush()

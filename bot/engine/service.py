@@ -26,6 +26,7 @@ from bot.domain.errors import IllegalMove, NotAllowed, UsageError, Why
 from bot.domain.events import (
     Abort,
     Activate,
+    AllowMerge,
     Approve,
     CheckFinished,
     Complete,
@@ -33,6 +34,7 @@ from bot.domain.events import (
     Handover,
     Retry,
     Rollback,
+    TakeFreeze,
     Transition,
     Unfreeze,
     Waive,
@@ -47,7 +49,7 @@ from bot.domain.model import (
 )
 from bot.domain.people import Facts, Holding, KnownPeople, LookupFailed, People, unfit
 from bot.domain.plan import PlannedService, plan_steps
-from bot.domain.rules import authorize_kind
+from bot.domain.rules import authorize, authorize_kind
 from bot.domain.transition import transition
 from bot.engine.checkbook import CheckBook
 from bot.engine.checkrunner import CheckRunner
@@ -58,6 +60,8 @@ from bot.render.fmt import Rendered
 from bot.render.refusals import refusal
 from bot.store import OutboxRow, ReleaseRecord, Store
 from checks.base import CheckResult
+from checks.freeze import PullRequest, pull_request
+from checks.http import ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +79,13 @@ class StartRequest:
     services: tuple[str, ...] = ()
     at: datetime | None = None
     roles: Mapping[str, str] = dataclasses.field(default_factory=dict)  # role value → user id
+    take_freeze: bool = False
+
+
+# Events aimed at the release of a channel that holds the merge freeze, whatever is newest there.
+FREEZE_EVENTS: tuple[type, ...] = (Unfreeze, AllowMerge)
+# How long `/golive freeze allow` waits for GitHub: the answer must reach Slack within 3 s.
+PULL_LOOKUP_TIMEOUT = 1.5
 
 
 class ReleaseService:
@@ -101,13 +112,14 @@ class ReleaseService:
         )
         self._listeners: list[Callable[[], None]] = []
         self.effects = Effects(config, store)
+        self.client = client or httpx.AsyncClient(timeout=10.0)
         self.checks = CheckRunner(
             config,
             store,
             clock,
             checkbook,
             secrets,
-            client or httpx.AsyncClient(timeout=10.0),
+            self.client,
             finish=self.finish_check,
             progress=self.check_progress,
             results_of=self.latest_results,
@@ -141,8 +153,25 @@ class ReleaseService:
             raise IllegalMove(Why.NO_RELEASE_HERE)
         return record
 
+    def freeze_holder(self, channel: str) -> ReleaseRecord | None:
+        """The release of a channel that holds the merge freeze, whatever release is newest."""
+        rid = self.store.freeze_holder(channel)
+        return self.store.load(rid) if rid is not None else None
+
+    def _require_holder(self, channel: str) -> ReleaseRecord:
+        holder = self.freeze_holder(channel)
+        if holder is None:
+            raise IllegalMove(Why.NOTHING_FROZEN_HERE)
+        return holder
+
     def authorize(self, channel: str, user: str, kind: type) -> None:
-        """Refuse early when `user` may not cause this kind of event in the channel's release."""
+        """Refuse early when `user` may not cause this kind of event in the release it is for:
+        the channel's newest, or for the freeze's events the release holding the freeze."""
+        if kind in FREEZE_EVENTS:
+            holder = self.freeze_holder(channel)
+            if holder is not None:  # without one, the command says nothing is frozen
+                authorize_kind(holder.release, kind, user)
+            return
         authorize_kind(self.require_current(channel).release, kind, user)
 
     # -- applying events -------------------------------------------------------------------
@@ -291,7 +320,9 @@ class ReleaseService:
 
     def _check_start(
         self, channel: str, user: str, request: StartRequest
-    ) -> tuple[str, tuple[str, ...], Roles]:
+    ) -> tuple[str, tuple[str, ...], Roles, ReleaseRecord | None]:
+        """Everything a start must satisfy before anyone is asked or anything written: the
+        version, services, roles, and the freeze a rolled-back release may hand on."""
         if channel not in self.config.slack.release_channels:
             raise NotAllowed(
                 Why.NOT_A_RELEASE_CHANNEL, channels=list(self.config.slack.release_channels)
@@ -302,17 +333,18 @@ class ReleaseService:
         version = request.version.strip()
         if not VERSION.match(version):
             raise UsageError(Why.BAD_VERSION, version=version)
+        held = self._held_freeze(channel, user, version, request.take_freeze)
         services = self._changed_services(request.services)
         roles = self._roles(user, request.roles)
         at = request.at
         if at is not None and at <= self.clock.now():
             raise UsageError(Why.AT_IN_THE_PAST, at=at, tz=self.config.tz)
-        return version, services, roles
+        return version, services, roles, held
 
     def open_release(self, channel: str, user: str, request: StartRequest) -> str:
         """Write the new release (after `vet_start`): every check of a start runs again here,
         inside the one writer, so two starts cannot both open a release in a channel."""
-        version, services, roles = self._check_start(channel, user, request)
+        version, services, roles, held = self._check_start(channel, user, request)
         now = self.clock.now()
         at = request.at
         monitoring = self.config.monitoring
@@ -335,9 +367,12 @@ class ReleaseService:
             major=request.major,
             services=services,
             kickoff_at=at,
+            frozen=held is not None,
         )
         activate_at = at - T_MINUS if at is not None else now
         with self.store.transaction():
+            if held is not None:  # the old release hands its freeze on, in the same transaction
+                self.apply(held.release.id, TakeFreeze(user, version), user)
             rid = self.store.insert_release(
                 release, created_at=now, created_by=user, activate_at=activate_at
             )
@@ -363,16 +398,42 @@ class ReleaseService:
                     "services": list(services),
                     "at": at.isoformat() if at else None,
                     "roles": dataclasses.asdict(roles),
+                    "take_freeze": held is not None,
                 },
             )
             record = self.store.load(rid)
             self.effects.thread(record, messages.render_started(release, self.config), now)
+            if held is not None:
+                old = held.release.version
+                taken = {"from": old, "from_release": held.release.id}
+                self.store.add_event(rid, now, "freeze_taken_over", user, taken)
+                rendered = messages.render_freeze_taken_over(version, old, user)
+                self.effects.thread(record, rendered, now)
         self.changed()
         if activate_at <= now:
             self.apply(rid, Activate(), user)
-            return messages.ack_started(version)
+            return messages.ack_started(version, held.release.version if held else None)
         assert at is not None
         return messages.ack_scheduled(version, at, activate_at, self.config.tz)
+
+    def _held_freeze(
+        self, channel: str, user: str, version: str, take: bool
+    ) -> ReleaseRecord | None:
+        """The ended release whose freeze a new release of the channel takes over, if asked to.
+
+        A freeze a rolled-back release still holds is never left behind silently: the new
+        release either takes it over (`take_freeze`, the old release's commander only) or waits
+        until it is lifted.
+        """
+        holder = self.freeze_holder(channel)
+        if holder is None or holder.release.status in OPEN_STATUSES:
+            if take:
+                raise IllegalMove(Why.NO_FREEZE_TO_TAKE)
+            return None
+        if not take:
+            raise IllegalMove(Why.FREEZE_HELD, release=holder.release, version=version)
+        authorize(holder.release, TakeFreeze(user, version))
+        return holder
 
     def _changed_services(self, asked: tuple[str, ...]) -> tuple[str, ...]:
         configured = [s.name for s in self.config.services]
@@ -578,10 +639,52 @@ class ReleaseService:
         return messages.ack("complete")
 
     def unfreeze(self, channel: str, user: str) -> str:
-        """Lift a freeze that a rollback kept."""
-        record = self.require_current(channel)
-        self.apply(record.release.id, Unfreeze(user), user)
-        return messages.ack("unfreeze")
+        """Lift the freeze a rolled-back release of the channel kept, whatever is newest."""
+        holder = self._require_holder(channel)
+        self.apply(holder.release.id, Unfreeze(user), user)
+        return messages.ack("unfreeze", holder.release.version)
+
+    async def open_pull(self, channel: str, user: str, number: int, reason: str) -> PullRequest:
+        """What `allow_merge` needs, asked of GitHub on the event loop: one open pull request
+        into the frozen branch, after checking that there is a freeze, a reason and the right
+        person (nothing is asked of GitHub otherwise)."""
+        holder = self._require_holder(channel)
+        if not reason.strip():
+            raise IllegalMove(Why.REASON_REQUIRED, action="allow")
+        authorize_kind(holder.release, AllowMerge, user)
+        return await self._open_pull(number)
+
+    def allow_merge(self, channel: str, user: str, pull: PullRequest, reason: str) -> str:
+        """Let one open pull request's current head through the channel's freeze (the hotfix
+        path), on the record; the merge gate marks it `success`."""
+        holder = self._require_holder(channel)
+        event = AllowMerge(user, pull.number, pull.sha, reason.strip(), pull.title)
+        self.apply(holder.release.id, event, user)
+        return messages.ack("allow", f"#{pull.number} (head {pull.sha[:7]})")
+
+    async def _open_pull(self, number: int) -> PullRequest:
+        """An open pull request into the frozen branch, or a refusal saying why not."""
+        ci = self.config.preconditions.ci
+        if ci is None or not ci.freeze_branch:
+            raise IllegalMove(Why.NO_MERGE_GATE, token_env=None)
+        token = self.secrets.get(ci.token_env)
+        if token is None:
+            raise IllegalMove(Why.NO_MERGE_GATE, token_env=ci.token_env)
+        try:
+            pull = await pull_request(
+                self.client, ci.github_url, ci.repository, number, token, PULL_LOOKUP_TIMEOUT
+            )
+        except ProviderError as exc:
+            raise IllegalMove(Why.GITHUB_UNAVAILABLE, error=exc.message) from None
+        if pull is None:
+            raise IllegalMove(Why.UNKNOWN_PULL, number=number, repository=ci.repository)
+        if pull.state != "open":
+            raise IllegalMove(Why.PULL_CLOSED, number=number, merged=pull.merged)
+        if pull.base != ci.freeze_branch:
+            raise IllegalMove(
+                Why.PULL_NOT_GATED, number=number, base=pull.base, branch=ci.freeze_branch
+            )
+        return pull
 
     def status(self, channel: str) -> str:
         """Where the channel's release stands and what waits on whom."""

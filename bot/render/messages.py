@@ -467,12 +467,29 @@ def render_monitoring_closed(
     return Rendered(text, [section(text)])
 
 
-def render_freeze(release: Release, config: Config, frozen: bool, now: datetime) -> Rendered:
-    """The merge-freeze announcement, or its lifting."""
-    branch = "the release branch"
+def _branch(config: Config) -> str:
     if config.preconditions.ci and config.preconditions.ci.freeze_branch:
-        branch = code(config.preconditions.ci.freeze_branch)
-    if frozen:
+        return code(config.preconditions.ci.freeze_branch)
+    return "the release branch"
+
+
+def render_freeze(
+    release: Release,
+    config: Config,
+    frozen: bool,
+    now: datetime,
+    still_held_by: Sequence[str] = (),
+) -> Rendered:
+    """The merge-freeze announcement, or its lifting (saying so when other releases still hold
+    a freeze of their own)."""
+    branch = _branch(config)
+    if not frozen and still_held_by:
+        text = (
+            f"🟢 *Merge freeze of {release.version} lifted* ({STATUS_TITLES[release.status]}), "
+            f"but merges to {branch} stay frozen: release {', '.join(still_held_by)} still "
+            f"holds a freeze ({clock_time(now, config.tz)})."
+        )
+    elif frozen:
         text = (
             f"🧊 *Merge freeze*: feature merges to {branch} are frozen for release "
             f"{release.version} from {clock_time(now, config.tz)} "
@@ -486,6 +503,76 @@ def render_freeze(release: Release, config: Config, frozen: bool, now: datetime)
             f"({clock_time(now, config.tz)})."
         )
     return Rendered(text, [section(text)])
+
+
+# GitHub keeps at most 140 characters of a commit status description.
+GATE_DESCRIPTION_LIMIT = 140
+
+
+def _gate_text(text: str) -> str:
+    if len(text) <= GATE_DESCRIPTION_LIMIT:
+        return text
+    return text[: GATE_DESCRIPTION_LIMIT - 1] + "…"
+
+
+def gate_frozen(version: str, status: ReleaseStatus, reason: str | None) -> str:
+    """The merge gate's failing status on GitHub: which release holds the freeze, and why."""
+    if status is ReleaseStatus.ROLLED_BACK:
+        why = f" ({reason})" if reason else ""
+        return _gate_text(
+            f"Frozen: release {version} was rolled back{why}; its commander lifts the freeze"
+        )
+    return _gate_text(f"Frozen for release {version} until it completes")
+
+
+def gate_open() -> str:
+    """The merge gate's passing status on GitHub when nothing is frozen."""
+    return "No merge freeze: merges may proceed"
+
+
+def gate_allowed(version: str, reason: str) -> str:
+    """The merge gate's passing status on a head the commander let through a freeze."""
+    return _gate_text(f"Allowed through the {version} freeze: {' '.join(reason.split())}")
+
+
+def render_merge_allowed(
+    number: int, sha: str, title: str, user: str, reason: str, config: Config
+) -> Rendered:
+    """The thread hears that one pull request may merge during the freeze, and until when."""
+    named = f" ({esc(title)})" if title else ""
+    text = (
+        f"🚦 {mention(user)} let pull request #{number}{named} through the merge freeze: "
+        f"{reason}. Its head `{sha[:7]}` is marked success on GitHub, so it may merge into "
+        f"{_branch(config)}; a new push to it is frozen again."
+    )
+    return Rendered(text, [section(text)])
+
+
+def render_refrozen(number: int, sha: str, version: str) -> Rendered:
+    """A pull request let through the freeze got a new head commit: frozen again."""
+    text = (
+        f"🧊 Pull request #{number} has a new head `{sha[:7]}`, frozen again by the {version} "
+        f"freeze; `/golive freeze allow {number} <reason>` lets it through again."
+    )
+    return Rendered(text)
+
+
+def render_freeze_handed_on(old: str, new: str, by: str) -> Rendered:
+    """In the old release's thread: its freeze now belongs to a newer release."""
+    text = (
+        f"🧊 The merge freeze of {old} now belongs to release {new} ({mention(by)} took it "
+        f"over); merges stay frozen until {new} lifts it."
+    )
+    return Rendered(text)
+
+
+def render_freeze_taken_over(new: str, old: str, by: str) -> Rendered:
+    """In the new release's thread: it holds the freeze a rolled-back release kept."""
+    text = (
+        f"🧊 Release {new} holds the merge freeze taken over from {old} (rolled back) by "
+        f"{mention(by)}: merges stay frozen until {new} completes or is aborted."
+    )
+    return Rendered(text)
 
 
 def render_started(release: Release, config: Config) -> Rendered:
@@ -662,9 +749,10 @@ def render_progress(title: str, text: str) -> Rendered:
     return Rendered(f"⏳ *{title}*: {esc(text)}")
 
 
-def ack_started(version: str) -> str:
+def ack_started(version: str, took_freeze_of: str | None = None) -> str:
     """The reply to a start that began at once."""
-    return f"Release {version} started. Watch the card in this channel."
+    held = f" It holds the merge freeze taken over from {took_freeze_of}." if took_freeze_of else ""
+    return f"Release {version} started.{held} Watch the card in this channel."
 
 
 def ack_scheduled(version: str, at: datetime, activate_at: datetime, tz: ZoneInfo) -> str:
@@ -687,7 +775,8 @@ def ack(action: str, subject: str = "") -> str:
         "rollback": "Rollback recorded; the plan is in the channel.",
         "abort": "Release aborted.",
         "complete": "Release completed.",
-        "unfreeze": "Merge freeze lifted.",
+        "unfreeze": f"Merge freeze of release {subject} lifted.",
+        "allow": f"Pull request {subject} may merge during the freeze.",
     }[action]
 
 

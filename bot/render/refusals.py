@@ -29,6 +29,16 @@ EVENT_WORDS: Mapping[str, str] = {
     "unfreeze": "lift a freeze",
     "abort": "be aborted",
     "handover": "be handed over",
+    "allowmerge": "let pull requests through a merge freeze",
+    "takefreeze": "hand its merge freeze on",
+}
+
+# What the permission table's freeze events are in words; they name the release that holds the
+# freeze, which need not be the channel's newest.
+FREEZE_ACTIONS: Mapping[str, str] = {
+    "unfreeze": "lift the merge freeze of",
+    "allowmerge": "let pull requests through the merge freeze of",
+    "takefreeze": "take over the merge freeze of",
 }
 
 ROLE_WORDS: Mapping[Role, str] = {
@@ -96,6 +106,8 @@ def _not_allowed(
         if holder is Holder.STEP_OWNER and uid not in {u for _, u in named}
     ]
     target = release.step(step).title if step else "this release"
+    if action in FREEZE_ACTIONS:
+        action, target = FREEZE_ACTIONS[action], f"release {release.version}"
     if owners and not named:
         return f"only {mention(owners[0])} can {action} {target}"
     if owners:
@@ -179,6 +191,24 @@ def workspace_unknown(status: str) -> str:
     )
 
 
+def _freeze_held(release: Release, version: str) -> str:
+    return (
+        f"release {release.version} was rolled back and still holds the merge freeze "
+        f"(commander {mention(release.roles.commander)}). Lift it first with "
+        f"`/golive unfreeze`, or take it over: `/golive start {version} take_freeze` "
+        f"(release {version} then holds it, on the record)"
+    )
+
+
+def _no_merge_gate(token_env: str | None) -> str:
+    if token_env:
+        return f"{token_env} is not set, so golive cannot mark pull requests on GitHub"
+    return (
+        "golive gates no branch on GitHub here (preconditions.ci.freeze_branch is not set), "
+        "so there is nothing to let through"
+    )
+
+
 WORDS: Mapping[Why, Callable[..., str]] = {
     Why.NO_SUCH_STEP: lambda key, known: (
         f"there is no step called {code(key)} in this release (steps: {', '.join(known)})"
@@ -237,6 +267,27 @@ WORDS: Mapping[Why, Callable[..., str]] = {
     Why.CANNOT_HOLD_ROLE: _cannot_hold,
     Why.CANNOT_CHECK_PERSON: _cannot_check,
     Why.OTHER_WORKSPACE: other_workspace,
+    Why.NOTHING_FROZEN_HERE: lambda: "merges are not frozen by any release in this channel",
+    Why.FREEZE_HELD: _freeze_held,
+    Why.NO_FREEZE_TO_TAKE: lambda: (
+        "no rolled-back release of this channel holds a merge freeze, so there is none to "
+        "take over; start without `take_freeze`"
+    ),
+    Why.NO_MERGE_GATE: _no_merge_gate,
+    Why.UNKNOWN_PULL: lambda number, repository: (
+        f"there is no pull request #{number} in {repository}"
+    ),
+    Why.PULL_CLOSED: lambda number, merged: (
+        f"pull request #{number} is {'already merged' if merged else 'closed'}; "
+        f"there is nothing to let through"
+    ),
+    Why.PULL_NOT_GATED: lambda number, base, branch: (
+        f"pull request #{number} is into `{base}`, not `{branch}`: the freeze does not hold it"
+    ),
+    Why.GITHUB_UNAVAILABLE: lambda error: (
+        f"golive could not ask GitHub about the pull request ({error}); nothing was allowed, "
+        f"try again"
+    ),
 }
 
 

@@ -48,8 +48,10 @@ def release_record(
     samples: Rows,
     notes: Rows,
     events: Rows,
+    allowances: Rows = (),
 ) -> str:
-    """The whole story of a release: owners, steps, approvals, checks, waivers, notes, timeline."""
+    """The whole story of a release: owners, steps, approvals, checks, waivers, merges allowed
+    during its freeze, notes, timeline."""
     release = record.release
     roles = release.roles
     lines = [
@@ -100,6 +102,13 @@ def release_record(
         f"{_md(w['reason'])}"
         for w in waivers
     ] or ["None."]
+    if allowances:
+        lines += ["", "## Merges allowed during the freeze", ""]
+        lines += [
+            f"- {_t(a['at'], config)}: <@{a['user']}> let pull request #{a['pr_number']} "
+            f"({_md(a['title'])}) at `{a['sha'][:7]}` through: {_md(a['reason'])}"
+            for a in allowances
+        ]
     lines += ["", "## Alerts", ""]
     lines += [
         f"- {_t(a['at'], config)} {a['signal']} {a['action']}: {_md(a['summary'])}" for a in alerts
