@@ -220,6 +220,7 @@ class Monitor:
                 messages.render_monitoring_closed(record.release, len(alerts), still, self.config),
                 now,
             )
+            self.service.close_release(release_id, now)
             # Nothing watches this release any more: resolve what golive opened in PagerDuty,
             # breaches and blindness alike, so no incident outlives the monitoring.
             for state in self.store.alert_states(release_id).values():
