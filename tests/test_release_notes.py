@@ -17,7 +17,7 @@ from bot.engine.writeback import WRITE_BACK_KIND
 from bot.render.release_notes import MARK_END, MARK_START
 from bot.sandbox import GitHubRelease, Sandbox
 from bot.sandbox.sandbox import REPOSITORY
-from tests.conftest import BACKEND, COMMANDER, ON_CALL, walk
+from tests.conftest import BACKEND, COMMANDER, ON_CALL, Harness, walk
 from tests.test_monitoring_flow import Monitored, monitored_config
 from tests.test_preconditions import results
 
@@ -269,3 +269,26 @@ async def test_notes_at_a_url_say_they_could_not_be_written_back(tmp_path: Path)
         assert not [m for m in h.messages() if m.kind == WRITE_BACK_KIND]
         assert sb.github.release_patches == []
         await h.service.close()
+
+
+async def test_an_hour_watched_by_hand_also_ends_and_closes_the_release(
+    harness: Harness,
+) -> None:
+    """Without Prometheus, on-call watches by hand; when the hour is over the release closes
+    all the same, with the final record in the thread."""
+    h = harness
+    await h.say(COMMANDER, "/golive start v2.4.0")
+    await walk(h, "criteria")
+    await h.say(COMMANDER, "/golive complete")
+    rid = h.release().id
+    assert h.runtime.monitor.periods() == {rid: ("heightened", 60.0)}
+    h.clock.advance(3599)
+    await h.runtime.monitor.tick(rid)
+    assert h.store.load(rid).closed_at is None
+    h.clock.advance(1)
+    await h.runtime.monitor.tick(rid)
+    await h.settle()
+    assert h.store.load(rid).closed_at is not None and h.runtime.monitor.periods() == {}
+    texts = [m.text for m in h.messages()]
+    assert any(t.startswith("👋 Heightened monitoring of v2.4.0 ended after 1h") for t in texts)
+    assert any(m.file and m.file["filename"] == "release-v2.4.0-final.md" for m in h.messages())

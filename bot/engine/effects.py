@@ -420,8 +420,7 @@ class Effects:
         if mon.prometheus_url is None:
             rendered = messages.render_watching_by_hand(record.release, until, self.config.tz)
             self.thread(record, rendered, now)
-            return
-        self.store.set_monitoring(record.release.id, period, until)
+        self.store.set_monitoring(record.release.id, period, until)  # its end closes the release
 
     def _handed_over(
         self, record: ReleaseRecord, effect: HandedOver, now: datetime, ctx: Context

@@ -433,10 +433,20 @@ def render_alert(
 
 
 def render_monitoring_closed(
-    release: Release, alerts: int, still_open: Sequence[str], config: Config
+    release: Release,
+    alerts: int,
+    still_open: Sequence[str],
+    config: Config,
+    by_hand: bool = False,
 ) -> Rendered:
     """Heightened (or post-rollback) monitoring ended."""
     hours = format_duration(config.monitoring.heightened.duration)
+    if by_hand:
+        text = (
+            f"👋 Heightened monitoring of {release.version} ended after {hours}; it was watched "
+            f"by hand (no metrics source is configured), so golive judged nothing itself."
+        )
+        return Rendered(text, [section(text)])
     if still_open:
         tail = f"{', '.join(still_open)} still breached — watch it by hand from here."
     elif alerts:
