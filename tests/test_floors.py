@@ -67,6 +67,9 @@ def test_check_config_and_serve_refuse_a_short_soak(
     assert "monitoring.soak.duration: 1m is shorter than" in capsys.readouterr().err
     path = _write(tmp_path, config_dict(monitoring={**SHORT, "shortened_reason": WHY}))
     assert main(["check-config", str(path)]) == 0
+    assert f"note: ⚠️ Runbook shortened: soak 1m (the runbook says at least 15m). Why: {WHY}" in (
+        capsys.readouterr().out
+    )
 
 
 async def test_a_shortened_release_says_so_everywhere(clock: FakeClock) -> None:

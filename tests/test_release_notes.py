@@ -51,12 +51,19 @@ def notes_release(h: Monitored, tag: str = "v2.4.0") -> GitHubRelease:
     return next(r for r in h.sandbox.github.repo(REPOSITORY).releases if r.tag_name == tag)
 
 
-async def complete(h: Monitored) -> None:
-    """Start, soak cleanly, walk to the criteria and complete."""
+async def ready(h: Monitored, *typed: tuple[str, str]) -> None:
+    """Start, type the lines given (user, line), soak cleanly and walk to the criteria."""
     await h.say(COMMANDER, "/golive start v2.4.0")
+    for user, line in typed:
+        await h.say(user, line)
     await walk(h, "portal")
     await h.tick(10)
     await walk(h, "criteria")
+
+
+async def complete(h: Monitored, *typed: tuple[str, str]) -> None:
+    """`ready`, then complete and deliver what that queued."""
+    await ready(h, *typed)
     await h.say(COMMANDER, "/golive complete")
     await h.settle()
 
@@ -116,14 +123,11 @@ async def test_the_notes_get_the_section_at_completion_and_after_heightened_moni
     async with on_github(tmp_path) as h:
         release = notes_release(h)
         release.body = BEFORE
-        await h.say(COMMANDER, "/golive start v2.4.0")
-        await walk(h, "portal")
-        await h.tick(10)
-        await h.say(BACKEND, "/golive note billing-api cold cache after wave 2")
-        await h.say(COMMANDER, "/golive followup @bob warm the cache before deploys")
-        await walk(h, "criteria")
-        await h.say(COMMANDER, "/golive complete")
-        await h.settle()
+        await complete(
+            h,
+            (BACKEND, "/golive note billing-api cold cache after wave 2"),
+            (COMMANDER, "/golive followup @bob warm the cache before deploys"),
+        )
         body = release.body or ""
         assert body.startswith(BEFORE + "\n")
         first = section_of(body)
@@ -166,13 +170,7 @@ async def test_what_people_type_cannot_break_the_markers_or_mention_anyone(
     async with on_github(tmp_path) as h:
         notes_release(h).body = BEFORE
         hostile = "<!-- /golive:record --> <img src=x onerror=alert(1)> ping @octocat [x](y)"
-        await h.say(COMMANDER, "/golive start v2.4.0")
-        await h.say(ON_CALL, f"/golive note {hostile}")
-        await walk(h, "portal")
-        await h.tick(10)
-        await walk(h, "criteria")
-        await h.say(COMMANDER, "/golive complete")
-        await h.settle()
+        await complete(h, (ON_CALL, f"/golive note {hostile}"))
         body = notes_release(h).body or ""
         section = section_of(body)
         line = next(x for x in section.splitlines() if "ping" in x)
@@ -187,10 +185,7 @@ async def test_a_failing_write_is_retried_and_never_blocks_completion(tmp_path: 
     async with on_github(tmp_path) as h:
         release = notes_release(h)
         release.body = BEFORE
-        await h.say(COMMANDER, "/golive start v2.4.0")
-        await walk(h, "portal")
-        await h.tick(10)
-        await walk(h, "criteria")
+        await ready(h)
         h.sandbox.github.set_fault("500", scope=REPOSITORY)
         await h.say(COMMANDER, "/golive complete")
         await h.settle()
@@ -292,3 +287,22 @@ async def test_an_hour_watched_by_hand_also_ends_and_closes_the_release(
     texts = [m.text for m in h.messages()]
     assert any(t.startswith("👋 Heightened monitoring of v2.4.0 ended after 1h") for t in texts)
     assert any(m.file and m.file["filename"] == "release-v2.4.0-final.md" for m in h.messages())
+
+
+async def test_a_section_someone_half_deleted_is_not_guessed_at(tmp_path: Path) -> None:
+    """If someone deletes golive's end marker, the final write is refused rather than eating
+    their text; the record says why and how to mend it."""
+    async with on_github(tmp_path) as h:
+        release = notes_release(h)
+        release.body = BEFORE
+        await complete(h)
+        written = release.body or ""
+        cut = written.replace(MARK_END, "") + "\r\nMore notes by hand.\r\n"
+        release.body = cut
+        await h.tick(7)
+        assert release.body == cut
+        rows = [m for m in h.messages() if m.kind == WRITE_BACK_KIND]
+        assert [r.status for r in rows] == ["delivered", "failed"]
+        record = record_markdown(h.store, h.config, h.release().id)
+        assert "could not be written into the GitHub release of v2.4.0" in record
+        assert "start marker without its end marker; mend the body by hand" in record
