@@ -34,7 +34,7 @@ async def approve_everything(h: SlackHarness) -> list[str]:
         if not awaiting:
             if h.step("soak").status is StepStatus.TIMING:
                 h.clock.advance(15 * 60)
-                h.runtime.deadlines.fire_due()  # what the APScheduler job does at the deadline
+                await h.runtime.timers.fire()  # what the APScheduler job does at the deadline
                 continue
             return ways
         step = awaiting[0]
