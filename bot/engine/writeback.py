@@ -74,7 +74,7 @@ class ReleaseNotesTransport:
                 body = splice(current.body, section)
             except BrokenMarkers as exc:
                 raise Undeliverable(
-                    f"{exc}; mend the body by hand and golive writes again"
+                    f"{exc}; golive left the body as it is (mend it by hand)"
                 ) from None
             if len(body) > BODY_LIMIT:
                 raise Undeliverable(
