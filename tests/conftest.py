@@ -22,6 +22,8 @@ FRONTEND = "U0FRONTEN"
 STRANGER = "U0STRANGE"
 CHANNEL = "C0RELEASE1"
 ANNOUNCE = "C0ENGINEER"
+# Tests that run the soak or heightened monitoring below the runbook's floors say so.
+SHORTENED = "a test: the timers run in seconds so the suite stays fast"
 
 BASE_CONFIG: dict[str, Any] = {
     "timezone": "UTC",

@@ -228,3 +228,41 @@ async def test_threaded_writes_happen_on_the_writer_and_reads_beside_it(tmp_path
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         store.db.execute("insert into heartbeat (id, at) values (1, 'x')")
     store.close()
+
+
+def test_a_release_from_before_the_runbook_record_reads_as_unshortened_and_open(
+    tmp_path: Path,
+) -> None:
+    """A database written before releases kept their shortened floors and closing time opens
+    with today's code: its releases read as not shortened and not closed, and can close."""
+    path = tmp_path / "golive.db"
+    old = Database(path)
+    migrations.apply(old, stop_before="m006_runbook_record")
+    assert "shortened" not in old["releases"].columns_dict
+    old["releases"].insert(
+        {
+            "id": 7,
+            "channel": "C1",
+            "version": "v1.0.0",
+            "status": "completed",
+            "commander": "U1",
+            "created_at": "2026-11-20T09:30:00+00:00",
+            "created_by": "U1",
+            "services": "[]",
+            "waivers": "[]",
+            "major": 0,
+            "frozen": 0,
+            "on_call": "U2",
+            "backend": "U3",
+            "frontend": "U4",
+        }
+    )
+    old.close()
+    rid = 7
+    store = Store(path)
+    assert store.schema_version()[-1] == "m006_runbook_record"
+    record = store.load(rid)
+    assert record.shortened is None and record.closed_at is None
+    with store.transaction():
+        store.mark_closed(rid, NOW)
+    assert store.load(rid).closed_at == NOW

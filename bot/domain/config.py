@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,7 +20,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from bot.domain.errors import ConfigError, MissingSecret
 from bot.domain.model import Role
@@ -141,6 +142,9 @@ class SlackConfig(_Model):
     # Workspaces besides the one golive is installed in (auth.test) whose requests it takes:
     # the other workspaces of an Enterprise Grid organisation.
     allowed_team_ids: list[TeamId] = Field(default_factory=list)
+    # The workspace's address (https://acme.slack.com): with it, what golive writes outside Slack
+    # (the GitHub release notes) links straight to the release thread.
+    workspace_url: Url | None = None
 
     @field_validator("approve_reaction")
     @classmethod
@@ -259,9 +263,25 @@ class IncidentsConfig(_Model):
 
 
 class ReleaseNotesConfig(_Model):
-    """Where the release notes live; `{version}` is replaced by the release version."""
+    """Where the release notes live: a page (`{version}` is replaced by the release version), or
+    the GitHub release tagged with the version in `preconditions.ci`'s repository."""
 
-    url: Url
+    url: Url | None = None
+    github_release: bool = False
+
+    @model_validator(mode="after")
+    def _one_home(self) -> ReleaseNotesConfig:
+        if self.github_release and self.url is not None:
+            raise PydanticCustomError(
+                "notes",
+                "set url or github_release: true, not both (the notes live in one place)",
+                {},
+            )
+        if not self.github_release and self.url is None:
+            raise PydanticCustomError(
+                "notes", "say where the notes live: url, or github_release: true", {}
+            )
+        return self
 
 
 class RollbackConfig(_Model):
@@ -288,6 +308,18 @@ class PreconditionsConfig(_Model):
     incidents: IncidentsConfig | None = None
     release_notes: ReleaseNotesConfig | None = None
     rollback: RollbackConfig | None = None
+
+    @model_validator(mode="after")
+    def _github_release_needs_ci(self) -> PreconditionsConfig:
+        if self.release_notes and self.release_notes.github_release and self.ci is None:
+            raise _at(
+                ("release_notes", "github_release"),
+                "notes",
+                "the GitHub release is found with preconditions.ci's github_url, repository and "
+                "token; configure preconditions.ci",
+                True,
+            )
+        return self
 
 
 class PreflightConfig(_Model):
@@ -329,6 +361,48 @@ class HeightenedConfig(WatchConfig):
     interval: Duration = timedelta(minutes=1)
 
 
+# The runbook's minimums, part of the runbook rather than defaults: §4.6 "monitor ... for at
+# least 15 minutes before widening traffic" and §7 "keep heightened monitoring for at least one
+# hour". A config below them must say why (`monitoring.shortened_reason`).
+SOAK_FLOOR = timedelta(minutes=15)
+HEIGHTENED_FLOOR = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Shortened:
+    """Which of the runbook's minimum periods a config shortens, to what, and why."""
+
+    soak: timedelta | None
+    heightened: timedelta | None
+    reason: str
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form (seconds)."""
+        return {
+            "soak": self.soak.total_seconds() if self.soak else None,
+            "heightened": self.heightened.total_seconds() if self.heightened else None,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Shortened:
+        """Rebuild what to_dict stored."""
+
+        def seconds(key: str) -> timedelta | None:
+            value = data.get(key)
+            return timedelta(seconds=float(value)) if isinstance(value, int | float) else None
+
+        return cls(seconds("soak"), seconds("heightened"), str(data.get("reason") or ""))
+
+
+def _at(loc: tuple[str, ...], kind: str, message: str, value: object) -> ValidationError:
+    """A validation error placed on a field below the model raising it (its path is shown)."""
+    return ValidationError.from_exception_data(
+        "golive.yml",
+        [InitErrorDetails(type=PydanticCustomError(kind, message), loc=loc, input=value)],
+    )
+
+
 class MonitoringConfig(_Model):
     """Runbook §4.6 and §7: metrics, thresholds and the soak and heightened periods."""
 
@@ -358,6 +432,56 @@ class MonitoringConfig(_Model):
     heightened: HeightenedConfig = HeightenedConfig()
     pagerduty_events_url: Url | None = None
     pagerduty_routing_key_env: EnvName | None = None
+    # Why this config runs the soak or heightened monitoring below the runbook's minimum; shown
+    # in every status, the completion announcement and the record.
+    shortened_reason: str | None = Field(default=None, min_length=1, max_length=500)
+
+    @field_validator("shortened_reason")
+    @classmethod
+    def _reason(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise PydanticCustomError("reason", "an empty reason says nothing; write why", {})
+        return " ".join(value.split()) if value is not None else None
+
+    @model_validator(mode="after")
+    def _floors(self) -> MonitoringConfig:
+        if self.shortened_reason:
+            return self
+        below = [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "floor",
+                    "{value} is shorter than the runbook's {floor} ({section}: at least {words});"
+                    " lengthen it, or say why in monitoring.shortened_reason",
+                    {
+                        "value": format_duration(value),
+                        "floor": format_duration(floor),
+                        "section": section,
+                        "words": words,
+                    },
+                ),
+                loc=(name, "duration"),
+                input=format_duration(value),
+            )
+            for name, value, floor, section, words in (
+                ("soak", self.soak.duration, SOAK_FLOOR, "§4.6", "15 minutes"),
+                ("heightened", self.heightened.duration, HEIGHTENED_FLOOR, "§7", "one hour"),
+            )
+            if value < floor
+        ]
+        if below:
+            raise ValidationError.from_exception_data("golive.yml", below)
+        return self
+
+    def shortened(self) -> Shortened | None:
+        """What this config shortens below the runbook's minimums (None when nothing)."""
+        soak = self.soak.duration if self.soak.duration < SOAK_FLOOR else None
+        heightened = (
+            self.heightened.duration if self.heightened.duration < HEIGHTENED_FLOOR else None
+        )
+        if soak is None and heightened is None:
+            return None
+        return Shortened(soak, heightened, self.shortened_reason or "")
 
     @field_validator("latency_bucket_query")
     @classmethod
@@ -420,6 +544,8 @@ class VerificationPaths(_Model):
     invoices: str = "/billing/invoices"
     invoice_pdf: str = "/billing/invoices/{id}/pdf"
     invoice_csv: str = "/billing/invoices/{id}/csv"
+    # POST here voids the invoice verification generated; without it the test invoice remains.
+    invoice_void: str | None = None
 
 
 class VerificationConfig(_Model):
@@ -559,6 +685,9 @@ _CUSTOM = {
     "interval",
     "credentials",
     "health",
+    "notes",
+    "reason",
+    "floor",
     "placeholders",
 }
 

@@ -29,11 +29,13 @@ def plan_steps(
     services: Iterable[PlannedService],
     available: Callable[[str, tuple[str, ...]], bool],
     soak_seconds: float,
+    notes_on_github: bool = False,
 ) -> tuple[Step, ...]:
     """Every step of the runbook for these changed services.
 
     `available(check, services)` says whether a check can run automatically; when it cannot,
     its stage becomes a manual confirmation by the same owner, shown as manual.
+    `notes_on_github`: the notes are a GitHub release, finalized once it is published.
     """
 
     def check(name: str, role: Role, label: str, scope: tuple[str, ...] = ()) -> Stage:
@@ -61,10 +63,13 @@ def plan_steps(
     pre, flight, dep = Phase.PRECONDITIONS, Phase.PREFLIGHT, Phase.DEPLOYMENT
     # The notes are always approved by the commander; the bot first checks that the page answers
     # when it knows where the notes live. Without that, one confirmation covers both.
+    notes_label = (
+        "the GitHub release of this version is published, not a draft"
+        if notes_on_github
+        else "the release notes page answers"
+    )
     notes_stages: tuple[Stage, ...] = (
-        Stage(
-            StageKind.CHECK, Role.COMMANDER, "the release notes page answers", check="release-notes"
-        ),
+        Stage(StageKind.CHECK, Role.COMMANDER, notes_label, check="release-notes"),
         approve(Role.COMMANDER, "approve the release notes"),
     )
     if not available("release-notes", ()):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.domain.config import Shortened
 from bot.domain.model import Release
 
 
@@ -44,3 +45,5 @@ class ReleaseRecord:
     activate_at: datetime | None
     card_message: int | None
     baseline: dict[str, Any] | None
+    shortened: Shortened | None = None  # the runbook minimums its config ran below, and why
+    closed_at: datetime | None = None  # when its monitoring ended and the release closed

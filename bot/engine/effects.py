@@ -7,6 +7,7 @@ queued exactly when the change that causes it is committed. Every sentence comes
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,10 +35,14 @@ from bot.domain.events import (
 )
 from bot.domain.model import Outcome, Release, ReleaseStatus, StageKind, Step, StepStatus
 from bot.domain.redact import safe_url
+from bot.engine.checkbook import notes_in_github
 from bot.engine.records import DRAWN_LATER, SOAK_CHART, record_markdown
+from bot.engine.writeback import WRITE_BACK_CHANNEL, WRITE_BACK_KIND, write_back_job
 from bot.render import messages
 from bot.render.fmt import Rendered
+from bot.render.release_notes import Thread, record_section
 from bot.store import ReleaseRecord, Store
+from checks.github_release import notes_release
 from checks.rollback import targets_from
 
 
@@ -51,6 +56,7 @@ class Context:
 
 
 PLAIN = Context()
+SLACK_TS = re.compile(r"\d+\.\d+")  # a message timestamp as Slack gives it: 1355517523.000005
 
 
 @dataclass(frozen=True)
@@ -165,7 +171,13 @@ class Effects:
             return
         samples = self.store.samples(record.release.id)[-30:]
         card = messages.render_card(
-            record.release, self.config, now, record.frozen_at, samples=samples
+            record.release,
+            self.config,
+            now,
+            record.frozen_at,
+            samples=samples,
+            shortened=record.shortened,
+            closed_at=record.closed_at,
         )
         self.update(record, record.card_message, card, now)
 
@@ -198,9 +210,12 @@ class Effects:
 
     def _link(self, release: Release, step: Step) -> str | None:
         notes = self.config.preconditions.release_notes
-        if step.key == "notes" and notes is not None:
+        if step.key != "notes" or notes is None:
+            return None
+        if notes.url is not None:
             return safe_url(notes.url.replace("{version}", release.version))
-        return None
+        found = notes_release(self.store.check_results(release.id, "notes"))
+        return found.html_url if found else None
 
     def _stage_passed(
         self, record: ReleaseRecord, effect: StagePassed, now: datetime, ctx: Context
@@ -318,10 +333,13 @@ class Effects:
             effect.reason,
             messages.validation_summary(release),
             [messages.rollback_plan_line(p.service, p.image, p.target) for p in plan],
+            shortened=record.shortened,
         )
         self.announce(record, rendered, now)
         if effect.status is ReleaseStatus.COMPLETED:
             self._upload_chart(record, now)
+        if effect.status is ReleaseStatus.COMPLETED:
+            self.write_back(record, now)  # first, so the record says it is on its way
         self._upload_record(record, now)
 
     def _file(
@@ -353,15 +371,72 @@ class Effects:
         for channel in self.announce_channels(record):
             self._file(record, channel, file, named.text, now, in_thread=False)
 
-    def _upload_record(self, record: ReleaseRecord, now: datetime) -> None:
-        """The release record (Markdown) is attached to the release thread when it ends."""
-        named = messages.record_file(record.release.version)
+    def _upload_record(self, record: ReleaseRecord, now: datetime, final: bool = False) -> None:
+        """The release record (Markdown) is attached to the release thread when it ends, and
+        the final one when it closes."""
+        version = record.release.version
+        named = messages.final_record_file(version) if final else messages.record_file(version)
         file = {
             "filename": named.filename,
             "title": named.title,
             "content": record_markdown(self.store, self.config, record.release.id),
         }
         self._file(record, record.release.channel, file, named.text, now, in_thread=True)
+
+    def close(self, release_id: int, now: datetime) -> None:
+        """Monitoring is over: the release closes, its final record goes to the thread, the
+        release notes get the final section, and the card says so."""
+        self.store.mark_closed(release_id, now)
+        record = self.store.load(release_id)
+        if self.written_back(release_id):
+            self.write_back(record, now)  # first, so the final record says it is on its way
+        self._upload_record(record, now, final=True)
+        self.refresh_card(record, now)
+
+    def written_back(self, release_id: int) -> bool:
+        """True once golive has queued its section for the release's GitHub notes."""
+        return any(m.kind == WRITE_BACK_KIND for m in self.store.messages(release_id))
+
+    def thread_link(self, record: ReleaseRecord) -> Thread:
+        """The release thread: a Slack permalink when the workspace and the card are known."""
+        channel = record.release.channel
+        workspace = self.config.slack.workspace_url
+        card = self.store.message(record.card_message) if record.card_message else None
+        if workspace is None or card is None or not SLACK_TS.fullmatch(card.ts or ""):
+            return Thread(channel)  # not in Slack yet (or not Slack at all: the console)
+        assert card.ts is not None
+        return Thread(
+            channel, f"{workspace.rstrip('/')}/archives/{channel}/p{card.ts.replace('.', '')}"
+        )
+
+    def write_back(self, record: ReleaseRecord, now: datetime) -> bool:
+        """Queue golive's section for the release's GitHub notes (§7); False when the notes are
+        not a GitHub release golive found published."""
+        if not notes_in_github(self.config):
+            return False
+        rid = record.release.id
+        found = notes_release(self.store.check_results(rid, "notes"))
+        if found is None:
+            return False
+        section = record_section(
+            record,
+            self.config,
+            notes=self.store.notes(rid),
+            waivers=self.store.waivers(rid),
+            approvals=self.store.approvals(rid),
+            events=self.store.events(rid),
+            thread=self.thread_link(record),
+            now=now,
+        )
+        self.store.enqueue(
+            release_id=rid,
+            channel=WRITE_BACK_CHANNEL,
+            kind=WRITE_BACK_KIND,
+            text=write_back_job(found.id, section),
+            blocks=None,
+            at=now,
+        )
+        return True
 
     def _watch_after(self, record: ReleaseRecord, status: ReleaseStatus, now: datetime) -> None:
         """Heightened monitoring after completion, and continued monitoring after a rollback."""
@@ -374,8 +449,7 @@ class Effects:
         if mon.prometheus_url is None:
             rendered = messages.render_watching_by_hand(record.release, until, self.config.tz)
             self.thread(record, rendered, now)
-            return
-        self.store.set_monitoring(record.release.id, period, until)
+        self.store.set_monitoring(record.release.id, period, until)  # its end closes the release
 
     def _handed_over(
         self, record: ReleaseRecord, effect: HandedOver, now: datetime, ctx: Context

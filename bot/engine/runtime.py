@@ -14,7 +14,7 @@ from bot.domain.clock import Clock, SystemClock
 from bot.domain.config import Config, Secrets, deprecations
 from bot.domain.model import ReleaseStatus
 from bot.domain.people import People
-from bot.engine.checkbook import CheckBook, default_checkbook
+from bot.engine.checkbook import CheckBook, default_checkbook, notes_in_github
 from bot.engine.deadlines import Deadlines
 from bot.engine.freeze import PACE as GATE_PACE
 from bot.engine.freeze import FreezeEnforcer
@@ -25,6 +25,7 @@ from bot.engine.records import Drawings
 from bot.engine.scheduler import Timers
 from bot.engine.secrecy import redactor_for
 from bot.engine.service import ReleaseService
+from bot.engine.writeback import WRITE_BACK_KIND, ReleaseNotesTransport
 from bot.store import Store
 from bot.store.writer import reason
 
@@ -80,12 +81,13 @@ class Runtime:
             self.store,
             transport,
             self.clock,
-            skip=frozenset({PAGE_KIND}),
+            skip=frozenset({PAGE_KIND, WRITE_BACK_KIND}),
             pace=pace,
             prepare=Drawings(self.store, config).prepare,
             notices=self._notice_channels,
         )
         self.pager = self._pager(config, secrets)
+        self.notes_writer = self._notes_writer(config, secrets)
         self.monitor = Monitor(self.service, self.client)
         self.deadlines = Deadlines(
             self.store,
@@ -110,8 +112,19 @@ class Runtime:
         transport = PagerTransport(self.client, mon.pagerduty_events_url, key)
         return Outbox(self.store, transport, self.clock, only=frozenset({PAGE_KIND}))
 
+    def _notes_writer(self, config: Config, secrets: Secrets) -> Outbox | None:
+        """The outbox writing golive's section into the GitHub release's notes, when they are
+        a GitHub release and the token is set."""
+        ci = config.preconditions.ci
+        token = secrets.get(ci.token_env) if ci is not None else None
+        if ci is None or token is None or not notes_in_github(config):
+            return None
+        transport = ReleaseNotesTransport(self.client, ci.github_url, ci.repository, token)
+        return Outbox(self.store, transport, self.clock, only=frozenset({WRITE_BACK_KIND}))
+
     def _outboxes(self) -> list[Outbox]:
-        return [self.outbox] + ([self.pager] if self.pager is not None else [])
+        extra = [o for o in (self.pager, self.notes_writer) if o is not None]
+        return [self.outbox, *extra]
 
     def _notice_channels(self) -> list[str]:
         """Where golive says that it cannot write: the channels of open releases."""

@@ -51,7 +51,7 @@ from bot.domain.people import Facts, Holding, KnownPeople, LookupFailed, People,
 from bot.domain.plan import PlannedService, plan_steps
 from bot.domain.rules import authorize, authorize_kind
 from bot.domain.transition import transition
-from bot.engine.checkbook import CheckBook
+from bot.engine.checkbook import CheckBook, notes_in_github
 from bot.engine.checkrunner import CheckRunner
 from bot.engine.effects import PLAIN, Context, Effects
 from bot.engine.records import history
@@ -206,6 +206,10 @@ class ReleaseService:
         self.changed()
         return result
 
+    def close_release(self, release_id: int, now: datetime) -> None:
+        """Monitoring ended: the release closes (inside the caller's transaction)."""
+        self.effects.close(release_id, now)
+
     def refresh_card(self, release_id: int, now: datetime) -> None:
         """Queue an update of the release card (inside the caller's transaction)."""
         self.effects.refresh_card(self.store.load(release_id), now)
@@ -356,6 +360,7 @@ class ReleaseService:
             ],
             lambda name, scope: self.checkbook.available(self.config, name, scope),
             monitoring.soak.duration.total_seconds(),
+            notes_on_github=notes_in_github(self.config),
         )
         release = Release(
             id=0,
@@ -370,14 +375,19 @@ class ReleaseService:
             frozen=held is not None,
         )
         activate_at = at - T_MINUS if at is not None else now
+        shortened = monitoring.shortened()
         with self.store.transaction():
             if held is not None:  # the old release hands its freeze on, in the same transaction
                 self.apply(held.release.id, TakeFreeze(user, version), user)
             rid = self.store.insert_release(
-                release, created_at=now, created_by=user, activate_at=activate_at
+                release,
+                created_at=now,
+                created_by=user,
+                activate_at=activate_at,
+                shortened=shortened,
             )
             release = dataclasses.replace(release, id=rid)
-            card = messages.render_card(release, self.config, now)
+            card = messages.render_card(release, self.config, now, shortened=shortened)
             card_id = self.store.enqueue(
                 release_id=rid,
                 channel=channel,
@@ -595,11 +605,27 @@ class ReleaseService:
             raise UsageError(Why.NOTHING_TO_RECORD)
         now = self.clock.now()
         kind = "followup" if followup else "note"
+        rid = record.release.id
+        late = {ReleaseStatus.COMPLETED: "completion", ReleaseStatus.ROLLED_BACK: "the rollback"}
+        after = late.get(record.release.status)
+        if after is not None and record.closed_at is not None:
+            after = "closed"
+        in_notes = self.effects.written_back(rid)
         with self.store.transaction():
-            self.store.add_note(record.release.id, kind, user, owner, text, now)
-            self.store.add_event(record.release.id, now, kind, user, {"text": text, "owner": owner})
-            rendered = messages.render_note(user, text, followup=followup, owner=owner)
+            self.store.add_note(rid, kind, user, owner, text, now)
+            self.store.add_event(rid, now, kind, user, {"text": text, "owner": owner})
+            rendered = messages.render_note(
+                user,
+                text,
+                followup=followup,
+                owner=owner,
+                late=after,
+                version=record.release.version,
+                in_notes=in_notes,
+            )
             self.effects.thread(record, rendered, now)
+            if after == "closed" and in_notes:
+                self.effects.write_back(record, now)  # the notes stay the whole story
         self.changed()
         return messages.ack(kind)
 
@@ -689,7 +715,13 @@ class ReleaseService:
     def status(self, channel: str) -> str:
         """Where the channel's release stands and what waits on whom."""
         record = self.require_current(channel)
-        return messages.render_status(record.release, self.config, self.clock.now())
+        return messages.render_status(
+            record.release,
+            self.config,
+            self.clock.now(),
+            shortened=record.shortened,
+            closed_at=record.closed_at,
+        )
 
     def history(self, limit: int = 20) -> str:
         """The newest releases, one line each."""

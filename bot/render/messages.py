@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from bot.domain.config import Config, format_duration
+from bot.domain.config import HEIGHTENED_FLOOR, SOAK_FLOOR, Config, Shortened, format_duration
 from bot.domain.events import Evidence
 from bot.domain.model import (
     KICKOFF_PHASES,
@@ -170,18 +170,49 @@ def _numbers(values: Sequence[object]) -> list[float]:
     return [float(v) for v in values if isinstance(v, int | float)]
 
 
+def shortened_line(shortened: Shortened) -> str:
+    """What a release runs below the runbook's minimums, to what, and why."""
+    parts = []
+    if shortened.soak is not None:
+        parts.append(
+            f"soak {format_duration(shortened.soak)} (the runbook says at least "
+            f"{format_duration(SOAK_FLOOR)})"
+        )
+    if shortened.heightened is not None:
+        parts.append(
+            f"heightened monitoring {format_duration(shortened.heightened)} (the runbook says "
+            f"at least {format_duration(HEIGHTENED_FLOOR)})"
+        )
+    return f"⚠️ Runbook shortened: {' and '.join(parts)}. Why: {shortened.reason}"
+
+
+def closed_line(closed_at: datetime, tz: ZoneInfo) -> str:
+    """The release is closed: monitoring over, the final record posted."""
+    return (
+        f"🔒 Closed at {when(closed_at, tz)}: heightened monitoring is over and the final "
+        f"record is in the thread."
+    )
+
+
 def render_card(
     release: Release,
     config: Config,
     now: datetime,
     frozen_at: datetime | None = None,
     samples: Sequence[Mapping[str, Any]] = (),
+    *,
+    shortened: Shortened | None = None,
+    closed_at: datetime | None = None,
 ) -> Rendered:
-    """The release card: status, owners, phases with marks, what waits on whom, soak progress."""
+    """The release card: status, owners, phases with marks, what waits on whom, soak progress;
+    near the top, the runbook minimums it runs below and whether it is closed."""
     tz = config.tz
     icon = STATUS_ICONS[release.status]
     head = f"{icon} Release {release.version}{' (major)' if release.major else ''}"
     head += f" — {STATUS_TITLES[release.status]}"
+    notices = [shortened_line(shortened)] if shortened else []
+    if closed_at is not None:
+        notices.append(closed_line(closed_at, tz))
     roles = release.roles
     owners = (
         f"Commander {mention(roles.commander)} · On-call {mention(roles.on_call)} · "
@@ -208,7 +239,7 @@ def render_card(
     if release.frozen:
         since = f" since {clock_time(frozen_at, tz)}" if frozen_at else ""
         lines.append(f"🧊 Merges frozen{since}")
-    text = "\n".join(lines)
+    text = "\n".join(lines[:1] + notices + lines[1:])
     current = release.phase
     detail = [
         step_line(s, release, tz)
@@ -217,6 +248,7 @@ def render_card(
     ]
     blocks: Blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": head[:150], "emoji": True}},
+        *([context("\n".join(notices))] if notices else []),
         section(owners + f"\nServices: {services}"),
         section("  ".join(phases)),
     ]
@@ -228,11 +260,21 @@ def render_card(
     return Rendered(text, blocks)
 
 
-def render_status(release: Release, config: Config, now: datetime) -> str:
+def render_status(
+    release: Release,
+    config: Config,
+    now: datetime,
+    *,
+    shortened: Shortened | None = None,
+    closed_at: datetime | None = None,
+) -> str:
     """Every step with its mark and what it waits for: the answer to `/golive status`."""
     tz = config.tz
     card = render_card(release, config, now).text.splitlines()
-    lines = [*card[:1], describe_position(release)]
+    notices = [shortened_line(shortened)] if shortened else []
+    if closed_at is not None:
+        notices.append(closed_line(closed_at, tz))
+    lines = [*card[:1], *notices, describe_position(release)]
     for phase in Phase:
         steps = [s for s in release.steps if s.phase is phase]
         if not steps:
@@ -448,10 +490,17 @@ def render_monitoring_closed(
     still_open: Sequence[str],
     config: Config,
     evidence: Evidence | None = None,
+    by_hand: bool = False,
 ) -> Rendered:
     """Heightened (or post-rollback) monitoring ended; it says so when too few of its ticks
     could judge."""
     hours = format_duration(config.monitoring.heightened.duration)
+    if by_hand:
+        text = (
+            f"👋 Heightened monitoring of {release.version} ended after {hours}; it was watched "
+            f"by hand (no metrics source is configured), so golive judged nothing itself."
+        )
+        return Rendered(text, [section(text)])
     if still_open:
         tail = f"{esc(', '.join(still_open))} still breached — watch it by hand from here."
     elif alerts:
@@ -610,8 +659,10 @@ def render_ended(
     reason: str | None,
     summary: Sequence[str],
     rollback_plan: Sequence[str] = (),
+    shortened: Shortened | None = None,
 ) -> Rendered:
-    """Completion, abort or rollback, with the validation summary."""
+    """Completion, abort or rollback, with the validation summary (and, first, the runbook
+    minimums the release ran below)."""
     status = release.status
     if status is ReleaseStatus.COMPLETED:
         head = f"🎉 Release {release.version} is complete (go by {mention(by)})."
@@ -623,7 +674,7 @@ def render_ended(
             f"Merges stay frozen until the commander lifts the freeze "
             f"(`/golive unfreeze`)."
         )
-    lines = [head]
+    lines = [head] + ([shortened_line(shortened)] if shortened else [])
     if rollback_plan:
         lines.append("*Rollback plan*")
         lines.extend(f"• {line}" for line in rollback_plan)
@@ -720,6 +771,16 @@ def record_file(version: str) -> NamedFile:
     )
 
 
+def final_record_file(version: str) -> NamedFile:
+    """The final release record's file name, title and message (the release is closed)."""
+    return NamedFile(
+        f"release-{version}-final.md",
+        f"Final release record {version}",
+        f"📒 Final release record of {version}: heightened monitoring is over, the release is "
+        f"closed.",
+    )
+
+
 def render_watching_by_hand(release: Release, until: datetime, tz: ZoneInfo) -> Rendered:
     """No Prometheus: on-call watches the dashboards."""
     return Rendered(
@@ -736,12 +797,37 @@ def render_handed_over(release: Release, old: str, new: str) -> Rendered:
     )
 
 
-def render_note(user: str, text: str, *, followup: bool, owner: str | None) -> Rendered:
-    """A note or a follow-up, echoed in the thread."""
+def render_note(
+    user: str,
+    text: str,
+    *,
+    followup: bool,
+    owner: str | None,
+    late: str | None = None,
+    version: str = "",
+    in_notes: bool = False,
+) -> Rendered:
+    """A note or a follow-up, echoed in the thread; one added after the release ended (`late`:
+    "completion" or "the rollback", or "closed" once monitoring is over too) says where it will
+    be kept."""
     if followup:
         who = mention(owner) if owner else "unassigned"
-        return Rendered(f"📌 Follow-up for {who} (from {mention(user)}): {echo(text)}")
-    return Rendered(f"📝 Note from {mention(user)}: {echo(text)}")
+        head = f"📌 Follow-up for {who} (from {mention(user)}): {echo(text)}"
+    else:
+        head = f"📝 Note from {mention(user)}: {echo(text)}"
+    also = " and golive's section of the GitHub release notes" if in_notes else ""
+    if late == "closed":
+        wrote = "; golive writes it into the GitHub release notes too" if in_notes else ""
+        head += (
+            f"\n↪ Added after the release closed: it is kept in the record "
+            f"(`golive report {version}`){wrote}."
+        )
+    elif late is not None:
+        head += (
+            f"\n↪ Added after {late}: it goes into the final record{also} when monitoring "
+            f"ends."
+        )
+    return Rendered(head)
 
 
 def render_progress(title: str, text: str) -> Rendered:

@@ -5,7 +5,7 @@ Integration tests start them one by one; `golive demo` starts them all through `
 
 from bot.sandbox.base import FAULT_MODES, FakeServer, RecordedRequest
 from bot.sandbox.clock import Clock, ManualClock, utc_now
-from bot.sandbox.github import CheckRun, CommitStatus, FakeGitHub, PullRequest
+from bot.sandbox.github import CheckRun, CommitStatus, FakeGitHub, GitHubRelease, PullRequest
 from bot.sandbox.ledger import Invoice, Lead
 from bot.sandbox.metrics import RequestMetrics, TrafficGenerator, TrafficProfile
 from bot.sandbox.pagerduty import FakePagerDuty, Incident
@@ -36,6 +36,7 @@ __all__ = [
     "FakeRegistry",
     "FakeServer",
     "FakeSlack",
+    "GitHubRelease",
     "Incident",
     "Invoice",
     "Lead",

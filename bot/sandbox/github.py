@@ -25,6 +25,10 @@ from bot.sandbox.clock import Clock
 DEFAULT_TOKEN = "ghp_golive_sandbox_github_token_0001"
 DEFAULT_WEBHOOK_SECRET = "golive-sandbox-webhook-secret-7d1e"
 DOCS_URL = "https://docs.github.com/rest"
+RELEASES_DOCS_URL = "https://docs.github.com/rest/releases/releases"
+# GitHub refuses a release body longer than this (422 "body is too long").
+RELEASE_BODY_LIMIT = 125_000
+PUSH = web.RequestKey("push", bool)  # does the request's token have push access?
 CHECK_STATUSES = ("queued", "in_progress", "completed")
 CHECK_CONCLUSIONS = (
     "success",
@@ -123,12 +127,27 @@ class Delivery:
 
 
 @dataclass
+class GitHubRelease:
+    """A release: published ones are found by tag; drafts only by listing, with push access."""
+
+    id: int
+    tag_name: str
+    name: str | None
+    body: str | None
+    draft: bool
+    created_at: datetime
+    published_at: datetime | None = None
+    prerelease: bool = False
+
+
+@dataclass
 class _Repo:
     refs: dict[str, str] = field(default_factory=dict)
     check_runs: dict[str, list[CheckRun]] = field(default_factory=dict)
     statuses: dict[str, list[CommitStatus]] = field(default_factory=dict)
     pulls: list[PullRequest] = field(default_factory=list)
     polls: dict[str, int] = field(default_factory=dict)
+    releases: list[GitHubRelease] = field(default_factory=list)
 
 
 def _page_args(request: web.Request, default: int = 30) -> tuple[int, int] | None:
@@ -168,10 +187,22 @@ def paginate(
 class FakeGitHub(FakeServer):
     """GitHub's REST API for check runs, combined status, pulls and posting commit statuses."""
 
-    def __init__(self, token: str = DEFAULT_TOKEN, *, clock: Clock | None = None) -> None:
-        """Accept `Authorization: Bearer <token>` or `token <token>`; everything else is 401."""
+    def __init__(
+        self,
+        token: str = DEFAULT_TOKEN,
+        *,
+        clock: Clock | None = None,
+        read_only_token: str | None = None,
+    ) -> None:
+        """Accept `Authorization: Bearer <token>` or `token <token>`; everything else is 401.
+
+        `token` has push access; `read_only_token`, when given, may read but not write, and,
+        as on GitHub, does not see draft releases.
+        """
         super().__init__(clock=clock)
         self.token = token
+        self.read_only_token = read_only_token
+        self.release_patches: list[tuple[int, dict[str, Any]]] = []
         self.link_base: str | None = None
         self.posted_statuses: list[CommitStatus] = []
         self.faults: dict[str, bool] = dict.fromkeys(FAULT_SWITCHES, False)
@@ -442,6 +473,45 @@ class FakeGitHub(FakeServer):
         self.deliveries.append(delivery)
         return delivery
 
+    def add_release(
+        self,
+        repo: str,
+        tag: str,
+        *,
+        body: str | None = "",
+        draft: bool = False,
+        name: str | None = None,
+    ) -> GitHubRelease:
+        """Create a release for `tag` (a draft until `publish_release`)."""
+        now = self.clock()
+        release = GitHubRelease(
+            id=next(self._ids),
+            tag_name=tag,
+            name=name if name is not None else tag,
+            body=body,
+            draft=draft,
+            created_at=now,
+            published_at=None if draft else now,
+        )
+        if not draft:
+            self._sha_for_control(repo, tag)  # publishing creates the tag
+        self.repo(repo).releases.append(release)
+        return release
+
+    def publish_release(self, repo: str, release_id: int) -> GitHubRelease:
+        """Publish a draft: its tag now exists and the tags endpoint finds it."""
+        release = self.release(repo, release_id)
+        if release is None:
+            raise KeyError(f"no release {release_id} in {repo}")
+        release.draft = False
+        release.published_at = self.clock()
+        self._sha_for_control(repo, release.tag_name)
+        return release
+
+    def release(self, repo: str, release_id: int) -> GitHubRelease | None:
+        """A release by id, draft or not."""
+        return next((r for r in self.repo(repo).releases if r.id == release_id), None)
+
     def statuses_posted(
         self, *, context: str | None = None, sha: str | None = None
     ) -> list[CommitStatus]:
@@ -471,6 +541,10 @@ class FakeGitHub(FakeServer):
         app.router.add_get(base + "/pulls", self._pulls)
         app.router.add_get(base + "/pulls/{number}", self._pull)
         app.router.add_post(base + "/statuses/{sha}", self._post_status)
+        app.router.add_get(base + "/releases", self._releases)
+        app.router.add_get(base + "/releases/tags/{tag:.+}", self._release_by_tag)
+        app.router.add_get(base + r"/releases/{id:\d+}", self._get_release)
+        app.router.add_patch(base + r"/releases/{id:\d+}", self._patch_release)
 
     def extra_middlewares(self) -> list[Any]:
         """Authentication: a Bearer or `token` Authorization header with the right token."""
@@ -478,10 +552,14 @@ class FakeGitHub(FakeServer):
         @web.middleware
         async def auth(request: web.Request, handler: Any) -> web.StreamResponse:
             scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() not in ("bearer", "token") or value.strip() != self.token:
+            tokens = {self.token: True}
+            if self.read_only_token:
+                tokens[self.read_only_token] = False
+            if scheme.lower() not in ("bearer", "token") or value.strip() not in tokens:
                 return json_response(
                     {"message": "Bad credentials", "documentation_url": DOCS_URL}, 401
                 )
+            request[PUSH] = tokens[value.strip()]
             response: web.StreamResponse = await handler(request)
             return response
 
@@ -665,6 +743,124 @@ class FakeGitHub(FakeServer):
         self.posted_statuses.append(status)
         return json_response(_status_json(repo, status), 201)
 
+    def _release_repo(self, request: web.Request) -> tuple[str, _Repo] | web.Response:
+        repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        state = self._repos.get(repo)
+        if state is None:
+            return _not_found()
+        return repo, state
+
+    def _visible(self, request: web.Request, release: GitHubRelease) -> bool:
+        return not release.draft or request.get(PUSH, False)
+
+    async def _releases(self, request: web.Request) -> web.Response:
+        found = self._release_repo(request)
+        if isinstance(found, web.Response):
+            return found
+        repo, state = found
+        paging = _page_args(request)
+        if paging is None:
+            return _validation_failed("per_page and page must be integers")
+        shown = [r for r in reversed(state.releases) if self._visible(request, r)]
+        page, headers = paginate(request, shown, *paging, link_base=self.link_base)
+        return json_response([_release_json(repo, r) for r in page], headers=headers)
+
+    async def _release_by_tag(self, request: web.Request) -> web.Response:
+        found = self._release_repo(request)
+        if isinstance(found, web.Response):
+            return found
+        repo, state = found
+        tag = request.match_info["tag"]
+        # "Get a published release with the specified tag": drafts are never found here.
+        release = next(
+            (r for r in reversed(state.releases) if r.tag_name == tag and not r.draft), None
+        )
+        if release is None:
+            return _not_found("get-a-release-by-tag-name")
+        return json_response(_release_json(repo, release))
+
+    def _find_release(self, request: web.Request) -> tuple[str, GitHubRelease] | web.Response:
+        found = self._release_repo(request)
+        if isinstance(found, web.Response):
+            return found
+        repo, state = found
+        wanted = int(request.match_info["id"])
+        release = next((r for r in state.releases if r.id == wanted), None)
+        if release is None or not self._visible(request, release):
+            return _not_found("get-a-release")
+        return repo, release
+
+    async def _get_release(self, request: web.Request) -> web.Response:
+        found = self._find_release(request)
+        if isinstance(found, web.Response):
+            return found
+        repo, release = found
+        return json_response(_release_json(repo, release))
+
+    async def _patch_release(self, request: web.Request) -> web.Response:
+        found = self._find_release(request)
+        if isinstance(found, web.Response):
+            return found
+        repo, release = found
+        if not request.get(PUSH, False):
+            return json_response(
+                {
+                    "message": "Resource not accessible by personal access token",
+                    "documentation_url": f"{RELEASES_DOCS_URL}#update-a-release",
+                    "status": "403",
+                },
+                403,
+            )
+        body = await read_json_object(request)
+        if body is None:
+            return json_response(
+                {"message": "Problems parsing JSON", "documentation_url": DOCS_URL}, 400
+            )
+        text = body.get("body", release.body)
+        if text is not None and not isinstance(text, str):
+            return _validation_failed(
+                "body must be a string", field_name="body", resource="Release"
+            )
+        if text is not None and len(text) > RELEASE_BODY_LIMIT:
+            return _validation_failed(
+                f"body is too long (maximum is {RELEASE_BODY_LIMIT} characters)",
+                field_name="body",
+                resource="Release",
+            )
+        self.release_patches.append((release.id, body))
+        release.body = text
+        if body.get("draft") is False and release.draft:
+            release.draft = False
+            release.published_at = self.clock()
+            self._sha_for_control(repo, release.tag_name)
+        return json_response(_release_json(repo, release))
+
+
+def _not_found(anchor: str | None = None) -> web.Response:
+    docs = f"{RELEASES_DOCS_URL}#{anchor}" if anchor else DOCS_URL
+    return json_response({"message": "Not Found", "documentation_url": docs, "status": "404"}, 404)
+
+
+def _release_json(repo: str, release: GitHubRelease) -> dict[str, Any]:
+    # A draft's page lives under an `untagged-…` name until it is published.
+    tag_path = f"untagged-{release.id:x}" if release.draft else release.tag_name
+    return {
+        "url": f"https://api.github.com/repos/{repo}/releases/{release.id}",
+        "html_url": f"https://github.com/{repo}/releases/tag/{tag_path}",
+        "id": release.id,
+        "node_id": f"RE_{release.id}",
+        "tag_name": release.tag_name,
+        "target_commitish": "main",
+        "name": release.name,
+        "body": release.body,
+        "draft": release.draft,
+        "prerelease": release.prerelease,
+        "created_at": _iso(release.created_at),
+        "published_at": _iso(release.published_at),
+        "author": {"login": "octocat", "type": "User"},
+        "assets": [],
+    }
+
 
 def combined_state(states: list[str]) -> str:
     """GitHub's combined state: failure beats pending beats success; no statuses is pending."""
@@ -675,8 +871,10 @@ def combined_state(states: list[str]) -> str:
     return "success"
 
 
-def _validation_failed(message: str, field_name: str | None = None) -> web.Response:
-    error: dict[str, Any] = {"resource": "Status", "code": "custom", "message": message}
+def _validation_failed(
+    message: str, field_name: str | None = None, resource: str = "Status"
+) -> web.Response:
+    error: dict[str, Any] = {"resource": resource, "code": "custom", "message": message}
     if field_name:
         error["field"] = field_name
     body = {"message": "Validation Failed", "errors": [error], "documentation_url": DOCS_URL}

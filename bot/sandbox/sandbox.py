@@ -30,6 +30,14 @@ SERVICES: tuple[dict[str, Any], ...] = (
     {"name": "web-portal", "tier": "frontend"},
 )
 TAGS = ("2.2.0", "2.3.0", "2.3.1", "2.4.0-rc.1")
+# The demo's release notes: a published GitHub release, as a team that writes its notes there has.
+NOTES_VERSION = "v2.4.0"
+NOTES_BODY = (
+    "## What's new in 2.4.0\r\n\r\n"
+    "- Billing: accounting CSV export for Xero and QuickBooks\r\n"
+    "- Partner registry: faster search\r\n"
+    "- Web portal: invoice download\r\n"
+)
 DEMO_TRAFFIC = TrafficProfile(rate=20.0, error_ratio=0.005, p95=0.12)
 
 
@@ -76,6 +84,7 @@ class Sandbox:
         gh.add_pull(REPOSITORY, "Partner search: paginate results", head_ref="feature/search")
         gh.add_pull(REPOSITORY, "Invoice PDF: add footer", head_ref="feature/invoice-footer")
         gh.add_pull(REPOSITORY, "Backport fix", head_ref="fix/backport", base="release/2.3")
+        gh.add_release(REPOSITORY, NOTES_VERSION, body=NOTES_BODY, name=f"Release {NOTES_VERSION}")
         reg = FakeRegistry(clock=clock)
         for service in SERVICES:
             reg.set_tags(f"platform/{service['name']}", TAGS)
@@ -193,5 +202,6 @@ class Sandbox:
                 "base_url": self.product.url,
                 "finance_token_env": "GOLIVE_FINANCE_TOKEN",
                 "limited_token_env": "GOLIVE_LIMITED_TOKEN",
+                "paths": {"invoice_void": "/billing/invoices/{id}/void"},
             },
         }

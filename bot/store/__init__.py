@@ -15,6 +15,7 @@ from sqlite_utils.db import Table
 from sqlite_utils.migrations import Migrations
 
 from bot.domain.clock import parse_iso, utc_iso
+from bot.domain.config import Shortened
 from bot.domain.model import Outcome, Phase, Release, ReleaseStatus, Roles, Stage, Step, StepStatus
 from bot.domain.records import OutboxRow, ReleaseRecord
 from bot.domain.redact import Redactor
@@ -318,6 +319,15 @@ def m005_merge_gate(db: Database) -> None:
     db.table("merge_allowances").create_index(["release_id", "pr_number", "sha"])
 
 
+@migrations()
+def m006_runbook_record(db: Database) -> None:
+    """What the runbook's record needs beyond the steps: the floors a release ran below (and
+    why), and when its monitoring ended and the release closed."""
+    releases = db.table("releases")
+    releases.add_column("shortened", str)
+    releases.add_column("closed_at", str)
+
+
 def _j(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
@@ -466,13 +476,16 @@ class Store:
         created_at: datetime,
         created_by: str,
         activate_at: datetime | None,
+        shortened: Shortened | None = None,
     ) -> int:
-        """Store a new release and its steps; returns its id."""
+        """Store a new release and its steps; returns its id. `shortened` says which of the
+        runbook's minimum periods its config runs below, and why (kept for its record)."""
         row = self._release_row(release)
         row.update(
             created_at=utc_iso(created_at),
             created_by=created_by,
             activate_at=utc_iso(activate_at) if activate_at else None,
+            shortened=_j(shortened.to_dict()) if shortened else None,
         )
         if release.frozen:  # a freeze taken over from an earlier release holds from the start
             row["frozen_at"] = utc_iso(created_at)
@@ -639,6 +652,8 @@ class Store:
             activate_at=_when(row["activate_at"]),
             card_message=row["card_message"],
             baseline=_unj(row["baseline"], None),
+            shortened=Shortened.from_dict(_unj(row["shortened"], {})) if row["shortened"] else None,
+            closed_at=_when(row["closed_at"]),
         )
 
     def latest_in_channel(self, channel: str) -> int | None:
@@ -787,6 +802,11 @@ class Store:
                 "monitor_closed": int(closed),
             },
         )
+
+    def mark_closed(self, release_id: int, at: datetime) -> None:
+        """The release is closed: its monitoring is over and its final record posted."""
+        self._records.pop(release_id, None)
+        self._t("releases").update(release_id, {"closed_at": utc_iso(at)})
 
     def monitoring_windows(self) -> list[dict[str, Any]]:
         """Releases with an open heightened (or post-rollback) monitoring window."""

@@ -33,7 +33,16 @@ from bot.domain.model import StepStatus
 from bot.sandbox import FakePagerDuty, FakeSlack, SlackMessage
 from bot.sandbox.pagerduty import DEFAULT_ROUTING_KEY
 from bot.sandbox.slack import DEFAULT_TOKEN
-from tests.conftest import ANNOUNCE, CHANNEL, COMMANDER, ON_CALL, Harness, config_dict, walk
+from tests.conftest import (
+    ANNOUNCE,
+    CHANNEL,
+    COMMANDER,
+    ON_CALL,
+    SHORTENED,
+    Harness,
+    config_dict,
+    walk,
+)
 from tests.monitoring.realprom import (
     LiveService,
     RealPrometheus,
@@ -236,6 +245,7 @@ def write_config(tmp_path: Path, prometheus: str, pagerduty: str) -> Path:
             "soak": {"duration": f"{SOAK_SECONDS}s", "interval": f"{INTERVAL:g}s"},
             "pagerduty_events_url": f"{pagerduty}/v2/enqueue",
             "pagerduty_routing_key_env": ROUTING_ENV,
+            "shortened_reason": SHORTENED,
         },
     )
     assert data["slack"] == {"release_channels": [CHANNEL], "announce_channels": [ANNOUNCE]}

@@ -356,3 +356,50 @@ async def test_one_pull_request_by_number(github: FakeGitHub, client: httpx.Asyn
     assert (body["state"], body["merged"], body["head"]["sha"]) == ("closed", True, pull.head_sha)
     missing = await client.get(f"{github.url}/repos/{REPO}/pulls/99999", headers=AUTH)
     assert missing.status_code == 404 and missing.json()["message"] == "Not Found"
+
+
+async def test_the_tags_endpoint_finds_published_releases_only(client: httpx.AsyncClient) -> None:
+    """As GitHub documents: by tag, only a published release is found (a draft is 404, with
+    GitHub's error body); the list shows drafts to a token with push access, not to a
+    read-only one."""
+    reader = "ghp_read_only_token_0002"
+    async with FakeGitHub(read_only_token=reader) as github:
+        draft = github.add_release(REPO, "v2.4.0", body="notes", draft=True)
+        base = f"{github.url}/repos/{REPO}/releases"
+        by_tag = await client.get(f"{base}/tags/v2.4.0", headers=AUTH)
+        assert by_tag.status_code == 404
+        assert by_tag.json()["message"] == "Not Found"
+        assert by_tag.json()["documentation_url"].endswith("#get-a-release-by-tag-name")
+        listed = (await client.get(base, headers=AUTH)).json()
+        assert [(r["tag_name"], r["draft"]) for r in listed] == [("v2.4.0", True)]
+        assert "untagged-" in listed[0]["html_url"]
+        hidden = await client.get(base, headers={"Authorization": f"Bearer {reader}"})
+        assert hidden.json() == []
+        github.publish_release(REPO, draft.id)
+        found = await client.get(f"{base}/tags/v2.4.0", headers=AUTH)
+        assert found.status_code == 200 and found.json()["id"] == draft.id
+        assert found.json()["draft"] is False and found.json()["published_at"]
+        nowhere = await client.get(f"{github.url}/repos/acme/nope/releases/tags/v1", headers=AUTH)
+        assert nowhere.status_code == 404
+
+
+async def test_patching_a_release_body_needs_push_access_and_respects_the_limit(
+    client: httpx.AsyncClient,
+) -> None:
+    """PATCH …/releases/{id} replaces the body for a token with push access; a read-only token
+    gets 403 and a body over 125,000 characters gets GitHub's 422."""
+    reader = "ghp_read_only_token_0002"
+    async with FakeGitHub(read_only_token=reader) as github:
+        release = github.add_release(REPO, "v2.4.0", body="old")
+        url = f"{github.url}/repos/{REPO}/releases/{release.id}"
+        ok = await client.patch(url, json={"body": "new"}, headers=AUTH)
+        assert ok.status_code == 200 and ok.json()["body"] == "new"
+        refused = await client.patch(
+            url, json={"body": "x"}, headers={"Authorization": f"Bearer {reader}"}
+        )
+        assert refused.status_code == 403
+        long = await client.patch(url, json={"body": "x" * 125_001}, headers=AUTH)
+        assert long.status_code == 422
+        assert long.json()["errors"][0]["message"].startswith("body is too long")
+        assert github.release(REPO, release.id).body == "new"  # type: ignore[union-attr]
+        assert (await client.get(url, headers=AUTH)).json()["body"] == "new"
