@@ -11,6 +11,7 @@ import httpx
 
 from bot.domain.clock import Clock, SystemClock
 from bot.domain.config import Config, Secrets
+from bot.engine.actions import Sleep
 from bot.engine.checkbook import CheckBook, default_checkbook
 from bot.engine.deadlines import Deadlines
 from bot.engine.freeze import FreezeEnforcer
@@ -40,8 +41,10 @@ class Runtime:
         checkbook: CheckBook | None = None,
         client: httpx.AsyncClient | None = None,
         pace: float = 0.0,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
-        """`pace`: the least seconds between two posts to one channel (Slack's ~1/s)."""
+        """`pace`: the least seconds between two posts to one channel (Slack's ~1/s); `sleep`:
+        how step actions wait between reads of a run (tests move a fake clock in it)."""
         self.config = config
         self.clock = clock or SystemClock()
         self.store = Store(
@@ -50,7 +53,13 @@ class Runtime:
         )
         self.client = client or httpx.AsyncClient(timeout=10.0)
         self.service = ReleaseService(
-            config, self.store, self.clock, checkbook or default_checkbook(), secrets, self.client
+            config,
+            self.store,
+            self.clock,
+            checkbook or default_checkbook(),
+            secrets,
+            self.client,
+            sleep,
         )
         self.outbox = Outbox(
             self.store,
@@ -91,6 +100,7 @@ class Runtime:
         except RuntimeError:
             return
         self.service.checks.kick()
+        self.service.actions.kick()
         self.timers.sync()
 
     async def start(self) -> None:
@@ -101,6 +111,7 @@ class Runtime:
         self.timers.start()
         self.deadlines.fire_due()
         self.service.checks.kick()
+        self.service.actions.kick()
 
     async def stop(self) -> None:
         """Stop background work and close connections (state is already in SQLite)."""
@@ -117,12 +128,14 @@ class Runtime:
         while True:
             fired = self.deadlines.fire_due()
             await self.service.checks.settle()
+            await self.service.actions.settle()
             if self.freeze.enabled and self.freeze.busy():
                 await self.freeze.sync()
             delivered = 0
             for outbox in self._outboxes():
                 delivered += await outbox.flush()
-            if not fired and not delivered and not self.service.checks.running():
+            busy = self.service.checks.running() or self.service.actions.running()
+            if not fired and not delivered and not busy:
                 return
 
     def health(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ EVENT_WORDS: Mapping[str, str] = {
     "unfreeze": "lift a freeze",
     "abort": "be aborted",
     "handover": "be handed over",
+    "confirm_rollback": "confirm a rollback",
 }
 
 ROLE_WORDS: Mapping[Role, str] = {
@@ -57,6 +58,8 @@ def describe_position(release: Release) -> str:
             parts.append(f"{step.title} is blocked ({', '.join(step.failing)})")
         elif step.status is StepStatus.TIMING:
             parts.append(f"{step.title} is running")
+        elif step.status is StepStatus.ACTING:
+            parts.append(f"the bot is running {step.title}")
         else:
             parts.append(f"the bot is checking {step.title}")
     return "now: " + "; ".join(parts)
@@ -69,6 +72,7 @@ def _step_refuses(release: Release, step: Step, event: str) -> str:
             StepStatus.PENDING: f"{step.title} is not open yet; {where}",
             StepStatus.RUNNING: f"the bot is still checking {step.title}; wait for the result",
             StepStatus.TIMING: f"{step.title} is still running its timer; approve when it ends",
+            StepStatus.ACTING: f"the bot is running {step.title}; wait for its result",
             StepStatus.BLOCKED: (
                 f"{step.title} is blocked by {', '.join(step.failing)}: fix it and "
                 f"`/golive retry {step.key}`, or `/golive waive {step.key} <reason>`"
@@ -78,6 +82,8 @@ def _step_refuses(release: Release, step: Step, event: str) -> str:
     if event == "retry":
         if step.status is StepStatus.RUNNING:
             return f"{step.title} is already being checked"
+        if step.status is StepStatus.ACTING:
+            return f"the bot is still running {step.title}; wait for its result"
         return f"{step.title} is not blocked, so there is nothing to retry; {where}"
     return f"{step.title} cannot take that now; {where}"
 
@@ -148,6 +154,10 @@ WORDS: Mapping[Why, Callable[..., str]] = {
     Why.RELEASE_REFUSES: lambda release, event: (
         f"release {release.version} is {STATUS_WORDS[release.status]}, so it cannot "
         f"{EVENT_WORDS.get(event, 'do that')}"
+    ),
+    Why.NO_ROLLBACK_PROPOSED: lambda release: (
+        f"no rollback of {release.version} waits for confirmation; on-call proposes one with "
+        f"`/golive rollback <reason>`"
     ),
     Why.NO_RELEASE_HERE: lambda: (
         "there is no release in this channel; start one with `/golive start <version>`"
