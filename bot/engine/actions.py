@@ -42,6 +42,7 @@ from checks.rollback import targets_from
 log = logging.getLogger(__name__)
 
 ROLLBACK = "rollback"
+STARTED = "started"  # the detail of a run the provider has just started
 MAX_READ_ERRORS = 5  # consecutive failed reads of a run before golive says it lost sight of it
 ActionKey = tuple[int, str, int]
 Sleep = Callable[[float], Awaitable[None]]
@@ -376,7 +377,7 @@ class ActionRunner:
             run_id=started.run_id,
             url=started.url,
             evidence={**run.evidence, **started.evidence},
-            detail="started" if started.run_id is not None else "waiting for the run to appear",
+            detail=STARTED if started.run_id is not None else "waiting for the run to appear",
         )
 
     def _polled(self, run: ActionRun, polled: Polled) -> ActionRun:

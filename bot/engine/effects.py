@@ -38,7 +38,7 @@ from bot.domain.model import Outcome, Release, ReleaseStatus, StageKind, Step, S
 from bot.domain.plan import rollback_order
 from bot.domain.records import ActionRun
 from bot.domain.redact import safe_url
-from bot.engine.actions import ROLLBACK, new_token
+from bot.engine.actions import ROLLBACK, STARTED, new_token
 from bot.engine.records import DRAWN_LATER, SOAK_CHART, record_markdown
 from bot.render import messages
 from bot.render.fmt import Rendered
@@ -209,7 +209,8 @@ class Effects:
 
     def rollback_moved(self, record: ReleaseRecord, run: ActionRun, now: datetime) -> None:
         """A service's rollback started (with its link) or ended: said in the thread."""
-        if run.state in ("running", "succeeded", "failed"):
+        begun = run.state == "running" and run.detail == STARTED
+        if begun or run.state in ("succeeded", "failed"):
             self.thread(record, messages.render_rollback_run(run), now, step_key=ROLLBACK)
 
     def rollback_done(self, record: ReleaseRecord, now: datetime) -> None:

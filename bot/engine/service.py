@@ -51,7 +51,7 @@ from bot.domain.plan import PlannedService, plan_steps
 from bot.domain.records import ActionRun
 from bot.domain.rules import authorize_kind
 from bot.domain.transition import transition
-from bot.engine.actions import ROLLBACK, ActionRunner, Sleep
+from bot.engine.actions import ROLLBACK, STARTED, ActionRunner, Sleep
 from bot.engine.checkbook import CheckBook
 from bot.engine.checkrunner import CheckRunner
 from bot.engine.effects import CONFIRM_KIND, PLAIN, Context, Effects
@@ -240,7 +240,7 @@ class ReleaseService:
             "detail": run.detail,
         }
         with self.store.transaction():
-            if run.finished or (run.state in ("running", "dispatched") and run.detail == "started"):
+            if run.finished or (run.state == "running" and run.detail == STARTED):
                 self.store.add_event(run.release_id, now, "action_run", None, data)
             if run.step_key == ROLLBACK:
                 self.effects.rollback_moved(record, run, now)

@@ -973,7 +973,7 @@ class Store:
             .last_pk
         )
 
-    def update_action_run(self, run_id: int, at: datetime, **fields: Any) -> None:
+    def update_action_run(self, row_id: int, at: datetime, **fields: Any) -> None:
         """Move a run on: its state, the provider's run id and link, the outcome."""
         values: dict[str, Any] = {"updated_at": utc_iso(at)}
         for key, value in fields.items():
@@ -985,7 +985,7 @@ class Store:
                 values[key] = utc_iso(value)
             else:
                 values[key] = value
-        self._t("action_runs").update(run_id, values)
+        self._t("action_runs").update(row_id, values)
 
     @staticmethod
     def _action_run(r: Mapping[str, Any]) -> ActionRun:

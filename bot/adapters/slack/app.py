@@ -31,8 +31,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.adapters.slack.transport import make_client
 from bot.domain.config import Config
 from bot.engine.runtime import Runtime
-from bot.render.messages import APPROVE_ACTION
-from bot.store import Store
+from bot.render.messages import APPROVE_ACTION, CONFIRM_ROLLBACK_ACTION
+from bot.store import OutboxRow, Store
 from commands import dispatch
 from commands.base import unescape
 
@@ -41,12 +41,13 @@ log = logging.getLogger(__name__)
 # What the app handles; manifest.yml declares exactly these (a test holds them equal).
 SLASH_COMMAND = "/golive"
 EVENTS = ("reaction_added",)
-ACTIONS = (APPROVE_ACTION,)
+ACTIONS = (APPROVE_ACTION, CONFIRM_ROLLBACK_ACTION)
 
 INTERNAL_ERROR = (
     "golive hit an internal error (it is logged). Check `/golive status` before trying again."
 )
 NOT_WAITING = "This step is not waiting for an approval any more; see `/golive status`."
+NOT_PROPOSED = "This rollback plan no longer waits for a confirmation; see `/golive status`."
 MAX_REPLY = 3900  # Slack truncates slash-command responses around 4,000 characters
 _PLAIN_NAME = re.compile(r"(?:^|[\s=])@([A-Za-z0-9][\w.\-]*)")
 
@@ -399,6 +400,37 @@ async def approve_button(
     """The Approve button: same rules as the reaction; a refusal reaches only the clicker."""
     await ack()
     golive = _golive(context)
+    row, user = _clicked(golive, body, action)
+    outcome = None
+    if row is not None and user is not None:
+        outcome = golive.runtime.service.approve_message(row, user, via="button")
+    if outcome is None:
+        golive.work.reply_later(_tell(respond, NOT_WAITING))
+
+
+async def confirm_rollback_button(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    context: AsyncBoltContext,
+) -> None:
+    """Confirm rollback: on-call runs the proposed plan; a refusal reaches only the clicker."""
+    await ack()
+    golive = _golive(context)
+    row, user = _clicked(golive, body, action)
+    outcome = None
+    if row is not None and user is not None:
+        outcome = golive.runtime.service.confirm_message(row, user, via="button")
+    if outcome is None:
+        golive.work.reply_later(_tell(respond, NOT_PROPOSED))
+
+
+def _clicked(
+    golive: Golive, body: Mapping[str, Any], action: Mapping[str, Any]
+) -> tuple[OutboxRow | None, str | None]:
+    """The message of ours a button was clicked on (when its value names that message's
+    release and step), and who clicked."""
     release_id, _, step_key = str(action.get("value") or "").partition(":")
     container = body.get("container") or {}
     channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
@@ -411,11 +443,7 @@ async def approve_button(
         and row.release_id == int(release_id)
         and row.step_key == step_key
     )
-    outcome = None
-    if row is not None and matches and isinstance(user, str):
-        outcome = golive.runtime.service.approve_message(row, user, via="button")
-    if outcome is None:
-        golive.work.reply_later(_tell(respond, NOT_WAITING))
+    return (row if matches else None), (user if isinstance(user, str) else None)
 
 
 async def on_error(
@@ -502,5 +530,6 @@ def create_app(
     app.command(SLASH_COMMAND)(golive_command)
     app.event("reaction_added")(reaction_added)
     app.action(APPROVE_ACTION)(approve_button)
+    app.action(CONFIRM_ROLLBACK_ACTION)(confirm_rollback_button)
     app.error(on_error)
     return app
