@@ -201,9 +201,11 @@ class Effects:
         if request is None:
             return
         approvals = [a for a in self.store.approvals(release.id) if a["step_key"] == step.key]
-        runs = self.store.action_runs(release.id, step.key, step.attempt)
+        every = self.store.action_runs(release.id, step.key)
+        runs = [r for r in every if r.attempt == step.attempt]
+        again = any(r.attempt < step.attempt for r in every)
         rendered = messages.render_action_status(
-            release, step, approvals[-1] if approvals else None, runs, self.config.tz
+            release, step, approvals[-1] if approvals else None, runs, self.config.tz, again
         )
         self.update(record, request.id, rendered, now)
 

@@ -342,14 +342,16 @@ def render_action_status(
     approval: Mapping[str, Any] | None,
     runs: Sequence[ActionRun],
     tz: ZoneInfo,
+    again: bool = False,
 ) -> Rendered:
-    """A step's message while golive runs its action: who approved, each run and its link."""
+    """A step's message while golive runs its action: who approved, each run and its link
+    (`again`: the action ran before and this is a retry)."""
     head = f"*{step.title}*"
     if approval is not None:
         at = clock_time(parse_iso(str(approval["at"])), tz)
         head += f": approved by {mention(str(approval['user']))} at {at}"
     if step.status is StepStatus.ACTING:
-        head = f"🔄 {head} — golive is running it (attempt {step.attempt})"
+        head = f"🔄 {head} — golive is running it{' again' if again else ''}"
     elif step.status is StepStatus.BLOCKED:
         head = f"❌ {head} — the action failed; `/golive retry {step.key}` runs it again"
     else:

@@ -9,7 +9,7 @@ from typing import Any
 from bot.domain.clock import parse_iso
 from bot.domain.config import Config
 from bot.domain.model import PHASE_TITLES, Phase, ReleaseStatus
-from bot.domain.records import ReleaseRecord
+from bot.domain.records import ActionRun, ReleaseRecord
 from bot.render.chart import SoakSample, render_soak_chart
 from bot.render.fmt import STATUS_TITLES, when
 from bot.render.messages import OUTCOME_WORDS
@@ -36,6 +36,7 @@ def release_record(
     samples: Rows,
     notes: Rows,
     events: Rows,
+    actions: Sequence[ActionRun] = (),
 ) -> str:
     """The whole story of a release: owners, steps, approvals, checks, waivers, notes, timeline."""
     release = record.release
@@ -82,6 +83,20 @@ def release_record(
             )
     else:
         lines.append("None.")
+    if actions:
+        lines += [
+            "",
+            "## Actions",
+            "",
+            "| started | step | for | outcome | run | detail |",
+            "|---|---|---|---|---|---|",
+        ]
+        for run in actions:
+            started = when(run.started_at, config.tz) if run.started_at else "—"
+            lines.append(
+                f"| {started} | {run.step_key} #{run.attempt} | {run.target or '—'} | "
+                f"{run.state} | {_cell(run.url or run.run_id or '')} | {_cell(run.detail)} |"
+            )
     lines += ["", "## Waivers", ""]
     lines += [
         f"- {_t(w['at'], config)}: <@{w['user']}> waived `{w['name']}` ({w['step_key']}): "

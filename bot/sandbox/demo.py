@@ -115,6 +115,7 @@ def demo_config(sandbox: Sandbox, folder: Path, speed: float = 1.0) -> dict[str,
             },
         },
         "verification": overrides["verification"],
+        "actions": sandbox.action_overrides(poll=_seconds(1.0 / speed)),
     }
 
 
@@ -230,13 +231,19 @@ class Player:
         await self.approve("alice", "notes")
         self.note("The preflight script runs; then alice freezes merges")
         await self.approve("alice", "freeze")
-        self.note("bob records the restore point, applies migrations, deploys two waves")
+        self.note(
+            "bob records the restore point and applies migrations; each wave he approves is "
+            "deployed by golive (a GitHub workflow run it follows to the end), then health-checked"
+        )
         if await self.until("the backup step", self.awaiting("backup")):
             await self.type("bob", "/golive approve backup rp-demo-0001")
         await self.approve("bob", "migrations")
         await self.approve("bob", "wave-1")
         await self.approve("bob", "wave-2")
-        self.note("The bot confirmed backend health; fran deploys the web portal")
+        self.note(
+            "The bot confirmed backend health; fran approves the portal and golive syncs it in "
+            "Argo CD until it is Synced and Healthy"
+        )
         await self.approve("fran", "portal")
         soaking = lambda: self.release().step("soak").status is StepStatus.TIMING  # noqa: E731
         if not await self.until("the soak to start", soaking):
@@ -289,6 +296,19 @@ class Player:
             (
                 "PagerDuty got a trigger and a resolve",
                 [e["event_action"] for e in sandbox.pagerduty.events] == ["trigger", "resolve"],
+            ),
+            (
+                "golive deployed each wave (a GitHub workflow run per service, each a success)",
+                sorted(r.inputs.get("service", "") for r in sandbox.github.actions.runs())
+                == ["billing-api", "partner-registry"]
+                and all(
+                    r.conclusion(sandbox.github.clock()) == "success"
+                    for r in sandbox.github.actions.runs()
+                ),
+            ),
+            (
+                "golive synced the portal in Argo CD to the release",
+                [op.revision for op in sandbox.argocd.syncs("web-portal")] == [VERSION],
             ),
             (
                 "the merge gate marked the open pull requests",
