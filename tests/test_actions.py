@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -375,7 +376,7 @@ async def test_confirmed_rollback_runs_each_service_last_wave_first(
     assert proposal.blocks is not None
     assert proposal.blocks[1]["elements"][0]["action_id"] == "golive_confirm_rollback"
     refused = await h.say(COMMANDER, f"+:white_check_mark: m{proposal.id}")
-    assert any("only on-call (@carol) can confirmrollback" in line for line in refused), refused
+    assert any("only on-call (@carol) can confirm the rollback of" in line for line in refused)
     assert fakes.github.actions.dispatches == []
 
     await h.say(ON_CALL, f"+:white_check_mark: m{proposal.id}")
@@ -389,7 +390,7 @@ async def test_confirmed_rollback_runs_each_service_last_wave_first(
         {"service": "partner-registry", "image": "platform/partner-registry", "tag": "2.3.1"},
     ]
     runs = fakes.github.actions.runs()
-    assert all(b.created_at >= a.ends_at() for a, b in zip(runs, runs[1:], strict=False))
+    assert all(b.created_at >= a.ends_at() for a, b in itertools.pairwise(runs))
     texts = [m.text for m in h.messages()]
     assert sum("rolled back:" in t and t.startswith("⏪ ✅") for t in texts) == 3
     assert any(t.startswith("⏪ Rollback of v2.4.0 done") for t in texts)
@@ -397,6 +398,10 @@ async def test_confirmed_rollback_runs_each_service_last_wave_first(
     events = [e["type"] for e in h.store.events(release.id)]
     assert "confirm_rollback" in events and events[-1] == "rollback_done"
     assert {r.state for r in h.store.action_runs(release.id, "rollback")} == {"succeeded"}
+    (record,) = [m for m in h.messages() if m.kind == "file"][-1:]
+    assert record.file is not None and "| rollback #1 | partner-registry | succeeded |" in str(
+        record.file["content"]
+    )
     await h.runtime.service.close()
 
 
@@ -415,7 +420,11 @@ async def test_failed_rollback_stops_before_the_earlier_waves(
         "web-portal"
     ]
     states = {r.target: r.state for r in h.store.action_runs(h.release().id, "rollback")}
-    assert states == {"web-portal": "failed", "billing-api": "skipped", "partner-registry": "skipped"}
+    assert states == {
+        "web-portal": "failed",
+        "billing-api": "skipped",
+        "partner-registry": "skipped",
+    }
     done = [m.text for m in h.messages() if m.text.startswith("⏪ Rollback of v2.4.0 stopped")]
     assert "web-portal failed; not attempted: billing-api, partner-registry" in done[0]
     await h.runtime.service.close()

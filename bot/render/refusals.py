@@ -31,6 +31,9 @@ EVENT_WORDS: Mapping[str, str] = {
     "confirm_rollback": "confirm a rollback",
 }
 
+# Events whose class name does not read as a verb (`only on-call can confirm the rollback of …`).
+ACTION_WORDS: Mapping[str, str] = {"confirmrollback": "confirm the rollback of"}
+
 ROLE_WORDS: Mapping[Role, str] = {
     Role.COMMANDER: "the commander",
     Role.ON_CALL: "on-call",
@@ -94,6 +97,7 @@ def _not_allowed(
     step: str | None,
     release: Release,
 ) -> str:
+    action = ACTION_WORDS.get(action, action)
     named = [h for h in holders if h[0] is not Holder.STEP_OWNER]
     owners = [
         uid
