@@ -64,8 +64,14 @@ class Fakes:
             "REGISTRY_TOKEN": registry_fake.DEFAULT_TOKEN,
         }
 
-    def config(self, actions: dict[str, Any], *, services: list[dict[str, Any]] | None = None,
-               rollback_targets: bool = False, database: str = ":memory:") -> Any:
+    def config(
+        self,
+        actions: dict[str, Any],
+        *,
+        services: list[dict[str, Any]] | None = None,
+        rollback_targets: bool = False,
+        database: str = ":memory:",
+    ) -> Any:
         """The test config: health URLs on the fake product, and the given actions."""
         listed = services or [
             {"name": "partner-registry", "tier": "backend", "wave": 1, "migrations": True},
@@ -276,13 +282,15 @@ async def test_enterprise_server_fallback_finds_its_own_run_among_others(
     h = await started(fakes, clock, {"wave-1": DEPLOY})
     await walk(h, "migrations")
     older = actions.add_run(
-        REPO, "deploy.yml", {"service": "partner-registry", "version": "v2.3.9",
-                             "golive_run": "golive-0123456789ab"},
+        REPO,
+        "deploy.yml",
+        {"service": "partner-registry", "version": "v2.3.9", "golive_run": "golive-0123456789ab"},
         created_at=clock.now() - timedelta(minutes=1),
     )
     newer = actions.add_run(
-        REPO, "deploy.yml", {"service": "partner-registry", "version": "v2.4.0",
-                             "golive_run": "golive-ba9876543210"},
+        REPO,
+        "deploy.yml",
+        {"service": "partner-registry", "version": "v2.4.0", "golive_run": "golive-ba9876543210"},
         created_at=clock.now() + timedelta(seconds=1),
     )
     await h.react(BACKEND, "wave-1")

@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 ROLLBACK = "rollback"
 STARTED = "started"  # the detail of a run the provider has just started
+# How long a restart looks for a run it may have started just before it stopped.
+LOST_RUN_WINDOW = timedelta(minutes=2)
 MAX_READ_ERRORS = 5  # consecutive failed reads of a run before golive says it lost sight of it
 ActionKey = tuple[int, str, int]
 Sleep = Callable[[float], Awaitable[None]]
@@ -331,14 +333,18 @@ class ActionRunner:
         assert run.started_at is not None
         if run.state == "dispatching":  # a restart caught golive between asking and recording
             found = await driver.find(run.token, run.started_at) if driver.findable else None
-            if found is None:
-                return self._set(
-                    run,
-                    "failed",
-                    detail=f"golive stopped while asking {driver.provider} to start this run and "
-                    f"cannot tell whether it started; look there before retrying",
-                )
-            return self._started(run, found)
+            if found is not None:
+                return self._started(run, found)
+            # A marked run may take a moment to be listed; an unmarked one is never found.
+            looking = min(timeout, LOST_RUN_WINDOW)
+            if driver.findable and self.clock.now() - run.started_at < looking:
+                return run
+            return self._set(
+                run,
+                "failed",
+                detail=f"golive stopped while asking {driver.provider} to start this run and "
+                f"cannot tell whether it started; look there before retrying",
+            )
         overdue = self.clock.now() - run.started_at > timeout
         if run.state == "dispatched":
             found = await driver.find(run.token, run.started_at)
