@@ -279,6 +279,7 @@ async def test_enterprise_server_fallback_finds_its_own_run_among_others(
     golive_run input; golive follows the run carrying it, not the other dispatches around."""
     actions = fakes.github.actions
     actions.run_details = False
+    actions.list_delay = 0.0  # the other runs are listed, newest first, when golive looks
     h = await started(fakes, clock, {"wave-1": DEPLOY})
     await walk(h, "migrations")
     older = actions.add_run(
@@ -291,7 +292,7 @@ async def test_enterprise_server_fallback_finds_its_own_run_among_others(
         REPO,
         "deploy.yml",
         {"service": "partner-registry", "version": "v2.4.0", "golive_run": "golive-ba9876543210"},
-        created_at=clock.now() + timedelta(seconds=1),
+        created_at=clock.now() + timedelta(seconds=0.5),
     )
     await h.react(BACKEND, "wave-1")
     posts = fakes.github.requests_to(f"/repos/{REPO}/actions/workflows/deploy.yml/dispatches")

@@ -338,7 +338,7 @@ class FakeActions:
         wanted = {k: request.query.get(k) for k in ("event", "status", "branch")}
         runs = [
             r
-            for r in sorted(self._runs, key=lambda r: r.id, reverse=True)
+            for r in sorted(self._runs, key=lambda r: (r.created_at, r.id), reverse=True)
             if r.workflow is workflow
             and now >= r.created_at + timedelta(seconds=r.listed_after)
             and created(r.created_at)
