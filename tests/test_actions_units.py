@@ -26,8 +26,9 @@ from bot.domain.events import (
     RollbackProposed,
     RollbackStarted,
     RunAction,
+    Waive,
 )
-from bot.domain.model import Release, ReleaseStatus, Roles, StageKind, StepStatus
+from bot.domain.model import Outcome, Release, ReleaseStatus, Roles, StageKind, StepStatus
 from bot.domain.plan import PlannedService, plan_steps, rollback_order
 from bot.domain.transition import transition
 from bot.render.refusals import refusal
@@ -227,6 +228,19 @@ def test_action_results_pass_or_block_and_retry_starts_a_new_attempt() -> None:
         NOW,
     ).release
     assert passed.step("wave-1").status is StepStatus.RUNNING  # the wave's health check
+
+
+def test_a_failed_action_can_be_waived_and_the_health_check_follows() -> None:
+    """The commander waives a failed deploy (done by hand, say): the step goes on to its
+    health check, and the waiver is on the record."""
+    acting = transition(planned(("wave-1",)), Approve("wave-1", "UBAC"), NOW).release
+    attempt = acting.step("wave-1").attempt
+    failed = ActionFinished("wave-1", attempt, (("deploy:partner-registry", False),))
+    blocked = transition(acting, failed, NOW).release
+    waived = transition(blocked, Waive("wave-1", "UCOM", "deployed by hand"), NOW)
+    step = waived.release.step("wave-1")
+    assert step.status is StepStatus.RUNNING and step.current.check == "health"
+    assert Outcome.WAIVED in step.outcomes and "wave-1" in waived.release.waivers
 
 
 def test_rollback_with_actions_waits_for_on_call_to_confirm() -> None:

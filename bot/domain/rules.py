@@ -75,36 +75,28 @@ def _with_step(release: Release, step: Step) -> Release:
 def _enter_stage(step: Step, index: int, now: datetime) -> tuple[Step, list[Effect]]:
     """Put a step at a stage and say what that stage needs."""
     stage = step.stages[index]
-    if stage.kind is StageKind.CHECK:
+    if stage.kind in (StageKind.CHECK, StageKind.ACTION):
+        # Each entry is a new attempt: a retry runs the check again or starts a new run of the
+        # action (never re-reads the failed one), and a result of an older attempt is stale.
         attempt = step.attempt + 1
+        acting = stage.kind is StageKind.ACTION
         moved = replace(
             step,
             stage=index,
-            status=StepStatus.RUNNING,
+            status=StepStatus.ACTING if acting else StepStatus.RUNNING,
             attempt=attempt,
             failing=(),
             deadline=None,
         )
-        assert stage.check is not None
-        return moved, [
-            StageOpened(step.key, index),
-            RunCheck(step.key, stage.check, attempt, step.variant),
-        ]
+        run: Effect = (
+            RunAction(step.key, attempt)
+            if acting
+            else RunCheck(step.key, stage.check or step.key, attempt, step.variant)
+        )
+        return moved, [StageOpened(step.key, index), run]
     if stage.kind is StageKind.APPROVE:
         moved = replace(step, stage=index, status=StepStatus.AWAITING, deadline=None)
         return moved, [StageOpened(step.key, index)]
-    if stage.kind is StageKind.ACTION:
-        # Each entry is a new attempt: a retry starts a new run, never re-reads the failed one.
-        attempt = step.attempt + 1
-        moved = replace(
-            step,
-            stage=index,
-            status=StepStatus.ACTING,
-            attempt=attempt,
-            failing=(),
-            deadline=None,
-        )
-        return moved, [StageOpened(step.key, index), RunAction(step.key, attempt)]
     deadline = now + timedelta(seconds=stage.seconds)
     moved = replace(step, stage=index, status=StepStatus.TIMING, deadline=deadline)
     return moved, [StageOpened(step.key, index)]

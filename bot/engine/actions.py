@@ -31,8 +31,9 @@ from bot.domain.config import (
     fill_templates,
 )
 from bot.domain.errors import GoliveError
-from bot.domain.model import Release, ReleaseStatus, StepStatus
+from bot.domain.model import Release, StepStatus
 from bot.domain.records import ActionRun
+from bot.engine.tasks import KeyedTasks, StepKey, steps_in
 from bot.store import Store
 from checks.actions import ArgoSyncDriver, Driver, Polled, Started, WebhookDriver, WorkflowDriver
 from checks.base import CheckResult, Status
@@ -46,7 +47,7 @@ STARTED = "started"  # the detail of a run the provider has just started
 # How long a restart looks for a run it may have started just before it stopped.
 LOST_RUN_WINDOW = timedelta(minutes=2)
 MAX_READ_ERRORS = 5  # consecutive failed reads of a run before golive says it lost sight of it
-ActionKey = tuple[int, str, int]
+ActionKey = StepKey
 Sleep = Callable[[float], Awaitable[None]]
 Finish = Callable[[int, str, int, list[CheckResult]], None]
 Moved = Callable[[ActionRun], None]
@@ -103,41 +104,28 @@ class ActionRunner:
         self._moved = moved
         self._rollback_done = rollback_done
         self._sleep = sleep
-        self._inflight: dict[ActionKey, asyncio.Task[None]] = {}
+        self._tasks: KeyedTasks[ActionKey] = KeyedTasks(self.running, self._run)
 
     # -- what should run -----------------------------------------------------------------------
 
     def running(self) -> list[ActionKey]:
-        """(release, step, attempt) of every action that should be running now."""
-        keys: list[ActionKey] = []
-        for rid in self.store.release_ids(statuses=(ReleaseStatus.ACTIVE.value,)):
-            release = self.store.load(rid).release
-            keys.extend(
-                (rid, s.key, s.attempt) for s in release.steps if s.status is StepStatus.ACTING
-            )
+        """(release, step, attempt) of every action that should be running now (a confirmed
+        rollback is (release, "rollback", 1))."""
+        keys = steps_in(self.store, StepStatus.ACTING)
         keys.extend((rid, ROLLBACK, 1) for rid in self.store.unfinished_rollbacks())
         return keys
 
     def kick(self) -> None:
         """Start a task for every action that should run and is not running yet."""
-        loop = asyncio.get_running_loop()
-        for key in self.running():
-            if key not in self._inflight:
-                self._inflight[key] = loop.create_task(self._run(key))
+        self._tasks.kick()
 
     async def settle(self) -> None:
         """Run actions until none is left to run (tests and the console use this)."""
-        while True:
-            self.kick()
-            if not self._inflight:
-                return
-            await asyncio.gather(*list(self._inflight.values()), return_exceptions=True)
+        await self._tasks.settle()
 
     async def close(self) -> None:
         """Stop following runs (they go on at the provider; a restart follows them again)."""
-        for task in list(self._inflight.values()):
-            task.cancel()
-        await asyncio.gather(*list(self._inflight.values()), return_exceptions=True)
+        await self._tasks.cancel()
 
     async def _run(self, key: ActionKey) -> None:
         rid, step_key, attempt = key
@@ -155,8 +143,6 @@ class ActionRunner:
                     step_key, Status.ERROR, "the action crashed inside golive (logged)"
                 )
                 self._finish(rid, step_key, attempt, [crashed])
-        finally:
-            self._inflight.pop(key, None)
 
     # -- a step's action -----------------------------------------------------------------------
 

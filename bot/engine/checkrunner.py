@@ -7,7 +7,6 @@ ignored by the runbook.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
@@ -16,14 +15,15 @@ import httpx
 from bot.domain.clock import Clock
 from bot.domain.config import Config, Secrets
 from bot.domain.errors import GoliveError
-from bot.domain.model import ReleaseStatus, StepStatus
+from bot.domain.model import StepStatus
 from bot.engine.checkbook import CheckBook, CheckContext
+from bot.engine.tasks import KeyedTasks, StepKey, steps_in
 from bot.store import Store
 from checks.base import CheckResult, Status, run_checks
 
 log = logging.getLogger(__name__)
 
-CheckKey = tuple[int, str, int]
+CheckKey = StepKey
 Finish = Callable[[int, str, int, list[CheckResult]], None]
 Progress = Callable[[int, str, str], None]
 ResultsOf = Callable[[int, str], list[CheckResult]]
@@ -54,24 +54,15 @@ class CheckRunner:
         self._finish = finish
         self._progress = progress
         self._results_of = results_of
-        self._inflight: dict[CheckKey, asyncio.Task[None]] = {}
+        self._tasks: KeyedTasks[CheckKey] = KeyedTasks(self.running, self._run)
 
     def running(self) -> list[CheckKey]:
         """(release, step, attempt) of every check stage that should be running now."""
-        keys: list[CheckKey] = []
-        for rid in self.store.release_ids(statuses=(ReleaseStatus.ACTIVE.value,)):
-            release = self.store.load(rid).release
-            keys.extend(
-                (rid, s.key, s.attempt) for s in release.steps if s.status is StepStatus.RUNNING
-            )
-        return keys
+        return steps_in(self.store, StepStatus.RUNNING)
 
     def kick(self) -> None:
         """Start a task for every check stage that should run and is not running yet."""
-        loop = asyncio.get_running_loop()
-        for key in self.running():
-            if key not in self._inflight:
-                self._inflight[key] = loop.create_task(self._run(key))
+        self._tasks.kick()
 
     async def _run(self, key: CheckKey) -> None:
         rid, step_key, attempt = key
@@ -110,20 +101,12 @@ class CheckRunner:
                 attempt,
                 [CheckResult(step_key, Status.ERROR, "the check crashed inside golive (logged)")],
             )
-        finally:
-            self._inflight.pop(key, None)
 
     async def settle(self) -> None:
         """Run checks until none is left to run (tests and the console use this)."""
-        while True:
-            self.kick()
-            if not self._inflight:
-                return
-            await asyncio.gather(*list(self._inflight.values()), return_exceptions=True)
+        await self._tasks.settle()
 
     async def close(self) -> None:
         """Cancel running checks and close the HTTP client."""
-        for task in list(self._inflight.values()):
-            task.cancel()
-        await asyncio.gather(*list(self._inflight.values()), return_exceptions=True)
+        await self._tasks.cancel()
         await self.client.aclose()

@@ -203,27 +203,30 @@ class ReleaseService:
         self, release_id: int, step_key: str, attempt: int, results: list[CheckResult]
     ) -> None:
         """Store the verdicts and move the step on (or block it)."""
+        self._finish(release_id, step_key, attempt, results, CheckFinished)
+
+    def _finish(
+        self,
+        release_id: int,
+        step_key: str,
+        attempt: int,
+        results: list[CheckResult],
+        finished: type[CheckFinished] | type[ActionFinished],
+    ) -> None:
         now = self.clock.now()
 
         def records() -> None:
             for result in results:
                 self.store.add_check_result(release_id, step_key, attempt, result.to_dict(), now)
 
-        event = CheckFinished(step_key, attempt, tuple((r.name, r.status.ok) for r in results))
+        event = finished(step_key, attempt, tuple((r.name, r.status.ok) for r in results))
         self.apply(release_id, event, None, records=records)
 
     def finish_action(
         self, release_id: int, step_key: str, attempt: int, results: list[CheckResult]
     ) -> None:
         """Store how each run of a step's action ended and move the step on (or block it)."""
-        now = self.clock.now()
-
-        def records() -> None:
-            for result in results:
-                self.store.add_check_result(release_id, step_key, attempt, result.to_dict(), now)
-
-        event = ActionFinished(step_key, attempt, tuple((r.name, r.status.ok) for r in results))
-        self.apply(release_id, event, None, records=records)
+        self._finish(release_id, step_key, attempt, results, ActionFinished)
 
     def action_moved(self, run: ActionRun) -> None:
         """A run started (its link is known), moved on, or ended: the step's message, the card

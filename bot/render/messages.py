@@ -326,6 +326,12 @@ RUN_MARKS: Mapping[str, str] = {
 }
 
 
+def _untrusted(text: str) -> str:
+    """A provider's words shown as plain text: Slack's control characters escaped, so an
+    answer cannot mention anyone or forge a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def run_line(run: ActionRun) -> str:
     """One run of an action: mark, what it is for, how it stands, its link."""
     what = run.target or "the action"
@@ -333,7 +339,7 @@ def run_line(run: ActionRun) -> str:
         run.state, run.state
     )
     link = f" — {run.url}" if run.url and run.url not in state else ""
-    return f"{RUN_MARKS.get(run.state, '•')} {what}: {state}{link}"
+    return _untrusted(f"{RUN_MARKS.get(run.state, '•')} {what}: {state}{link}")
 
 
 def render_action_status(

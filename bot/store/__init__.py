@@ -1046,24 +1046,16 @@ class Store:
 
     def latest_request(self, release_id: int, step_key: str) -> OutboxRow | None:
         """The newest approval request posted for a step (older ones are superseded)."""
-        rows = list(
-            self._t("outbox").rows_where(
-                "release_id = ? and kind = 'approval' and step_key = ?",
-                [release_id, step_key],
-                order_by="id desc",
-                limit=1,
-            )
-        )
-        return self._outbox_row(rows[0]) if rows else None
+        return self._newest(release_id, "kind = 'approval' and step_key = ?", [step_key])
 
     def latest_message(self, release_id: int, kind: str) -> OutboxRow | None:
-        """The newest message of a kind queued for a release."""
+        """The newest message of a kind (not an edit) queued for a release."""
+        return self._newest(release_id, "kind = ? and update_of is null", [kind])
+
+    def _newest(self, release_id: int, where: str, args: list[Any]) -> OutboxRow | None:
         rows = list(
             self._t("outbox").rows_where(
-                "release_id = ? and kind = ? and update_of is null",
-                [release_id, kind],
-                order_by="id desc",
-                limit=1,
+                f"release_id = ? and {where}", [release_id, *args], order_by="id desc", limit=1
             )
         )
         return self._outbox_row(rows[0]) if rows else None

@@ -398,14 +398,7 @@ async def approve_button(
     context: AsyncBoltContext,
 ) -> None:
     """The Approve button: same rules as the reaction; a refusal reaches only the clicker."""
-    await ack()
-    golive = _golive(context)
-    row, user = _clicked(golive, body, action)
-    outcome = None
-    if row is not None and user is not None:
-        outcome = golive.runtime.service.approve_message(row, user, via="button")
-    if outcome is None:
-        golive.work.reply_later(_tell(respond, NOT_WAITING))
+    await _button(ack, body, action, respond, context, confirm=False)
 
 
 async def confirm_rollback_button(
@@ -416,14 +409,30 @@ async def confirm_rollback_button(
     context: AsyncBoltContext,
 ) -> None:
     """Confirm rollback: on-call runs the proposed plan; a refusal reaches only the clicker."""
+    await _button(ack, body, action, respond, context, confirm=True)
+
+
+async def _button(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    context: AsyncBoltContext,
+    *,
+    confirm: bool,
+) -> None:
+    """A click on one of our buttons, judged by the service; the clicker hears when it did
+    nothing."""
     await ack()
     golive = _golive(context)
     row, user = _clicked(golive, body, action)
+    service = golive.runtime.service
     outcome = None
     if row is not None and user is not None:
-        outcome = golive.runtime.service.confirm_message(row, user, via="button")
+        judge = service.confirm_message if confirm else service.approve_message
+        outcome = judge(row, user, "button")
     if outcome is None:
-        golive.work.reply_later(_tell(respond, NOT_PROPOSED))
+        golive.work.reply_later(_tell(respond, NOT_PROPOSED if confirm else NOT_WAITING))
 
 
 def _clicked(
