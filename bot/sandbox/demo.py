@@ -55,9 +55,12 @@ Try:
   /spike on   /spike off             inject or stop a 5xx spike in the sandbox's service
   /slow on    /slow off              push the service's p95 latency above the SLO
   /fault rbac_hole                   break the product API (/fault lists the switches)
+  /deploys fail   /deploys ok        make the next deploys fail (GitHub run, Argo CD sync) or not
   /quit                              leave (files and the database stay in {folder})
 
-Timers are short here: the soak lasts {soak} and heightened monitoring {heightened}.
+Approving a wave or the portal deploys it: golive runs the (fake) GitHub workflow or Argo CD
+sync and follows it to the end. Timers are short here: the soak lasts {soak} and heightened
+monitoring {heightened}.
 """
 
 # The demo's timers at speed 1, in seconds; `--speed N` divides every one of them by N and
@@ -129,9 +132,13 @@ class DemoSession(ConsoleSession):
     async def handle(self, line: str) -> bool:
         """Sandbox switches first; everything else as in the console."""
         words = line.split()
-        switch = {"/spike": self._spike, "/slow": self._slow, "/fault": self._fault}.get(
-            words[0] if words else ""
-        )
+        switches = {
+            "/spike": self._spike,
+            "/slow": self._slow,
+            "/fault": self._fault,
+            "/deploys": self._deploys,
+        }
+        switch = switches.get(words[0] if words else "")
         if switch is None:
             return await super().handle(line)
         switch(words[1:])
@@ -146,6 +153,12 @@ class DemoSession(ConsoleSession):
         on = args[:1] != ["off"]
         self.sandbox.product.set_traffic(p95=0.9 if on else 0.12)
         self.write(f"(sandbox: p95 latency now {'900' if on else '120'} ms)")
+
+    def _deploys(self, args: list[str]) -> None:
+        fail = args[:1] == ["fail"]
+        self.sandbox.github.actions.fail_runs(fail, job="deploy")
+        self.sandbox.argocd.fail_syncs("degraded" if fail else "healthy")
+        self.write(f"(sandbox: deploys from now on {'fail' if fail else 'succeed'})")
 
     def _fault(self, args: list[str]) -> None:
         faults = self.sandbox.product.faults
