@@ -42,6 +42,7 @@ FAILED_JOB_CONCLUSIONS = frozenset(
     {"failure", "timed_out", "cancelled", "startup_failure", "action_required"}
 )
 MAX_DETAIL = 300
+MAX_JOBS = 10  # failed jobs named in a verdict
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,22 @@ def _refused(response: httpx.Response, provider: str, what: str) -> ProviderErro
     )
 
 
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+async def _post(
+    client: httpx.AsyncClient,
+    url: str,
+    provider: str,
+    headers: Mapping[str, str],
+    body: Mapping[str, Any],
+) -> httpx.Response:
+    """The one request that starts a run (never sent again by golive itself)."""
+    return await send(
+        client, "POST", url, provider=provider, headers=headers, json_body=dict(body), timeout=30.0
+    )
+
+
+def _text(value: object, limit: int = MAX_DETAIL) -> str | None:
+    """A provider's string, cut to `limit` characters; None when it is not a string."""
+    return value[:limit] if isinstance(value, str) else None
 
 
 # -- GitHub Actions ----------------------------------------------------------------------------
@@ -143,14 +158,8 @@ class WorkflowDriver:
         return f"{self.api}/repos/{self.repository}/actions/workflows/{quote(self.workflow)}"
 
     async def _dispatch(self, body: Mapping[str, Any]) -> httpx.Response:
-        return await send(
-            self.client,
-            "POST",
-            f"{self._workflow_url}/dispatches",
-            provider=GITHUB,
-            headers=self.headers,
-            json_body=dict(body),
-            timeout=30.0,
+        return await _post(
+            self.client, f"{self._workflow_url}/dispatches", GITHUB, self.headers, body
         )
 
     async def start(self, token: str) -> Started:
@@ -212,9 +221,14 @@ class WorkflowDriver:
             isinstance(run, dict) and isinstance(run.get("status"), str), GITHUB, "a status", answer
         )
         url = _text(run.get("html_url"))
-        status, conclusion = run["status"], _text(run.get("conclusion"))
-        label = f"{self.workflow} run #{run.get('run_number', run_id)}"
-        evidence = {"run_id": run_id, "status": status, "conclusion": conclusion, "url": url}
+        status, conclusion = str(run["status"])[:40], _text(run.get("conclusion"), 40)
+        label = f"{self.workflow} run #{_text(str(run.get('run_number', run_id)), 20)}"
+        evidence: dict[str, Any] = {
+            "run_id": run_id,
+            "status": status,
+            "conclusion": conclusion,
+            "url": url,
+        }
         if status != "completed":
             return Polled(False, summary=f"{label} is {status.replace('_', ' ')}", url=url)
         if conclusion == "success":
@@ -241,11 +255,14 @@ class WorkflowDriver:
             )
         except ProviderError:
             return []  # the run's conclusion already says it failed; the names are a courtesy
-        return [
-            str(job.get("name"))
+        failed = [
+            str(job.get("name"))[:100]
             for job in jobs
             if isinstance(job, dict) and job.get("conclusion") in FAILED_JOB_CONCLUSIONS
         ]
+        return failed[:MAX_JOBS] + (
+            [f"{len(failed) - MAX_JOBS} more"] if len(failed) > MAX_JOBS else []
+        )
 
 
 # -- Argo CD -----------------------------------------------------------------------------------
@@ -288,15 +305,7 @@ class ArgoSyncDriver:
         body: dict[str, Any] = {"prune": self.prune, "dryRun": False}
         if self.revision:
             body["revision"] = self.revision
-        response = await send(
-            self.client,
-            "POST",
-            f"{self._app_url}/sync",
-            provider=ARGOCD,
-            headers=self.headers,
-            json_body=body,
-            timeout=30.0,
-        )
+        response = await _post(self.client, f"{self._app_url}/sync", ARGOCD, self.headers, body)
         if response.status_code >= 300:
             raise _refused(response, ARGOCD, f"sync {self.app}")
         app = read_json(response, ARGOCD).data
@@ -396,15 +405,7 @@ class WebhookDriver:
 
     async def start(self, token: str) -> Started:
         """POST the body once; without a poll URL the answer is the outcome."""
-        response = await send(
-            self.client,
-            "POST",
-            self.url,
-            provider=WEBHOOK,
-            headers=self.headers,
-            json_body=self.body,
-            timeout=30.0,
-        )
+        response = await _post(self.client, self.url, WEBHOOK, self.headers, self.body)
         if not 200 <= response.status_code < 300:
             raise _refused(response, WEBHOOK, "take the request")
         if self.poll_url is None:
@@ -429,7 +430,7 @@ class WebhookDriver:
             "a status",
             answer,
         )
-        status = data["status"]
+        status = str(data["status"])[:40]
         detail = str(data.get("detail") or "")[:MAX_DETAIL]
         evidence = {"status": status, "detail": detail}
         if status == "succeeded":
