@@ -10,8 +10,9 @@ ack polling). Then, from this process, rounds of N signed requests per app and s
 concurrent clients, timed from sending to the full answer, interleaved across apps:
 
 - `/golive status` while a release is in progress (golive loads and renders the whole status);
-- `reaction_added`: a stranger's approve reaction on a step request (golive acks, then records
-  the event id, looks the message up, refuses, and queues and delivers the ephemeral refusal).
+- `reaction_added`: a stranger's approve reaction on a step request (golive writes the event to
+  its inbox and acks; then it looks the message up, refuses, and queues and delivers the
+  ephemeral refusal).
 
 golive's queued work is let finish after each of its rounds, so it never runs while a bare app
 is measured. Prints p50/p99/max per app and scenario, golive's ratio to the faster bare app, and

@@ -496,6 +496,9 @@ class AlertTracker:
     last_alert_at: datetime | None = None
     blind_since: datetime | None = None
     last_tick_at: datetime | None = None
+    # The signal's sequential test (checks.sequential.Cusum.to_dict()), persisted with the
+    # alert state in the same transaction so a restart continues it.
+    test: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.breach_ticks < 1 or self.error_ticks < 1:
@@ -583,7 +586,7 @@ class AlertTracker:
             return None if value is None else value.isoformat()
 
         return {
-            "version": 1,
+            "version": 2,
             "release": self.release,
             "signal": self.signal,
             "breach_ticks": self.breach_ticks,
@@ -596,13 +599,15 @@ class AlertTracker:
             "last_alert_at": iso(self.last_alert_at),
             "blind_since": iso(self.blind_since),
             "last_tick_at": iso(self.last_tick_at),
+            "test": self.test,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AlertTracker:
         """Rebuild a tracker stored by to_dict."""
-        if data.get("version") != 1:
+        if data.get("version") not in (1, 2):  # 1: before the sequential test
             raise ValueError(f"unknown AlertTracker state version {data.get('version')!r}")
+        test = data.get("test")
         return cls(
             release=str(data["release"]),
             signal=str(data["signal"]),
@@ -616,4 +621,5 @@ class AlertTracker:
             last_alert_at=_optional_time(data.get("last_alert_at")),
             blind_since=_optional_time(data.get("blind_since")),
             last_tick_at=_optional_time(data.get("last_tick_at")),
+            test=dict(test) if isinstance(test, dict) else None,
         )

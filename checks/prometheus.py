@@ -111,10 +111,15 @@ async def _ask(
     path: str,
     params: dict[str, str],
     timeout: float,
+    *,
+    query_data: bool = True,
 ) -> tuple[Any, dict[str, Any]]:
-    """GET an API path; returns (data, evidence) of a `success` envelope or raises."""
+    """GET an API path; returns (data, evidence) of a `success` envelope or raises.
+
+    `query_data` (the query endpoints) also requires data.resultType and data.result.
+    """
     url = f"{base_url.rstrip('/')}{path}"
-    query = params["query"]
+    query = params.get("query") or params.get("match[]") or path
     try:
         answer: Answer = await request_json(
             client,
@@ -153,7 +158,9 @@ async def _ask(
     if "warnings" in body:
         evidence["warnings"] = body["warnings"]
     data = body.get("data")
-    if not isinstance(data, dict) or "resultType" not in data or "result" not in data:
+    if query_data and (
+        not isinstance(data, dict) or "resultType" not in data or "result" not in data
+    ):
         raise MissingData(
             f"{PROVIDER} answered `success` without data.resultType/result for {query}",
             "bad_shape",
@@ -277,3 +284,28 @@ async def range_query(
             evidence,
         )
     return points
+
+
+async def label_values(
+    client: httpx.AsyncClient,
+    base_url: str,
+    label: str,
+    match: str,
+    *,
+    timeout: float = 10.0,
+) -> list[str]:
+    """The values `label` takes on the series `match` selects (GET /api/v1/label/…/values).
+
+    An answer that is not a list of strings is MissingData; no values at all is an empty list
+    (the caller says what that means).
+    """
+    params = {"match[]": match}
+    path = f"/api/v1/label/{label}/values"
+    data, evidence = await _ask(client, base_url, path, params, timeout, query_data=False)
+    if not isinstance(data, list) or not all(isinstance(v, str) for v in data):
+        raise MissingData(
+            f"{PROVIDER} answered label values that are not a list of strings for {match}",
+            "bad_shape",
+            evidence,
+        )
+    return list(data)

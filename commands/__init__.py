@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from bot.domain.errors import GoliveError, UsageError
 from bot.engine.service import ReleaseService
@@ -57,18 +58,46 @@ COMMANDS: dict[str, Command] = {
     )
 }
 
-__all__ = ["COMMANDS", "Command", "Directory", "MappingDirectory", "Reply", "dispatch"]
+__all__ = [
+    "COMMANDS",
+    "Command",
+    "Directory",
+    "MappingDirectory",
+    "Reply",
+    "changes_state",
+    "dispatch",
+]
 
 
-def dispatch(
-    service: ReleaseService, user: str, channel: str, text: str, directory: Directory
-) -> Reply:
-    """Run one `/golive …` text as `user` in `channel`; every failure becomes a clear reply."""
+def _split(text: str) -> tuple[str, str]:
+    """The subcommand's name (lower case) and the text after it."""
     body = unescape(text or "").strip()
     if body.lower().startswith("/golive"):
         body = body[len("/golive") :].strip()
     name, _, rest = body.partition(" ")
-    name = name.lower()
+    return name.lower(), rest
+
+
+def changes_state(text: str) -> bool:
+    """True when the text names a subcommand that may change something (not status, history,
+    help, nor an unknown word answered with usage)."""
+    command = COMMANDS.get(_split(text)[0])
+    return command is not None and not command.reads_only
+
+
+def dispatch(
+    service: ReleaseService,
+    user: str,
+    channel: str,
+    text: str,
+    directory: Directory,
+    sent_at: datetime | None = None,
+) -> Reply:
+    """Run one `/golive …` text as `user` in `channel`; every failure becomes a clear reply.
+
+    `sent_at`: when the person sent it, where known (Slack), so that a command refers to the
+    state they saw rather than to whatever an earlier command of theirs left behind."""
+    name, rest = _split(text)
     if not name:
         return Reply(help.help_text(COMMANDS))
     command = COMMANDS.get(name)
@@ -78,7 +107,7 @@ def dispatch(
         if command.event is not None:
             service.authorize(channel, user, command.event)
         invocation = Invocation(
-            service, user, channel, rest.split(), bounded(rest, name), directory
+            service, user, channel, rest.split(), bounded(rest, name), directory, sent_at
         )
         return command.run(invocation)
     except UsageError as exc:

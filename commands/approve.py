@@ -10,7 +10,7 @@ def run(inv: Invocation) -> Reply:
     """Approve the named step, or the single step waiting on you."""
     step = inv.args[0] if inv.args else None
     note = " ".join(inv.args[1:]) or None
-    return Reply(inv.service.approve(inv.channel, inv.user, step, note))
+    return Reply(inv.service.approve(inv.channel, inv.user, step, note, sent_at=inv.sent_at))
 
 
 COMMAND = Command(

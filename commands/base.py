@@ -44,6 +44,7 @@ class Invocation:
     args: list[str]
     rest: str
     directory: Directory
+    sent_at: datetime | None = None  # when the person sent it (Slack), for "the step pending then"
 
 
 @dataclass(frozen=True)
@@ -57,13 +58,15 @@ class Reply:
 @dataclass(frozen=True)
 class Command:
     """A subcommand: its name, usage line, one-line summary, the runbook event it causes (whose
-    permission the runbook's rules decide; None when anyone may), and its handler."""
+    permission the runbook's rules decide; None when anyone may), its handler, and whether it
+    only reads (answered afresh every time, even while the database cannot be written)."""
 
     name: str
     usage: str
     summary: str
     event: type | None
     run: Callable[[Invocation], Reply]
+    reads_only: bool = False
 
     @property
     def who(self) -> tuple[Holder, ...]:

@@ -27,4 +27,4 @@ def run(inv: Invocation) -> Reply:
     return Reply(help_text(COMMANDS, inv.args[0] if inv.args else None))
 
 
-COMMAND = Command("help", "/golive help [subcommand]", "show this help", None, run)
+COMMAND = Command("help", "/golive help [subcommand]", "show this help", None, run, reads_only=True)

@@ -14,4 +14,6 @@ def run(inv: Invocation) -> Reply:
     return Reply(inv.service.history(max(1, min(limit, 100))))
 
 
-COMMAND = Command("history", "/golive history [n]", "list the latest releases", None, run)
+COMMAND = Command(
+    "history", "/golive history [n]", "list the latest releases", None, run, reads_only=True
+)

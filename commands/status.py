@@ -12,5 +12,10 @@ def run(inv: Invocation) -> Reply:
 
 
 COMMAND = Command(
-    "status", "/golive status", "where are we, and what is waiting on whom", None, run
+    "status",
+    "/golive status",
+    "where are we, and what is waiting on whom",
+    None,
+    run,
+    reads_only=True,
 )

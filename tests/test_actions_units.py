@@ -4,6 +4,7 @@ drivers against mocked answers, and a crash between asking GitHub and recording 
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from sqlite_utils import Database
 
 from bot.adapters.cli import main
 from bot.domain.clock import FakeClock
@@ -34,6 +36,7 @@ from bot.domain.transition import transition
 from bot.render.refusals import refusal
 from bot.sandbox import FakeGitHub
 from bot.sandbox import github as github_fake
+from bot.store import Store, migrations
 from checks.actions import WebhookDriver, WorkflowDriver
 from checks.http import ProviderError
 from tests.conftest import (
@@ -427,4 +430,68 @@ async def test_a_run_lost_without_a_mark_blocks_the_step_instead_of_dispatching_
         (result,) = h.store.check_results(h.release().id, "wave-1")
         assert "cannot tell whether it started" in result["summary"]
         assert result["status"] == "error"
+        await h.runtime.service.close()
+
+
+def test_a_database_from_before_actions_upgrades_and_its_release_carries_on(
+    tmp_path: Path,
+) -> None:
+    """A database written before step actions gains their table and the proposed rollback;
+    its release loads as it was, with no rollback proposed."""
+    path = tmp_path / "golive.db"
+    old = Database(path)
+    migrations.apply(old, stop_before="m005_actions")
+    assert "action_runs" not in old.table_names()
+    old.close()
+    store = Store(path)
+    release = planned(())
+    rid = store.insert_release(release, created_at=NOW, created_by="UCOM", activate_at=NOW)
+    assert store.schema_version()[-1] == "m005_actions"
+    assert store.load(rid).release.proposed_rollback is None
+    assert store.action_runs(rid) == []
+    store.close()
+
+
+async def test_a_run_is_recorded_even_when_the_database_refuses_a_write_at_first(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database is locked once while golive records a run: the record waits with backoff
+    and is written, and the run is followed to its end."""
+    async with FakeGitHub(clock=clock.now, run_durations=(1.0, 2.0)) as github:
+        github.set_ref("acme/platform", "main")
+        github.actions.add_workflow("acme/platform", "deploy.yml", inputs=("service",))
+        action = {
+            "github_workflow": {
+                "workflow": "deploy.yml",
+                "repository": "acme/platform",
+                "github_url": github.url,
+                "inputs": {"service": "{service}"},
+                "poll_interval": "1s",
+            }
+        }
+        config = validate_config(config_dict(actions={"wave-1": action}))
+        h = Harness(
+            config,
+            clock,
+            ":memory:",
+            {"GITHUB_TOKEN": github_fake.DEFAULT_TOKEN},
+            sleep=fake_time(clock),
+        )
+        await h.say(COMMANDER, "/golive start v2.4.0")
+        await walk(h, "migrations")
+        writes = h.store.writes
+        real = writes.run
+        refused: list[str] = []
+
+        async def locked_once(unit: Any, **kw: Any) -> Any:
+            if not refused and "write" in getattr(unit, "__qualname__", ""):
+                refused.append("locked")
+                raise sqlite3.OperationalError("database is locked")
+            return await real(unit, **kw)
+
+        monkeypatch.setattr(writes, "run", locked_once)
+        await h.react(BACKEND, "wave-1")
+        assert refused == ["locked"]
+        (run,) = h.store.action_runs(h.release().id, "wave-1")
+        assert run.state == "succeeded" and len(github.actions.dispatches) == 1
         await h.runtime.service.close()

@@ -127,13 +127,13 @@ async def test_start_outside_a_release_channel(harness: Harness) -> None:
     assert harness.store.db["releases"].count == 0
 
 
-async def test_start_without_owners_names_the_missing_role(clock: FakeClock, store: Store) -> None:
+async def test_start_without_owners_names_the_missing_role(clock: FakeClock) -> None:
     """A release cannot start without someone in each role."""
     config = make_config(roles={"on_call": ON_CALL})
-    h = Harness(config, clock, store)
+    h = Harness(config, clock)
     reply = await h.reply(COMMANDER, "/golive start v2.4.0")
     assert reply.startswith("no backend, frontend owner: set roles.backend in golive.yml")
-    assert store.db["releases"].count == 0
+    assert h.store.db["releases"].count == 0
 
 
 @pytest.mark.parametrize(

@@ -246,3 +246,45 @@ def test_health_expectations_need_a_health_url_and_one_body_rule() -> None:
     del service["expect_text"]
     config = validate_config(config_dict(services=[service]))
     assert (config.services[0].expect_status, config.services[0].expect_json) == (204, {"ok": True})
+
+
+def test_keys_the_sequential_test_replaced_are_accepted_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """`breach_ticks` and `significance` still validate; check-config and start-up say they are
+    ignored and what replaced them; a config without them hears nothing."""
+    from bot.domain.config import deprecations, validate_config
+    from bot.engine.runtime import Runtime
+
+    old = config_dict(monitoring={"breach_ticks": 3, "significance": 0.05})
+    config = validate_config(old)
+    warnings = deprecations(config)
+    assert len(warnings) == 2
+    assert warnings[0].startswith("monitoring.breach_ticks is deprecated and ignored")
+    assert "replaced by monitoring.false_page_rate" in warnings[1]
+    assert deprecations(validate_config(config_dict())) == []
+    path = tmp_path / "old.yml"
+    path.write_text(yaml.safe_dump(old))
+    assert main(["check-config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "warning: monitoring.breach_ticks is deprecated" in out
+    assert "warning: monitoring.significance is deprecated" in out
+    config = validate_config({**old, "database": ":memory:"})
+    with caplog.at_level("WARNING", logger="bot.runtime"):
+        Runtime(config, Secrets({}), transport=lambda *a: None)  # type: ignore[arg-type]
+    assert sum("is deprecated and ignored" in r.getMessage() for r in caplog.records) == 2
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("latency_bucket_query", "sum(x[{window}])", "needs both {le} and {window}"),
+        ("false_page_rate", "0%", "false_page_rate must lie above 0%"),
+        ("tolerance", 2.5, "less than 2"),
+        ("min_conclusive", "lots", "not a percentage"),
+    ],
+)
+def test_new_monitoring_keys_are_validated(key: str, value: Any, problem: str) -> None:
+    """The sequential test's keys refuse nonsense with their field path."""
+    problems = _problems(config_dict(monitoring={key: value}))
+    assert any(p.startswith(f"monitoring.{key}: ") and problem in p for p in problems), problems

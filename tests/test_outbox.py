@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from bot.domain.clock import FakeClock
 from bot.engine.outbox import Outbox, RetryLater, Undeliverable
@@ -129,3 +130,56 @@ async def test_delivery_survives_a_restart(tmp_path: object) -> None:
     again = ScriptedTransport()
     await Outbox(second, again, FakeClock(NOW.replace(minute=5))).flush()
     assert [t for _, t, _, _ in transport.delivered + again.delivered] == ["m0", "m1", "m2"]
+
+
+class BigTimestamps(ScriptedTransport):
+    """Slack answers with timestamps large enough that recording one needs a new page."""
+
+    async def deliver(
+        self, message: OutboxRow, thread_ts: str | None, target_ts: str | None
+    ) -> str | None:
+        await super().deliver(message, thread_ts, target_ts)
+        return f"ts-{message.id}-" + "9" * 20_000 if message.id else None
+
+
+def _fill_the_disk(store: Store) -> None:
+    """The database may not grow by a page: SQLite answers SQLITE_FULL, as on a full disk."""
+    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    store.db.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def _free_the_disk(store: Store) -> None:
+    store.db.execute("PRAGMA max_page_count = 1073741823")
+
+
+async def test_a_full_disk_pauses_delivery_instead_of_resending(tmp_path: Path) -> None:
+    """Posted, but the mark fails (disk full): that message is sent once, delivery pauses with
+    backoff, the channel hears once that golive is degraded and once that it recovered."""
+    store = Store(tmp_path / "golive.db", threaded=True)
+    clock = FakeClock(NOW)
+    transport = BigTimestamps()
+    first = await store.writes.run(lambda: _enqueue(store, "C1", "first"))
+    await store.writes.run(lambda: _enqueue(store, "C1", "second"))
+    outbox = Outbox(store, transport, clock, notices=lambda: ["C1"])
+    await store.writes.run(lambda: _fill_the_disk(store))
+
+    assert await outbox.flush() == 1  # posted; recording it failed
+    assert "database or disk is full" in outbox.state()
+    for _ in range(30):  # a long outage: every resume fails, nothing is posted again
+        clock.advance(outbox.next_wait())
+        assert await outbox.flush() == 0
+    texts = [t for _, t, _, _ in transport.delivered]
+    assert texts.count("first") == 1 and "second" not in texts
+    assert [t for t in texts if t.startswith("⚠️")] == [texts[1]] and len(texts) == 2
+    assert outbox.next_wait() == 60.0  # the backoff ends at a minute
+
+    await store.writes.run(lambda: _free_the_disk(store))
+    clock.advance(outbox.next_wait())
+    assert await outbox.flush() == 1  # the second message; the first is recorded, not resent
+    texts = [t for _, t, _, _ in transport.delivered]
+    assert texts.count("first") == 1 and texts.count("second") == 1
+    assert len([t for t in texts if t.startswith("✅")]) == 1
+    row = store.message(first)
+    assert row is not None and row.status == "delivered" and row.ts and row.ts.startswith("ts-")
+    assert outbox.state() == "delivering" and outbox.pending() == 0
+    store.close()

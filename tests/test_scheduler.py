@@ -65,7 +65,7 @@ async def test_no_timer_job_when_nothing_is_due(harness: Harness) -> None:
         harness.clock.set(datetime(2026, 11, 27, 8, 0, tzinfo=UTC))
         await harness.say(COMMANDER, "/golive start v2.4.0 at=2026-11-27T12:00Z")
         assert harness.runtime.timers.next_run() is not None
-        health = harness.runtime.health()
+        health = await harness.runtime.health()
         assert health["scheduler"] == "running" and health["database"] == "ok"
     finally:
         await harness.runtime.stop()

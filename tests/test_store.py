@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlite_utils import Database
@@ -54,13 +55,6 @@ def test_transaction_rolls_back_state_and_messages_together(store: Store) -> Non
         raise RuntimeError("crash between change and commit")
     assert store.db["events"].count == 0
     assert store.db["outbox"].count == 0
-
-
-def test_remember_recognises_repeats(store: Store) -> None:
-    """An incoming event id is processed once, however often Slack retries it."""
-    assert store.remember("Ev123", NOW) is True
-    assert store.remember("Ev123", NOW) is False
-    assert store.remember("Ev124", NOW) is True
 
 
 def test_newer_update_supersedes_older_pending_ones(store: Store) -> None:
@@ -128,3 +122,76 @@ async def test_a_first_version_database_upgrades_and_its_release_carries_on(
         assert h.release().step("freeze").status is StepStatus.DONE
     finally:
         await h.runtime.service.close()
+
+
+def _one_step_release() -> Any:
+    from bot.domain.model import Phase, Release, ReleaseStatus, Role, Roles, Stage, StageKind, Step
+
+    step = Step("s", Phase.DEPLOYMENT, "S", (Stage(StageKind.APPROVE, Role.BACKEND, "ok"),))
+    return Release(0, "C1", "v1.0.0", ReleaseStatus.ACTIVE, Roles("U1", "U2", "U3", "U4"), (step,))
+
+
+def test_an_older_database_upgrades_to_the_inbox_schema(tmp_path: Path) -> None:
+    """A database written before the inbox gains it on open; old steps have no waiting time."""
+    path = tmp_path / "golive.db"
+    old = Database(path)
+    migrations.apply(old, stop_before="m004_inbox")
+    assert "inbox" not in old.table_names()
+    old.close()
+    store = Store(path)
+    assert {"inbox", "requests", "heartbeat"} <= set(store.db.table_names())
+    rid = store.insert_release(
+        _one_step_release(), created_at=NOW, created_by="U1", activate_at=NOW
+    )
+    store.db.execute("update steps set awaiting_since = null")
+    assert store.awaiting_since(rid, "s") is None
+    assert "m004_inbox" in store.schema_version()
+
+
+def test_the_inbox_keeps_an_event_once(store: Store) -> None:
+    """An event's key is kept once; a repeat is recognised, and done is done."""
+    assert store.inbox_add("event:Ev1", "reaction", {"user": "U1"}, NOW) is True
+    assert store.inbox_add("event:Ev1", "reaction", {"user": "U1"}, NOW) is False
+    (entry,) = store.inbox_pending()
+    assert entry["payload"] == {"user": "U1"} and entry["status"] == "pending"
+    with store.transaction():
+        store.inbox_done(entry["id"], "approved", NOW)
+    assert store.inbox_pending() == []
+    assert (store.inbox_entry("event:Ev1") or {})["status"] == "done"
+
+
+def test_a_refused_write_rolls_back_and_announces_nothing(tmp_path: Path) -> None:
+    """A write the database refuses inside a transaction raises, rolls back everything before
+    it, and the after-commit work does not run; a committed transaction runs it once."""
+    store = Store(tmp_path / "golive.db")
+    told: list[str] = []
+    with pytest.raises(sqlite3.OperationalError), store.transaction():
+        store.add_event(None, NOW, "x", None, {})
+        store.after_commit(lambda: told.append("changed"))
+        store.db.execute("PRAGMA query_only = 1")  # as a read-only file would
+        store.db.execute("insert into heartbeat (id, at) values (2, 'x')")
+    store.db.execute("PRAGMA query_only = 0")
+    assert told == [] and store.db["events"].count == 0
+    with store.transaction():
+        store.after_commit(lambda: told.append("changed"))
+        assert told == []
+    assert told == ["changed"]
+
+
+async def test_threaded_writes_happen_on_the_writer_and_reads_beside_it(tmp_path: Path) -> None:
+    """With a writer thread, a write on the loop's thread is refused loudly; the loop reads
+    what the writer committed, never a copy from before it."""
+    store = Store(tmp_path / "golive.db", threaded=True)
+    with pytest.raises(RuntimeError, match="writer"), store.transaction():
+        pass
+    rid = await store.writes.run(
+        lambda: store.insert_release(
+            _one_step_release(), created_at=NOW, created_by="U1", activate_at=NOW
+        )
+    )
+    assert store.load(rid).release.version == "v1.0.0"
+    await store.writes.run(lambda: store.set_release_fields(rid, card_message=7))
+    assert store.load(rid).card_message == 7  # the loop's cached copy follows the commit
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        store.db.execute("insert into heartbeat (id, at) values (1, 'x')")
+    store.close()

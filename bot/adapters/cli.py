@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.domain.config import Config, Secrets, load_config
+from bot.domain.config import Config, Secrets, deprecations, load_config
 from bot.domain.errors import ConfigError, GoliveError
 
 DEFAULT_CONFIG = "golive.yml"
@@ -36,6 +36,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     missing = Secrets(os.environ).missing(config)
     for name, path in missing:
         print(f"  note: environment variable {name} is not set ({path})")
+    for warning in deprecations(config):
+        print(f"  warning: {warning}")
     return 0
 
 

@@ -320,19 +320,47 @@ class MonitoringConfig(_Model):
         "histogram_quantile(0.95, sum(rate(http_request_duration_seconds_bucket[{window}]))"
         " by (le))"
     )
+    latency_bucket_query: str = (
+        'sum(increase(http_request_duration_seconds_bucket{le="{le}"}[{window}]))'
+    )
     window: Duration = timedelta(minutes=5)
     baseline_window: Duration = timedelta(hours=1)
     slo_p95: Duration = timedelta(milliseconds=400)
     min_error_increase: Percent = 0.005
     min_requests: int = Field(default=200, ge=1)
-    significance: float = Field(default=0.01, gt=0.0, lt=0.5)
-    breach_ticks: int = Field(default=2, ge=1)
+    false_page_rate: Percent = 0.01
+    tolerance: float = Field(default=1.25, ge=1.0, lt=2.0)
+    min_conclusive: Percent = 0.8
+    significance: float = Field(default=0.01, gt=0.0, lt=0.5)  # deprecated, see DEPRECATED
+    breach_ticks: int = Field(default=2, ge=1)  # deprecated, see DEPRECATED
     error_ticks: int = Field(default=3, ge=1)
     realert: Duration = timedelta(minutes=10)
     soak: SoakConfig = SoakConfig()
     heightened: HeightenedConfig = HeightenedConfig()
     pagerduty_events_url: Url | None = None
     pagerduty_routing_key_env: EnvName | None = None
+
+    @field_validator("latency_bucket_query")
+    @classmethod
+    def _bucket_placeholders(cls, value: str) -> str:
+        if "{le}" not in value or "{window}" not in value:
+            raise PydanticCustomError(
+                "placeholders",
+                "the bucket query needs both {le} and {window} placeholders: {value}",
+                {"value": repr(value)},
+            )
+        return value
+
+    @field_validator("false_page_rate")
+    @classmethod
+    def _small_rate(cls, value: float) -> float:
+        if not 0.0 < value <= 0.2:
+            raise PydanticCustomError(
+                "percent",
+                "false_page_rate must lie above 0% and at most 20%: {value}",
+                {"value": repr(value)},
+            )
+        return value
 
     def render(self, template: str, window: timedelta) -> str:
         """A PromQL query with `{window}` replaced by a Prometheus duration."""
@@ -531,6 +559,31 @@ def _templates(spec: ActionSpec) -> list[tuple[str, str]]:
     return found
 
 
+# Keys that are still accepted but no longer do anything, and what replaced them.
+DEPRECATED: dict[str, str] = {
+    "monitoring.breach_ticks": (
+        "the sequential test weighs every tick's counts once, so bad ticks are no longer "
+        "counted in a row; monitoring.false_page_rate sets how often it may page falsely"
+    ),
+    "monitoring.significance": (
+        "replaced by monitoring.false_page_rate: golive chooses the sequential test's "
+        "threshold for that share of false pages per release, and the success criteria "
+        "test at that level"
+    ),
+}
+
+
+def deprecations(config: Config) -> list[str]:
+    """A sentence for every deprecated key the config sets: that it is ignored, and why."""
+    found = []
+    for path, why in DEPRECATED.items():
+        section, key = path.split(".")
+        model = getattr(config, section)
+        if key in model.model_fields_set:
+            found.append(f"{path} is deprecated and ignored: {why}")
+    return found
+
+
 class VerificationPaths(_Model):
     """Paths of the product API's money endpoints (docs/product-api.md)."""
 
@@ -701,6 +754,7 @@ _CUSTOM = {
     "health",
     "action",
     "inputs",
+    "placeholders",
 }
 
 

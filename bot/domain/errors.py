@@ -37,6 +37,7 @@ class Why(StrEnum):
     NO_OWNER = "no_owner"
     NOTHING_WAITS_ON_YOU = "nothing_waits_on_you"
     SEVERAL_WAIT_ON_YOU = "several_wait_on_you"
+    MOVED_ON = "moved_on"
     NOTHING_TO_RECORD = "nothing_to_record"
     # Words written above the engine (usage text, config problems, a missing secret)
     TEXT = "text"

@@ -67,11 +67,29 @@ class Retry:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """How many of a monitoring period's ticks could judge every signal, and the last one."""
+
+    conclusive: int
+    ticks: int
+    last: bool
+    needed: float
+
+    @property
+    def enough(self) -> bool:
+        """At least `needed` of the ticks conclusive, and the last one."""
+        return self.ticks > 0 and self.last and self.conclusive >= self.needed * self.ticks
+
+
+@dataclass(frozen=True)
 class TimerElapsed:
-    """A step's timer deadline has passed; `breaches` names monitoring breaches still open."""
+    """A step's timer deadline has passed; `breaches` names what stands against widening
+    (breached signals, `metrics` while blind, `evidence` when too few ticks could judge), and
+    `evidence` is the soak's count of conclusive ticks."""
 
     step: str
     breaches: tuple[str, ...] = ()
+    evidence: Evidence | None = None
 
 
 @dataclass(frozen=True)

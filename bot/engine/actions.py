@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets as token_source
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from typing import TypeVar
 
 import httpx
 
@@ -34,7 +35,9 @@ from bot.domain.errors import GoliveError
 from bot.domain.model import Release, StepStatus
 from bot.domain.records import ActionRun
 from bot.engine.tasks import KeyedTasks, StepKey, steps_in
+from bot.engine.worker import Backoff
 from bot.store import Store
+from bot.store.writer import unwritable
 from checks.actions import ArgoSyncDriver, Driver, Polled, Started, WebhookDriver, WorkflowDriver
 from checks.base import CheckResult, Status
 from checks.http import ProviderError, RateLimited
@@ -46,7 +49,10 @@ ROLLBACK = "rollback"
 STARTED = "started"  # the detail of a run the provider has just started
 # How long a restart looks for a run it may have started just before it stopped.
 LOST_RUN_WINDOW = timedelta(minutes=2)
-MAX_READ_ERRORS = 5  # consecutive failed reads of a run before golive says it lost sight of it
+MAX_READ_ERRORS = 5
+# Seconds between tries to record a run while the database refuses writes.
+RECORD_RETRY: Sequence[float] = (0.5, 1, 2, 5, 10, 30, 60)
+T = TypeVar("T")  # consecutive failed reads of a run before golive says it lost sight of it
 ActionKey = StepKey
 Sleep = Callable[[float], Awaitable[None]]
 Finish = Callable[[int, str, int, list[CheckResult]], None]
@@ -142,7 +148,7 @@ class ActionRunner:
                 crashed = CheckResult(
                     step_key, Status.ERROR, "the action crashed inside golive (logged)"
                 )
-                self._finish(rid, step_key, attempt, [crashed])
+                await self._write(lambda: self._finish(rid, step_key, attempt, [crashed]))
 
     # -- a step's action -----------------------------------------------------------------------
 
@@ -158,9 +164,10 @@ class ActionRunner:
                 Status.ERROR,
                 f"no action is configured for {step_key} any more (actions.{step_key})",
             )
-            self._finish(rid, step_key, attempt, [missing])
+            await self._write(lambda: self._finish(rid, step_key, attempt, [missing]))
             return
-        runs = self._runs(rid, step_key, attempt, step.current.services or ("",), action.kind)
+        targets = step.current.services or ("",)
+        runs = await self._write(lambda: self._runs(rid, step_key, attempt, targets, action.kind))
         tags: dict[str, str] = {}
         results = await asyncio.gather(
             *(
@@ -168,7 +175,7 @@ class ActionRunner:
                 for run in runs
             )
         )
-        self._finish(rid, step_key, attempt, list(results))
+        await self._write(lambda: self._finish(rid, step_key, attempt, list(results)))
 
     def _runs(
         self, rid: int, step_key: str, attempt: int, targets: tuple[str, ...], kind: str
@@ -203,7 +210,7 @@ class ActionRunner:
                         why = (
                             "not configured any more" if action is None else "an earlier one failed"
                         )
-                        self._set(run, "skipped", detail=f"not rolled back: {why}")
+                        await self._set(run, "skipped", detail=f"not rolled back: {why}")
                 continue
             outcomes = await asyncio.gather(
                 *(
@@ -214,24 +221,43 @@ class ActionRunner:
                 )
             )
             failed = any(not o.status.ok for o in outcomes)
-        self._rollback_done(rid)
+        await self._write(lambda: self._rollback_done(rid))
 
     # -- one run -------------------------------------------------------------------------------
 
-    def _set(self, run: ActionRun, state: str, **fields: object) -> ActionRun:
-        now = self.clock.now()
-        if state in ("succeeded", "failed", "skipped"):
-            fields["finished_at"] = now
-        with self.store.transaction():
-            self.store.update_action_run(run.id, now, state=state, **fields)
-        (fresh,) = [
-            r
-            for r in self.store.action_runs(run.release_id, run.step_key, run.attempt)
-            if r.id == run.id
-        ]
-        if state != "dispatching":
-            self._moved(fresh)
-        return fresh
+    async def _set(self, run: ActionRun, state: str, **fields: object) -> ActionRun:
+        """Record a run's new state on the database's writer (and say so); the fresh record."""
+
+        def write() -> ActionRun:
+            now = self.clock.now()
+            if state in ("succeeded", "failed", "skipped"):
+                fields["finished_at"] = now
+            with self.store.transaction():
+                self.store.update_action_run(run.id, now, state=state, **fields)
+            (fresh,) = [
+                r
+                for r in self.store.action_runs(run.release_id, run.step_key, run.attempt)
+                if r.id == run.id
+            ]
+            if state != "dispatching":
+                self._moved(fresh)
+            return fresh
+
+        return await self._write(write)
+
+    async def _write(self, unit: Callable[[], T]) -> T:
+        """Run a unit of work on the database's writer; while the database cannot be written
+        (locked, full), keep it and try again with backoff: a run's record is never dropped."""
+        retry = Backoff(RECORD_RETRY)
+        while True:
+            try:
+                return await self.store.writes.run(unit)
+            except Exception as exc:
+                if not unwritable(exc):
+                    raise
+                delay = retry.fail(self.clock.now())
+                log.warning("recording an action run failed (%s); retrying in %s s", exc, delay)
+                await self._sleep(delay)
 
     def _driver(self, action: StepAction, values: dict[str, str]) -> Driver:
         spec = action.spec
@@ -272,7 +298,7 @@ class ActionRunner:
         if run.finished:
             return _verdict(name, run)
         if run.step_key == ROLLBACK and not values["rollback_tag"]:
-            failed = self._set(
+            failed = await self._set(
                 run,
                 "failed",
                 detail=f"no rollback target is recorded for {run.target}: roll it back by hand",
@@ -281,7 +307,9 @@ class ActionRunner:
         try:
             driver = self._driver(action, values)
         except GoliveError as exc:  # a secret missing from the environment
-            return _verdict(name, self._set(run, "failed", detail=f"cannot start: {exc.message}"))
+            return _verdict(
+                name, await self._set(run, "failed", detail=f"cannot start: {exc.message}")
+            )
         timeout = action.spec.timeout
         poll = action.spec.poll_interval.total_seconds()
         errors = 0
@@ -296,7 +324,7 @@ class ActionRunner:
                 errors += 1
                 if errors >= MAX_READ_ERRORS:
                     link = f": {run.url}" if run.url else ""
-                    run = self._set(
+                    run = await self._set(
                         run,
                         "failed",
                         detail=f"golive lost sight of the run after {errors} failed reads "
@@ -310,22 +338,22 @@ class ActionRunner:
     async def _advance(self, run: ActionRun, driver: Driver, timeout: timedelta) -> ActionRun:
         """One move: start, look for, or read the run; the updated record."""
         if run.state == "pending":
-            run = self._set(run, "dispatching", started_at=self.clock.now())
+            run = await self._set(run, "dispatching", started_at=self.clock.now())
             try:
                 started = await driver.start(run.token)
             except ProviderError as exc:  # refused or unanswered: never asked again by itself
-                return self._set(run, "failed", detail=f"could not start: {exc.message}")
-            return self._started(run, started)
+                return await self._set(run, "failed", detail=f"could not start: {exc.message}")
+            return await self._started(run, started)
         assert run.started_at is not None
         if run.state == "dispatching":  # a restart caught golive between asking and recording
             found = await driver.find(run.token, run.started_at) if driver.findable else None
             if found is not None:
-                return self._started(run, found)
+                return await self._started(run, found)
             # A marked run may take a moment to be listed; an unmarked one is never found.
             looking = min(timeout, LOST_RUN_WINDOW)
             if driver.findable and self.clock.now() - run.started_at < looking:
                 return run
-            return self._set(
+            return await self._set(
                 run,
                 "failed",
                 detail=f"golive stopped while asking {driver.provider} to start this run and "
@@ -335,9 +363,9 @@ class ActionRunner:
         if run.state == "dispatched":
             found = await driver.find(run.token, run.started_at)
             if found is not None:
-                return self._started(run, found)
+                return await self._started(run, found)
             if overdue:
-                return self._set(
+                return await self._set(
                     run,
                     "failed",
                     detail=f"{driver.provider} took the request, but no run marked "
@@ -348,22 +376,22 @@ class ActionRunner:
         assert run.run_id is not None
         polled = await driver.poll(run.run_id)
         if polled.done:
-            return self._polled(run, polled)
+            return await self._polled(run, polled)
         if overdue:
             link = f": {polled.url or run.url}" if (polled.url or run.url) else ""
-            return self._set(
+            return await self._set(
                 run,
                 "failed",
                 detail=f"did not finish within {_minutes(timeout)} ({polled.summary}); it may "
                 f"still be going{link}",
             )
         if polled.summary != run.detail:
-            run = self._set(run, "running", detail=polled.summary, url=polled.url or run.url)
+            run = await self._set(run, "running", detail=polled.summary, url=polled.url or run.url)
         return run
 
-    def _started(self, run: ActionRun, started: Started) -> ActionRun:
+    async def _started(self, run: ActionRun, started: Started) -> ActionRun:
         state = "running" if started.run_id is not None else "dispatched"
-        return self._set(
+        return await self._set(
             run,
             state,
             run_id=started.run_id,
@@ -372,8 +400,8 @@ class ActionRunner:
             detail=STARTED if started.run_id is not None else "waiting for the run to appear",
         )
 
-    def _polled(self, run: ActionRun, polled: Polled) -> ActionRun:
-        return self._set(
+    async def _polled(self, run: ActionRun, polled: Polled) -> ActionRun:
+        return await self._set(
             run,
             "succeeded" if polled.ok else "failed",
             detail=polled.summary,

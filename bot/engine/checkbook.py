@@ -218,7 +218,23 @@ def monitoring_settings(config: Config) -> Settings | None:
         slo_seconds=mon.slo_p95.total_seconds(),
         min_requests=mon.min_requests,
         min_increase=mon.min_error_increase,
-        significance=mon.significance,
+        # One test per release replaces `significance`: the success criteria's one-shot test
+        # runs at the same level as the monitoring's false-page budget.
+        significance=mon.false_page_rate,
+        bucket_query=mon.latency_bucket_query,
+        tolerance=mon.tolerance,
+        false_page_rate=mon.false_page_rate,
+        min_conclusive=mon.min_conclusive,
+        plan=monitoring_plan(config),
+    )
+
+
+def monitoring_plan(config: Config) -> tuple[tuple[int, float], ...]:
+    """(ticks, seconds per tick) of the soak and of heightened monitoring, as configured."""
+    mon = config.monitoring
+    return tuple(
+        (max(round(w.duration / w.interval), 1), w.interval.total_seconds())
+        for w in (mon.soak, mon.heightened)
     )
 
 

@@ -7,23 +7,26 @@ ignored by the runbook.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import httpx
 
 from bot.domain.clock import Clock
 from bot.domain.config import Config, Secrets
 from bot.domain.errors import GoliveError
-from bot.domain.model import StepStatus
+from bot.domain.model import ReleaseStatus, StepStatus
 from bot.engine.checkbook import CheckBook, CheckContext
-from bot.engine.tasks import KeyedTasks, StepKey, steps_in
+from bot.engine.worker import Backoff
 from bot.store import Store
 from checks.base import CheckResult, Status, run_checks
 
 log = logging.getLogger(__name__)
 
-CheckKey = StepKey
+CheckKey = tuple[int, str, int]
+# Seconds between tries to record a verdict while the database refuses writes.
+RECORD_RETRY: Sequence[float] = (0.5, 1, 2, 5, 10, 30, 60)
 Finish = Callable[[int, str, int, list[CheckResult]], None]
 Progress = Callable[[int, str, str], None]
 ResultsOf = Callable[[int, str], list[CheckResult]]
@@ -54,15 +57,25 @@ class CheckRunner:
         self._finish = finish
         self._progress = progress
         self._results_of = results_of
-        self._tasks: KeyedTasks[CheckKey] = KeyedTasks(self.running, self._run)
+        self._inflight: dict[CheckKey, asyncio.Task[None]] = {}
+        self._notes: set[asyncio.Task[None]] = set()
 
     def running(self) -> list[CheckKey]:
         """(release, step, attempt) of every check stage that should be running now."""
-        return steps_in(self.store, StepStatus.RUNNING)
+        keys: list[CheckKey] = []
+        for rid in self.store.release_ids(statuses=(ReleaseStatus.ACTIVE.value,)):
+            release = self.store.load(rid).release
+            keys.extend(
+                (rid, s.key, s.attempt) for s in release.steps if s.status is StepStatus.RUNNING
+            )
+        return keys
 
     def kick(self) -> None:
         """Start a task for every check stage that should run and is not running yet."""
-        self._tasks.kick()
+        loop = asyncio.get_running_loop()
+        for key in self.running():
+            if key not in self._inflight:
+                self._inflight[key] = loop.create_task(self._run(key))
 
     async def _run(self, key: CheckKey) -> None:
         rid, step_key, attempt = key
@@ -79,7 +92,7 @@ class CheckRunner:
                 self.clock,
                 record.release,
                 step,
-                progress=lambda text: self._progress(rid, step_key, text),
+                progress=lambda text: self._note(rid, step_key, text),
                 last_completed=self.store.last_completed_versions(before=rid),
                 results_of=lambda key: self._results_of(rid, key),
             )
@@ -92,21 +105,61 @@ class CheckRunner:
                 results = [CheckResult(name, Status.ERROR, f"no check could be built for {name}")]
             if checks:
                 results = await run_checks(checks)
-            self._finish(rid, step_key, attempt, results)
         except Exception:
             log.exception("check %s of release %s crashed", step_key, rid)
-            self._finish(
-                rid,
-                step_key,
-                attempt,
-                [CheckResult(step_key, Status.ERROR, "the check crashed inside golive (logged)")],
-            )
+            results = [
+                CheckResult(step_key, Status.ERROR, "the check crashed inside golive (logged)")
+            ]
+        try:
+            await self._record(rid, step_key, attempt, results)
+        finally:
+            self._inflight.pop(key, None)
+
+    async def _record(
+        self, rid: int, step_key: str, attempt: int, results: list[CheckResult]
+    ) -> None:
+        """Hand the verdicts to the service on the database's writer; while the database refuses
+        writes (locked, full), keep them and try again with backoff rather than lose them."""
+        retry = Backoff(RECORD_RETRY)
+        while True:
+            try:
+                await self.store.writes.run(lambda: self._finish(rid, step_key, attempt, results))
+                return
+            except Exception:
+                delay = retry.fail(self.clock.now())
+                log.exception(
+                    "recording check %s of release %s failed; retrying in %s s",
+                    step_key,
+                    rid,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    def _note(self, rid: int, step_key: str, text: str) -> None:
+        """A running check's progress, written in order with everything else on the writer."""
+        task = asyncio.get_running_loop().create_task(self._write_note(rid, step_key, text))
+        self._notes.add(task)
+        task.add_done_callback(self._notes.discard)
+
+    async def _write_note(self, rid: int, step_key: str, text: str) -> None:
+        try:
+            await self.store.writes.run(lambda: self._progress(rid, step_key, text))
+        except Exception:
+            log.exception("could not record the progress of check %s (dropped)", step_key)
 
     async def settle(self) -> None:
         """Run checks until none is left to run (tests and the console use this)."""
-        await self._tasks.settle()
+        while True:
+            self.kick()
+            if not self._inflight and not self._notes:
+                return
+            tasks = list(self._inflight.values()) + list(self._notes)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def close(self) -> None:
         """Cancel running checks and close the HTTP client."""
-        await self._tasks.cancel()
+        tasks = list(self._inflight.values()) + list(self._notes)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.client.aclose()

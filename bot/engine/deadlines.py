@@ -12,7 +12,7 @@ from datetime import datetime
 
 from bot.domain.clock import Clock
 from bot.domain.errors import GoliveError
-from bot.domain.events import Activate, Event, Kickoff, TimerElapsed, Transition
+from bot.domain.events import Activate, Event, Evidence, Kickoff, TimerElapsed, Transition
 from bot.domain.model import KICKOFF_PHASES, ReleaseStatus, StepStatus
 from bot.store import Store
 
@@ -20,17 +20,27 @@ log = logging.getLogger(__name__)
 
 Apply = Callable[[int, Event, str | None], Transition]
 BreachesOf = Callable[[int], tuple[str, ...]]
+EvidenceOf = Callable[[int], Evidence | None]
 
 
 class Deadlines:
     """Fires the stored deadlines whose time has come."""
 
-    def __init__(self, store: Store, clock: Clock, apply: Apply, breaches_of: BreachesOf) -> None:
-        """`breaches_of(release)` names the monitoring breaches open when a soak ends."""
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        apply: Apply,
+        breaches_of: BreachesOf,
+        evidence_of: EvidenceOf,
+    ) -> None:
+        """`breaches_of(release)` names what stands against widening when a soak ends, and
+        `evidence_of(release)` counts the soak's conclusive ticks."""
         self.store = store
         self.clock = clock
         self._apply = apply
         self._breaches_of = breaches_of
+        self._evidence_of = evidence_of
 
     def _due_times(self) -> list[tuple[datetime, int, Event]]:
         due: list[tuple[datetime, int, Event]] = []
@@ -71,7 +81,7 @@ class Deadlines:
             if moment > now:
                 break
             if isinstance(event, TimerElapsed):
-                event = TimerElapsed(event.step, self._breaches_of(rid))
+                event = TimerElapsed(event.step, self._breaches_of(rid), self._evidence_of(rid))
             try:
                 if self._apply(rid, event, None).effects:
                     fired += 1

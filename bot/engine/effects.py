@@ -310,7 +310,9 @@ class Effects:
         if isinstance(ctx.event, TimerElapsed):
             self.thread(
                 record,
-                messages.render_soak_blocked(record.release, effect.failing),
+                messages.render_soak_blocked(
+                    record.release, effect.failing, ctx.event.evidence
+                ),
                 now,
                 step_key=effect.step,
             )

@@ -58,7 +58,9 @@ class FreezeEnforcer(Worker):
             return
         token = self.secrets.get(ci.token_env)
         if token is None:
-            self._failed(None, f"{ci.token_env} is not set, so pull requests cannot be marked")
+            await self._failed(
+                None, f"{ci.token_env} is not set, so pull requests cannot be marked"
+            )
             return
         frozen = self.store.frozen_release()
         try:
@@ -83,14 +85,7 @@ class FreezeEnforcer(Worker):
                         frozen=True,
                         description=f"Merges frozen for release {frozen['version']} (golive)",
                     )
-                    self.store.mark_frozen_commit(
-                        frozen["id"],
-                        ci.repository,
-                        head.sha,
-                        head.number,
-                        "failure",
-                        self.clock.now(),
-                    )
+                    await self._mark(frozen["id"], ci.repository, head.sha, head.number, "failure")
             frozen_id = frozen["id"] if frozen is not None else None
             for mark in self.store.freeze_marks(state="failure"):
                 if mark["release_id"] == frozen_id:
@@ -104,24 +99,36 @@ class FreezeEnforcer(Worker):
                     frozen=False,
                     description="Merge freeze lifted (golive)",
                 )
-                self.store.mark_frozen_commit(
+                await self._mark(
                     mark["release_id"],
                     mark["repository"],
                     mark["sha"],
                     mark["pr_number"],
                     "success",
-                    self.clock.now(),
                 )
         except ProviderError as exc:
-            self._failed(frozen["id"] if frozen else None, exc.message)
+            await self._failed(frozen["id"] if frozen else None, exc.message)
             return
         self.last_error = None
 
-    def _failed(self, release_id: int | None, message: str) -> None:
+    async def _mark(
+        self, release_id: int, repository: str, sha: str, pr_number: int, state: str
+    ) -> None:
+        now = self.clock.now()
+        await self.store.writes.run(
+            lambda: self.store.mark_frozen_commit(
+                release_id, repository, sha, pr_number, state, now
+            )
+        )
+
+    async def _failed(self, release_id: int | None, message: str) -> None:
         if message != self.last_error:
             log.warning("merge gate on GitHub: %s", message)
-            self.store.add_event(
-                release_id, self.clock.now(), "freeze_gate_failed", None, {"error": message}
+            now = self.clock.now()
+            await self.store.writes.run(
+                lambda: self.store.add_event(
+                    release_id, now, "freeze_gate_failed", None, {"error": message}
+                )
             )
         self.last_error = message
 

@@ -1,4 +1,12 @@
-"""Delivery of queued messages: in order per channel, retrying what fails for a passing reason."""
+"""Delivery of queued messages: in order per channel, retrying what fails for a passing reason.
+
+A message is posted, then marked delivered. When the database refuses that mark (a full disk, a
+lock that does not go away), posting again would flood the channel with the same message; so
+delivery stops instead: the row's Slack timestamp is kept in memory, nothing else is posted, and
+after a backoff golive first tries to record what it already sent, and resumes only once that
+worked. The release channel is told once, directly (the outbox itself cannot be written), that
+golive is degraded, and once more when it recovers.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +14,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Protocol
 
 from bot.domain.clock import Clock
-from bot.engine.worker import Worker
+from bot.engine.worker import Backoff, Worker
+from bot.render.messages import render_degraded, render_recovered
 from bot.store import OutboxRow, Store
+from bot.store.writer import reason
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +78,11 @@ class Outbox(Worker):
         only: frozenset[str] | None = None,
         skip: frozenset[str] = frozenset(),
         prepare: Prepare = as_queued,
+        notices: Callable[[], list[str]] | None = None,
     ) -> None:
-        """`prepare` completes a row just before delivery (a file drawn only then)."""
+        """`prepare` completes a row just before delivery (a file drawn only then); `notices()`
+        names the channels told when delivery stops because the database cannot be written
+        (None: this outbox tells nobody, e.g. PagerDuty's)."""
         self.store = store
         self.prepare = prepare
         # Which kinds of rows this outbox delivers: chat messages and PagerDuty events each
@@ -81,6 +95,13 @@ class Outbox(Worker):
         # Minimum seconds between two posts to one channel (0: unpaced, as in the console).
         self.pace = pace
         self._posted: dict[str, datetime] = {}
+        self.notices = notices
+        # Delivered, but the database refused to record it: row id → (ts, when). Recorded first
+        # when delivery resumes, so none of these is ever posted twice by this process.
+        self._unmarked: dict[int, tuple[str | None, datetime]] = {}
+        self._pauses = Backoff(backoff)
+        self._problem: str | None = None  # why delivery is paused (None: it is not)
+        self._told: set[str] = set()  # channels that heard golive is degraded
         super().__init__()
         self._lock = asyncio.Lock()  # one delivery pass at a time: pump() may race run()
 
@@ -100,10 +121,26 @@ class Outbox(Worker):
         async with self._lock:
             return await self._flush()
 
+    async def _write(self, fn: Callable[[], object]) -> bool:
+        """Run a write on the database's writer; on failure pause delivery and say False."""
+        try:
+            await self.store.writes.run(fn)
+        except Exception as exc:
+            await self._pause(exc)
+            return False
+        return True
+
     async def _flush(self) -> int:
+        if self._problem is not None and not await self._resume():
+            return 0
+        try:
+            pending = self._pending()
+        except Exception as exc:
+            await self._pause(exc)
+            return 0
         delivered = 0
         held: set[str] = set()  # channels whose earlier message must go first
-        for row in self._pending():
+        for row in pending:
             if row.channel in held:
                 continue
             now = self.clock.now()
@@ -125,7 +162,15 @@ class Outbox(Worker):
                     held.add(row.channel)
                     continue
                 if target is None or target.status != "delivered":
-                    self.store.mark_failed(row.id, "the message to update was never delivered", now)
+                    if not await self._write(
+                        partial(
+                            self.store.mark_failed,
+                            row.id,
+                            "the message to update was never delivered",
+                            now,
+                        )
+                    ):
+                        return delivered
                     continue
                 target_ts = target.ts
             paced = self._paced_until(row)
@@ -137,7 +182,6 @@ class Outbox(Worker):
             except RetryLater as exc:
                 attempts = row.attempts + 1
                 when = self._retry_at(self.clock.now(), attempts, exc.after)
-                self.store.mark_retry(row.id, attempts, when, exc.reason)
                 log.warning(
                     "message %s to %s: %s; retry at %s",
                     row.id,
@@ -145,17 +189,104 @@ class Outbox(Worker):
                     exc.reason,
                     when.isoformat(),
                 )
+                if not await self._write(
+                    partial(self.store.mark_retry, row.id, attempts, when, exc.reason)
+                ):
+                    return delivered
                 held.add(row.channel)
                 continue
             except Undeliverable as exc:
-                self.store.mark_failed(row.id, str(exc), self.clock.now())
                 log.error("message %s to %s cannot be delivered: %s", row.id, row.channel, exc)
+                if not await self._write(
+                    partial(self.store.mark_failed, row.id, str(exc), self.clock.now())
+                ):
+                    return delivered
                 continue
-            self.store.mark_delivered(row.id, ts, self.clock.now())
+            sent_at = self.clock.now()
             if row.kind in PACED_KINDS:
-                self._posted[row.channel] = self.clock.now()
+                self._posted[row.channel] = sent_at
             delivered += 1
+            if not await self._write(partial(self.store.mark_delivered, row.id, ts, sent_at)):
+                self._unmarked[row.id] = (ts, sent_at)
+                return delivered
         return delivered
+
+    # -- when the database cannot be written ------------------------------------------------
+
+    async def _pause(self, exc: Exception) -> None:
+        """Stop delivering until a backoff has passed; tell the channels once."""
+        delay = self._pauses.fail(self.clock.now())
+        first = self._problem is None
+        self._problem = reason(exc)
+        log.log(
+            logging.ERROR if first else logging.WARNING,
+            "the database refused a write (%s): delivery paused for %s s",
+            self._problem,
+            delay,
+        )
+        await self._tell(render_degraded(self._problem), self._untold)
+
+    def _untold(self) -> list[str]:
+        return [c for c in (self.notices() if self.notices else []) if c not in self._told]
+
+    async def _tell(self, text: str, channels: Callable[[], list[str]]) -> None:
+        """Post straight to Slack, past the outbox (which cannot be written)."""
+        for channel in channels():
+            notice = OutboxRow(
+                id=0,
+                release_id=None,
+                channel=channel,
+                kind="channel",
+                text=text,
+                blocks=None,
+                thread_of=None,
+                user=None,
+                step_key=None,
+                update_of=None,
+                file=None,
+                status="pending",
+                attempts=0,
+                next_attempt_at=None,
+                ts=None,
+                error=None,
+                created_at=self.clock.now(),
+            )
+            try:
+                await self.transport.deliver(notice, None, None)
+            except Exception as exc:  # Slack may be unreachable too: try again next pause
+                log.warning("could not tell %s that golive is degraded: %s", channel, exc)
+                continue
+            self._told.add(channel)
+
+    async def _resume(self) -> bool:
+        """After the backoff: record what was sent, prove a write, then deliver again."""
+        now = self.clock.now()
+        if self._pauses.holding(now):
+            return False
+        unmarked = dict(self._unmarked)
+
+        def settle() -> None:
+            with self.store.transaction():
+                for message_id, (ts, at) in unmarked.items():
+                    self.store.mark_delivered(message_id, ts, at)
+                self.store.heartbeat(now)
+
+        if not await self._write(settle):
+            return False
+        log.info("the database takes writes again (after %s); delivery resumes", self._problem)
+        self._unmarked.clear()
+        self._pauses.reset()
+        self._problem = None
+        told, self._told = sorted(self._told), set()
+        await self._tell(render_recovered(), lambda: told)
+        return True
+
+    def state(self) -> str:
+        """Say "delivering", or why and until when delivery is paused (for /healthz)."""
+        if self._problem is None:
+            return "delivering"
+        until = self._pauses.until.isoformat() if self._pauses.until else "now"
+        return f"paused: the database refused a write ({self._problem}); next try {until}"
 
     def next_retry(self) -> datetime | None:
         """When the earliest held-back message may be tried again (retry time or pace)."""
@@ -183,7 +314,12 @@ class Outbox(Worker):
 
     def next_wait(self) -> float:
         """Wake at the next retry (or pace) time; poll briefly while anything is held back."""
-        retry = self.next_retry()
-        if retry is not None:
-            return min(max((retry - self.clock.now()).total_seconds(), 0.05), 5.0)
-        return 0.2 if self.pending() else 5.0
+        if self._problem is not None:
+            return self._pauses.wait(self.clock.now()) or 0.05
+        try:
+            retry = self.next_retry()
+            if retry is not None:
+                return min(max((retry - self.clock.now()).total_seconds(), 0.05), 5.0)
+            return 0.2 if self.pending() else 5.0
+        except Exception:  # the database does not answer reads: the next pass pauses
+            return 1.0

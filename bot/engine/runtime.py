@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bot.domain.clock import Clock, SystemClock
-from bot.domain.config import Config, Secrets
+from bot.domain.config import Config, Secrets, deprecations
+from bot.domain.model import ReleaseStatus
 from bot.engine.actions import Sleep
 from bot.engine.checkbook import CheckBook, default_checkbook
 from bot.engine.deadlines import Deadlines
@@ -23,6 +25,10 @@ from bot.engine.scheduler import Timers
 from bot.engine.secrecy import redactor_for
 from bot.engine.service import ReleaseService
 from bot.store import Store
+from bot.store.writer import reason
+
+SCHEDULED, ACTIVE = ReleaseStatus.SCHEDULED.value, ReleaseStatus.ACTIVE.value
+HEALTH_BUDGET = 1.0  # seconds /healthz waits for its write probe before calling the database stuck
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +48,20 @@ class Runtime:
         client: httpx.AsyncClient | None = None,
         pace: float = 0.0,
         sleep: Sleep = asyncio.sleep,
+        threaded: bool = False,
     ) -> None:
-        """`pace`: the least seconds between two posts to one channel (Slack's ~1/s); `sleep`:
-        how step actions wait between reads of a run (tests move a fake clock in it)."""
+        """`pace`: the least seconds between two posts to one channel (Slack's ~1/s).
+        `sleep`: how step actions wait between reads of a run (tests move a fake clock in it).
+        `threaded`: database writes on their own thread, so the loop never waits for a lock
+        (the server); without it everything runs on the loop (the console, the demo, tests)."""
         self.config = config
+        for warning in deprecations(config):
+            log.warning("config: %s", warning)
         self.clock = clock or SystemClock()
         self.store = Store(
             config.database if database is None else database,
             redactor=redactor_for(config, secrets),
+            threaded=threaded,
         )
         self.client = client or httpx.AsyncClient(timeout=10.0)
         self.service = ReleaseService(
@@ -68,15 +80,22 @@ class Runtime:
             skip=frozenset({PAGE_KIND}),
             pace=pace,
             prepare=Drawings(self.store, config).prepare,
+            notices=self._notice_channels,
         )
         self.pager = self._pager(config, secrets)
         self.monitor = Monitor(self.service, self.client)
         self.deadlines = Deadlines(
-            self.store, self.clock, self.service.apply, self.monitor.open_breaches
+            self.store,
+            self.clock,
+            self.service.apply,
+            self.monitor.open_breaches,
+            self.monitor.soak_evidence,
         )
         self.timers = Timers(self.deadlines, self.clock, self.monitor)
         self.freeze = FreezeEnforcer(config, self.store, secrets, self.client, self.clock)
         self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self.service.on_change(self._changed)
 
     def _pager(self, config: Config, secrets: Secrets) -> Outbox | None:
@@ -91,7 +110,20 @@ class Runtime:
     def _outboxes(self) -> list[Outbox]:
         return [self.outbox] + ([self.pager] if self.pager is not None else [])
 
+    def _notice_channels(self) -> list[str]:
+        """Where golive says that it cannot write: the channels of open releases."""
+        try:
+            ids = self.store.release_ids(statuses=(SCHEDULED, ACTIVE))
+            channels = [self.store.load(rid).release.channel for rid in ids]
+        except Exception:  # the database may not answer reads either
+            channels = list(self.config.slack.release_channels)
+        return list(dict.fromkeys(channels))
+
     def _changed(self) -> None:
+        if self._loop is not None and threading.get_ident() != self._loop_thread:
+            # Committed on the writer thread: wake the workers on the loop that owns them.
+            self._loop.call_soon_threadsafe(self._changed)
+            return
         for outbox in self._outboxes():
             outbox.wake()
         self.freeze.wake()
@@ -106,10 +138,11 @@ class Runtime:
     async def start(self) -> None:
         """Resume from the database: deliver what is queued, rerun checks, re-arm timers."""
         loop = asyncio.get_running_loop()
+        self._loop, self._loop_thread = loop, threading.get_ident()
         self._tasks = [loop.create_task(o.run()) for o in self._outboxes()]
         self._tasks.append(loop.create_task(self.freeze.run()))
         self.timers.start()
-        self.deadlines.fire_due()
+        await self.timers.fire()
         self.service.checks.kick()
         self.service.actions.kick()
 
@@ -126,7 +159,7 @@ class Runtime:
     async def pump(self) -> None:
         """Fire due timers, run checks and deliver messages until nothing is left to do now."""
         while True:
-            fired = self.deadlines.fire_due()
+            fired = await self.store.writes.run(self.deadlines.fire_due)
             await self.service.checks.settle()
             await self.service.actions.settle()
             if self.freeze.enabled and self.freeze.busy():
@@ -138,18 +171,30 @@ class Runtime:
             if not fired and not delivered and not busy:
                 return
 
-    def health(self) -> dict[str, Any]:
-        """Database and scheduler state for /healthz."""
+    async def health(self) -> dict[str, Any]:
+        """Database (a real write), scheduler and delivery state for /healthz."""
         try:
-            self.store.db.execute("select 1").fetchone()
+            await asyncio.wait_for(
+                self.store.writes.run(lambda: self.store.heartbeat(self.clock.now()), urgent=True),
+                HEALTH_BUDGET,
+            )
             database = "ok"
+        except TimeoutError:
+            database = "error: no write finished within a second (is the database locked?)"
         except Exception as exc:  # report, never raise, from a health probe
-            database = f"error: {type(exc).__name__}"
+            database = f"error: {reason(exc)}"
         next_run = self.timers.next_run()
+        try:
+            schema: list[str] | str = self.store.schema_version()
+            pending: int | str = self.outbox.pending()
+        except Exception as exc:
+            schema = pending = f"error: {reason(exc)}"
         return {
             "database": database,
-            "schema": self.store.schema_version(),
+            "schema": schema,
             "scheduler": "running" if self.timers.running else "stopped",
             "next_timer": next_run.isoformat() if next_run else None,
-            "outbox_pending": self.outbox.pending(),
+            "outbox_pending": pending,
+            "delivery": self.outbox.state(),
+            "writes_queued": self.store.writes.queued,
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -11,10 +12,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.domain.clock import Clock
 from bot.engine.deadlines import Deadlines
 from bot.engine.monitor import Monitor
+from bot.engine.worker import Backoff
 
 log = logging.getLogger(__name__)
 
 TIMERS_JOB = "golive-timers"
+# Seconds before firing again after the database refused a write (it may be locked or full).
+RETRY: Sequence[float] = (1, 2, 5, 10, 30, 60)
 MONITOR_PREFIX = "golive-monitor-"
 
 
@@ -27,6 +31,7 @@ class Timers:
         self.clock = clock
         self.monitor = monitor
         self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self._retry = Backoff(RETRY)  # on the injected clock, after a failure
 
     def start(self) -> None:
         """Start the scheduler; must be called inside the running event loop."""
@@ -48,6 +53,8 @@ class Timers:
             if self.scheduler.get_job(TIMERS_JOB):
                 self.scheduler.remove_job(TIMERS_JOB)
             return
+        if self._retry.until is not None:
+            due = max(due, self._retry.until)
         # The injected clock decides what is due; APScheduler only wakes us at about that time.
         lag = (due - self.clock.now()).total_seconds()
         run_at = datetime.now(UTC).timestamp() + max(lag, 0.0)
@@ -109,11 +116,20 @@ class Timers:
             if job.id.startswith(MONITOR_PREFIX)
         }
 
-    async def _fire(self) -> None:
+    async def fire(self) -> int:
+        """Fire what is due (on the database's writer); after a failure, back off before the
+        next try instead of firing again at once. Returns how many fired."""
         try:
-            self.deadlines.fire_due()
+            fired = await self.deadlines.store.writes.run(self.deadlines.fire_due)
         except Exception:
-            log.exception("firing timers failed")
+            delay = self._retry.fail(self.clock.now())
+            log.exception("firing timers failed; trying again in %s s", delay)
+            return 0
+        self._retry.reset()
+        return fired
+
+    async def _fire(self) -> None:
+        await self.fire()
         self.sync()
 
     def next_run(self) -> datetime | None:

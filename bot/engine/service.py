@@ -132,7 +132,10 @@ class ReleaseService:
         self._listeners.append(listener)
 
     def changed(self) -> None:
-        """Tell the workers that something was committed."""
+        """Tell the workers that something was committed (once the transaction around commits)."""
+        self.store.after_commit(self._notify)
+
+    def _notify(self) -> None:
         for listener in self._listeners:
             listener()
 
@@ -407,8 +410,14 @@ class ReleaseService:
         step_key: str | None = None,
         note: str | None = None,
         via: str = "command",
+        sent_at: datetime | None = None,
     ) -> str:
-        """Approve a step (by default: the one step waiting on this user)."""
+        """Approve a step (by default: the one step waiting on this user).
+
+        With `sent_at` (when the person sent the command), "the step waiting on me" means the
+        one that was waiting at that moment: a second `/golive approve` sent together with the
+        first must not approve the step the first one opened.
+        """
         record = self._require_active(channel)
         release = record.release
         if step_key is None:
@@ -419,6 +428,11 @@ class ReleaseService:
             ]
             if not mine:
                 raise IllegalMove(Why.NOTHING_WAITS_ON_YOU, release=release)
+            if sent_at is not None:
+                then = [s for s in mine if self._awaited_by(release.id, s.key, sent_at)]
+                if not then:
+                    raise IllegalMove(Why.MOVED_ON, keys=[s.key for s in mine])
+                mine = then
             if len(mine) > 1:
                 raise UsageError(Why.SEVERAL_WAIT_ON_YOU, keys=[s.key for s in mine])
             step = mine[0]
@@ -426,6 +440,12 @@ class ReleaseService:
             step = release.step(step_key)
         self.apply(release.id, Approve(step.key, user), user, Context(via=via, note=note))
         return messages.ack("approve", step.title)
+
+    def _awaited_by(self, release_id: int, step_key: str, moment: datetime) -> bool:
+        """True when the step was already waiting (in its current stage) at `moment`; steps
+        recorded before golive kept that time count as waiting."""
+        since = self.store.awaiting_since(release_id, step_key)
+        return since is None or since <= moment
 
     def react(
         self, message: OutboxRow, user: str, reaction: str, via: str = "reaction"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 log = logging.getLogger(__name__)
 
@@ -45,3 +47,33 @@ class Worker:
                 log.exception("%s failed; will retry", self.what)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.next_wait())
+
+
+class Backoff:
+    """Growing pauses after consecutive failures (the last delay repeats), on an injected clock."""
+
+    def __init__(self, delays: Sequence[float]) -> None:
+        self.delays = delays
+        self.failures = 0
+        self.until: datetime | None = None
+
+    def fail(self, now: datetime) -> float:
+        """One more failure: how many seconds to pause (also kept in `until`)."""
+        self.failures += 1
+        delay = self.delays[min(self.failures, len(self.delays)) - 1]
+        self.until = now + timedelta(seconds=delay)
+        return delay
+
+    def reset(self) -> None:
+        """It worked: the next failure starts from the first delay again."""
+        self.failures, self.until = 0, None
+
+    def holding(self, now: datetime) -> bool:
+        """True while a pause is still running."""
+        return self.until is not None and now < self.until
+
+    def wait(self, now: datetime, most: float = 60.0) -> float | None:
+        """Seconds until the pause ends (at least 0.05, at most `most`); None without one."""
+        if self.until is None:
+            return None
+        return min(max((self.until - now).total_seconds(), 0.05), most)

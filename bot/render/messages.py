@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.clock import parse_iso
 from bot.domain.config import Config, format_duration
+from bot.domain.events import Evidence
 from bot.domain.model import (
     KICKOFF_PHASES,
     PHASE_TITLES,
@@ -483,14 +484,32 @@ def render_timer_started(step: Step, tz: ZoneInfo) -> Rendered:
     return Rendered(text, [section(text)])
 
 
-def render_soak_blocked(release: Release, breaches: Sequence[str]) -> Rendered:
-    """The soak ended while a breach is open (or golive was blind): no widening; what to do."""
-    breached = [b for b in breaches if b != "metrics"]
+def evidence_words(evidence: Evidence) -> str:
+    """Plain words: 27 of 30 ticks could judge 5xx and p95 (90%; need 80% and the last), …"""
+    if evidence.ticks == 0:
+        return "no tick could measure anything"
+    last = "including the last" if evidence.last else "but not the last"
+    return (
+        f"{evidence.conclusive} of {evidence.ticks} ticks could judge 5xx and p95 "
+        f"({evidence.conclusive / evidence.ticks:.0%}; need {evidence.needed:.0%} and the last), "
+        f"{last}"
+    )
+
+
+def render_soak_blocked(
+    release: Release, breaches: Sequence[str], evidence: Evidence | None = None
+) -> Rendered:
+    """The soak ended while a breach is open (or golive was blind, or could judge too few of
+    its ticks): no widening; what to do."""
+    breached = [b for b in breaches if b not in ("metrics", "evidence")]
     reasons = []
     if breached:
         reasons.append(f"{', '.join(breached)} still breached")
     if "metrics" in breaches:
         reasons.append("golive unable to read the metrics, so nobody saw the end of the soak")
+    if "evidence" in breaches:
+        why = f" ({evidence_words(evidence)})" if evidence else ""
+        reasons.append(f"not enough evidence{why}")
     advice = (
         f"Recommended: {mention(release.roles.on_call)} rolls back (`/golive rollback <reason>`). "
         if breached
@@ -545,10 +564,35 @@ def render_alert(
     return Rendered(text, [section(text)])
 
 
+def render_soak_sight(release: Release, seen: str, short: bool, soak: str) -> Rendered:
+    """What the soak can see at the baseline's traffic; a warning when it is too short."""
+    text = f"🔭 *What the soak can see* at the baseline's traffic: {seen}."
+    if short:
+        text += (
+            f"\n⚠️ {mention(release.roles.on_call)} the soak ({soak}) is "
+            f"shorter than that: a doubling of 5xx may go unseen until heightened "
+            f"monitoring. Watch the dashboards, or soak longer (`/golive retry soak` "
+            f"once it ends)."
+        )
+    return Rendered(text)
+
+
+def page_summary(release: Release, signal: str, verdict: Verdict, period: str, blind: bool) -> str:
+    """The summary line of a PagerDuty incident golive opens."""
+    if blind:
+        return f"golive cannot read metrics during {period} of {release.version}: {verdict.summary}"
+    return f"{signal} breach during {period} of {release.version}: {verdict.summary}"
+
+
 def render_monitoring_closed(
-    release: Release, alerts: int, still_open: Sequence[str], config: Config
+    release: Release,
+    alerts: int,
+    still_open: Sequence[str],
+    config: Config,
+    evidence: Evidence | None = None,
 ) -> Rendered:
-    """Heightened (or post-rollback) monitoring ended."""
+    """Heightened (or post-rollback) monitoring ended; it says so when too few of its ticks
+    could judge."""
     hours = format_duration(config.monitoring.heightened.duration)
     if still_open:
         tail = f"{', '.join(still_open)} still breached — watch it by hand from here."
@@ -556,6 +600,11 @@ def render_monitoring_closed(
         tail = f"{alerts} alert(s) along the way, all recovered."
     else:
         tail = "no breach."
+    if evidence is not None and not evidence.enough:
+        tail += (
+            f" Not enough evidence: {evidence_words(evidence)} — golive could not watch this "
+            f"hour as it should; {mention(release.roles.on_call)}, check the dashboards by hand."
+        )
     text = f"👋 Monitoring of {release.version} ended after {hours}: {tail}"
     return Rendered(text, [section(text)])
 
@@ -789,3 +838,25 @@ def ack(action: str, subject: str = "") -> str:
         "complete": "Release completed.",
         "unfreeze": "Merge freeze lifted.",
     }[action]
+
+
+def render_degraded(problem: str) -> str:
+    """Said once, straight to the release channel, when golive finds it cannot write."""
+    return (
+        f"⚠️ golive cannot write to its database ({problem}). Messages are held back and new "
+        "approvals may wait until it can; nothing already recorded is lost. golive keeps "
+        "trying on its own — check the disk and `/healthz`."
+    )
+
+
+def render_recovered() -> str:
+    """Said once when golive can write again after `render_degraded`."""
+    return "✅ golive can write to its database again; held-back messages follow."
+
+
+def render_database_busy(problem: str) -> str:
+    """The reply to a command that could not be recorded."""
+    return (
+        f"golive cannot write to its database right now ({problem}), so nothing was done. "
+        "Try again in a minute; `/golive status` still answers."
+    )

@@ -167,9 +167,7 @@ WORDS: Mapping[Why, Callable[..., str]] = {
         "there is no release in this channel; start one with `/golive start <version>`"
     ),
     Why.NOT_A_RELEASE_CHANNEL: lambda channels: (
-        "releases start only in a release channel ("
-        + ", ".join(f"<#{c}>" for c in channels)
-        + ")"
+        "releases start only in a release channel (" + ", ".join(f"<#{c}>" for c in channels) + ")"
     ),
     Why.RELEASE_ALREADY_OPEN: _already_open,
     Why.BAD_VERSION: lambda version: (
@@ -189,6 +187,10 @@ WORDS: Mapping[Why, Callable[..., str]] = {
     ),
     Why.SEVERAL_WAIT_ON_YOU: lambda keys: (
         f"several steps wait on you ({', '.join(keys)}); name one: `/golive approve <step>`"
+    ),
+    Why.MOVED_ON: lambda keys: (
+        "the step that waited on you when you sent this has moved on, so nothing was approved; "
+        f"waiting on you now: {', '.join(keys)} — name it: `/golive approve {keys[0]}`"
     ),
     Why.NOTHING_TO_RECORD: lambda: "say what to record",
 }

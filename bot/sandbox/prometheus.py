@@ -32,6 +32,10 @@ _QUANTILE = re.compile(
     + _BUCKET_RATE.format(name="w2")
     + r"\))\)$"
 )
+_BUCKET = re.compile(
+    r'^sum\((?P<fn>increase|rate)\(http_request_duration_seconds_bucket\{le="(?P<le>[^"]*)"\}'
+    r"\[(?P<window>[0-9a-z]+)\]\)\)$"
+)
 _MATCHER = re.compile(r'^(?P<label>[a-zA-Z_]\w*)(?P<op>=~|!~|!=|=)"(?P<value>(?:[^"\\]|\\.)*)"$')
 
 
@@ -145,6 +149,19 @@ def parse_query(text: str) -> Query:
             return sum(end.requests[s] - start.requests.get(s, 0) for s in series) / per
 
         return Query(window, increase)
+    bucket = _BUCKET.match(compact)
+    if bucket:
+        window = parse_duration(bucket["window"])
+        per = window if bucket["fn"] == "rate" else 1.0
+        le = bucket["le"]
+
+        def in_bucket(start: Snapshot, end: Snapshot, bounds: tuple[float, ...]) -> float | None:
+            index = _bucket_index(le, bounds)
+            if index is None:
+                return None  # no series carries that le label
+            return (end.buckets[index] - start.buckets[index]) / per
+
+        return Query(window, in_bucket)
     quantile = _QUANTILE.match(compact)
     if quantile:
         window = parse_duration(quantile["w1"] or quantile["w2"])
@@ -163,9 +180,20 @@ def parse_query(text: str) -> Query:
         return Query(window, p_quantile)
     raise BadQuery(
         f"unsupported query {text!r}: this sandbox answers sum(increase(http_requests_total"
-        '[W])), its status=~"5.." variant and histogram_quantile over '
-        "http_request_duration_seconds_bucket"
+        '[W])), its status=~"5.." variant, sum(increase(http_request_duration_seconds_bucket'
+        '{le="L"}[W])) and histogram_quantile over http_request_duration_seconds_bucket'
     )
+
+
+def _bucket_index(le: str, bounds: tuple[float, ...]) -> int | None:
+    """Which cumulative bucket an `le` label value names (exact label match, as PromQL does)."""
+    labels = [_le_label(b) for b in bounds] + ["+Inf"]
+    return labels.index(le) if le in labels else None
+
+
+def _le_label(bound: float) -> str:
+    """The `le` label of a bucket bound as the exposition writes it (0.4, 1.0, 2.5)."""
+    return repr(float(bound))
 
 
 def evaluate(metrics: RequestMetrics, query: Query, at: datetime) -> float | None:
@@ -193,6 +221,7 @@ class FakePrometheus(FakeServer):
         for path, handler in (("/api/v1/query", self._query), ("/api/v1/query_range", self._range)):
             app.router.add_get(path, handler)
             app.router.add_post(path, handler)
+        app.router.add_get("/api/v1/label/{name}/values", self._label_values)
         app.router.add_get("/api/v1/status/buildinfo", self._buildinfo)
         app.router.add_get("/-/ready", self._ready)
         app.router.add_get("/-/healthy", self._ready)
@@ -250,6 +279,31 @@ class FakePrometheus(FakeServer):
             raise BadQuery('invalid parameter "query": empty query')
         return parse_query(text)
 
+    async def _label_values(self, request: web.Request) -> web.Response:
+        """GET /api/v1/label/<name>/values[?match[]=<selector>]: the sorted values a label takes
+        on the series the selectors pick (all series without one)."""
+        if self.down:
+            return self._unavailable()
+        name = request.match_info["name"]
+        selectors = request.query.getall("match[]", [])
+        metrics = self.product.metrics
+        series: list[dict[str, str]] = [
+            {"__name__": "http_requests_total", "status": status} for status in metrics.requests
+        ]
+        series += [
+            {"__name__": "http_request_duration_seconds_bucket", "le": le}
+            for le in [_le_label(b) for b in metrics.bounds] + ["+Inf"]
+        ]
+        series += [
+            {"__name__": f"http_request_duration_seconds_{part}"} for part in ("sum", "count")
+        ]
+        try:
+            picked = [s for s in series if not selectors or any(_picks(m, s) for m in selectors)]
+        except BadQuery as exc:
+            return _bad_data(str(exc))
+        values = sorted({s[name] for s in picked if name in s})
+        return json_response({"status": "success", "data": values})
+
     async def _buildinfo(self, request: web.Request) -> web.Response:
         data = {"version": "2.53.0-golive-sandbox", "revision": "sandbox", "branch": "sandbox"}
         return json_response({"status": "success", "data": data})
@@ -279,6 +333,25 @@ def _range_params(params: dict[str, str]) -> tuple[datetime, datetime, float]:
     if (end - start).total_seconds() / step > MAX_POINTS:
         raise BadQuery("exceeded maximum resolution of 11,000 points per timeseries")
     return start, end, step
+
+
+_SELECTOR = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<matchers>[^}]*)\})?$")
+
+
+def _picks(selector: str, labels: dict[str, str]) -> bool:
+    """Whether a series selector such as `m{status=~"5.."}` selects a series' labels."""
+    found = _SELECTOR.match(re.sub(r"\s+", "", selector))
+    if found is None:
+        raise BadQuery(f"invalid series selector {selector!r}")
+    if found["name"] != labels["__name__"]:
+        return False
+    for part in filter(None, (found["matchers"] or "").split(",")):
+        matcher = _MATCHER.match(part)
+        if matcher is None:
+            raise BadQuery(f"invalid label matcher {part!r}")
+        if not _label_test(matcher["op"], matcher["value"])(labels.get(matcher["label"], "")):
+            return False
+    return True
 
 
 def _point(at: datetime, value: float) -> list[Any]:

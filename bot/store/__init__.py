@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +18,7 @@ from bot.domain.clock import parse_iso, utc_iso
 from bot.domain.model import Outcome, Phase, Release, ReleaseStatus, Roles, Stage, Step, StepStatus
 from bot.domain.records import ActionRun, OutboxRow, ReleaseRecord
 from bot.domain.redact import Redactor
+from bot.store.writer import SHORT_WAIT, Writer
 
 __all__ = ["ActionRun", "OutboxRow", "ReleaseRecord", "Store", "migrations"]
 
@@ -239,7 +240,46 @@ def m003_monitoring(db: Database) -> None:
 
 
 @migrations()
-def m004_actions(db: Database) -> None:
+def m004_inbox(db: Database) -> None:
+    """The inbox of Slack events and clicks, the replies of commands already run, the heartbeat
+    /healthz writes, and since when each step has been waiting on its owner."""
+    db.table("inbox").create(
+        {
+            "id": int,
+            "key": str,
+            "kind": str,
+            "payload": str,
+            "received_at": str,
+            "status": str,
+            "outcome": str,
+            "error": str,
+            "done_at": str,
+        },
+        pk="id",
+        not_null={"key", "kind", "payload", "received_at", "status"},
+        defaults={"status": "pending"},
+    )
+    db.table("inbox").create_index(["key"], unique=True)
+    db.table("inbox").create_index(["status", "id"])
+    db.table("requests").create(
+        {
+            "key": str,
+            "trigger_id": str,
+            "user": str,
+            "channel": str,
+            "reply": str,
+            "public": int,
+            "received_at": str,
+        },
+        pk="key",
+    )
+    db.table("requests").create_index(["trigger_id"], unique=True)
+    db.table("heartbeat").create({"id": int, "at": str}, pk="id")
+    db.table("steps").add_column("awaiting_since", str)
+
+
+@migrations()
+def m005_actions(db: Database) -> None:
     """The runs of step actions (deploys golive starts and follows) and a proposed rollback."""
     db.table("action_runs").create(
         {
@@ -290,6 +330,18 @@ def _pending_where(only: frozenset[str] | None, skip: frozenset[str]) -> tuple[s
     return where, args
 
 
+def _connect(target: str, memory: bool) -> Database:
+    """Open the writing connection: foreign keys, WAL for files, the schema migrated."""
+    conn = sqlite3.connect(target, check_same_thread=False, timeout=10.0)
+    db = Database(conn)
+    db.execute("PRAGMA foreign_keys = ON")
+    if not memory:
+        db.enable_wal()
+        db.execute("PRAGMA synchronous = NORMAL")
+    migrations.apply(db)
+    return db
+
+
 def _pk(value: object) -> int:
     if not isinstance(value, int):
         raise RuntimeError(f"insert returned no integer key: {value!r}")
@@ -301,30 +353,54 @@ def _when(text: str | None) -> datetime | None:
 
 
 class Store:
-    """The database: one connection, used from the event loop's thread."""
+    """The database. Without `threaded`, one connection used from the event loop's thread; with
+    it (a server on a file), writes run on the writer thread (`writes`) and everything else
+    reads through a read-only connection of its own, so a lock held by another process never
+    stalls the event loop."""
 
-    def __init__(self, path: str | Path, redactor: Redactor | None = None) -> None:
+    def __init__(
+        self, path: str | Path, redactor: Redactor | None = None, *, threaded: bool = False
+    ) -> None:
         """Open (and migrate) the database; `redactor` scrubs every known secret from what is
         stored or queued for Slack."""
         target = str(path)
         memory = target == ":memory:"
-        conn = sqlite3.connect(target, check_same_thread=False, timeout=10.0)
-        self.db = Database(conn)
-        self.db.execute("PRAGMA foreign_keys = ON")
-        if not memory:
-            self.db.enable_wal()
-            self.db.execute("PRAGMA synchronous = NORMAL")
-        migrations.apply(self.db)
         self.path = target
         # Every known secret value, replaced in whatever text is stored or queued for Slack.
         self.redactor = redactor or Redactor()
         # Parsed releases, dropped whenever their rows are written (or a transaction rolls
-        # back). This process is the only writer, so the cache cannot go stale behind its back.
+        # back). Only the writer uses it: this process is the only writer, so the cache cannot
+        # go stale behind its back.
         self._records: dict[int, ReleaseRecord] = {}
+        # Callbacks to run once the outermost transaction commits (see `after_commit`).
+        self._after: list[Callable[[], None]] = []
+        self.writes = Writer(lambda: _connect(target, memory), threaded=threaded and not memory)
+        self._reader: Database | None = None
+        # The reader's own cache, valid while SQLite's data_version says nothing was committed
+        # since (any commit by the writer empties it).
+        self._seen: dict[int, ReleaseRecord] = {}
+        self._seen_version: int | None = None
+        if self.writes.threaded:
+            conn = sqlite3.connect(target, check_same_thread=False, timeout=SHORT_WAIT)
+            self._reader = Database(conn)
+            self._reader.execute("PRAGMA query_only = 1")
+
+    @property
+    def db(self) -> Database:
+        """The connection for this thread: the writer's on the writer thread, else the reader."""
+        if self._reader is None or self.writes.here():
+            return self.writes.db
+        return self._reader
+
+    def _shared(self) -> bool:
+        """True when this thread reads beside the writer (and must not use its cache)."""
+        return self._reader is not None and not self.writes.here()
 
     def close(self) -> None:
-        """Close the connection."""
-        self.db.close()
+        """Close the connections."""
+        if self._reader is not None:
+            self._reader.close()
+        self.writes.close()
 
     def schema_version(self) -> list[str]:
         """Names of the applied migrations, in order."""
@@ -332,13 +408,42 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Store]:
-        """Everything inside commits together or not at all."""
+        """Everything inside commits together or not at all; nested, it is part of the outer one.
+
+        The outermost one takes the write lock at once (BEGIN IMMEDIATE), so waiting for another
+        process happens before any work, and a failed COMMIT is raised, never taken for success.
+        """
+        if not self.writes.here():
+            raise RuntimeError("database writes belong on the writer (Store.writes.run)")
+        conn = self.db.conn
+        if conn.in_transaction:
+            try:
+                with self.db.atomic():
+                    yield self
+            except BaseException:
+                self._records.clear()  # something cached inside may have been rolled back
+                raise
+            return
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            with self.db.atomic():
-                yield self
+            yield self
+            conn.execute("COMMIT")
         except BaseException:
-            self._records.clear()  # something cached inside may have been rolled back
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._records.clear()
+            self._after.clear()
             raise
+        after, self._after = self._after, []
+        for callback in after:
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the current transaction commits (at once outside one)."""
+        if self.writes.here() and self.db.conn.in_transaction:
+            self._after.append(callback)
+        else:
+            callback()
 
     def _t(self, name: str) -> Table:
         return cast(Table, self.db[name])
@@ -364,7 +469,15 @@ class Store:
         release_id = _pk(self._t("releases").insert(row).last_pk)
         self._records.pop(release_id, None)
         self._t("steps").insert_all(
-            [self._step_row(release_id, seq, step) for seq, step in enumerate(release.steps)]
+            [
+                {
+                    **self._step_row(release_id, seq, step),
+                    "awaiting_since": utc_iso(created_at)
+                    if step.status is StepStatus.AWAITING
+                    else None,
+                }
+                for seq, step in enumerate(release.steps)
+            ]
         )
         return release_id
 
@@ -429,6 +542,10 @@ class Store:
                 changes["opened_at"] = utc_iso(now)
             if step.status is StepStatus.DONE and (prior is None or prior.status != step.status):
                 changes["done_at"] = utc_iso(now)
+            if step.status is StepStatus.AWAITING and (
+                prior is None or (prior.status, prior.stage) != (step.status, step.stage)
+            ):
+                changes["awaiting_since"] = utc_iso(now)
             (step_id,) = [
                 r["id"]
                 for r in steps.rows_where("release_id = ? and key = ?", [after.id, step.key])
@@ -443,12 +560,31 @@ class Store:
 
     def load(self, release_id: int) -> ReleaseRecord:
         """A release with its steps, as stored."""
+        if self._shared():
+            return self._read_shared(release_id)
         cached = self._records.get(release_id)
         if cached is not None:
             return cached
         record = self._read(release_id)
         if not self.db.conn.in_transaction:
             self._records[release_id] = record
+        return record
+
+    def _read_shared(self, release_id: int) -> ReleaseRecord:
+        """A release read beside the writer from one snapshot (never half of a commit), cached
+        until the writer commits anything."""
+        conn = self.db.conn
+        conn.execute("BEGIN")
+        try:
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._seen_version:
+                self._seen.clear()
+                self._seen_version = version
+            record = self._seen.get(release_id)
+            if record is None:
+                record = self._seen[release_id] = self._read(release_id)
+        finally:
+            conn.execute("COMMIT")
         return record
 
     def _read(self, release_id: int) -> ReleaseRecord:
@@ -1027,20 +1163,93 @@ class Store:
         """Releases whose confirmed rollback still has runs to start or follow."""
         rows = self.db.execute(
             "select distinct release_id from action_runs where step_key = 'rollback' and "
-            "state in ('pending', 'dispatching', 'running') order by release_id"
+            "state not in ('succeeded', 'failed', 'skipped') order by release_id"
         ).fetchall()
         return [int(r[0]) for r in rows]
 
-    # -- incoming dedup --------------------------------------------------------------------
+    # -- incoming: the inbox, commands already answered, the heartbeat ---------------------
 
-    def remember(self, key: str, at: datetime) -> bool:
-        """True the first time a key (a Slack event id) is seen, False afterwards."""
-        try:
-            with self.db.atomic():
-                self._t("seen_events").insert({"key": key, "at": utc_iso(at)})
-        except sqlite3.IntegrityError:
-            return False
-        return True
+    def inbox_add(self, key: str, kind: str, payload: Mapping[str, Any], at: datetime) -> bool:
+        """Keep an incoming event before it is acknowledged; False when its key was seen."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "insert or ignore into inbox (key, kind, payload, received_at, status) "
+                "values (?, ?, ?, ?, 'pending')",
+                [key, kind, _j(dict(payload)), utc_iso(at)],
+            )
+            return cursor.rowcount == 1
+
+    def inbox_pending(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Events not yet processed, oldest first."""
+        return [
+            {**r, "payload": _unj(r["payload"], {})}
+            for r in self._t("inbox").rows_where("status = 'pending'", order_by="id", limit=limit)
+        ]
+
+    def inbox_entry(self, key: str) -> dict[str, Any] | None:
+        """One inbox row by its key."""
+        rows = list(self._t("inbox").rows_where("key = ?", [key]))
+        return {**rows[0], "payload": _unj(rows[0]["payload"], {})} if rows else None
+
+    def inbox_done(self, entry_id: int, outcome: str | None, at: datetime) -> None:
+        """An event was processed (call in the transaction of what it changed)."""
+        self._t("inbox").update(
+            entry_id, {"status": "done", "outcome": outcome, "done_at": utc_iso(at)}
+        )
+
+    def inbox_failed(self, entry_id: int, error: str, at: datetime) -> None:
+        """An event cannot be processed (a bug, logged); it is kept for inspection."""
+        self._t("inbox").update(
+            entry_id, {"status": "failed", "error": error[:500], "done_at": utc_iso(at)}
+        )
+
+    def answered(self, key: str, trigger_id: str | None) -> tuple[str, bool] | None:
+        """The reply (text, public) of a command already run with that body or trigger id."""
+        row = self.db.execute(
+            "select reply, public from requests where key = ? or "
+            "(? is not null and trigger_id = ?) limit 1",
+            [key, trigger_id, trigger_id],
+        ).fetchone()
+        return (str(row[0]), bool(row[1])) if row else None
+
+    def record_answer(
+        self,
+        key: str,
+        trigger_id: str | None,
+        user: str,
+        channel: str,
+        reply: str,
+        public: bool,
+        at: datetime,
+    ) -> None:
+        """Remember a command's reply (in the transaction of what the command changed)."""
+        self._t("requests").insert(
+            {
+                "key": key,
+                "trigger_id": trigger_id,
+                "user": user,
+                "channel": channel,
+                "reply": self.redactor.text(reply),
+                "public": int(public),
+                "received_at": utc_iso(at),
+            }
+        )
+
+    def heartbeat(self, at: datetime) -> None:
+        """Write one tiny row: proof that the database can be written now."""
+        with self.transaction():
+            self.db.execute(
+                "insert or replace into heartbeat (id, at) values (1, ?)", [utc_iso(at)]
+            )
+
+    def awaiting_since(self, release_id: int, step_key: str) -> datetime | None:
+        """Since when a step has been waiting on its owner in its current stage (None: unknown,
+        for steps written before this was recorded)."""
+        row = self.db.execute(
+            "select awaiting_since from steps where release_id = ? and key = ?",
+            [release_id, step_key],
+        ).fetchone()
+        return _when(row[0]) if row else None
 
     # -- read-only queries for the Slack adapter and the outbox --------------------------------
 

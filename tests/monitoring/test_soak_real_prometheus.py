@@ -50,7 +50,6 @@ ROOT = Path(__file__).resolve().parents[2]
 ROUTING_ENV = "GOLIVE_TEST_PD_ROUTING_KEY"
 VERSION = "v2.4.0"
 INTERVAL = 2.0  # seconds between soak ticks
-BREACH_TICKS = 2
 ERROR_TICKS = 3
 SOAK_SECONDS = 60  # every phase below fits with about 30 s to spare, even on a loaded machine
 MENTION = f"<@{ON_CALL}>"
@@ -227,7 +226,6 @@ def write_config(tmp_path: Path, prometheus: str, pagerduty: str) -> Path:
             "window": "10s",
             "baseline_window": "1m",
             "min_requests": 200,
-            "breach_ticks": BREACH_TICKS,
             "error_ticks": ERROR_TICKS,
             "realert": "10m",  # a second alert within the test would be an `open`, not a reminder
             "soak": {"duration": f"{SOAK_SECONDS}s", "interval": f"{INTERVAL:g}s"},
@@ -264,7 +262,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
             env.update(
                 {
                     "SLACK_BOT_TOKEN": DEFAULT_TOKEN,
-                    "SLACK_SIGNING_SECRET": "golive-soak-test-signing-secret",
+                    "SLACK_SIGNING_SECRET": "golive-soak-test-signing-secret-0000",
                     "SLACK_API_URL": f"{slack.url}/api/",
                     ROUTING_ENV: DEFAULT_ROUTING_KEY,
                     "PYTHONUNBUFFERED": "1",
@@ -328,7 +326,8 @@ async def test_soak_pages_survives_kill9_recovers_goes_blind_and_ends(rig: Rig) 
         await until(lambda: rig.verdicts()[-2:] == ["pass", "pass"], timeout=20, what="2 ticks")
         assert rig.alerts("breach") == [] and rig.alerts("cannot read") == []
 
-        # 1. The spike pages on-call (channel + PagerDuty) within a few ticks.
+        # 1. The spike (20 % 5xx against 0.1 %) pages on-call (channel + PagerDuty) on the
+        #    first tick that sees it: the sequential test needs no run of bad ticks for that.
         rig.service.set_traffic(error_ratio=0.2)
         switched = time.time()
         first = len(rig.samples())
@@ -337,9 +336,10 @@ async def test_soak_pages_survives_kill9_recovers_goes_blind_and_ends(rig: Rig) 
         ticks = len(rig.samples()) - first
         rig.notes.append(f"5xx alert {delay:.1f}s ({ticks} ticks) after the switch")
         assert MENTION in alert.text and "baseline" in alert.text and "query `" in alert.text
-        assert delay <= (BREACH_TICKS + 2) * INTERVAL + 1, delay
-        assert BREACH_TICKS <= ticks <= BREACH_TICKS + 2, ticks
-        assert rig.streak_before("open") == ["fail"] * BREACH_TICKS
+        assert delay <= 3 * INTERVAL + 1, delay
+        assert 1 <= ticks <= 3, ticks
+        assert rig.streak_before("open") == ["fail"]
+        assert "elevated: the evidence for a rise to" in alert.text
         key = f"golive/{VERSION}/errors"
         await until(lambda: rig.pages(key) == ["trigger"], timeout=15, what="the trigger")
 
@@ -394,8 +394,9 @@ async def test_soak_pages_survives_kill9_recovers_goes_blind_and_ends(rig: Rig) 
         )
         assert all(MENTION in m.text for m in rig.alerts("cannot read metrics"))
 
-        # 5. The soak still ends on time, but nobody could see its end: no widening; on-call is
-        # told to check by hand (retry or waive), and nobody is asked to widen.
+        # 5. The soak still ends on time, but nobody could see its end: no widening, for want of
+        # metrics and of evidence; on-call is told to check by hand (retry or waive), and
+        # nobody is asked to widen.
         card = query(
             rig.db,
             "select o.ts from releases r join outbox o on o.id = r.card_message",
@@ -411,12 +412,13 @@ async def test_soak_pages_survives_kill9_recovers_goes_blind_and_ends(rig: Rig) 
         )
         assert len(ended) == 1
         assert "golive unable to read the metrics" in ended[0].text and MENTION in ended[0].text
+        assert "not enough evidence" in ended[0].text and "but not the last" in ended[0].text
         late = float(ended[0].ts) - deadline
         rig.notes.append(f"soak end {late:.1f}s after the stored soak deadline")
         assert -1 <= late <= INTERVAL + 3, late
         step = rig.soak_step()
         assert step["status"] == StepStatus.BLOCKED.value
-        assert json.loads(step["failing"]) == ["metrics"]
+        assert json.loads(step["failing"]) == ["metrics", "evidence"]
         assert thread("*: widen traffic") == []  # no request to widen
         assert len(rig.alerts(BREACH)) == 1 and len(rig.alerts("cannot read metrics")) == 2
         assert all(rig.pages(k) == ["trigger"] for k in blind_keys)

@@ -206,3 +206,49 @@ async def test_rate_and_other_status_matchers(
     """rate() divides the increase by the window; =, != , =~ and !~ status matchers filter."""
     two_minutes_of_traffic(prometheus.product, clock)
     assert value(await instant(client, prometheus, query)) == pytest.approx(expected)
+
+
+async def test_label_values_and_bucket_counts(
+    prometheus: FakePrometheus, client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """GET /api/v1/label/le/values lists the histogram's bucket bounds for a series selector,
+    as Prometheus does; one bucket's increase counts the requests within it."""
+    two_minutes_of_traffic(prometheus.product, clock)
+    url = f"{prometheus.url}/api/v1/label/le/values"
+    answer = await client.get(url, params={"match[]": "http_request_duration_seconds_bucket"})
+    body = answer.json()
+    assert body["status"] == "success" and "0.4" in body["data"] and "+Inf" in body["data"]
+    none = await client.get(url, params={"match[]": "http_requests_total"})
+    assert none.json()["data"] == []
+    statuses = await client.get(f"{prometheus.url}/api/v1/label/status/values")
+    assert statuses.json()["data"] == ["200", "500", "503"]
+    bucket = 'sum(increase(http_request_duration_seconds_bucket{{le="{le}"}}[{w}]))'
+    assert value(await instant(client, prometheus, bucket.format(le="0.4", w="2m"))) == 151
+    assert value(await instant(client, prometheus, bucket.format(le="+Inf", w="2m"))) == 154
+    assert await instant(client, prometheus, bucket.format(le="0.45", w="2m")) == []
+
+
+async def test_golive_reads_the_buckets_and_finds_the_slo(
+    prometheus: FakePrometheus, client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """checks.prometheus.label_values and slo_bucket against the fake's real HTTP API: the
+    400 ms bucket is found; an SLO without a bucket falls back to the nearest above, said so."""
+    from checks.monitoring import Settings, slo_bucket
+    from checks.prometheus import label_values
+
+    two_minutes_of_traffic(prometheus.product, clock)
+    labels = await label_values(
+        client, prometheus.url, "le", "http_request_duration_seconds_bucket"
+    )
+    assert labels[-1] == "+Inf" or "+Inf" in labels
+
+    def settings(slo: float) -> Settings:
+        return Settings(prometheus.url, "", "", "", slo, 200, 0.005, 0.01)
+
+    exact = await slo_bucket(client, settings(0.4))
+    assert (exact.le, exact.exact) == ("0.4", True)
+    above = await slo_bucket(client, settings(0.45))
+    assert (above.le, above.exact) == ("0.5", False) and "nearest bucket above" in above.summary
+    prometheus.down = True
+    assumed = await slo_bucket(client, settings(0.4))
+    assert assumed.le == "0.4" and "could not list the buckets" in assumed.summary

@@ -16,8 +16,8 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from bot.adapters.slack.app import EventWork
-from bot.adapters.slack.serve import RUNTIME, WORK, create_server
+from bot.adapters.slack.inbox import Inbox
+from bot.adapters.slack.serve import INBOX, RUNTIME, create_server
 from bot.domain.clock import FakeClock
 from bot.domain.config import Config
 from bot.domain.model import Release, Step, StepStatus
@@ -149,10 +149,10 @@ class SlackHarness:
         fake: FakeSlack,
         server: LoopbackServer,
         runtime: Runtime,
-        work: EventWork,
+        inbox: Inbox,
         clock: FakeClock,
     ) -> None:
-        self.work = work
+        self.inbox = inbox
         self.fake = fake
         self.server = server
         self.runtime = runtime
@@ -209,8 +209,8 @@ class SlackHarness:
             await asyncio.sleep(0.005)
 
     async def settle(self, timeout: float = 10.0) -> None:
-        """Finish event work, then deliver everything queued, jumping to each retry/pace time."""
-        await asyncio.wait_for(self.work.join(), timeout)
+        """Process the inbox, then deliver everything queued, jumping to each retry/pace time."""
+        await asyncio.wait_for(self.inbox.join(), timeout)
         outbox = self.runtime.outbox
         deadline = asyncio.get_running_loop().time() + timeout
         while outbox.pending():
@@ -300,14 +300,17 @@ def slack_env(fake: FakeSlack, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def served(fake_slack: FakeSlack, clock: FakeClock) -> AsyncIterator[SlackHarness]:
-    """The real golive web app (Bolt, /healthz, /freeze, Runtime) on a loopback port."""
+async def served(
+    fake_slack: FakeSlack, clock: FakeClock, tmp_path: Path
+) -> AsyncIterator[SlackHarness]:
+    """The real golive web app (Bolt, /healthz, /freeze, Runtime) on a loopback port, with its
+    database in a file as in production (writes on their own thread)."""
     app = await create_server(
-        slack_config(), slack_env(fake_slack), clock=clock, database=":memory:"
+        slack_config(), slack_env(fake_slack), clock=clock, database=str(tmp_path / "golive.db")
     )
     server = LoopbackServer(app)
     await server.start()
-    harness = SlackHarness(fake_slack, server, app[RUNTIME], app[WORK], clock)
+    harness = SlackHarness(fake_slack, server, app[RUNTIME], app[INBOX], clock)
     try:
         yield harness
     finally:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import itertools
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import yaml
 
 from bot.adapters.slack.app import EVENTS, SLASH_COMMAND
-from bot.adapters.slack.serve import RUNTIME, WORK, create_server
+from bot.adapters.slack.serve import INBOX, RUNTIME, create_server
 from bot.domain.clock import FakeClock
 from bot.domain.model import ReleaseStatus, StepStatus
 from bot.render.messages import CONFIRM_ROLLBACK_ACTION
@@ -38,7 +39,7 @@ async def approve_everything(h: SlackHarness) -> list[str]:
         if not awaiting:
             if h.step("soak").status is StepStatus.TIMING:
                 h.clock.advance(15 * 60)
-                h.runtime.deadlines.fire_due()  # what the APScheduler job does at the deadline
+                await h.runtime.timers.fire()  # what the APScheduler job does at the deadline
                 continue
             return ways
         step = awaiting[0]
@@ -154,7 +155,7 @@ async def test_a_crashing_listener_answers_without_a_traceback(
 
 
 async def test_confirm_rollback_button_runs_only_for_on_call(
-    fake_slack: FakeSlack, clock: FakeClock
+    fake_slack: FakeSlack, clock: FakeClock, tmp_path: Path
 ) -> None:
     """The Confirm rollback button on the plan is routed to the service like Approve: a
     stranger's click is refused only to them, on-call's rolls the release back."""
@@ -167,10 +168,10 @@ async def test_confirm_rollback_button_runs_only_for_on_call(
     }
     config = slack_config(actions={"rollback": rollback})
     env = slack_env(fake_slack, GITHUB_TOKEN="ghp_unused_in_this_test")
-    app = await create_server(config, env, clock=clock, database=":memory:")
+    app = await create_server(config, env, clock=clock, database=str(tmp_path / "golive.db"))
     server = LoopbackServer(app)
     await server.start()
-    h = SlackHarness(fake_slack, server, app[RUNTIME], app[WORK], clock)
+    h = SlackHarness(fake_slack, server, app[RUNTIME], app[INBOX], clock)
     try:
         await h.command(COMMANDER, "start v2.4.0")
         reply = await h.command(ON_CALL, "rollback 5xx doubled")

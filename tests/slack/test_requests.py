@@ -6,12 +6,19 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 from slack_bolt.response import BoltResponse
 
-from bot.adapters.slack.app import INTERNAL_ERROR, NOT_WAITING, EventWork, on_error
+from bot.adapters.console import ConsoleTransport
+from bot.adapters.slack.app import INTERNAL_ERROR, NOT_WAITING, on_error
+from bot.adapters.slack.inbox import Inbox
+from bot.domain.clock import FakeClock
+from bot.domain.config import Secrets
 from bot.domain.model import StepStatus
+from bot.engine.runtime import Runtime
 from tests.conftest import BACKEND, CHANNEL, COMMANDER, ON_CALL, STRANGER
 from tests.slack.conftest import (
     SlackHarness,
@@ -19,6 +26,7 @@ from tests.slack.conftest import (
     event_body,
     reaction_event,
     signed_headers,
+    slack_config,
 )
 
 
@@ -218,16 +226,89 @@ async def test_error_handler_answers_a_command_plainly() -> None:
     assert await on_error(RuntimeError("boom"), {"type": "event_callback"}, None) is None
 
 
-async def test_event_work_runs_in_order_and_survives_a_failing_item() -> None:
-    """Queued event work runs one item at a time in arrival order; a crash skips only that item."""
-    work = EventWork()
+async def test_inbox_runs_in_order_and_sets_a_failing_entry_aside(clock: FakeClock) -> None:
+    """Inbox entries are processed one at a time in arrival order; a crash sets only that one
+    aside (kept, marked failed) and the rest still run."""
+    runtime = Runtime(slack_config(), Secrets({}), ConsoleTransport(lambda _: None), clock=clock)
     done: list[int] = []
 
-    def failing() -> None:
-        raise RuntimeError("one bad event")
+    def record(_: Runtime, payload: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        if payload["n"] == 2:
+            raise RuntimeError("one bad event")
+        done.append(int(payload["n"]))
+        return "ok", None
 
-    for item in (lambda: done.append(1), failing, lambda: done.append(2)):
-        work.submit(item)
-    await asyncio.wait_for(work.join(), 5)
-    assert done == [1, 2]
-    await work.drain()
+    async def no_reply(_: Mapping[str, Any], __: str) -> None:
+        return None
+
+    inbox = Inbox(runtime, {"test": record}, no_reply)
+    for n in (1, 2, 3):
+        assert await inbox.accept(f"event:{n}", "test", {"n": n})
+    assert not await inbox.accept("event:1", "test", {"n": 1})  # a retry of the first
+    await inbox.work()
+    await asyncio.wait_for(inbox.join(), 5)
+    assert done == [1, 3]
+    statuses = {r["key"]: r["status"] for r in runtime.store.db["inbox"].rows}
+    assert statuses == {"event:1": "done", "event:2": "failed", "event:3": "done"}
+    runtime.store.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (b"{not json", {"Content-Type": "application/json"}),
+        (b"\xff\xfe\x00garbage", {"Content-Type": "application/json"}),
+        (b"payload=%7B%22type", {"Content-Type": "application/x-www-form-urlencoded"}),
+        (
+            b"{}",
+            {
+                "Content-Type": "application/json",
+                "X-Slack-Request-Timestamp": "soon",
+                "X-Slack-Signature": "v0=00",
+            },
+        ),
+        (
+            b"{}",
+            {
+                "Content-Type": "application/json",
+                "X-Slack-Request-Timestamp": "9" * 40,
+                "X-Slack-Signature": "v0=00",
+            },
+        ),
+    ],
+)
+async def test_malformed_unsigned_bodies_are_refused_before_parsing(
+    served: SlackHarness, caplog: pytest.LogCaptureFixture, body: bytes, headers: dict[str, str]
+) -> None:
+    """Garbage without a valid signature is a 401, never a 500 with a traceback."""
+    response = await served.http.post("/slack/events", content=body, headers=headers)
+    assert response.status_code == 401
+    assert response.json() == {"error": "invalid request"}
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_inbox_waits_out_a_database_that_refuses_writes(clock: FakeClock) -> None:
+    """An accepted entry the database will not let be processed stays pending, the worker backs
+    off instead of retrying at once, and processes it once writes work again."""
+    runtime = Runtime(slack_config(), Secrets({}), ConsoleTransport(lambda _: None), clock=clock)
+    done: list[int] = []
+
+    def record(_: Runtime, payload: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        done.append(int(payload["n"]))
+        return "ok", None
+
+    async def no_reply(_: Mapping[str, Any], __: str) -> None:
+        return None
+
+    inbox = Inbox(runtime, {"test": record}, no_reply)
+    assert await inbox.accept("event:1", "test", {"n": 1})
+    runtime.store.db.execute("PRAGMA query_only = 1")
+    await inbox.work()
+    assert inbox.next_wait() == 1.0 and done == []
+    await inbox.work()  # within the pause: not even tried
+    runtime.store.db.execute("PRAGMA query_only = 0")
+    clock.advance(1)
+    await inbox.work()
+    assert done == [1] and inbox.next_wait() is None
+    assert (runtime.store.inbox_entry("event:1") or {})["status"] == "done"
+    runtime.store.close()

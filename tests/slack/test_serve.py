@@ -150,6 +150,58 @@ def test_missing_config_secret_is_named(
     assert "GOLIVE_CI_TOKEN is not set (preconditions.ci.token_env)" in err
 
 
+@pytest.mark.parametrize(
+    ("secret", "said"),
+    [
+        ("   ", "SLACK_SIGNING_SECRET is only whitespace"),
+        ("0123456789abcdef", "SLACK_SIGNING_SECRET is 16 characters long; Slack's"),
+        (" " + "a" * 32, "SLACK_SIGNING_SECRET has spaces or a line break around it"),
+    ],
+)
+def test_a_signing_secret_slack_never_issued_is_refused_by_name(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    secret: str,
+    said: str,
+) -> None:
+    """A blank, padded or too short signing secret stops `serve` at start-up (exit 2), named
+    and never shown."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", secret)
+    assert main(["serve", "--config", _config_file(tmp_path), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "serving on" not in err
+    if secret.strip():
+        assert secret.strip() not in err
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "missing directory", "a directory"])
+def test_an_unusable_database_stops_serve_before_it_serves(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    damage: str,
+) -> None:
+    """A corrupt database file, or one that cannot be created or written, is named at start-up
+    with exit 2: no "serving on…", no traceback."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "e3b0c44298fc1c149afbf4c8996fb924")
+    path = tmp_path / "golive.db"
+    if damage == "corrupt":
+        path.write_bytes(b"this is not a SQLite database " * 200)
+    elif damage == "missing directory":
+        path = tmp_path / "nowhere" / "golive.db"
+    else:
+        path.mkdir()
+    config = tmp_path / "golive.yml"
+    config.write_text(yaml.safe_dump(config_dict(database=str(path))), encoding="utf-8")
+    assert main(["serve", "--config", str(config), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert f"golive serve: cannot use the database {path} (" in err
+    assert "serving on" not in err and "Traceback" not in err
+
+
 @pytest.mark.slow
 def test_the_real_command_line_reports_the_missing_secret(tmp_path: Path) -> None:
     """`python -m bot serve` in a clean environment: stderr names the variable, exit 2."""

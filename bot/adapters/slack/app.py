@@ -8,12 +8,14 @@ engine. All listeners are registered in `create_app`, in one place.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -28,12 +30,14 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.adapters.slack.inbox import Handled, Handler, Inbox
 from bot.adapters.slack.transport import make_client
 from bot.domain.config import Config
 from bot.engine.runtime import Runtime
-from bot.render.messages import APPROVE_ACTION, CONFIRM_ROLLBACK_ACTION
-from bot.store import OutboxRow, Store
-from commands import dispatch
+from bot.render.messages import APPROVE_ACTION, CONFIRM_ROLLBACK_ACTION, render_database_busy
+from bot.store import Store
+from bot.store.writer import COMMAND_WAIT, reason, unwritable
+from commands import Reply, changes_state, dispatch
 from commands.base import unescape
 
 log = logging.getLogger(__name__)
@@ -226,77 +230,6 @@ def _reaction_name(reaction: str) -> str:
     return reaction.split("::", 1)[0].strip(":")
 
 
-class EventWork:
-    """Event work, one item at a time behind the acks, in arrival order.
-
-    Slack needs the HTTP answer within 3 s; the work an event causes (SQLite, queueing
-    messages) does not have to happen before it. Listeners only queue; a worker does the rest.
-    While events keep arriving (a burst), the worker takes at most `share` of the loop's time so
-    acks stay fast; when they stop, it runs flat out. A lone event is handled at once.
-    """
-
-    def __init__(
-        self,
-        *,
-        quiet: float = 0.01,
-        share: float = 0.25,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.quiet = quiet
-        self.share = share
-        self._monotonic = monotonic
-        self._last_arrival = float("-inf")
-        self._queue: asyncio.Queue[Callable[[], object]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-        self._replies: set[asyncio.Task[None]] = set()
-
-    def submit(self, item: Callable[[], object]) -> None:
-        """Queue one piece of work (a plain function) to run after the current ack."""
-        self._last_arrival = self._monotonic()
-        self._queue.put_nowait(item)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    def reply_later(self, reply: Coroutine[Any, Any, None]) -> None:
-        """Send an answer (respond via response_url) without holding up the ack."""
-        task = asyncio.get_running_loop().create_task(reply)
-        self._replies.add(task)
-        task.add_done_callback(self._replies.discard)
-
-    async def _run(self) -> None:
-        while True:
-            item = await self._queue.get()
-            started = self._monotonic()
-            try:
-                item()
-            except Exception:
-                log.exception("handling a Slack event failed")
-            finally:
-                self._queue.task_done()
-            now = self._monotonic()
-            if now - self._last_arrival < self.quiet:
-                await asyncio.sleep((now - started) * (1 - self.share) / self.share)
-            else:
-                await asyncio.sleep(0)
-
-    async def join(self) -> None:
-        """Wait until every queued item has run."""
-        await self._queue.join()
-
-    async def drain(self, timeout: float = 5.0) -> None:
-        """Finish queued work and replies (at shutdown), then stop the worker."""
-        if self._replies:
-            await asyncio.wait(set(self._replies), timeout=timeout)
-        if self._task is None:
-            return
-        try:
-            await asyncio.wait_for(self._queue.join(), timeout)
-        except TimeoutError:
-            log.error("%d Slack events were still queued at shutdown", self._queue.qsize())
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-
-
 @dataclass(frozen=True)
 class Golive:
     """What the listeners work with; attached to every request's Bolt context."""
@@ -304,21 +237,31 @@ class Golive:
     config: Config
     runtime: Runtime
     directory: SlackDirectory
-    work: EventWork
+    inbox: Inbox
+    wall: Callable[[], float] = time.time  # Slack's request timestamps are wall-clock seconds
 
     @property
     def store(self) -> Store:
         """The runtime's store."""
         return self.runtime.store
 
-    def first_delivery(self, event_id: str | None, retry: str) -> bool:
-        """True the first time an Events API event_id arrives (Slack retries carry the same)."""
-        if not event_id:
-            return True
-        if self.store.remember(f"slack:event:{event_id}", self.runtime.clock.now()):
-            return True
-        log.info("event %s already handled (Slack retry %s); skipped", event_id, retry)
-        return False
+    def sent_at(self, request: AsyncBoltRequest) -> datetime | None:
+        """When Slack sent a request, on golive's clock (its timestamp is whole seconds, so
+        this is at most a second early, never late)."""
+        stamp = (request.headers.get("x-slack-request-timestamp") or [""])[0]
+        if not stamp.isascii() or not stamp.isdigit():
+            return None
+        age = max(self.wall() - int(stamp), 0.0)
+        return self.runtime.clock.now() - timedelta(seconds=age)
+
+
+def request_key(request: AsyncBoltRequest) -> str:
+    """A request's identity: its signed timestamp and body (a replay repeats both). Socket Mode
+    requests carry neither a signature nor a raw body: their parsed body stands in."""
+    stamp = (request.headers.get("x-slack-request-timestamp") or [""])[0]
+    body = request.raw_body or json.dumps(request.body, sort_keys=True, default=str)
+    digest = hashlib.sha256(f"{request.mode}:{stamp}:{body}".encode()).hexdigest()
+    return f"sig:{digest}"
 
 
 GOLIVE = "golive"
@@ -335,20 +278,43 @@ def _golive(context: AsyncBoltContext) -> Golive:
 
 
 async def golive_command(
-    ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext, logger: logging.Logger
+    ack: AsyncAck,
+    command: dict[str, Any],
+    context: AsyncBoltContext,
+    request: AsyncBoltRequest,
+    logger: logging.Logger,
 ) -> None:
-    """`/golive …`: run the subcommand and answer in the ack (ephemeral unless public)."""
+    """`/golive …`: run the subcommand once and answer in the ack (ephemeral unless public).
+
+    A subcommand that changes something runs on the database's writer, in one transaction with
+    the record of its reply: the same request again (a replayed body, a repeated trigger_id) is
+    answered with that reply and not run twice. One that only reads is answered on the loop.
+    """
     try:
         golive = _golive(context)
         text = str(command.get("text") or "")
+        user, channel = str(command["user_id"]), str(command["channel_id"])
         await golive.directory.prepare(text)
-        reply = dispatch(
-            golive.runtime.service,
-            str(command["user_id"]),
-            str(command["channel_id"]),
-            text,
-            golive.directory,
-        )
+        if not changes_state(text):
+            reply = dispatch(golive.runtime.service, user, channel, text, golive.directory)
+        else:
+            trigger = command.get("trigger_id")
+            once = RunOnce(
+                golive,
+                request_key(request),
+                trigger if isinstance(trigger, str) and trigger else None,
+                user,
+                channel,
+                text,
+                golive.sent_at(request),
+            )
+            try:
+                reply = await golive.store.writes.run(once, wait=COMMAND_WAIT, urgent=True)
+            except Exception as exc:
+                if not unwritable(exc):
+                    raise
+                logger.error("/golive could not be recorded: %s", reason(exc))
+                reply = Reply(render_database_busy(short_reason(exc)))
     except Exception:
         logger.exception("/golive failed before it could answer")
         await ack(text=INTERNAL_ERROR, response_type="ephemeral")
@@ -357,102 +323,169 @@ async def golive_command(
     await ack(text=body, response_type="in_channel" if reply.public else "ephemeral")
 
 
+@dataclass(frozen=True)
+class RunOnce:
+    """One slash command, run on the database's writer at most once per request."""
+
+    golive: Golive
+    key: str
+    trigger_id: str | None
+    user: str
+    channel: str
+    text: str
+    sent_at: datetime | None
+
+    def __call__(self) -> Reply:
+        """The stored reply of this request, or run it and store its reply, in one transaction."""
+        store = self.golive.store
+        with store.transaction():
+            seen = store.answered(self.key, self.trigger_id)
+            if seen is not None:
+                log.info("a repeated /golive request was answered again, not run again")
+                return Reply(*seen)
+            reply = dispatch(
+                self.golive.runtime.service,
+                self.user,
+                self.channel,
+                self.text,
+                self.golive.directory,
+                sent_at=self.sent_at,
+            )
+            store.record_answer(
+                self.key,
+                self.trigger_id,
+                self.user,
+                self.channel,
+                reply.text,
+                reply.public,
+                self.golive.runtime.clock.now(),
+            )
+        return reply
+
+
+def short_reason(exc: BaseException) -> str:
+    """Why the database refused, in a few words people can act on."""
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        return "another process holds its lock"
+    if "full" in text:
+        return "the disk is full"
+    if "readonly" in text or "read-only" in text:
+        return "it is read-only"
+    return "it refuses writes"
+
+
 async def reaction_added(
     body: dict[str, Any],
     event: dict[str, Any],
     context: AsyncBoltContext,
     request: AsyncBoltRequest,
 ) -> None:
-    """Queue the reaction's work; Slack gets its answer at once."""
+    """Keep the reaction in the inbox, then let Slack have its answer; the work comes after."""
     golive = _golive(context)
     event_id = body.get("event_id") if isinstance(body.get("event_id"), str) else None
     retry = ",".join(request.headers.get("x-slack-retry-num") or []) or "none"
+    item = event.get("item")
+    item = item if isinstance(item, dict) else {}
+    payload = {
+        "user": event.get("user"),
+        "reaction": event.get("reaction"),
+        "item": {k: item.get(k) for k in ("type", "channel", "ts")},
+    }
+    key = f"event:{event_id}" if event_id else request_key(request)
+    if not await golive.inbox.accept(key, "reaction", payload):
+        log.info("event %s already handled (Slack retry %s); skipped", event_id, retry)
 
-    def work() -> str | None:
-        if not golive.first_delivery(event_id, retry):
-            return None
-        return handle_reaction(golive, event)
 
-    golive.work.submit(work)
-
-
-def handle_reaction(golive: Golive, event: Mapping[str, Any]) -> str | None:
+def handle_reaction(runtime: Runtime, event: Mapping[str, Any]) -> Handled:
     """Map a reaction to our message and let the service judge it; what happened, if anything."""
     item = event.get("item") or {}
     user, reaction = event.get("user"), event.get("reaction")
     if item.get("type") != "message" or not isinstance(user, str):
-        return None
+        return None, None
     if not isinstance(reaction, str) or not item.get("channel") or not item.get("ts"):
-        return None
-    row = golive.store.message_by_ts(str(item["channel"]), str(item["ts"]))
+        return None, None
+    row = runtime.store.message_by_ts(str(item["channel"]), str(item["ts"]))
     if row is None:
-        return None  # not our message
-    return golive.runtime.service.react(row, user, _reaction_name(reaction))
+        return None, None  # not our message
+    return runtime.service.react(row, user, _reaction_name(reaction)), None
 
 
 async def approve_button(
     ack: AsyncAck,
     body: dict[str, Any],
     action: dict[str, Any],
-    respond: AsyncRespond,
     context: AsyncBoltContext,
+    request: AsyncBoltRequest,
 ) -> None:
-    """The Approve button: same rules as the reaction; a refusal reaches only the clicker."""
-    await _button(ack, body, action, respond, context, confirm=False)
+    """The Approve button: kept in the inbox, then acknowledged; judged like the reaction."""
+    await _keep_click(ack, body, action, context, request)
 
 
 async def confirm_rollback_button(
     ack: AsyncAck,
     body: dict[str, Any],
     action: dict[str, Any],
-    respond: AsyncRespond,
     context: AsyncBoltContext,
+    request: AsyncBoltRequest,
 ) -> None:
-    """Confirm rollback: on-call runs the proposed plan; a refusal reaches only the clicker."""
-    await _button(ack, body, action, respond, context, confirm=True)
+    """Confirm rollback: kept in the inbox like Approve; on-call's click runs the plan."""
+    await _keep_click(ack, body, action, context, request)
 
 
-async def _button(
+async def _keep_click(
     ack: AsyncAck,
     body: dict[str, Any],
     action: dict[str, Any],
-    respond: AsyncRespond,
     context: AsyncBoltContext,
-    *,
-    confirm: bool,
+    request: AsyncBoltRequest,
 ) -> None:
-    """A click on one of our buttons, judged by the service; the clicker hears when it did
-    nothing."""
-    await ack()
+    """A click on one of our buttons, kept in the inbox before it is acknowledged."""
     golive = _golive(context)
-    row, user = _clicked(golive, body, action)
-    service = golive.runtime.service
-    outcome = None
-    if row is not None and user is not None:
-        judge = service.confirm_message if confirm else service.approve_message
-        outcome = judge(row, user, "button")
-    if outcome is None:
-        golive.work.reply_later(_tell(respond, NOT_PROPOSED if confirm else NOT_WAITING))
-
-
-def _clicked(
-    golive: Golive, body: Mapping[str, Any], action: Mapping[str, Any]
-) -> tuple[OutboxRow | None, str | None]:
-    """The message of ours a button was clicked on (when its value names that message's
-    release and step), and who clicked."""
-    release_id, _, step_key = str(action.get("value") or "").partition(":")
     container = body.get("container") or {}
-    channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
-    ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
-    user = (body.get("user") or {}).get("id")
-    row = golive.store.message_by_ts(str(channel), str(ts)) if channel and ts else None
+    payload = {
+        "action": str(action.get("action_id") or APPROVE_ACTION),
+        "value": str(action.get("value") or ""),
+        "channel": container.get("channel_id") or (body.get("channel") or {}).get("id"),
+        "ts": container.get("message_ts") or (body.get("message") or {}).get("ts"),
+        "user": (body.get("user") or {}).get("id"),
+        "response_url": body.get("response_url"),
+    }
+    trigger = body.get("trigger_id")
+    key = f"action:{trigger}" if isinstance(trigger, str) and trigger else request_key(request)
+    if not await golive.inbox.accept(key, "click", payload):
+        log.info("click %s already handled; skipped", key)
+    await ack()
+
+
+def handle_click(runtime: Runtime, click: Mapping[str, Any]) -> Handled:
+    """Approve the step (or confirm the rollback) a button stands for, if it still waits;
+    otherwise tell the clicker."""
+    release_id, _, step_key = str(click.get("value") or "").partition(":")
+    channel, ts, user = click.get("channel"), click.get("ts"), click.get("user")
+    row = runtime.store.message_by_ts(str(channel), str(ts)) if channel and ts else None
     matches = (
         row is not None
         and release_id.isdigit()
         and row.release_id == int(release_id)
         and row.step_key == step_key
     )
-    return (row if matches else None), (user if isinstance(user, str) else None)
+    confirm = click.get("action") == CONFIRM_ROLLBACK_ACTION
+    outcome = None
+    if row is not None and matches and isinstance(user, str):
+        judge = runtime.service.confirm_message if confirm else runtime.service.approve_message
+        outcome = judge(row, user, "button")
+    return outcome, ((NOT_PROPOSED if confirm else NOT_WAITING) if outcome is None else None)
+
+
+HANDLERS: Mapping[str, Handler] = {"reaction": handle_reaction, "click": handle_click}
+
+
+async def answer_click(click: Mapping[str, Any], text: str) -> None:
+    """An ephemeral note to the person who clicked, through the click's response_url."""
+    url = click.get("response_url")
+    if isinstance(url, str) and url:
+        await _tell(AsyncRespond(response_url=url), text)
 
 
 async def on_error(
@@ -491,6 +524,11 @@ def _quiet_token_warning() -> None:
         bolt_logger.addFilter(_TokenSkippedFilter())
 
 
+def make_inbox(runtime: Runtime, delay: float = 0.0) -> Inbox:
+    """The inbox with golive's handlers for reactions and clicks."""
+    return Inbox(runtime, HANDLERS, answer_click, delay=delay)
+
+
 def create_app(
     config: Config,
     runtime: Runtime,
@@ -500,7 +538,7 @@ def create_app(
     client: AsyncWebClient | None = None,
     directory: SlackDirectory | None = None,
     identity: SlackIdentity | None = None,
-    work: EventWork | None = None,
+    inbox: Inbox | None = None,
 ) -> AsyncApp:
     """The Bolt app with every golive listener registered, signature verification on."""
     if not token:
@@ -525,10 +563,10 @@ def create_app(
         authorize=identity,
         request_verification_enabled=True,
         # Listeners finish before the answer goes back: /golive's reply is the ack itself, and
-        # event listeners only queue their work (EventWork), so nothing slow sits in between.
+        # event listeners only write the event to the inbox, so it is kept before Slack hears.
         process_before_response=True,
     )
-    golive = Golive(config, runtime, directory, work or EventWork())
+    golive = Golive(config, runtime, directory, inbox or make_inbox(runtime))
 
     async def attach_golive(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:
         context[GOLIVE] = golive

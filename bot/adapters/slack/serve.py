@@ -10,12 +10,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 import secrets
 import sys
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 import aiohttp
 from aiohttp import web
@@ -23,12 +27,14 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
-from bot.adapters.slack.app import EventWork, SlackDirectory, SlackIdentity, create_app
+from bot.adapters.slack.app import SlackDirectory, SlackIdentity, create_app, make_inbox
+from bot.adapters.slack.inbox import Inbox
 from bot.adapters.slack.transport import TIMEOUT, SlackTransport, make_client
-from bot.domain.clock import Clock
+from bot.domain.clock import Clock, SystemClock
 from bot.domain.config import Config, Secrets, load_config
 from bot.engine.runtime import Runtime
 from bot.store import Store
+from bot.store.writer import reason
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +44,12 @@ EVENTS_PATH = "/slack/events"
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
 BOLT: web.AppKey[AsyncApp] = web.AppKey("bolt", AsyncApp)
 IDENTITY: web.AppKey[SlackIdentity] = web.AppKey("identity", SlackIdentity)
-WORK: web.AppKey[EventWork] = web.AppKey("work", EventWork)
+INBOX: web.AppKey[Inbox] = web.AppKey("inbox", Inbox)
+
+SIGNING_SECRET_LENGTH = 32  # Slack's signing secrets are 32 hexadecimal characters
+MAX_AGE = 5 * 60  # Slack: refuse requests whose timestamp is more than five minutes off
+# Test-only: seconds the inbox holds each event before processing it (crash tests).
+INBOX_DELAY_ENV = "GOLIVE_TEST_INBOX_DELAY"
 
 ENV_HELP = {
     "SLACK_BOT_TOKEN": "the bot token (xoxb-…) from OAuth & Permissions",
@@ -77,9 +88,41 @@ def missing_environment(
     return missing
 
 
+def signing_secret_problem(value: str | None) -> str | None:
+    """Why a SLACK_SIGNING_SECRET cannot be Slack's (never showing it), or None."""
+    if not value:
+        return None  # reported as missing
+    if not value.strip():
+        return "is only whitespace"
+    if value != value.strip():
+        return "has spaces or a line break around it"
+    if len(value) < SIGNING_SECRET_LENGTH:
+        return (
+            f"is {len(value)} characters long; Slack's signing secrets have "
+            f"{SIGNING_SECRET_LENGTH} (Basic Information → App Credentials)"
+        )
+    return None
+
+
+def database_problem(path: str) -> str | None:
+    """Open, migrate and write the database once; why that failed, or None."""
+    try:
+        store = Store(path)
+    except Exception as exc:  # corrupt, not a database, a directory that does not exist...
+        return reason(exc)
+    try:
+        store.heartbeat(SystemClock().now())
+    except Exception as exc:  # read-only file or directory, full disk
+        return reason(exc)
+    finally:
+        with contextlib.suppress(Exception):
+            store.close()
+    return None
+
+
 async def _healthz(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
-    health = runtime.health()
+    health = await runtime.health()
     identity = request.app.get(IDENTITY)
     if identity is not None:
         health["slack_auth"] = identity.status
@@ -113,11 +156,44 @@ async def _freeze(request: web.Request) -> web.Response:
     return web.json_response(state)
 
 
-def events_handler(bolt: AsyncApp) -> Any:
-    """The aiohttp handler that hands `POST /slack/events` to Bolt (which verifies signatures)."""
+def signed(
+    raw: bytes, headers: Mapping[str, str], secret: str, now: Callable[[], float] = time.time
+) -> bool:
+    """Slack's v0 signature over the raw bytes, checked before anything is parsed."""
+    stamp = headers.get("X-Slack-Request-Timestamp", "")
+    signature = headers.get("X-Slack-Signature", "")
+    if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:
+        return False
+    if abs(now() - int(stamp)) > MAX_AGE:
+        return False
+    base = b"v0:" + stamp.encode("ascii") + b":" + raw
+    expected = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace"))
+
+
+def _ssl_check(raw: bytes, content_type: str) -> bool:
+    """Slack's unsigned `ssl_check=1` probe of a slash command's URL (answered empty; it runs
+    nothing, whatever else the form carries)."""
+    if not content_type.startswith("application/x-www-form-urlencoded") or len(raw) > 8192:
+        return False
+    return parse_qs(raw.decode("utf-8", "replace")).get("ssl_check") == ["1"]
+
+
+def events_handler(bolt: AsyncApp, secret: str) -> Any:
+    """The aiohttp handler for `POST /slack/events`: the signature first (401 for anything
+    unsigned or forged, nothing parsed), then Bolt (which verifies it again)."""
 
     async def slack_events(request: web.Request) -> web.Response:
-        bolt_request = await to_bolt_request(request)
+        raw = await request.read()
+        if not signed(raw, request.headers, secret):
+            if _ssl_check(raw, request.content_type):
+                return web.Response(status=200, text="")
+            return web.json_response({"error": "invalid request"}, status=401)
+        try:
+            bolt_request = await to_bolt_request(request)
+        except ValueError as exc:  # signed, yet not text Slack would send
+            log.warning("a signed request could not be read: %s", type(exc).__name__)
+            return web.json_response({"error": "unreadable request"}, status=400)
         return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
 
     return slack_events
@@ -131,8 +207,12 @@ async def create_server(
     clock: Clock | None = None,
     database: str | None = None,
     pace: float = PACE,
+    inbox_delay: float = 0.0,
 ) -> web.Application:
-    """The aiohttp application serving golive; call inside the running loop."""
+    """The aiohttp application serving golive; call inside the running loop.
+
+    Database writes run on their own thread (`Runtime(threaded=True)`), so a lock held by
+    another process never holds up an acknowledgment."""
     env = SlackEnv.read(environ)
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT))
     client = make_client(env.bot_token, env.api_url, session)
@@ -143,10 +223,11 @@ async def create_server(
         clock=clock,
         database=database,
         pace=pace,
+        threaded=True,
     )
     identity = SlackIdentity(client, env.bot_token)
     directory = SlackDirectory(client, config.users)
-    work = EventWork()
+    inbox = make_inbox(runtime, inbox_delay)
     # Socket Mode requests arrive over the authenticated socket and carry no signature; the
     # HTTP endpoint is not mounted then, and Bolt still gets a secret nobody knows.
     signing_secret = env.signing_secret if not socket_mode else secrets.token_hex(32)
@@ -160,16 +241,16 @@ async def create_server(
         client=client,
         directory=directory,
         identity=identity,
-        work=work,
+        inbox=inbox,
     )
 
     app = web.Application()
     app[RUNTIME] = runtime
     app[BOLT] = bolt
     app[IDENTITY] = identity
-    app[WORK] = work
+    app[INBOX] = inbox
     if not socket_mode:
-        app.router.add_post(EVENTS_PATH, events_handler(bolt))
+        app.router.add_post(EVENTS_PATH, events_handler(bolt, signing_secret))
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/freeze", _freeze)
 
@@ -184,6 +265,7 @@ async def create_server(
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await runtime.start()
         loop = asyncio.get_running_loop()
+        inbox_task = loop.create_task(inbox.run())  # first: what was accepted before a crash
         background: list[asyncio.Task[Any]] = [loop.create_task(identity.verify())]
         warm = directory.warm()
         if warm is not None:
@@ -199,7 +281,7 @@ async def create_server(
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
-            await work.drain()
+            await inbox.close(inbox_task)
             await runtime.stop()
             await session.close()
 
@@ -223,12 +305,34 @@ async def _connect(socket: AsyncSocketModeHandler) -> None:
 
 
 def serve_command(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    """Run `golive serve` until interrupted; 2 when a required variable is missing."""
+    """Run `golive serve` until interrupted; 2 when a required variable is missing or wrong, or
+    the database cannot be opened and written."""
     config = load_config(args.config)
-    missing = missing_environment(environ, config, args.socket_mode)
-    if missing:
-        for name, what in missing:
-            print(f"golive serve: environment variable {name} is not set ({what})", file=sys.stderr)
+    problems = [
+        f"environment variable {name} is not set ({what})"
+        for name, what in missing_environment(environ, config, args.socket_mode)
+    ]
+    secret = environ.get("SLACK_SIGNING_SECRET")
+    wrong = None if args.socket_mode else signing_secret_problem(secret)
+    if wrong:
+        problems.append(f"environment variable SLACK_SIGNING_SECRET {wrong}")
+    delay = 0.0
+    if environ.get(INBOX_DELAY_ENV):
+        try:
+            delay = float(environ[INBOX_DELAY_ENV])
+        except ValueError:
+            problems.append(f"environment variable {INBOX_DELAY_ENV} is not a number of seconds")
+    if problems:
+        for problem in problems:
+            print(f"golive serve: {problem}", file=sys.stderr)
+        return 2
+    broken = database_problem(config.database)
+    if broken:
+        print(
+            f"golive serve: cannot use the database {config.database} ({broken}); check the "
+            "file and its directory (a corrupt file: restore it from a backup)",
+            file=sys.stderr,
+        )
         return 2
     mode = "Socket Mode" if args.socket_mode else f"HTTP, POST {EVENTS_PATH}"
     print(
@@ -237,7 +341,7 @@ def serve_command(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     )
     try:
         web.run_app(
-            create_server(config, environ, socket_mode=args.socket_mode),
+            create_server(config, environ, socket_mode=args.socket_mode, inbox_delay=delay),
             host=args.host,
             port=args.port,
             print=None,
