@@ -343,21 +343,24 @@ async def test_workflow_refusal_quotes_github() -> None:
 # -- a crash between asking and recording ------------------------------------------------------
 
 
+def wave_deploy(github: FakeGitHub) -> dict[str, Any]:
+    """`actions:` deploying wave 1 with the fake GitHub's deploy workflow."""
+    workflow = {
+        "workflow": "deploy.yml",
+        "repository": "acme/platform",
+        "github_url": github.url,
+        "inputs": {"service": "{service}"},
+        "poll_interval": "1s",
+    }
+    return {"wave-1": {"github_workflow": workflow}}
+
+
 async def crashed_while_dispatching(
     tmp_path: Path, clock: FakeClock, github: FakeGitHub
 ) -> Harness:
     """A database whose wave-1 run was being dispatched when golive stopped."""
     database = str(tmp_path / "golive.db")
-    action = {
-        "github_workflow": {
-            "workflow": "deploy.yml",
-            "repository": "acme/platform",
-            "github_url": github.url,
-            "inputs": {"service": "{service}"},
-            "poll_interval": "1s",
-        }
-    }
-    config = validate_config(config_dict(actions={"wave-1": action}, database=database))
+    config = validate_config(config_dict(actions=wave_deploy(github), database=database))
     secrets = {"GITHUB_TOKEN": github_fake.DEFAULT_TOKEN}
     first = Harness(config, clock, database, secrets, sleep=fake_time(clock))
     await first.say(COMMANDER, "/golive start v2.4.0")
@@ -460,16 +463,7 @@ async def test_a_run_is_recorded_even_when_the_database_refuses_a_write_at_first
     async with FakeGitHub(clock=clock.now, run_durations=(1.0, 2.0)) as github:
         github.set_ref("acme/platform", "main")
         github.actions.add_workflow("acme/platform", "deploy.yml", inputs=("service",))
-        action = {
-            "github_workflow": {
-                "workflow": "deploy.yml",
-                "repository": "acme/platform",
-                "github_url": github.url,
-                "inputs": {"service": "{service}"},
-                "poll_interval": "1s",
-            }
-        }
-        config = validate_config(config_dict(actions={"wave-1": action}))
+        config = validate_config(config_dict(actions=wave_deploy(github)))
         h = Harness(
             config,
             clock,
