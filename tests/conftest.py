@@ -80,6 +80,7 @@ class Harness:
             clock=clock,
             database=database,
             sleep=sleep,
+            gate_pace=0.0,
         )
         self.store = self.runtime.store
         self.session = ConsoleSession(self.runtime, config, COMMANDER, self.output.append)

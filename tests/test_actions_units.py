@@ -443,13 +443,13 @@ def test_a_database_from_before_actions_upgrades_and_its_release_carries_on(
     its release loads as it was, with no rollback proposed."""
     path = tmp_path / "golive.db"
     old = Database(path)
-    migrations.apply(old, stop_before="m005_actions")
+    migrations.apply(old, stop_before="m006_actions")
     assert "action_runs" not in old.table_names()
     old.close()
     store = Store(path)
     release = planned(())
     rid = store.insert_release(release, created_at=NOW, created_by="UCOM", activate_at=NOW)
-    assert store.schema_version()[-1] == "m005_actions"
+    assert store.schema_version()[-1] == "m006_actions"
     assert store.load(rid).release.proposed_rollback is None
     assert store.action_runs(rid) == []
     store.close()

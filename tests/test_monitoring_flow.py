@@ -219,7 +219,7 @@ async def test_soak_ending_in_a_breach_recommends_rollback(h: Monitored) -> None
     step = h.step("soak")
     assert step.status is StepStatus.BLOCKED and step.failing == ("5xx",)
     advice = next(m.text for m in h.messages() if m.text.startswith("⛔ *Soak* ended"))
-    assert f"<@{ON_CALL}> rolls back (`/golive rollback <reason>`)" in advice
+    assert f"<@{ON_CALL}> rolls back (`/golive rollback &lt;reason&gt;`)" in advice
 
 
 async def test_blind_monitoring_is_reported_once(h: Monitored) -> None:

@@ -124,6 +124,39 @@ async def test_a_first_version_database_upgrades_and_its_release_carries_on(
         await h.runtime.service.close()
 
 
+def test_freeze_marks_of_an_older_schema_become_gate_statuses(tmp_path: Path) -> None:
+    """Upgrading keeps what the merge gate last set on each commit: the newest freeze mark of
+    a commit becomes its remembered gate status, so the sweep knows what GitHub shows."""
+    path = tmp_path / "golive.db"
+    old = Database(path)
+    migrations.apply(old, stop_before="m005_merge_gate")
+    marks = [
+        (1, "a" * 40, 101, "failure", "2026-11-27T11:00:00+00:00"),
+        (2, "a" * 40, 101, "success", "2026-11-27T12:00:00+00:00"),
+        (2, "b" * 40, 102, "failure", "2026-11-27T12:00:00+00:00"),
+    ]
+    for release_id, sha, number, state, at in marks:
+        old["freeze_marks"].insert(
+            {
+                "release_id": release_id,
+                "repository": "acme/platform",
+                "sha": sha,
+                "pr_number": number,
+                "state": state,
+                "at": at,
+            }
+        )
+    old.close()
+    store = Store(path)
+    remembered = store.gate_statuses("acme/platform")
+    assert {sha[:1]: (r["state"], r["release_id"]) for sha, r in remembered.items()} == {
+        "a": ("success", 2),
+        "b": ("failure", 2),
+    }
+    assert remembered["a" * 40]["description"] is None  # unknown: the sweep sets it once more
+    store.close()
+
+
 def _one_step_release() -> Any:
     from bot.domain.model import Phase, Release, ReleaseStatus, Role, Roles, Stage, StageKind, Step
 

@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from bot.domain.errors import ConfigError, MissingSecret
+from bot.domain.model import Role
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -86,6 +87,8 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Percent = Annotated[float, BeforeValidator(parse_percent)]
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
+_TEAM_ID = re.compile(r"^[TE][A-Z0-9]{2,}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
@@ -104,26 +107,25 @@ def _env_name(value: str) -> str:
     return value
 
 
-def _user_id(value: str) -> str:
-    if not _USER_ID.match(value):
-        raise PydanticCustomError(
-            "user", "not a Slack user id (like U0123ABCD): {value}", {"value": repr(value)}
-        )
-    return value
+def _slack_id(kind: str, pattern: re.Pattern[str], what: str, example: str) -> BeforeValidator:
+    """A validator for one kind of Slack id (user, channel, user group, team)."""
 
+    def check(value: object) -> object:
+        if isinstance(value, str) and not pattern.match(value):
+            raise PydanticCustomError(
+                kind, f"not a Slack {what} id (like {example}): {{value}}", {"value": repr(value)}
+            )
+        return value
 
-def _channel_id(value: str) -> str:
-    if not _CHANNEL_ID.match(value):
-        raise PydanticCustomError(
-            "channel", "not a Slack channel id (like C0123ABCD): {value}", {"value": repr(value)}
-        )
-    return value
+    return BeforeValidator(check)
 
 
 Url = Annotated[str, BeforeValidator(lambda v: _http_url(v) if isinstance(v, str) else v)]
 EnvName = Annotated[str, BeforeValidator(lambda v: _env_name(v) if isinstance(v, str) else v)]
-UserId = Annotated[str, BeforeValidator(lambda v: _user_id(v) if isinstance(v, str) else v)]
-ChannelId = Annotated[str, BeforeValidator(lambda v: _channel_id(v) if isinstance(v, str) else v)]
+UserId = Annotated[str, _slack_id("user", _USER_ID, "user", "U0123ABCD")]
+ChannelId = Annotated[str, _slack_id("channel", _CHANNEL_ID, "channel", "C0123ABCD")]
+GroupId = Annotated[str, _slack_id("group", _GROUP_ID, "user group", "S0123ABCD")]
+TeamId = Annotated[str, _slack_id("team", _TEAM_ID, "team", "T0123ABCD")]
 
 
 class _Model(BaseModel):
@@ -136,6 +138,9 @@ class SlackConfig(_Model):
     release_channels: list[ChannelId] = Field(min_length=1)
     announce_channels: list[ChannelId] = Field(default_factory=list)
     approve_reaction: str = "white_check_mark"
+    # Workspaces besides the one golive is installed in (auth.test) whose requests it takes:
+    # the other workspaces of an Enterprise Grid organisation.
+    allowed_team_ids: list[TeamId] = Field(default_factory=list)
 
     @field_validator("approve_reaction")
     @classmethod
@@ -149,11 +154,21 @@ class SlackConfig(_Model):
 
 
 class RolesConfig(_Model):
-    """Default owners (Slack user ids); `/golive start` may override them per release."""
+    """Default owners (Slack user ids); `/golive start` may override them per release. Where a
+    `<role>_group` names a Slack user group, only its members may hold that role."""
 
     on_call: UserId | None = None
     backend: UserId | None = None
     frontend: UserId | None = None
+    commander_group: GroupId | None = None
+    on_call_group: GroupId | None = None
+    backend_group: GroupId | None = None
+    frontend_group: GroupId | None = None
+
+    def group(self, role: Role) -> str | None:
+        """The user group whose members alone may hold `role`, if the config names one."""
+        group: str | None = getattr(self, f"{role.value}_group")
+        return group
 
 
 class ServiceConfig(_Model):
@@ -220,6 +235,10 @@ class CIConfig(_Model):
     wait: Duration = timedelta(minutes=10)
     poll_interval: Duration = timedelta(seconds=30)
     freeze_branch: str | None = None
+    # The merge gate: GitHub's webhook deliveries are signed with the secret this variable holds
+    # (POST /github/webhook); the sweep catches whatever a webhook missed.
+    webhook_secret_env: EnvName | None = None
+    gate_sweep: Duration = timedelta(minutes=2)
 
     @field_validator("repository")
     @classmethod
@@ -672,6 +691,8 @@ class Config(_Model):
         pre = self.preconditions
         if pre.ci:
             names.append((pre.ci.token_env, "preconditions.ci.token_env"))
+            if pre.ci.webhook_secret_env:
+                names.append((pre.ci.webhook_secret_env, "preconditions.ci.webhook_secret_env"))
         if pre.incidents:
             names.append((pre.incidents.token_env, "preconditions.incidents.token_env"))
         if pre.rollback and pre.rollback.token_env:
@@ -743,6 +764,8 @@ _CUSTOM = {
     "env",
     "user",
     "channel",
+    "group",
+    "team",
     "reaction",
     "service",
     "repository",

@@ -139,6 +139,27 @@ class Unfreeze:
     user: str
 
 
+@dataclass(frozen=True)
+class AllowMerge:
+    """The commander lets one pull request's head commit through the freeze this release holds
+    (the hotfix path); a later push to it is frozen again."""
+
+    user: str
+    number: int
+    sha: str
+    reason: str
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class TakeFreeze:
+    """A new release of the channel (`to`, its version) takes over the freeze this rolled-back
+    release still holds: the freeze stays on, held by the new release."""
+
+    user: str
+    to: str
+
+
 Event: TypeAlias = (
     Activate
     | Kickoff
@@ -154,6 +175,8 @@ Event: TypeAlias = (
     | Complete
     | Handover
     | Unfreeze
+    | AllowMerge
+    | TakeFreeze
 )
 StepEvent: TypeAlias = CheckFinished | ActionFinished | Approve | Retry | TimerElapsed
 
@@ -253,6 +276,21 @@ class FreezeChanged:
 
 
 @dataclass(frozen=True)
+class MergeAllowed:
+    """A pull request's head may merge during the freeze, on the commander's word."""
+
+    allowed: AllowMerge
+
+
+@dataclass(frozen=True)
+class FreezeTaken:
+    """The freeze this release held now belongs to a newer release (`to`); it was not lifted."""
+
+    to: str
+    by: str
+
+
+@dataclass(frozen=True)
 class StatusChanged:
     """The release changed status (active, completed, aborted, rolled back)."""
 
@@ -288,6 +326,8 @@ Effect: TypeAlias = (
     | PhaseDone
     | Waived
     | FreezeChanged
+    | MergeAllowed
+    | FreezeTaken
     | StatusChanged
     | HandedOver
     | WaitingForKickoff

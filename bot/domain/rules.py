@@ -16,6 +16,7 @@ from bot.domain.events import (
     Abort,
     ActionFinished,
     Activate,
+    AllowMerge,
     Approve,
     CheckFinished,
     Complete,
@@ -23,9 +24,11 @@ from bot.domain.events import (
     Effect,
     Event,
     FreezeChanged,
+    FreezeTaken,
     HandedOver,
     Handover,
     Kickoff,
+    MergeAllowed,
     PhaseDone,
     Retry,
     Rollback,
@@ -39,6 +42,7 @@ from bot.domain.events import (
     StepBlocked,
     StepDone,
     StepEvent,
+    TakeFreeze,
     TimerElapsed,
     Transition,
     Unfreeze,
@@ -324,7 +328,26 @@ def _unfreeze(release: Release, event: Event, now: datetime) -> Transition:
     return Transition(replace(release, frozen=False), (FreezeChanged(False),))
 
 
+def _allow_merge(release: Release, event: Event, now: datetime) -> Transition:
+    assert isinstance(event, AllowMerge)
+    if not release.frozen:
+        raise IllegalMove(Why.NOT_FROZEN)
+    if not event.reason.strip():
+        raise IllegalMove(Why.REASON_REQUIRED, action="allow")
+    return Transition(release, (MergeAllowed(event),))
+
+
+def _take_freeze(release: Release, event: Event, now: datetime) -> Transition:
+    assert isinstance(event, TakeFreeze)
+    if not release.frozen:
+        raise IllegalMove(Why.NOT_FROZEN)
+    return Transition(replace(release, frozen=False), (FreezeTaken(event.to, event.user),))
+
+
 _ABORTABLE = (ReleaseStatus.SCHEDULED, ReleaseStatus.ACTIVE)
+# A freeze is held by a release that froze merges (or took a freeze over) until it completes,
+# is aborted, or — rolled back — until its commander lifts it or hands it on.
+_MAY_HOLD_FREEZE = (ReleaseStatus.SCHEDULED, ReleaseStatus.ACTIVE, ReleaseStatus.ROLLED_BACK)
 _HANDOVER = (
     ReleaseStatus.SCHEDULED,
     ReleaseStatus.ACTIVE,
@@ -342,6 +365,8 @@ RELEASE_RULES: Mapping[tuple[ReleaseStatus, type], ReleaseHandler] = {
     (ReleaseStatus.ACTIVE, ConfirmRollback): _confirm_rollback,
     (ReleaseStatus.COMPLETED, ConfirmRollback): _confirm_rollback,
     (ReleaseStatus.ROLLED_BACK, Unfreeze): _unfreeze,
+    (ReleaseStatus.ROLLED_BACK, TakeFreeze): _take_freeze,
+    **{(s, AllowMerge): _allow_merge for s in _MAY_HOLD_FREEZE},
     **{(s, Abort): _end(ReleaseStatus.ABORTED, lift_freeze=True) for s in _ABORTABLE},
     **{(s, Handover): _handover for s in _HANDOVER},
 }
@@ -369,6 +394,8 @@ PERMISSIONS: Mapping[type, tuple[Holder, ...]] = {
     Complete: (Holder.COMMANDER,),
     Handover: (Holder.COMMANDER,),
     Unfreeze: (Holder.COMMANDER,),
+    AllowMerge: (Holder.COMMANDER,),
+    TakeFreeze: (Holder.COMMANDER,),
     Rollback: (Holder.ON_CALL,),
     ConfirmRollback: (Holder.ON_CALL,),
 }

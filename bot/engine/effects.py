@@ -19,7 +19,9 @@ from bot.domain.events import (
     Effect,
     Event,
     FreezeChanged,
+    FreezeTaken,
     HandedOver,
+    MergeAllowed,
     PhaseDone,
     RollbackProposed,
     RollbackStarted,
@@ -87,6 +89,8 @@ class Effects:
             PhaseDone: self._phase_done,
             Waived: self._waived,
             FreezeChanged: self._freeze_changed,
+            MergeAllowed: self._merge_allowed,
+            FreezeTaken: self._freeze_taken,
             StatusChanged: self._status_changed,
             HandedOver: self._handed_over,
             WaitingForKickoff: self._nothing,
@@ -343,8 +347,31 @@ class Effects:
     def _freeze_changed(
         self, record: ReleaseRecord, effect: FreezeChanged, now: datetime, ctx: Context
     ) -> None:
-        rendered = messages.render_freeze(record.release, self.config, effect.frozen, now)
+        others = [
+            str(r["version"]) for r in self.store.frozen_releases() if r["id"] != record.release.id
+        ]
+        rendered = messages.render_freeze(
+            record.release, self.config, effect.frozen, now, () if effect.frozen else others
+        )
         self.announce(record, rendered, now)
+
+    def _merge_allowed(
+        self, record: ReleaseRecord, effect: MergeAllowed, now: datetime, ctx: Context
+    ) -> None:
+        a = effect.allowed
+        self.store.add_merge_allowance(
+            record.release.id, a.number, a.sha, a.title, a.user, a.reason, now
+        )
+        rendered = messages.render_merge_allowed(
+            a.number, a.sha, a.title, a.user, a.reason, self.config
+        )
+        self.thread(record, rendered, now)
+
+    def _freeze_taken(
+        self, record: ReleaseRecord, effect: FreezeTaken, now: datetime, ctx: Context
+    ) -> None:
+        rendered = messages.render_freeze_handed_on(record.release.version, effect.to, effect.by)
+        self.thread(record, rendered, now)
 
     def _status_changed(
         self, record: ReleaseRecord, effect: StatusChanged, now: datetime, ctx: Context

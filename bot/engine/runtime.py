@@ -13,9 +13,11 @@ import httpx
 from bot.domain.clock import Clock, SystemClock
 from bot.domain.config import Config, Secrets, deprecations
 from bot.domain.model import ReleaseStatus
+from bot.domain.people import People
 from bot.engine.actions import Sleep
 from bot.engine.checkbook import CheckBook, default_checkbook
 from bot.engine.deadlines import Deadlines
+from bot.engine.freeze import PACE as GATE_PACE
 from bot.engine.freeze import FreezeEnforcer
 from bot.engine.monitor import Monitor
 from bot.engine.outbox import Outbox, Transport
@@ -48,12 +50,16 @@ class Runtime:
         client: httpx.AsyncClient | None = None,
         pace: float = 0.0,
         sleep: Sleep = asyncio.sleep,
+        gate_pace: float = GATE_PACE,
         threaded: bool = False,
+        people: People | None = None,
     ) -> None:
         """`pace`: the least seconds between two posts to one channel (Slack's ~1/s).
         `sleep`: how step actions wait between reads of a run (tests move a fake clock in it).
         `threaded`: database writes on their own thread, so the loop never waits for a lock
-        (the server); without it everything runs on the loop (the console, the demo, tests)."""
+        (the server); without it everything runs on the loop (the console, the demo, tests).
+        `people`: the directory role holders are checked against (Slack's in `golive serve`,
+        the config's people otherwise)."""
         self.config = config
         for warning in deprecations(config):
             log.warning("config: %s", warning)
@@ -72,6 +78,7 @@ class Runtime:
             secrets,
             self.client,
             sleep,
+            people=people,
         )
         self.outbox = Outbox(
             self.store,
@@ -92,7 +99,7 @@ class Runtime:
             self.monitor.soak_evidence,
         )
         self.timers = Timers(self.deadlines, self.clock, self.monitor)
-        self.freeze = FreezeEnforcer(config, self.store, secrets, self.client, self.clock)
+        self.freeze = FreezeEnforcer(self.service, self.client, pace=gate_pace)
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -162,8 +169,7 @@ class Runtime:
             fired = await self.store.writes.run(self.deadlines.fire_due)
             await self.service.checks.settle()
             await self.service.actions.settle()
-            if self.freeze.enabled and self.freeze.busy():
-                await self.freeze.sync()
+            await self.freeze.settle()
             delivered = 0
             for outbox in self._outboxes():
                 delivered += await outbox.flush()

@@ -27,6 +27,7 @@ from bot.domain.events import (
     Abort,
     ActionFinished,
     Activate,
+    AllowMerge,
     Approve,
     CheckFinished,
     Complete,
@@ -35,6 +36,7 @@ from bot.domain.events import (
     Handover,
     Retry,
     Rollback,
+    TakeFreeze,
     Transition,
     Unfreeze,
     Waive,
@@ -47,9 +49,10 @@ from bot.domain.model import (
     Roles,
     StepStatus,
 )
+from bot.domain.people import Facts, Holding, KnownPeople, LookupFailed, People, unfit
 from bot.domain.plan import PlannedService, plan_steps
 from bot.domain.records import ActionRun
-from bot.domain.rules import authorize_kind
+from bot.domain.rules import authorize, authorize_kind
 from bot.domain.transition import transition
 from bot.engine.actions import ROLLBACK, STARTED, ActionRunner, Sleep
 from bot.engine.checkbook import CheckBook
@@ -61,6 +64,8 @@ from bot.render.fmt import Rendered
 from bot.render.refusals import refusal
 from bot.store import OutboxRow, ReleaseRecord, Store
 from checks.base import CheckResult
+from checks.freeze import PullRequest, pull_request
+from checks.http import ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +82,14 @@ class StartRequest:
     major: bool = False
     services: tuple[str, ...] = ()
     at: datetime | None = None
-    roles: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    roles: Mapping[str, str] = dataclasses.field(default_factory=dict)  # role value → user id
+    take_freeze: bool = False
+
+
+# Events aimed at the release of a channel that holds the merge freeze, whatever is newest there.
+FREEZE_EVENTS: tuple[type, ...] = (Unfreeze, AllowMerge)
+# How long `/golive freeze allow` waits for GitHub: the answer must reach Slack within 3 s.
+PULL_LOOKUP_TIMEOUT = 1.5
 
 
 class ReleaseService:
@@ -92,6 +104,7 @@ class ReleaseService:
         secrets: Secrets,
         client: httpx.AsyncClient | None = None,
         sleep: Sleep = asyncio.sleep,
+        people: People | None = None,
     ) -> None:
         """`sleep` waits between reads of a running action (tests move a fake clock in it)."""
         self.config = config
@@ -99,16 +112,20 @@ class ReleaseService:
         self.clock = clock
         self.checkbook = checkbook
         self.secrets = secrets
+        defaults = config.roles
+        self.people: People = people or KnownPeople(
+            config.users, (defaults.on_call, defaults.backend, defaults.frontend)
+        )
         self._listeners: list[Callable[[], None]] = []
         self.effects = Effects(config, store)
-        client = client or httpx.AsyncClient(timeout=10.0)
+        self.client = client or httpx.AsyncClient(timeout=10.0)
         self.checks = CheckRunner(
             config,
             store,
             clock,
             checkbook,
             secrets,
-            client,
+            self.client,
             finish=self.finish_check,
             progress=self.check_progress,
             results_of=self.latest_results,
@@ -118,7 +135,7 @@ class ReleaseService:
             store,
             clock,
             secrets,
-            client,
+            self.client,
             finish=self.finish_action,
             moved=self.action_moved,
             rollback_done=self.rollback_done,
@@ -153,8 +170,25 @@ class ReleaseService:
             raise IllegalMove(Why.NO_RELEASE_HERE)
         return record
 
+    def freeze_holder(self, channel: str) -> ReleaseRecord | None:
+        """The release of a channel that holds the merge freeze, whatever release is newest."""
+        rid = self.store.freeze_holder(channel)
+        return self.store.load(rid) if rid is not None else None
+
+    def _require_holder(self, channel: str) -> ReleaseRecord:
+        holder = self.freeze_holder(channel)
+        if holder is None:
+            raise IllegalMove(Why.NOTHING_FROZEN_HERE)
+        return holder
+
     def authorize(self, channel: str, user: str, kind: type) -> None:
-        """Refuse early when `user` may not cause this kind of event in the channel's release."""
+        """Refuse early when `user` may not cause this kind of event in the release it is for:
+        the channel's newest, or for the freeze's events the release holding the freeze."""
+        if kind in FREEZE_EVENTS:
+            holder = self.freeze_holder(channel)
+            if holder is not None:  # without one, the command says nothing is frozen
+                authorize_kind(holder.release, kind, user)
+            return
         authorize_kind(self.require_current(channel).release, kind, user)
 
     # -- applying events -------------------------------------------------------------------
@@ -291,10 +325,80 @@ class ReleaseService:
             self.effects.thread(record, messages.render_progress(title, text), now)
         self.changed()
 
+    # -- who may hold a role ------------------------------------------------------------------
+
+    async def vet(self, role: Role, user: str, holding: Holding) -> None:
+        """Refuse unless `user` may hold `role` (bot.domain.people decides).
+
+        Someone a command brings in (named, or starting the release as its commander) is looked
+        up in the directory: a real, active person of this workspace. Anyone holding a role,
+        the config's defaults included, must be in the role's user group where the config names
+        one. A directory that cannot answer refuses: nobody is let in blindly.
+        """
+        group = self.config.roles.group(role)
+        try:
+            # At once: a slash command waits for this answer, and Slack waits only 3 s for it.
+            person, workspace, members = await asyncio.gather(
+                self.people.person(user) if holding.looked_up else _nothing(),
+                self.people.workspace() if holding.looked_up else _nothing(),
+                self.people.members(group) if group else _nothing(),
+            )
+        except LookupFailed as exc:
+            raise NotAllowed(
+                Why.CANNOT_CHECK_PERSON, user=user, role=role, reason=exc.reason
+            ) from None
+        facts = Facts(holding.looked_up, person, workspace, group, members or frozenset())
+        problem = unfit(user, facts)
+        if problem is not None:
+            raise NotAllowed(
+                Why.CANNOT_HOLD_ROLE,
+                user=user,
+                role=role,
+                problem=problem,
+                group=group,
+                holding=holding,
+            )
+
+    async def _vet_roles(self, roles: Roles, named: Mapping[str, str]) -> None:
+        """Vet every holder at once; the first refusal in role order is the one given."""
+        holdings = {
+            role: Holding.NAMED
+            if role.value in named
+            else Holding.STARTER
+            if role is Role.COMMANDER
+            else Holding.DEFAULT
+            for role in Role
+        }
+        outcomes = await asyncio.gather(
+            *(self.vet(role, roles.user(role), holdings[role]) for role in Role),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
     # -- commands --------------------------------------------------------------------------
 
-    def start(self, channel: str, user: str, request: StartRequest) -> str:
-        """Create a release (scheduled when `at` is given) and start it when its time has come."""
+    async def start(self, channel: str, user: str, request: StartRequest) -> str:
+        """Create a release (scheduled when `at` is given) and start it when its time has come.
+
+        Everyone who is to hold a role is vetted first (`vet_start`); `open_release` checks
+        again, since another start may have come in while the directory was asked.
+        """
+        await self.vet_start(channel, user, request)
+        return self.open_release(channel, user, request)
+
+    async def vet_start(self, channel: str, user: str, request: StartRequest) -> None:
+        """Refuse a start now if it cannot be taken, then ask the directory about everyone who
+        is to hold a role."""
+        roles = self._check_start(channel, user, request)[2]
+        await self._vet_roles(roles, request.roles)
+
+    def _check_start(
+        self, channel: str, user: str, request: StartRequest
+    ) -> tuple[str, tuple[str, ...], Roles, ReleaseRecord | None]:
+        """Everything a start must satisfy before anyone is asked or anything written: the
+        version, services, roles, and the freeze a rolled-back release may hand on."""
         if channel not in self.config.slack.release_channels:
             raise NotAllowed(
                 Why.NOT_A_RELEASE_CHANNEL, channels=list(self.config.slack.release_channels)
@@ -305,12 +409,20 @@ class ReleaseService:
         version = request.version.strip()
         if not VERSION.match(version):
             raise UsageError(Why.BAD_VERSION, version=version)
+        held = self._held_freeze(channel, user, version, request.take_freeze)
         services = self._changed_services(request.services)
         roles = self._roles(user, request.roles)
+        at = request.at
+        if at is not None and at <= self.clock.now():
+            raise UsageError(Why.AT_IN_THE_PAST, at=at, tz=self.config.tz)
+        return version, services, roles, held
+
+    def open_release(self, channel: str, user: str, request: StartRequest) -> str:
+        """Write the new release (after `vet_start`): every check of a start runs again here,
+        inside the one writer, so two starts cannot both open a release in a channel."""
+        version, services, roles, held = self._check_start(channel, user, request)
         now = self.clock.now()
         at = request.at
-        if at is not None and at <= now:
-            raise UsageError(Why.AT_IN_THE_PAST, at=at, tz=self.config.tz)
         monitoring = self.config.monitoring
         steps = plan_steps(
             [
@@ -332,9 +444,12 @@ class ReleaseService:
             major=request.major,
             services=services,
             kickoff_at=at,
+            frozen=held is not None,
         )
         activate_at = at - T_MINUS if at is not None else now
         with self.store.transaction():
+            if held is not None:  # the old release hands its freeze on, in the same transaction
+                self.apply(held.release.id, TakeFreeze(user, version), user)
             rid = self.store.insert_release(
                 release, created_at=now, created_by=user, activate_at=activate_at
             )
@@ -360,16 +475,42 @@ class ReleaseService:
                     "services": list(services),
                     "at": at.isoformat() if at else None,
                     "roles": dataclasses.asdict(roles),
+                    "take_freeze": held is not None,
                 },
             )
             record = self.store.load(rid)
             self.effects.thread(record, messages.render_started(release, self.config), now)
+            if held is not None:
+                old = held.release.version
+                taken = {"from": old, "from_release": held.release.id}
+                self.store.add_event(rid, now, "freeze_taken_over", user, taken)
+                rendered = messages.render_freeze_taken_over(version, old, user)
+                self.effects.thread(record, rendered, now)
         self.changed()
         if activate_at <= now:
             self.apply(rid, Activate(), user)
-            return messages.ack_started(version)
+            return messages.ack_started(version, held.release.version if held else None)
         assert at is not None
         return messages.ack_scheduled(version, at, activate_at, self.config.tz)
+
+    def _held_freeze(
+        self, channel: str, user: str, version: str, take: bool
+    ) -> ReleaseRecord | None:
+        """The ended release whose freeze a new release of the channel takes over, if asked to.
+
+        A freeze a rolled-back release still holds is never left behind silently: the new
+        release either takes it over (`take_freeze`, the old release's commander only) or waits
+        until it is lifted.
+        """
+        holder = self.freeze_holder(channel)
+        if holder is None or holder.release.status in OPEN_STATUSES:
+            if take:
+                raise IllegalMove(Why.NO_FREEZE_TO_TAKE)
+            return None
+        if not take:
+            raise IllegalMove(Why.FREEZE_HELD, release=holder.release, version=version)
+        authorize(holder.release, TakeFreeze(user, version))
+        return holder
 
     def _changed_services(self, asked: tuple[str, ...]) -> tuple[str, ...]:
         configured = [s.name for s in self.config.services]
@@ -565,8 +706,19 @@ class ReleaseService:
         self.changed()
         return messages.ack(kind)
 
-    def handover(self, channel: str, user: str, to: str) -> str:
-        """Make someone else the commander."""
+    async def handover(self, channel: str, user: str, to: str) -> str:
+        """Make someone else the commander: a real, active person of this workspace (and of
+        the commander group, where the config names one)."""
+        await self.vet_handover(channel, user, to)
+        return self.hand_over(channel, user, to)
+
+    async def vet_handover(self, channel: str, user: str, to: str) -> None:
+        """Refuse a handover now unless `user` may hand over and `to` may command."""
+        self.authorize(channel, user, Handover)
+        await self.vet(Role.COMMANDER, to, Holding.NAMED)
+
+    def hand_over(self, channel: str, user: str, to: str) -> str:
+        """Write the handover (after `vet_handover`)."""
         record = self.require_current(channel)
         self.apply(record.release.id, Handover(user, to), user)
         return messages.ack("handover", to)
@@ -591,10 +743,52 @@ class ReleaseService:
         return messages.ack("complete")
 
     def unfreeze(self, channel: str, user: str) -> str:
-        """Lift a freeze that a rollback kept."""
-        record = self.require_current(channel)
-        self.apply(record.release.id, Unfreeze(user), user)
-        return messages.ack("unfreeze")
+        """Lift the freeze a rolled-back release of the channel kept, whatever is newest."""
+        holder = self._require_holder(channel)
+        self.apply(holder.release.id, Unfreeze(user), user)
+        return messages.ack("unfreeze", holder.release.version)
+
+    async def open_pull(self, channel: str, user: str, number: int, reason: str) -> PullRequest:
+        """What `allow_merge` needs, asked of GitHub on the event loop: one open pull request
+        into the frozen branch, after checking that there is a freeze, a reason and the right
+        person (nothing is asked of GitHub otherwise)."""
+        holder = self._require_holder(channel)
+        if not reason.strip():
+            raise IllegalMove(Why.REASON_REQUIRED, action="allow")
+        authorize_kind(holder.release, AllowMerge, user)
+        return await self._open_pull(number)
+
+    def allow_merge(self, channel: str, user: str, pull: PullRequest, reason: str) -> str:
+        """Let one open pull request's current head through the channel's freeze (the hotfix
+        path), on the record; the merge gate marks it `success`."""
+        holder = self._require_holder(channel)
+        event = AllowMerge(user, pull.number, pull.sha, reason.strip(), pull.title)
+        self.apply(holder.release.id, event, user)
+        return messages.ack("allow", f"#{pull.number} (head {pull.sha[:7]})")
+
+    async def _open_pull(self, number: int) -> PullRequest:
+        """An open pull request into the frozen branch, or a refusal saying why not."""
+        ci = self.config.preconditions.ci
+        if ci is None or not ci.freeze_branch:
+            raise IllegalMove(Why.NO_MERGE_GATE, token_env=None)
+        token = self.secrets.get(ci.token_env)
+        if token is None:
+            raise IllegalMove(Why.NO_MERGE_GATE, token_env=ci.token_env)
+        try:
+            pull = await pull_request(
+                self.client, ci.github_url, ci.repository, number, token, PULL_LOOKUP_TIMEOUT
+            )
+        except ProviderError as exc:
+            raise IllegalMove(Why.GITHUB_UNAVAILABLE, error=exc.message) from None
+        if pull is None:
+            raise IllegalMove(Why.UNKNOWN_PULL, number=number, repository=ci.repository)
+        if pull.state != "open":
+            raise IllegalMove(Why.PULL_CLOSED, number=number, merged=pull.merged)
+        if pull.base != ci.freeze_branch:
+            raise IllegalMove(
+                Why.PULL_NOT_GATED, number=number, base=pull.base, branch=ci.freeze_branch
+            )
+        return pull
 
     def status(self, channel: str) -> str:
         """Where the channel's release stands and what waits on whom."""
@@ -605,6 +799,11 @@ class ReleaseService:
     def history(self, limit: int = 20) -> str:
         """The newest releases, one line each."""
         return history(self.store, self.config, limit)
+
+
+async def _nothing() -> None:
+    """What a lookup that is not needed answers."""
+    return None
 
 
 def _event_name(item: object) -> str:

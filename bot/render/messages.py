@@ -34,7 +34,12 @@ from bot.render.fmt import (
     Blocks,
     Rendered,
     clock_time,
+    code,
+    code_block,
     context,
+    echo,
+    esc,
+    link,
     mention,
     section,
     when,
@@ -142,7 +147,7 @@ def step_line(
         if step.current.manual:
             line += " (manual confirmation)"
     elif step.status is StepStatus.BLOCKED:
-        line += f" — blocked: {', '.join(step.failing)}"
+        line += f" — blocked: {esc(', '.join(step.failing))}"
     elif step.status is StepStatus.RUNNING:
         line += " — the bot is checking"
     elif step.status is StepStatus.TIMING and step.deadline is not None:
@@ -199,14 +204,15 @@ def render_card(
         steps = [s for s in release.steps if s.phase is phase]
         if steps:
             phases.append(f"{phase_mark(steps)} {PHASE_TITLES[phase]}")
-    lines = [head, owners, f"Services: {', '.join(release.services)}", "  ".join(phases)]
+    services = esc(", ".join(release.services))
+    lines = [head, owners, f"Services: {services}", "  ".join(phases)]
     if release.status is ReleaseStatus.SCHEDULED and release.kickoff_at:
         lines.append(f"Go-live at {when(release.kickoff_at, tz)}")
     if release.status is ReleaseStatus.ACTIVE:
         position = describe_position(release)
         lines.append(position[:1].upper() + position[1:])
     elif release.reason:
-        lines.append(f"Reason: {release.reason}")
+        lines.append(f"Reason: {echo(release.reason)}")
     bar = soak_progress(release, now)
     if bar:
         lines.append(bar)
@@ -223,7 +229,7 @@ def render_card(
     ]
     blocks: Blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": head[:150], "emoji": True}},
-        section(owners + f"\nServices: {', '.join(release.services)}"),
+        section(owners + f"\nServices: {services}"),
         section("  ".join(phases)),
     ]
     if detail:
@@ -251,7 +257,7 @@ def render_status(
         lines.append(f"{phase_mark(steps)} *{PHASE_TITLES[phase]}*")
         lines.extend(f"    {step_line(s, release, tz, links)}" for s in steps)
     if release.waivers:
-        lines.append(f"Waived: {', '.join(sorted(release.waivers))}")
+        lines.append(f"Waived: {esc(', '.join(sorted(release.waivers)))}")
     bar = soak_progress(release, now)
     if bar:
         lines.append(bar)
@@ -259,12 +265,16 @@ def render_status(
 
 
 def render_approval_request(
-    release: Release, step: Step, reaction: str, link: str | None = None
+    release: Release, step: Step, reaction: str, url: str | None = None
 ) -> Rendered:
-    """Ask a step's owner to approve its current stage; says how (reaction, button, command)."""
+    """Ask a step's owner to approve its current stage; says how (reaction, button, command).
+
+    `url` (the release notes) comes from the config: it is shown as a link golive makes, with
+    its target visible.
+    """
     stage = step.current
     owner = mention(release.roles.user(step.owner))
-    label = stage.label + (f": {link}" if link else "")
+    label = stage.label + (f": {link(url, url)}" if url else "")
     if stage.manual:
         lead = (
             f"✋ {owner} *{step.title}*: no automated check is configured, so "
@@ -308,7 +318,7 @@ def render_approved(
     """The approval request, rewritten once approved (no button)."""
     stage = step.stages[stage_index]
     verb = "confirmed by hand" if outcome is Outcome.MANUAL else "approved"
-    extra = f" ({note})" if note else ""
+    extra = f" ({echo(note)})" if note else ""
     text = (
         f"✅ *{step.title}*: {stage.label} — {verb} by {mention(user)} at "
         f"{clock_time(at, tz)}{extra}"
@@ -327,12 +337,6 @@ RUN_MARKS: Mapping[str, str] = {
 }
 
 
-def _untrusted(text: str) -> str:
-    """A provider's words shown as plain text: Slack's control characters escaped, so an
-    answer cannot mention anyone or forge a link."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def run_line(run: ActionRun) -> str:
     """One run of an action: mark, what it is for, how it stands, its link."""
     what = run.target or "the action"
@@ -340,7 +344,7 @@ def run_line(run: ActionRun) -> str:
         run.state, run.state
     )
     link = f" — {run.url}" if run.url and run.url not in state else ""
-    return _untrusted(f"{RUN_MARKS.get(run.state, '•')} {what}: {state}{link}")
+    return esc(f"{RUN_MARKS.get(run.state, '•')} {what}: {state}{link}")
 
 
 def render_action_status(
@@ -374,7 +378,7 @@ def render_rollback_proposal(
     """On-call's rollback, waiting for their confirmation: the plan and a Confirm button."""
     on_call = mention(release.roles.on_call)
     lines = [
-        f"⏪ {mention(by)} wants to roll back release {release.version}: {reason}",
+        f"⏪ {mention(by)} wants to roll back release {release.version}: {echo(reason)}",
         "*Rollback plan* (golive runs the rollback action for each, in this order: "
         + " → ".join(order)
         + ")",
@@ -459,16 +463,16 @@ def render_check_results(step: Step, results: Iterable[Mapping[str, Any]], ok: b
     icon = {"pass": "✅", "warn": "⚠️", "fail": "❌", "error": "💥", "inconclusive": "❔"}
     rows = []
     for r in results:
-        rows.append(f"{icon.get(r['status'], '•')} `{r['name']}` {r['summary']}")
+        rows.append(f"{icon.get(r['status'], '•')} {code(r['name'])} {esc(r['summary'])}")
         tail = (r.get("evidence") or {}).get("output_tail")
         if tail:
-            rows.append("```\n" + str(tail)[-1500:] + "\n```")
+            rows.append(code_block(str(tail)[-1500:]))
     head = f"✅ *{step.title}* passed" if ok else f"❌ *{step.title}* is blocked"
     lines = [head, *rows]
     if not ok:
         lines.append(
             f"Fix it and `/golive retry {step.key}`, or the commander may "
-            f"`/golive waive {step.key} <reason>`."
+            f"{code(f'/golive waive {step.key} <reason>')}."
         )
     text = "\n".join(lines)
     return Rendered(text, [section(text)])
@@ -504,20 +508,22 @@ def render_soak_blocked(
     breached = [b for b in breaches if b not in ("metrics", "evidence")]
     reasons = []
     if breached:
-        reasons.append(f"{', '.join(breached)} still breached")
+        reasons.append(f"{esc(', '.join(breached))} still breached")
     if "metrics" in breaches:
         reasons.append("golive unable to read the metrics, so nobody saw the end of the soak")
     if "evidence" in breaches:
         why = f" ({evidence_words(evidence)})" if evidence else ""
         reasons.append(f"not enough evidence{why}")
     advice = (
-        f"Recommended: {mention(release.roles.on_call)} rolls back (`/golive rollback <reason>`). "
+        f"Recommended: {mention(release.roles.on_call)} rolls back "
+        f"({code('/golive rollback <reason>')}). "
         if breached
         else f"{mention(release.roles.on_call)}: check the dashboards by hand. "
     )
     text = (
         f"⛔ *Soak* ended with {' and '.join(reasons)}: traffic stays narrow. {advice}"
-        f"`/golive retry soak` soaks again, or the commander may `/golive waive soak <reason>`."
+        f"`/golive retry soak` soaks again, or the commander may "
+        f"{code('/golive waive soak <reason>')}."
     )
     return Rendered(text, [section(text)])
 
@@ -550,16 +556,17 @@ def render_alert(
         duration=format_duration(duration) if duration else "a moment",
     )
     evidence = judgment.evidence
-    facts = [judgment.summary]
+    facts = [esc(judgment.summary)]
     if evidence.get("query"):
-        facts.append(f"query `{evidence['query']}`")
+        facts.append(f"query {code(evidence['query'])}")
     lines = [head, *facts]
     if kind == "open" and period == "soak":
         lines.append(
-            "Traffic stays narrow. If it does not recover, roll back: `/golive rollback <reason>`."
+            "Traffic stays narrow. If it does not recover, roll back: "
+            f"{code('/golive rollback <reason>')}."
         )
     elif kind == "open":
-        lines.append("Decide on a rollback: `/golive rollback <reason>`.")
+        lines.append(f"Decide on a rollback: {code('/golive rollback <reason>')}.")
     text = "\n".join(lines)
     return Rendered(text, [section(text)])
 
@@ -595,7 +602,7 @@ def render_monitoring_closed(
     could judge."""
     hours = format_duration(config.monitoring.heightened.duration)
     if still_open:
-        tail = f"{', '.join(still_open)} still breached — watch it by hand from here."
+        tail = f"{esc(', '.join(still_open))} still breached — watch it by hand from here."
     elif alerts:
         tail = f"{alerts} alert(s) along the way, all recovered."
     else:
@@ -609,12 +616,29 @@ def render_monitoring_closed(
     return Rendered(text, [section(text)])
 
 
-def render_freeze(release: Release, config: Config, frozen: bool, now: datetime) -> Rendered:
-    """The merge-freeze announcement, or its lifting."""
-    branch = "the release branch"
+def _branch(config: Config) -> str:
     if config.preconditions.ci and config.preconditions.ci.freeze_branch:
-        branch = f"`{config.preconditions.ci.freeze_branch}`"
-    if frozen:
+        return code(config.preconditions.ci.freeze_branch)
+    return "the release branch"
+
+
+def render_freeze(
+    release: Release,
+    config: Config,
+    frozen: bool,
+    now: datetime,
+    still_held_by: Sequence[str] = (),
+) -> Rendered:
+    """The merge-freeze announcement, or its lifting (saying so when other releases still hold
+    a freeze of their own)."""
+    branch = _branch(config)
+    if not frozen and still_held_by:
+        text = (
+            f"🟢 *Merge freeze of {release.version} lifted* ({STATUS_TITLES[release.status]}), "
+            f"but merges to {branch} stay frozen: release {', '.join(still_held_by)} still "
+            f"holds a freeze ({clock_time(now, config.tz)})."
+        )
+    elif frozen:
         text = (
             f"🧊 *Merge freeze*: feature merges to {branch} are frozen for release "
             f"{release.version} from {clock_time(now, config.tz)} "
@@ -628,6 +652,76 @@ def render_freeze(release: Release, config: Config, frozen: bool, now: datetime)
             f"({clock_time(now, config.tz)})."
         )
     return Rendered(text, [section(text)])
+
+
+# GitHub keeps at most 140 characters of a commit status description.
+GATE_DESCRIPTION_LIMIT = 140
+
+
+def _gate_text(text: str) -> str:
+    if len(text) <= GATE_DESCRIPTION_LIMIT:
+        return text
+    return text[: GATE_DESCRIPTION_LIMIT - 1] + "…"
+
+
+def gate_frozen(version: str, status: ReleaseStatus, reason: str | None) -> str:
+    """The merge gate's failing status on GitHub: which release holds the freeze, and why."""
+    if status is ReleaseStatus.ROLLED_BACK:
+        why = f" ({reason})" if reason else ""
+        return _gate_text(
+            f"Frozen: release {version} was rolled back{why}; its commander lifts the freeze"
+        )
+    return _gate_text(f"Frozen for release {version} until it completes")
+
+
+def gate_open() -> str:
+    """The merge gate's passing status on GitHub when nothing is frozen."""
+    return "No merge freeze: merges may proceed"
+
+
+def gate_allowed(version: str, reason: str) -> str:
+    """The merge gate's passing status on a head the commander let through a freeze."""
+    return _gate_text(f"Allowed through the {version} freeze: {' '.join(reason.split())}")
+
+
+def render_merge_allowed(
+    number: int, sha: str, title: str, user: str, reason: str, config: Config
+) -> Rendered:
+    """The thread hears that one pull request may merge during the freeze, and until when."""
+    named = f" ({esc(title)})" if title else ""
+    text = (
+        f"🚦 {mention(user)} let pull request #{number}{named} through the merge freeze: "
+        f"{reason}. Its head `{sha[:7]}` is marked success on GitHub, so it may merge into "
+        f"{_branch(config)}; a new push to it is frozen again."
+    )
+    return Rendered(text, [section(text)])
+
+
+def render_refrozen(number: int, sha: str, version: str) -> Rendered:
+    """A pull request let through the freeze got a new head commit: frozen again."""
+    text = (
+        f"🧊 Pull request #{number} has a new head `{sha[:7]}`, frozen again by the {version} "
+        f"freeze; `/golive freeze allow {number} <reason>` lets it through again."
+    )
+    return Rendered(text)
+
+
+def render_freeze_handed_on(old: str, new: str, by: str) -> Rendered:
+    """In the old release's thread: its freeze now belongs to a newer release."""
+    text = (
+        f"🧊 The merge freeze of {old} now belongs to release {new} ({mention(by)} took it "
+        f"over); merges stay frozen until {new} lifts it."
+    )
+    return Rendered(text)
+
+
+def render_freeze_taken_over(new: str, old: str, by: str) -> Rendered:
+    """In the new release's thread: it holds the freeze a rolled-back release kept."""
+    text = (
+        f"🧊 Release {new} holds the merge freeze taken over from {old} (rolled back) by "
+        f"{mention(by)}: merges stay frozen until {new} completes or is aborted."
+    )
+    return Rendered(text)
 
 
 def render_started(release: Release, config: Config) -> Rendered:
@@ -671,10 +765,10 @@ def render_ended(
     if status is ReleaseStatus.COMPLETED:
         head = f"🎉 Release {release.version} is complete (go by {mention(by)})."
     elif status is ReleaseStatus.ABORTED:
-        head = f"🛑 Release {release.version} was aborted by {mention(by)}: {reason}"
+        head = f"🛑 Release {release.version} was aborted by {mention(by)}: {echo(reason or '')}"
     else:
         head = (
-            f"⏪ {mention(by)} is rolling back release {release.version}: {reason}. "
+            f"⏪ {mention(by)} is rolling back release {release.version}: {echo(reason or '')}. "
             f"Merges stay frozen until the commander lifts the freeze "
             f"(`/golive unfreeze`)."
         )
@@ -705,7 +799,7 @@ def validation_summary(release: Release) -> list[str]:
             parts.append(f"{step.title} {word}")
         lines.append(f"{phase_mark(steps)} {PHASE_TITLES[phase]}: " + "; ".join(parts))
     if release.waivers:
-        lines.append("⚠️ Waived: " + ", ".join(sorted(release.waivers)))
+        lines.append("⚠️ Waived: " + esc(", ".join(sorted(release.waivers))))
     return lines
 
 
@@ -746,17 +840,17 @@ def render_waived(
     step: Step, name: str, user: str, reason: str, still_failing: Sequence[str]
 ) -> Rendered:
     """A waiver, on the record in the thread."""
-    text = f"⚠️ {mention(user)} waived `{name}` ({step.title}): {reason}"
+    text = f"⚠️ {mention(user)} waived {code(name)} ({step.title}): {echo(reason)}"
     if still_failing:
-        text += f"\nStill failing: {', '.join(still_failing)}."
+        text += f"\nStill failing: {esc(', '.join(still_failing))}."
     return Rendered(text)
 
 
 def rollback_plan_line(service: str, image: str, target: str | None) -> str:
     """One line of the rollback plan."""
     if target:
-        return f"{service}: roll back to `{image}:{target}`"
-    return f"{service}: no rollback target recorded — choose `{image}` by hand"
+        return f"{esc(service)}: roll back to {code(f'{image}:{target}')}"
+    return f"{esc(service)}: no rollback target recorded — choose {code(image)} by hand"
 
 
 @dataclass(frozen=True)
@@ -800,18 +894,19 @@ def render_note(user: str, text: str, *, followup: bool, owner: str | None) -> R
     """A note or a follow-up, echoed in the thread."""
     if followup:
         who = mention(owner) if owner else "unassigned"
-        return Rendered(f"📌 Follow-up for {who} (from {mention(user)}): {text}")
-    return Rendered(f"📝 Note from {mention(user)}: {text}")
+        return Rendered(f"📌 Follow-up for {who} (from {mention(user)}): {echo(text)}")
+    return Rendered(f"📝 Note from {mention(user)}: {echo(text)}")
 
 
 def render_progress(title: str, text: str) -> Rendered:
     """A running check says what it is waiting for."""
-    return Rendered(f"⏳ *{title}*: {text}")
+    return Rendered(f"⏳ *{title}*: {esc(text)}")
 
 
-def ack_started(version: str) -> str:
+def ack_started(version: str, took_freeze_of: str | None = None) -> str:
     """The reply to a start that began at once."""
-    return f"Release {version} started. Watch the card in this channel."
+    held = f" It holds the merge freeze taken over from {took_freeze_of}." if took_freeze_of else ""
+    return f"Release {version} started.{held} Watch the card in this channel."
 
 
 def ack_scheduled(version: str, at: datetime, activate_at: datetime, tz: ZoneInfo) -> str:
@@ -826,7 +921,7 @@ def ack(action: str, subject: str = "") -> str:
     """The short reply confirming a command (`subject` is a step title, check name or user)."""
     return {
         "approve": f"Approved {subject}.",
-        "waive": f"Waived {subject}.",
+        "waive": f"Waived {code(subject)}.",
         "retry": f"Running {subject} again.",
         "note": "Note recorded.",
         "followup": "Follow-up recorded.",
@@ -836,7 +931,8 @@ def ack(action: str, subject: str = "") -> str:
         "confirm_rollback": "Rollback confirmed; the rollback actions are running.",
         "abort": "Release aborted.",
         "complete": "Release completed.",
-        "unfreeze": "Merge freeze lifted.",
+        "unfreeze": f"Merge freeze of release {subject} lifted.",
+        "allow": f"Pull request {subject} may merge during the freeze.",
     }[action]
 
 

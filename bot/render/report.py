@@ -1,7 +1,14 @@
-"""The release record: a Markdown document a finance auditor would accept, and the history list."""
+"""The release record: a Markdown document a finance auditor would accept, and the history list.
+
+The record is a file, not a Slack message: Slack does not parse it, so mentions and links in it
+notify nobody. Markdown viewers do parse it, so text golive did not write (check summaries,
+reasons, notes) has Markdown's link, HTML and emphasis characters backslash-escaped (`_md`): a
+provider title cannot become a disguised link or raw HTML in the record either.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -21,8 +28,13 @@ def _t(value: str | None, config: Config) -> str:
     return when(parse_iso(value), config.tz) if value else "—"
 
 
-def _cell(value: Any) -> str:
-    return str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>|!#~])")
+
+
+def _md(value: Any) -> str:
+    """Foreign text on one line of Markdown, shown as written (CommonMark backslash escapes)."""
+    text = str(value if value is not None else "")
+    return _MARKDOWN.sub(r"\\\1", " ".join(text.splitlines()))
 
 
 def release_record(
@@ -37,8 +49,10 @@ def release_record(
     notes: Rows,
     events: Rows,
     actions: Sequence[ActionRun] = (),
+    allowances: Rows = (),
 ) -> str:
-    """The whole story of a release: owners, steps, approvals, checks, waivers, notes, timeline."""
+    """The whole story of a release: owners, steps, approvals, checks, waivers, merges allowed
+    during its freeze, notes, timeline."""
     release = record.release
     roles = release.roles
     lines = [
@@ -48,14 +62,14 @@ def release_record(
         f"- Started: {when(record.created_at, config.tz)} by <@{record.created_by}>",
         f"- Ended: {when(record.ended_at, config.tz)}",
         f"- Major: {'yes' if release.major else 'no'}",
-        f"- Services: {', '.join(release.services)}",
+        f"- Services: {_md(', '.join(release.services))}",
         f"- Commander <@{roles.commander}>, on-call <@{roles.on_call}>, backend "
         f"<@{roles.backend}>, frontend <@{roles.frontend}>",
     ]
     if release.kickoff_at:
         lines.append(f"- Scheduled go-live: {when(release.kickoff_at, config.tz)}")
     if release.reason:
-        lines.append(f"- Reason ({release.status.value}): {release.reason}")
+        lines.append(f"- Reason ({release.status.value}): {_md(release.reason)}")
     if release.status is ReleaseStatus.ROLLED_BACK or release.frozen:
         lines.append(f"- Merge freeze: {'still on' if release.frozen else 'lifted'}")
     lines += ["", "## Steps", "", "| phase | step | result |", "|---|---|---|"]
@@ -69,7 +83,7 @@ def release_record(
             how = "confirmed by hand" if a["outcome"] == "manual" else "approved"
             lines.append(
                 f"| {_t(a['at'], config)} | {a['step_key']} | <@{a['user']}> | {how} via "
-                f"{a['via']} | {_cell(a['note'])} |"
+                f"{a['via']} | {_md(a['note'])} |"
             )
     else:
         lines.append("None.")
@@ -78,8 +92,8 @@ def release_record(
         lines += ["| when | step | check | status | summary |", "|---|---|---|---|---|"]
         for r in results:
             lines.append(
-                f"| {_t(r['at'], config)} | {r['step_key']} #{r['attempt']} | {r['name']} | "
-                f"{r['status']} | {_cell(r['summary'])} |"
+                f"| {_t(r['at'], config)} | {r['step_key']} #{r['attempt']} | {_md(r['name'])} | "
+                f"{r['status']} | {_md(r['summary'])} |"
             )
     else:
         lines.append("None.")
@@ -95,18 +109,24 @@ def release_record(
             started = when(run.started_at, config.tz) if run.started_at else "—"
             lines.append(
                 f"| {started} | {run.step_key} #{run.attempt} | {run.target or '—'} | "
-                f"{run.state} | {_cell(run.url or run.run_id or '')} | {_cell(run.detail)} |"
+                f"{run.state} | {_md(run.url or run.run_id or '')} | {_md(run.detail)} |"
             )
     lines += ["", "## Waivers", ""]
     lines += [
-        f"- {_t(w['at'], config)}: <@{w['user']}> waived `{w['name']}` ({w['step_key']}): "
-        f"{w['reason']}"
+        f"- {_t(w['at'], config)}: <@{w['user']}> waived {_md(w['name'])} ({w['step_key']}): "
+        f"{_md(w['reason'])}"
         for w in waivers
     ] or ["None."]
+    if allowances:
+        lines += ["", "## Merges allowed during the freeze", ""]
+        lines += [
+            f"- {_t(a['at'], config)}: <@{a['user']}> let pull request #{a['pr_number']} "
+            f"({_md(a['title'])}) at `{a['sha'][:7]}` through: {_md(a['reason'])}"
+            for a in allowances
+        ]
     lines += ["", "## Alerts", ""]
     lines += [
-        f"- {_t(a['at'], config)} {a['signal']} {a['action']}: {_cell(a['summary'])}"
-        for a in alerts
+        f"- {_t(a['at'], config)} {a['signal']} {a['action']}: {_md(a['summary'])}" for a in alerts
     ] or ["None."]
     if samples:
         lines += ["", "## Monitoring", ""]
@@ -121,13 +141,13 @@ def release_record(
     lines += ["", "## Notes and follow-ups", ""]
     lines += [
         f"- {_t(n['at'], config)} {'follow-up' if n['kind'] == 'followup' else 'note'} by "
-        f"<@{n['user']}>" + (f" for <@{n['owner']}>" if n["owner"] else "") + f": {n['text']}"
+        f"<@{n['user']}>" + (f" for <@{n['owner']}>" if n["owner"] else "") + f": {_md(n['text'])}"
         for n in notes
     ] or ["None."]
     lines += ["", "## Timeline", ""]
     for e in events:
         actor = f" <@{e['actor']}>" if e["actor"] else ""
-        detail = ", ".join(f"{k}={v}" for k, v in e["data"].items() if k not in ("user",))
+        detail = ", ".join(f"{k}={_md(v)}" for k, v in e["data"].items() if k not in ("user",))
         lines.append(
             f"- {_t(e['at'], config)}{actor} {e['type']}" + (f" ({detail})" if detail else "")
         )

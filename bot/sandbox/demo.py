@@ -19,17 +19,24 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from aiohttp import web
 
 from bot.adapters.console import ConsoleSession, ConsoleTransport, Write, read_stdin
+from bot.adapters.webhook import PATH as WEBHOOK_PATH
+from bot.adapters.webhook import GitHubWebhook
 from bot.domain.config import Config, Secrets, validate_config
 from bot.domain.model import ReleaseStatus, StepStatus
 from bot.engine.runtime import Runtime
-from bot.sandbox import Sandbox
+from bot.sandbox import LoopbackServer, Sandbox
+from bot.sandbox.github import DEFAULT_WEBHOOK_SECRET
+from bot.sandbox.sandbox import REPOSITORY
+from checks.freeze import CONTEXT
 
 VERSION = "v2.4.0"
 CHANNEL = "C0RELEASE1"
 ANNOUNCE = "C0ENGINEER"
 PEOPLE = {"alice": "U0ALICE", "carol": "U0CAROL", "bob": "U0BOB", "fran": "U0FRAN"}
+WEBHOOK_SECRET_ENV = "GITHUB_WEBHOOK_SECRET"
 
 PREFLIGHT = """\
 import sys, time
@@ -90,7 +97,9 @@ def demo_config(sandbox: Sandbox, folder: Path, speed: float = 1.0) -> dict[str,
     repo.mkdir(parents=True, exist_ok=True)
     (repo / "release_preflight.py").write_text(PREFLIGHT)
     overrides = sandbox.config_overrides()
-    overrides["preconditions"]["ci"].update(wait="20s", poll_interval="1s")
+    overrides["preconditions"]["ci"].update(
+        wait="20s", poll_interval="1s", webhook_secret_env=WEBHOOK_SECRET_ENV
+    )
     return {
         "database": str(folder / "golive.db"),
         "timezone": "UTC",
@@ -184,6 +193,8 @@ class Player:
         runtime.service.on_change(self.changed.set)
         self.started = time.monotonic()
         self.problems: list[str] = []
+        self.hotfix_sha: str | None = None
+        self.gated_at_once = False
 
     def note(self, text: str) -> None:
         """A line of the transcript that says what the player does next."""
@@ -244,6 +255,7 @@ class Player:
         await self.approve("alice", "notes")
         self.note("The preflight script runs; then alice freezes merges")
         await self.approve("alice", "freeze")
+        await self.hotfix(sandbox)
         self.note(
             "bob records the restore point and applies migrations; each wave he approves is "
             "deployed by golive (a GitHub workflow run it follows to the end), then health-checked"
@@ -289,6 +301,28 @@ class Player:
             45,
         )
 
+    def gate(self, sandbox: Sandbox, sha: str) -> str | None:
+        """What the fake GitHub's merge gate shows on a commit."""
+        status = sandbox.github.latest_status(REPOSITORY, sha, CONTEXT)
+        return status.state if status else None
+
+    async def hotfix(self, sandbox: Sandbox) -> None:
+        """A pull request opened during the freeze is gated at once (GitHub's webhook); alice
+        lets it through as a hotfix."""
+        self.note("Someone opens a hotfix pull request: GitHub's webhook reaches golive")
+        pull = await sandbox.github.open_pull(REPOSITORY, "Hotfix: invoice rounding")
+        self.hotfix_sha = pull.head_sha
+        self.write(f"(sandbox GitHub: #{pull.number} opened; webhook answered HTTP "
+                   f"{sandbox.github.deliveries[-1].status})")
+        frozen = lambda: self.gate(sandbox, pull.head_sha) == "failure"  # noqa: E731
+        if not await self.until("the gate to freeze the new pull request", frozen, 10):
+            return
+        self.gated_at_once = True
+        self.note(f"#{pull.number} is frozen on GitHub; alice lets it through as a hotfix")
+        await self.type("alice", f"/golive freeze allow {pull.number} invoice rounding hotfix")
+        allowed = lambda: self.gate(sandbox, pull.head_sha) == "success"  # noqa: E731
+        await self.until("the hotfix to be allowed", allowed, 10)
+
     def verdict(self, sandbox: Sandbox, folder: Path) -> int:
         """Check every phase did what it should; print the outcome; 0 when all did."""
         release = self.release()
@@ -325,7 +359,12 @@ class Player:
             ),
             (
                 "the merge gate marked the open pull requests",
-                len(sandbox.github.statuses_posted(context="golive/merge-freeze")) >= 4,
+                len(sandbox.github.statuses_posted(context=CONTEXT)) >= 4,
+            ),
+            ("a pull request opened during the freeze was gated at once", self.gated_at_once),
+            (
+                "the commander let the hotfix through the freeze",
+                self.hotfix_sha is not None and self.gate(sandbox, self.hotfix_sha) == "success",
             ),
             (
                 "the release record was written",
@@ -369,9 +408,17 @@ async def run_demo(
         config = validate_config(data)
         names = {v: k for k, v in PEOPLE.items()}
         transport = ConsoleTransport(write, names, place / "golive-files")
-        runtime = Runtime(config, Secrets(sandbox.tokens), transport)
+        secret = DEFAULT_WEBHOOK_SECRET
+        runtime = Runtime(
+            config, Secrets({**sandbox.tokens, WEBHOOK_SECRET_ENV: secret}), transport
+        )
         session = DemoSession(runtime, config, write, sandbox)
         await runtime.start()
+        receiver = web.Application()
+        receiver.router.add_post(WEBHOOK_PATH, GitHubWebhook(runtime, secret).receive)
+        hooks = LoopbackServer(receiver)
+        await hooks.start()
+        await sandbox.github.add_webhook(REPOSITORY, hooks.url + WEBHOOK_PATH, secret)
         try:
             if auto:
                 write(
@@ -395,4 +442,5 @@ async def run_demo(
             await read_stdin(session.handle)
             return 0
         finally:
+            await hooks.stop()
             await runtime.stop()

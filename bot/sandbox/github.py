@@ -1,17 +1,22 @@
 """FakeGitHub: check runs, commit statuses, pull requests and Actions workflow runs as GitHub's
-REST API serves them."""
+REST API serves them, and repository webhooks delivered as GitHub delivers them (signed, with
+its headers)."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import itertools
+import json
 import math
 import re
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from bot.sandbox.base import FakeServer, json_response, read_json_object
@@ -21,6 +26,7 @@ from bot.sandbox.paging import paginate
 from bot.sandbox.workflows import FakeActions
 
 DEFAULT_TOKEN = "ghp_golive_sandbox_github_token_0001"
+DEFAULT_WEBHOOK_SECRET = "golive-sandbox-webhook-secret-7d1e"
 DOCS_URL = "https://docs.github.com/rest"
 CHECK_STATUSES = ("queued", "in_progress", "completed")
 CHECK_CONCLUSIONS = (
@@ -40,6 +46,8 @@ RATE_DOCS_URL = "https://docs.github.com/rest/using-the-rest-api/rate-limits-for
 # 403 (or 429) with `retry-after` (seconds). Either lasts until the fake's clock passes its end.
 FAULT_SWITCHES = ("primary_rate_limit", "secondary_rate_limit")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+HOOKSHOT = "GitHub-Hookshot/golive-sandbox"
+DELIVERY_TIMEOUT = 10.0  # GitHub gives up on a delivery that gets no answer in 10 s
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -89,6 +97,32 @@ class PullRequest:
     head_sha: str
     base_ref: str = "main"
     state: str = "open"
+    merged: bool = False
+
+
+@dataclass
+class Webhook:
+    """A repository webhook: where GitHub delivers which events, signed with `secret`."""
+
+    id: int
+    repo: str
+    url: str
+    secret: str | None
+    events: tuple[str, ...] = ("pull_request",)
+
+
+@dataclass
+class Delivery:
+    """One webhook delivery as sent, and what the receiver answered (None: no answer)."""
+
+    id: str
+    hook_id: int
+    event: str
+    action: str | None
+    body: bytes
+    headers: dict[str, str]
+    status: int | None = None
+    answer: str = ""
 
 
 @dataclass
@@ -127,6 +161,9 @@ class FakeGitHub(FakeServer):
         self._repos: dict[str, _Repo] = {}
         self._ids = itertools.count(10_000_001)
         self._pr_numbers = itertools.count(101)
+        self._pushes = itertools.count(1)
+        self.webhooks: list[Webhook] = []
+        self.deliveries: list[Delivery] = []
 
     # -- controls ----------------------------------------------------------------------------
     def set_fault_switch(
@@ -267,11 +304,123 @@ class FakeGitHub(FakeServer):
         """Replace the pull requests of `repo`."""
         self.repo(repo).pulls = list(pulls)
 
-    def close_pull(self, repo: str, number: int) -> None:
-        """Mark pull request `number` closed."""
+    def close_pull(self, repo: str, number: int, *, merged: bool = False) -> None:
+        """Mark pull request `number` closed (and merged, if `merged`)."""
         for pull in self.repo(repo).pulls:
             if pull.number == number:
                 pull.state = "closed"
+                pull.merged = merged
+
+    def pull(self, repo: str, number: int) -> PullRequest | None:
+        """Pull request `number` of `repo`, if there is one."""
+        return next((p for p in self.repo(repo).pulls if p.number == number), None)
+
+    # -- webhooks: what GitHub sends when pull requests change ---------------------------------
+    async def add_webhook(
+        self,
+        repo: str,
+        url: str,
+        secret: str | None,
+        events: tuple[str, ...] = ("pull_request",),
+    ) -> Webhook:
+        """Create a repository webhook; GitHub then sends it a `ping`."""
+        hook = Webhook(next(self._ids), repo, url, secret, events)
+        self.webhooks.append(hook)
+        ping = {
+            "zen": "Keep it logically awesome.",
+            "hook_id": hook.id,
+            "hook": {
+                "type": "Repository",
+                "id": hook.id,
+                "active": True,
+                "events": list(events),
+                "config": {"content_type": "json", "url": url, "insecure_ssl": "0"},
+            },
+            "repository": _repository_json(repo),
+            "sender": {"login": "octocat", "type": "User"},
+        }
+        await self._send(hook, "ping", ping)
+        return hook
+
+    async def open_pull(
+        self, repo: str, title: str, *, base: str = "main", head_ref: str | None = None
+    ) -> PullRequest:
+        """Open a pull request and deliver `pull_request` `opened`."""
+        pull = self.add_pull(repo, title, base=base, head_ref=head_ref)
+        await self.deliver_pull(repo, pull, "opened")
+        return pull
+
+    async def push(self, repo: str, number: int, sha: str | None = None) -> PullRequest:
+        """Push a new commit to a pull request's branch and deliver `synchronize`."""
+        pull = self.pull(repo, number)
+        if pull is None:
+            raise KeyError(f"no pull request #{number} in {repo}")
+        before = pull.head_sha
+        pull.head_sha = sha or fake_sha(repo, "pull", str(number), "push", str(next(self._pushes)))
+        await self.deliver_pull(repo, pull, "synchronize", before=before, after=pull.head_sha)
+        return pull
+
+    async def reopen_pull(self, repo: str, number: int) -> PullRequest:
+        """Reopen a closed pull request and deliver `reopened`."""
+        pull = self.pull(repo, number)
+        if pull is None:
+            raise KeyError(f"no pull request #{number} in {repo}")
+        pull.state = "open"
+        await self.deliver_pull(repo, pull, "reopened")
+        return pull
+
+    async def deliver_pull(
+        self, repo: str, pull: PullRequest, action: str, **extra: Any
+    ) -> list[Delivery]:
+        """Deliver a `pull_request` event about `pull` to every hook of `repo` that wants it."""
+        payload = {
+            "action": action,
+            "number": pull.number,
+            "pull_request": _pull_json(repo, pull),
+            "repository": _repository_json(repo),
+            "sender": {"login": "octocat", "type": "User"},
+            **extra,
+        }
+        hooks = [h for h in self.webhooks if h.repo == repo and "pull_request" in h.events]
+        return [await self._send(hook, "pull_request", payload) for hook in hooks]
+
+    async def redeliver(self, delivery: Delivery) -> Delivery:
+        """Send a delivery again, as GitHub's "Redeliver" does: same body, same delivery id."""
+        hook = next(h for h in self.webhooks if h.id == delivery.hook_id)
+        return await self._post(hook, delivery.id, delivery.event, delivery.action, delivery.body)
+
+    async def _send(self, hook: Webhook, event: str, payload: dict[str, Any]) -> Delivery:
+        body = json.dumps(payload).encode()
+        action = payload.get("action")
+        return await self._post(hook, str(uuid.uuid4()), event, action, body)
+
+    async def _post(
+        self, hook: Webhook, delivery_id: str, event: str, action: str | None, body: bytes
+    ) -> Delivery:
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": HOOKSHOT,
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": delivery_id,
+            "X-GitHub-Hook-ID": str(hook.id),
+            "X-GitHub-Hook-Installation-Target-Type": "repository",
+        }
+        if hook.secret is not None:
+            digest = hmac.new(hook.secret.encode(), body, hashlib.sha256).hexdigest()
+            headers["X-Hub-Signature-256"] = f"sha256={digest}"
+        delivery = Delivery(delivery_id, hook.id, event, action, body, headers)
+        timeout = aiohttp.ClientTimeout(total=DELIVERY_TIMEOUT)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.post(hook.url, data=body, headers=headers) as response,
+            ):
+                delivery.status = response.status
+                delivery.answer = (await response.text())[:2000]
+        except (aiohttp.ClientError, TimeoutError) as exc:  # GitHub records a failed delivery
+            delivery.answer = f"{type(exc).__name__}: {exc}"
+        self.deliveries.append(delivery)
+        return delivery
 
     def statuses_posted(
         self, *, context: str | None = None, sha: str | None = None
@@ -300,6 +449,7 @@ class FakeGitHub(FakeServer):
         app.router.add_get(base + "/commits/{ref:.+}/check-runs", self._check_runs)
         app.router.add_get(base + "/commits/{ref:.+}/status", self._combined_status)
         app.router.add_get(base + "/pulls", self._pulls)
+        app.router.add_get(base + "/pulls/{number}", self._pull)
         app.router.add_post(base + "/statuses/{sha}", self._post_status)
         self.actions.add_routes(app, base)
 
@@ -457,6 +607,18 @@ class FakeGitHub(FakeServer):
         page, headers = paginate(request, pulls, *paging, link_base=self.link_base)
         return json_response([_pull_json(repo, p) for p in page], headers=headers)
 
+    async def _pull(self, request: web.Request) -> web.Response:
+        repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        number = request.match_info["number"]
+        pull = (
+            self.pull(repo, int(number))
+            if repo in self._repos and number.isascii() and number.isdigit()
+            else None
+        )
+        if pull is None:
+            return json_response({"message": "Not Found", "documentation_url": DOCS_URL}, 404)
+        return json_response(_pull_json(repo, pull))
+
     async def _post_status(self, request: web.Request) -> web.Response:
         located = self._locate(request, request.match_info["sha"])
         if isinstance(located, web.Response):
@@ -516,6 +678,18 @@ def _status_json(repo: str, status: CommitStatus) -> dict[str, Any]:
     }
 
 
+def _repository_json(repo: str) -> dict[str, Any]:
+    owner, name = repo.split("/", 1)
+    return {
+        "id": 700_000 + int(hashlib.sha1(repo.encode()).hexdigest()[:5], 16),
+        "name": name,
+        "full_name": repo,
+        "private": True,
+        "owner": {"login": owner, "type": "Organization"},
+        "default_branch": "main",
+    }
+
+
 def _pull_json(repo: str, pull: PullRequest) -> dict[str, Any]:
     owner = repo.split("/", 1)[0]
     return {
@@ -523,6 +697,8 @@ def _pull_json(repo: str, pull: PullRequest) -> dict[str, Any]:
         "number": pull.number,
         "title": pull.title,
         "state": pull.state,
+        "merged": pull.merged,
+        "merged_at": "2026-11-27T12:00:00Z" if pull.merged else None,
         "draft": False,
         "url": f"https://api.github.com/repos/{repo}/pulls/{pull.number}",
         "html_url": f"https://github.com/{repo}/pull/{pull.number}",

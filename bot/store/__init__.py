@@ -279,7 +279,47 @@ def m004_inbox(db: Database) -> None:
 
 
 @migrations()
-def m005_actions(db: Database) -> None:
+def m005_merge_gate(db: Database) -> None:
+    """The merge gate remembers the status it set on each commit (whatever the release), and the
+    pull requests the commander let through a freeze."""
+    db.table("gate_statuses").create(
+        {
+            "repository": str,
+            "sha": str,
+            "pr_number": int,
+            "state": str,
+            "description": str,
+            "release_id": int,
+            "posted_at": str,
+            "verified_at": str,
+        },
+        pk=("repository", "sha"),
+    )
+    # What the freeze marks say golive last set (their description was not kept: set again once).
+    db.execute(
+        "insert or replace into gate_statuses (repository, sha, pr_number, state, release_id, "
+        "posted_at) select repository, sha, pr_number, state, release_id, at from freeze_marks "
+        "order by at, id"
+    )
+    db.table("merge_allowances").create(
+        {
+            "id": int,
+            "release_id": int,
+            "pr_number": int,
+            "sha": str,
+            "title": str,
+            "user": str,
+            "reason": str,
+            "at": str,
+        },
+        pk="id",
+        foreign_keys=[("release_id", "releases", "id")],
+    )
+    db.table("merge_allowances").create_index(["release_id", "pr_number", "sha"])
+
+
+@migrations()
+def m006_actions(db: Database) -> None:
     """The runs of step actions (deploys golive starts and follows) and a proposed rollback."""
     db.table("action_runs").create(
         {
@@ -465,6 +505,8 @@ class Store:
             created_by=created_by,
             activate_at=utc_iso(activate_at) if activate_at else None,
         )
+        if release.frozen:  # a freeze taken over from an earlier release holds from the start
+            row["frozen_at"] = utc_iso(created_at)
         row.pop("id")
         release_id = _pk(self._t("releases").insert(row).last_pk)
         self._records.pop(release_id, None)
@@ -675,33 +717,6 @@ class Store:
                 found.setdefault(service, row["version"])
         return found
 
-    def freeze_marks(self, *, state: str | None = None) -> list[dict[str, Any]]:
-        """Commits golive marked for the merge gate (optionally only in one state)."""
-        where, args = (None, []) if state is None else ("state = ?", [state])
-        return list(self._t("freeze_marks").rows_where(where, args, order_by="id"))
-
-    def mark_frozen_commit(
-        self,
-        release_id: int,
-        repository: str,
-        sha: str,
-        pr_number: int,
-        state: str,
-        at: datetime,
-    ) -> None:
-        """Record the gate status golive set on a commit."""
-        self._t("freeze_marks").upsert(
-            {
-                "release_id": release_id,
-                "repository": repository,
-                "sha": sha,
-                "pr_number": pr_number,
-                "state": state,
-                "at": utc_iso(at),
-            },
-            pk=("release_id", "sha"),
-        )
-
     # -- monitoring ------------------------------------------------------------------------
 
     def add_sample(
@@ -815,9 +830,110 @@ class Store:
         )
 
     def frozen_release(self) -> dict[str, Any] | None:
-        """The release currently holding a merge freeze, if any."""
-        rows = list(self._t("releases").rows_where("frozen = 1", order_by="id desc", limit=1))
+        """The release currently holding a merge freeze, if any (the newest when several do)."""
+        rows = self.frozen_releases()
         return rows[0] if rows else None
+
+    def frozen_releases(self) -> list[dict[str, Any]]:
+        """Every release holding a merge freeze, newest first (each holds its own)."""
+        return list(self._t("releases").rows_where("frozen = 1", order_by="id desc"))
+
+    def freeze_holder(self, channel: str) -> int | None:
+        """Id of the release of a channel that holds a merge freeze, whatever is newest there."""
+        rows = list(
+            self._t("releases").rows_where(
+                "channel = ? and frozen = 1", [channel], order_by="id desc", limit=1
+            )
+        )
+        return int(rows[0]["id"]) if rows else None
+
+    # -- merge gate ------------------------------------------------------------------------
+
+    def gate_status(self, repository: str, sha: str) -> dict[str, Any] | None:
+        """The merge-gate status golive last set on a commit, if any."""
+        rows = list(
+            self._t("gate_statuses").rows_where(
+                "repository = ? and sha = ?", [repository, sha], limit=1
+            )
+        )
+        return rows[0] if rows else None
+
+    def gate_statuses(self, repository: str) -> dict[str, dict[str, Any]]:
+        """sha → the merge-gate status golive last set on it, for one repository."""
+        return {
+            r["sha"]: r
+            for r in self._t("gate_statuses").rows_where("repository = ?", [repository])
+        }
+
+    def remember_gate_status(
+        self,
+        repository: str,
+        sha: str,
+        pr_number: int,
+        state: str,
+        description: str,
+        release_id: int | None,
+        at: datetime,
+    ) -> None:
+        """Record the merge-gate status golive just set on a commit (GitHub has it now)."""
+        self._t("gate_statuses").upsert(
+            {
+                "repository": repository,
+                "sha": sha,
+                "pr_number": pr_number,
+                "state": state,
+                "description": description,
+                "release_id": release_id,
+                "posted_at": utc_iso(at),
+                "verified_at": utc_iso(at),
+            },
+            pk=("repository", "sha"),
+        )
+
+    def first_delivery(self, key: str, at: datetime) -> bool:
+        """True the first time a delivery key (GitHub's X-GitHub-Delivery) is seen."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "insert or ignore into seen_events (key, at) values (?, ?)", [key, utc_iso(at)]
+            )
+            return cursor.rowcount == 1
+
+    def gate_verified(self, repository: str, sha: str, at: datetime) -> None:
+        """GitHub was seen to carry the status golive remembers for a commit."""
+        self._t("gate_statuses").update((repository, sha), {"verified_at": utc_iso(at)})
+
+    def add_merge_allowance(
+        self,
+        release_id: int,
+        pr_number: int,
+        sha: str,
+        title: str,
+        user: str,
+        reason: str,
+        at: datetime,
+    ) -> None:
+        """The commander let one pull request's head through this release's freeze."""
+        self._t("merge_allowances").insert(
+            {
+                "release_id": release_id,
+                "pr_number": pr_number,
+                "sha": sha,
+                "title": self.redactor.text(title),
+                "user": user,
+                "reason": self.redactor.text(reason),
+                "at": utc_iso(at),
+            }
+        )
+
+    def merge_allowances(self, release_id: int | None = None) -> list[dict[str, Any]]:
+        """Pull request heads let through a freeze (of one release, or all), oldest first."""
+        where, args = (None, []) if release_id is None else ("release_id = ?", [release_id])
+        return list(self._t("merge_allowances").rows_where(where, args, order_by="id"))
+
+    def latest_allowance_id(self) -> int:
+        """The id of the newest merge allowance (0 when there is none): it changes the gate."""
+        row = self.db.execute("select coalesce(max(id), 0) from merge_allowances").fetchone()
+        return int(row[0])
 
     # -- records ---------------------------------------------------------------------------
 

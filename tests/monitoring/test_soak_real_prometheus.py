@@ -216,6 +216,11 @@ class Rig:
         rows = query(self.db, "select status, text from outbox where instr(text, ?) > 0", words)
         return sum(1 for r in rows if r["status"] != "delivered")
 
+    def unmarked_pages(self) -> int:
+        """PagerDuty events not yet marked delivered (sent or not)."""
+        rows = query(self.db, "select status from outbox where kind = 'page'")
+        return sum(1 for r in rows if r["status"] != "delivered")
+
 
 def write_config(tmp_path: Path, prometheus: str, pagerduty: str) -> Path:
     """golive.yml: the shared test roles and services (no health URLs), short monitoring."""
@@ -343,9 +348,10 @@ async def test_soak_pages_survives_kill9_recovers_goes_blind_and_ends(rig: Rig) 
         key = f"golive/{VERSION}/errors"
         await until(lambda: rig.pages(key) == ["trigger"], timeout=15, what="the trigger")
 
-        # 2. kill -9 once the alert is on record as delivered (a message delivered but not yet
-        #    marked may legitimately go out twice, README "Restarts"), then restart.
+        # 2. kill -9 once the alert and the page are on record as delivered (a message delivered
+        #    but not yet marked may legitimately go out twice, README "Restarts"), then restart.
         await until(lambda: rig.undelivered(BREACH) == 0, timeout=10, what="alert marked sent")
+        await until(lambda: rig.unmarked_pages() == 0, timeout=10, what="page marked sent")
         rig.bot.kill9()
         killed = len(rig.samples())
         kill_at = time.monotonic()

@@ -26,6 +26,8 @@ SCOPE_OF = {
     "files.getUploadURLExternal": "files:write",
     "files.completeUploadExternal": "files:write",
     "users.list": "users:read",
+    "users.info": "users:read",
+    "usergroups.users.list": "usergroups:read",
     "auth.test": None,
 }
 
@@ -106,14 +108,15 @@ async def test_whole_release_in_slack(served: SlackHarness) -> None:
     gaps = [b - a for a, b in itertools.pairwise(posts)]
     assert min(gaps) >= timedelta(seconds=1)
     # Only scopes the manifest asks for were needed, and every asked-for scope has a use:
-    # commands and reactions:read for what Slack sends, files:write for uploads (test_transport).
+    # commands and reactions:read for what Slack sends, files:write for uploads (test_transport),
+    # usergroups:read for roles.<role>_group (test_authority).
     manifest = yaml.safe_load((ROOT / "manifest.yml").read_text(encoding="utf-8"))
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     unknown = {c.method for c in h.fake.calls} - SCOPE_OF.keys()
     assert not unknown, f"Web API methods with no scope on record here: {unknown}"
     used = {SCOPE_OF[c.method] for c in h.fake.calls} - {None}
     assert used <= scopes
-    assert scopes <= used | {"commands", "reactions:read", "files:write"}
+    assert scopes <= used | {"commands", "reactions:read", "files:write", "usergroups:read"}
     assert "users:read" in used  # the plain @frontend above
     assert manifest["features"]["slash_commands"][0]["command"] == SLASH_COMMAND
     assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == set(EVENTS)
@@ -128,7 +131,7 @@ async def test_usage_errors_and_refusals_are_ephemeral(served: SlackHarness) -> 
     bad = await h.command(COMMANDER, "start")
     assert bad["response_type"] == "ephemeral" and "Usage: `/golive start" in bad["text"]
     nobody = await h.command(COMMANDER, "start v2.4.0 backend=@nobody-here")
-    assert "I don't know who @nobody-here is" in nobody["text"]
+    assert "I don't know who `@nobody-here` is" in nobody["text"]
     await h.command(COMMANDER, "start v2.4.0")
     refused = await h.command(BACKEND, "abort not mine")
     assert refused == {

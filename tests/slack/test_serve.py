@@ -247,7 +247,14 @@ def test_manifest_declares_what_the_app_handles() -> None:
     }
     assert {u.rsplit("/", 2)[-2:] == ["slack", "events"] for u in urls} == {True}
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])  # type: ignore[index]
-    assert scopes == {"commands", "chat:write", "reactions:read", "users:read", "files:write"}
+    assert scopes == {
+        "commands",
+        "chat:write",
+        "reactions:read",
+        "users:read",
+        "usergroups:read",
+        "files:write",
+    }
 
 
 async def test_the_served_app_handles_exactly_the_manifest(served: SlackHarness) -> None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -32,8 +33,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.slack.inbox import Handled, Handler, Inbox
 from bot.adapters.slack.transport import make_client
+from bot.adapters.slack.workspace import Workspace, workspace_gate
 from bot.domain.config import Config
 from bot.engine.runtime import Runtime
+from bot.render.fmt import clip
 from bot.render.messages import APPROVE_ACTION, CONFIRM_ROLLBACK_ACTION, render_database_busy
 from bot.store import Store
 from bot.store.writer import COMMAND_WAIT, reason, unwritable
@@ -183,6 +186,7 @@ class SlackIdentity(AsyncAuthorize):
         self.token = token
         self.bot_user_id: str | None = None
         self.bot_id: str | None = None
+        self.team_id: str | None = None  # the workspace golive is installed in
         self.status = "unverified"
 
     async def verify(self) -> str:
@@ -200,6 +204,7 @@ class SlackIdentity(AsyncAuthorize):
             return self.status
         self.bot_user_id = response.get("user_id")
         self.bot_id = response.get("bot_id")
+        self.team_id = response.get("team_id")
         self.status = "ok"
         return self.status
 
@@ -296,7 +301,7 @@ async def golive_command(
         user, channel = str(command["user_id"]), str(command["channel_id"])
         await golive.directory.prepare(text)
         if not changes_state(text):
-            reply = dispatch(golive.runtime.service, user, channel, text, golive.directory)
+            reply = await dispatch(golive.runtime.service, user, channel, text, golive.directory)
         else:
             trigger = command.get("trigger_id")
             once = RunOnce(
@@ -305,21 +310,37 @@ async def golive_command(
                 trigger if isinstance(trigger, str) and trigger else None,
                 user,
                 channel,
-                text,
-                golive.sent_at(request),
             )
-            try:
-                reply = await golive.store.writes.run(once, wait=COMMAND_WAIT, urgent=True)
-            except Exception as exc:
-                if not unwritable(exc):
-                    raise
-                logger.error("/golive could not be recorded: %s", reason(exc))
-                reply = Reply(render_database_busy(short_reason(exc)))
+            seen = once.answered()
+            if seen is not None:
+                reply = seen
+            else:
+
+                async def execute(core: Callable[[], Reply]) -> Reply:
+                    return await golive.store.writes.run(
+                        partial(once, core), wait=COMMAND_WAIT, urgent=True
+                    )
+
+                try:
+                    reply = await dispatch(
+                        golive.runtime.service,
+                        user,
+                        channel,
+                        text,
+                        golive.directory,
+                        sent_at=golive.sent_at(request),
+                        execute=execute,
+                    )
+                except Exception as exc:
+                    if not unwritable(exc):
+                        raise
+                    logger.error("/golive could not be recorded: %s", reason(exc))
+                    reply = Reply(render_database_busy(short_reason(exc)))
     except Exception:
         logger.exception("/golive failed before it could answer")
         await ack(text=INTERNAL_ERROR, response_type="ephemeral")
         return
-    body = reply.text if len(reply.text) <= MAX_REPLY else reply.text[:MAX_REPLY] + "…"
+    body = reply.text if len(reply.text) <= MAX_REPLY else clip(reply.text, MAX_REPLY) + "…"
     await ack(text=body, response_type="in_channel" if reply.public else "ephemeral")
 
 
@@ -332,25 +353,24 @@ class RunOnce:
     trigger_id: str | None
     user: str
     channel: str
-    text: str
-    sent_at: datetime | None
 
-    def __call__(self) -> Reply:
-        """The stored reply of this request, or run it and store its reply, in one transaction."""
+    def answered(self) -> Reply | None:
+        """The reply this request already got, if it ran before (a replay)."""
+        seen = self.golive.store.answered(self.key, self.trigger_id)
+        if seen is not None:
+            log.info("a repeated /golive request was answered again, not run again")
+            return Reply(*seen)
+        return None
+
+    def __call__(self, core: Callable[[], Reply]) -> Reply:
+        """The stored reply of this request, or run `core` and store its reply, in one
+        transaction (a replay that raced past `answered` is caught here)."""
         store = self.golive.store
         with store.transaction():
-            seen = store.answered(self.key, self.trigger_id)
+            seen = self.answered()
             if seen is not None:
-                log.info("a repeated /golive request was answered again, not run again")
-                return Reply(*seen)
-            reply = dispatch(
-                self.golive.runtime.service,
-                self.user,
-                self.channel,
-                self.text,
-                self.golive.directory,
-                sent_at=self.sent_at,
-            )
+                return seen
+            reply = core()
             store.record_answer(
                 self.key,
                 self.trigger_id,
@@ -539,14 +559,17 @@ def create_app(
     directory: SlackDirectory | None = None,
     identity: SlackIdentity | None = None,
     inbox: Inbox | None = None,
+    workspace: Workspace | None = None,
 ) -> AsyncApp:
-    """The Bolt app with every golive listener registered, signature verification on."""
+    """The Bolt app with every golive listener registered, signature verification on, and only
+    requests from golive's own workspace let through."""
     if not token:
         raise ValueError("a bot token is required")
     if not signing_secret:
         raise ValueError("a signing secret is required (requests are always verified)")
     client = client or make_client(token)
     identity = identity or SlackIdentity(client, token)
+    workspace = workspace or Workspace(identity, config.slack.allowed_team_ids)
     directory = directory or SlackDirectory(client, config.users)
     # Bolt's own client carries no token: `identity` (Bolt's authorize step) supplies it.
     bolt_client = AsyncWebClient(
@@ -573,6 +596,7 @@ def create_app(
         await next()
 
     # -- every listener, in one place -------------------------------------------------------
+    app.use(workspace_gate(workspace))
     app.use(attach_golive)
     app.command(SLASH_COMMAND)(golive_command)
     app.event("reaction_added")(reaction_added)
