@@ -367,6 +367,7 @@ async def test_no_secret_reaches_the_database_or_slack(
     data["preconditions"]["release_notes"]["url"] = notes + "?access_token=notes-access-0001"
     data["monitoring"]["pagerduty_routing_key_env"] = "PAGERDUTY_ROUTING_KEY"
     data["verification"] = sandbox.config_overrides()["verification"]
+    data["actions"] = sandbox.action_overrides()  # names ARGOCD_TOKEN, a secret like the rest
     secrets = {
         **sandbox.tokens,
         "SLACK_BOT_TOKEN": "xoxb-1111-2222-golive-bot-token",

@@ -13,6 +13,7 @@ import pytest
 from bot.domain.errors import GoliveError, IllegalMove, NotAllowed
 from bot.domain.events import (
     Abort,
+    ActionFinished,
     Activate,
     AllowMerge,
     Approve,
@@ -56,6 +57,7 @@ ROLES = Roles(commander="UCOM", on_call="UONC", backend="UBAC", frontend="UFRO")
 CHECK = Stage(StageKind.CHECK, Role.BACKEND, "it works", check="health")
 APPROVE = Stage(StageKind.APPROVE, Role.BACKEND, "approve it")
 TIMER = Stage(StageKind.TIMER, Role.ON_CALL, "wait", seconds=60)
+ACTION = Stage(StageKind.ACTION, Role.BACKEND, "the deploy succeeds", services=("x",))
 
 
 @contextmanager
@@ -81,6 +83,7 @@ def step_in(status: StepStatus, key: str = "s", phase: Phase = Phase.DEPLOYMENT)
         StepStatus.RUNNING: CHECK,
         StepStatus.AWAITING: APPROVE,
         StepStatus.TIMING: TIMER,
+        StepStatus.ACTING: ACTION,
         StepStatus.BLOCKED: CHECK,
         StepStatus.DONE: APPROVE,
     }[status]
@@ -102,6 +105,7 @@ STEP_EVENTS = {
     "check_finished": CheckFinished("s", 1, (("health:x", True),)),
     "retry": Retry("s", "UCOM"),
     "timer_elapsed": TimerElapsed("s"),
+    "action_finished": ActionFinished("s", 1, (("deploy:x", True),)),
 }
 
 # What each step event does in each step status: the new status, "ignored", or the start of the
@@ -131,6 +135,16 @@ STEP_TABLE: dict[tuple[StepStatus, str], str] = {
     (StepStatus.DONE, "check_finished"): "ignored",
     (StepStatus.DONE, "retry"): "S is not blocked",
     (StepStatus.DONE, "timer_elapsed"): "ignored",
+    (StepStatus.ACTING, "approve"): "the bot is running S; wait for its result",
+    (StepStatus.ACTING, "check_finished"): "ignored",
+    (StepStatus.ACTING, "retry"): "the bot is still running S",
+    (StepStatus.ACTING, "timer_elapsed"): "ignored",
+    (StepStatus.ACTING, "action_finished"): "done",
+    **{
+        (status, "action_finished"): "ignored"
+        for status in StepStatus
+        if status is not StepStatus.ACTING
+    },
 }
 
 

@@ -260,7 +260,7 @@ def test_a_release_from_before_the_runbook_record_reads_as_unshortened_and_open(
     old.close()
     rid = 7
     store = Store(path)
-    assert store.schema_version()[-1] == "m006_runbook_record"
+    assert "m006_runbook_record" in store.schema_version()
     record = store.load(rid)
     assert record.shortened is None and record.closed_at is None
     with store.transaction():

@@ -26,6 +26,7 @@ class Why(StrEnum):
     RELEASE_NOT_ACTIVE = "release_not_active"
     STEP_REFUSES = "step_refuses"
     RELEASE_REFUSES = "release_refuses"
+    NO_ROLLBACK_PROPOSED = "no_rollback_proposed"
     # The service's own checks
     NO_RELEASE_HERE = "no_release_here"
     NOT_A_RELEASE_CHANNEL = "not_a_release_channel"

@@ -32,6 +32,15 @@ class CheckFinished:
 
 
 @dataclass(frozen=True)
+class ActionFinished:
+    """A step's action ended: per run (a service, or the step) whether it succeeded."""
+
+    step: str
+    attempt: int
+    results: tuple[tuple[str, bool], ...]
+
+
+@dataclass(frozen=True)
 class Approve:
     """Someone approves a step (reaction, button, command or console)."""
 
@@ -93,10 +102,19 @@ class Abort:
 
 @dataclass(frozen=True)
 class Rollback:
-    """On-call decides to roll back."""
+    """On-call decides to roll back; with rollback actions configured (`confirm`), the plan
+    waits for on-call's confirmation before anything runs."""
 
     user: str
     reason: str
+    confirm: bool = False
+
+
+@dataclass(frozen=True)
+class ConfirmRollback:
+    """On-call confirms the proposed rollback plan: the rollback actions run."""
+
+    user: str
 
 
 @dataclass(frozen=True)
@@ -146,19 +164,21 @@ Event: TypeAlias = (
     Activate
     | Kickoff
     | CheckFinished
+    | ActionFinished
     | Approve
     | Waive
     | Retry
     | TimerElapsed
     | Abort
     | Rollback
+    | ConfirmRollback
     | Complete
     | Handover
     | Unfreeze
     | AllowMerge
     | TakeFreeze
 )
-StepEvent: TypeAlias = CheckFinished | Approve | Retry | TimerElapsed
+StepEvent: TypeAlias = CheckFinished | ActionFinished | Approve | Retry | TimerElapsed
 
 # ---------------------------------------------------------------------------------------------
 # Effects: what the service must do after a transition.
@@ -180,6 +200,30 @@ class RunCheck:
     check: str
     attempt: int
     variant: str | None = None
+
+
+@dataclass(frozen=True)
+class RunAction:
+    """Start this step's action (a new run for each attempt; a result of another is stale)."""
+
+    step: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class RollbackProposed:
+    """On-call asked to roll back; the plan waits for their confirmation."""
+
+    by: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RollbackStarted:
+    """The confirmed rollback runs: services in groups, the last wave deployed first."""
+
+    by: str
+    order: tuple[tuple[str, ...], ...]
 
 
 @dataclass(frozen=True)
@@ -273,6 +317,9 @@ class WaitingForKickoff:
 Effect: TypeAlias = (
     StageOpened
     | RunCheck
+    | RunAction
+    | RollbackProposed
+    | RollbackStarted
     | StagePassed
     | StepBlocked
     | StepDone

@@ -14,11 +14,13 @@ from enum import StrEnum
 from bot.domain.errors import IllegalMove, NotAllowed, Why
 from bot.domain.events import (
     Abort,
+    ActionFinished,
     Activate,
     AllowMerge,
     Approve,
     CheckFinished,
     Complete,
+    ConfirmRollback,
     Effect,
     Event,
     FreezeChanged,
@@ -30,6 +32,9 @@ from bot.domain.events import (
     PhaseDone,
     Retry,
     Rollback,
+    RollbackProposed,
+    RollbackStarted,
+    RunAction,
     RunCheck,
     StageOpened,
     StagePassed,
@@ -56,6 +61,7 @@ from bot.domain.model import (
     Step,
     StepStatus,
 )
+from bot.domain.plan import rollback_order
 
 # Steps whose completion changes the world beyond the release.
 ON_STEP_DONE: Mapping[str, Callable[[Release], tuple[Release, list[Effect]]]] = {
@@ -73,21 +79,25 @@ def _with_step(release: Release, step: Step) -> Release:
 def _enter_stage(step: Step, index: int, now: datetime) -> tuple[Step, list[Effect]]:
     """Put a step at a stage and say what that stage needs."""
     stage = step.stages[index]
-    if stage.kind is StageKind.CHECK:
+    if stage.kind in (StageKind.CHECK, StageKind.ACTION):
+        # Each entry is a new attempt: a retry runs the check again or starts a new run of the
+        # action (never re-reads the failed one), and a result of an older attempt is stale.
         attempt = step.attempt + 1
+        acting = stage.kind is StageKind.ACTION
         moved = replace(
             step,
             stage=index,
-            status=StepStatus.RUNNING,
+            status=StepStatus.ACTING if acting else StepStatus.RUNNING,
             attempt=attempt,
             failing=(),
             deadline=None,
         )
-        assert stage.check is not None
-        return moved, [
-            StageOpened(step.key, index),
-            RunCheck(step.key, stage.check, attempt, step.variant),
-        ]
+        run: Effect = (
+            RunAction(step.key, attempt)
+            if acting
+            else RunCheck(step.key, stage.check or step.key, attempt, step.variant)
+        )
+        return moved, [StageOpened(step.key, index), run]
     if stage.kind is StageKind.APPROVE:
         moved = replace(step, stage=index, status=StepStatus.AWAITING, deadline=None)
         return moved, [StageOpened(step.key, index)]
@@ -157,10 +167,11 @@ def _on_approve(
     return _finish_stage(release, step, outcome, event.user, now)
 
 
-def _on_check_finished(
+def _on_results(
     release: Release, step: Step, event: StepEvent, now: datetime
 ) -> tuple[Release, list[Effect]]:
-    assert isinstance(event, CheckFinished)
+    """A check or an action ended: pass the stage, or block the step on what failed."""
+    assert isinstance(event, CheckFinished | ActionFinished)
     if event.attempt != step.attempt:
         return release, []  # a result from an earlier run that a retry replaced
     failing = tuple(
@@ -202,7 +213,8 @@ def _on_timer(
 
 STEP_RULES: Mapping[tuple[StepStatus, type], StepHandler] = {
     (StepStatus.AWAITING, Approve): _on_approve,
-    (StepStatus.RUNNING, CheckFinished): _on_check_finished,
+    (StepStatus.RUNNING, CheckFinished): _on_results,
+    (StepStatus.ACTING, ActionFinished): _on_results,
     (StepStatus.BLOCKED, Retry): _on_retry,
     (StepStatus.TIMING, TimerElapsed): _on_timer,
 }
@@ -210,6 +222,7 @@ STEP_RULES: Mapping[tuple[StepStatus, type], StepHandler] = {
 # Results that arrive for a step that has moved on are stale, not errors.
 STEP_IGNORED: frozenset[tuple[StepStatus, type]] = frozenset(
     {(status, CheckFinished) for status in StepStatus if status is not StepStatus.RUNNING}
+    | {(status, ActionFinished) for status in StepStatus if status is not StepStatus.ACTING}
     | {(status, TimerElapsed) for status in StepStatus if status is not StepStatus.TIMING}
 )
 
@@ -271,6 +284,35 @@ def _end(status: ReleaseStatus, lift_freeze: bool) -> ReleaseHandler:
     return handler
 
 
+def _rollback(release: Release, event: Event, now: datetime) -> Transition:
+    """Roll back at once, or — with rollback actions to run — propose the plan to confirm."""
+    assert isinstance(event, Rollback)
+    if not event.confirm:
+        return _end(ReleaseStatus.ROLLED_BACK, lift_freeze=False)(release, event, now)
+    if not event.reason.strip():
+        raise IllegalMove(Why.REASON_REQUIRED, action="rollback")
+    proposed = replace(release, proposed_rollback=event.reason)
+    return Transition(proposed, (RollbackProposed(event.user, event.reason),))
+
+
+def _confirm_rollback(release: Release, event: Event, now: datetime) -> Transition:
+    """On-call confirms the plan: the release is rolled back and its rollback actions start."""
+    assert isinstance(event, ConfirmRollback)
+    reason = release.proposed_rollback
+    if reason is None:
+        raise IllegalMove(Why.NO_ROLLBACK_PROPOSED, release=release)
+    ended = replace(
+        release, status=ReleaseStatus.ROLLED_BACK, reason=reason, proposed_rollback=None
+    )
+    return Transition(
+        ended,
+        (
+            StatusChanged(ReleaseStatus.ROLLED_BACK, event.user, reason),
+            RollbackStarted(event.user, rollback_order(release)),
+        ),
+    )
+
+
 def _handover(release: Release, event: Event, now: datetime) -> Transition:
     assert isinstance(event, Handover)
     old = release.roles.commander
@@ -318,8 +360,10 @@ RELEASE_RULES: Mapping[tuple[ReleaseStatus, type], ReleaseHandler] = {
     (ReleaseStatus.ACTIVE, Kickoff): _kickoff,
     (ReleaseStatus.ACTIVE, Waive): _waive,
     (ReleaseStatus.ACTIVE, Complete): _end(ReleaseStatus.COMPLETED, lift_freeze=True),
-    (ReleaseStatus.ACTIVE, Rollback): _end(ReleaseStatus.ROLLED_BACK, lift_freeze=False),
-    (ReleaseStatus.COMPLETED, Rollback): _end(ReleaseStatus.ROLLED_BACK, lift_freeze=False),
+    (ReleaseStatus.ACTIVE, Rollback): _rollback,
+    (ReleaseStatus.COMPLETED, Rollback): _rollback,
+    (ReleaseStatus.ACTIVE, ConfirmRollback): _confirm_rollback,
+    (ReleaseStatus.COMPLETED, ConfirmRollback): _confirm_rollback,
     (ReleaseStatus.ROLLED_BACK, Unfreeze): _unfreeze,
     (ReleaseStatus.ROLLED_BACK, TakeFreeze): _take_freeze,
     **{(s, AllowMerge): _allow_merge for s in _MAY_HOLD_FREEZE},
@@ -353,6 +397,7 @@ PERMISSIONS: Mapping[type, tuple[Holder, ...]] = {
     AllowMerge: (Holder.COMMANDER,),
     TakeFreeze: (Holder.COMMANDER,),
     Rollback: (Holder.ON_CALL,),
+    ConfirmRollback: (Holder.ON_CALL,),
 }
 
 

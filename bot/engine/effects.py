@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from bot.domain.config import Config
 from bot.domain.events import (
+    ActionFinished,
     CheckFinished,
     Effect,
     Event,
@@ -23,6 +24,9 @@ from bot.domain.events import (
     HandedOver,
     MergeAllowed,
     PhaseDone,
+    RollbackProposed,
+    RollbackStarted,
+    RunAction,
     RunCheck,
     StageOpened,
     StagePassed,
@@ -34,7 +38,10 @@ from bot.domain.events import (
     Waived,
 )
 from bot.domain.model import Outcome, Release, ReleaseStatus, StageKind, Step, StepStatus
+from bot.domain.plan import rollback_order
+from bot.domain.records import ActionRun
 from bot.domain.redact import safe_url
+from bot.engine.actions import ROLLBACK, STARTED, new_token
 from bot.engine.checkbook import notes_in_github
 from bot.engine.records import DRAWN_LATER, SOAK_CHART, record_markdown
 from bot.engine.writeback import WRITE_BACK_CHANNEL, WRITE_BACK_KIND, write_back_job
@@ -57,6 +64,8 @@ class Context:
 
 PLAIN = Context()
 SLACK_TS = re.compile(r"\d+\.\d+")  # a message timestamp as Slack gives it: 1355517523.000005
+# The kind of the message that asks on-call to confirm a rollback plan (button or reaction).
+CONFIRM_KIND = "confirm"
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,9 @@ class Effects:
         self._handlers: Mapping[type, Callable[[ReleaseRecord, Any, datetime, Context], None]] = {
             StageOpened: self._stage_opened,
             RunCheck: self._nothing,
+            RunAction: self._nothing,
+            RollbackProposed: self._rollback_proposed,
+            RollbackStarted: self._rollback_started,
             StagePassed: self._stage_passed,
             StepBlocked: self._step_blocked,
             StepDone: self._nothing,
@@ -178,8 +190,49 @@ class Effects:
             samples=samples,
             shortened=record.shortened,
             closed_at=record.closed_at,
+            links=self.action_links(record.release),
         )
         self.update(record, record.card_message, card, now)
+
+    def action_links(self, release: Release) -> dict[str, list[str]]:
+        """The links of the runs of every step whose action is running, by step key."""
+        return {
+            step.key: [
+                run.url
+                for run in self.store.action_runs(release.id, step.key, step.attempt)
+                if run.url
+            ]
+            for step in release.steps
+            if step.status is StepStatus.ACTING
+        }
+
+    def action_message(self, record: ReleaseRecord, step: Step, now: datetime) -> None:
+        """Rewrite a step's message with its action: who approved, each run, its link."""
+        release = record.release
+        request = self.store.latest_request(release.id, step.key)
+        if request is None:
+            return
+        approvals = [a for a in self.store.approvals(release.id) if a["step_key"] == step.key]
+        every = self.store.action_runs(release.id, step.key)
+        runs = [r for r in every if r.attempt == step.attempt]
+        again = any(r.attempt < step.attempt for r in every)
+        rendered = messages.render_action_status(
+            release, step, approvals[-1] if approvals else None, runs, self.config.tz, again
+        )
+        self.update(record, request.id, rendered, now)
+
+    def rollback_moved(self, record: ReleaseRecord, run: ActionRun, now: datetime) -> None:
+        """A service's rollback started (with its link) or ended: said in the thread."""
+        begun = run.state == "running" and run.detail == STARTED
+        if begun or run.state in ("succeeded", "failed"):
+            self.thread(record, messages.render_rollback_run(run), now, step_key=ROLLBACK)
+
+    def rollback_done(self, record: ReleaseRecord, now: datetime) -> None:
+        """Every rollback run ended: the outcome in the channel, the record attached again."""
+        runs = self.store.action_runs(record.release.id, ROLLBACK)
+        rendered = messages.render_rollback_done(record.release, runs)
+        self.post_channel(record, rendered, now)
+        self._upload_record(record, now)
 
     def latest_results(self, release_id: int, step: Step) -> list[dict[str, Any]]:
         """The stored verdicts of a step's newest check run."""
@@ -207,6 +260,8 @@ class Effects:
             self.thread(record, rendered, now, kind="approval", step_key=step.key)
         elif stage.kind is StageKind.TIMER:
             self.thread(record, messages.render_timer_started(step, self.config.tz), now)
+        elif stage.kind is StageKind.ACTION:
+            self.action_message(record, step, now)
 
     def _link(self, release: Release, step: Step) -> str | None:
         notes = self.config.preconditions.release_notes
@@ -250,6 +305,17 @@ class Effects:
         elif stage.kind is StageKind.CHECK and isinstance(ctx.event, CheckFinished):
             results = self.latest_results(release.id, step)
             self.thread(record, messages.render_check_results(step, results, ok=True), now)
+        elif stage.kind is StageKind.ACTION and isinstance(ctx.event, ActionFinished):
+            ran = replace(
+                step, status=StepStatus.DONE, stage=effect.stage, attempt=ctx.event.attempt
+            )
+            self.action_message(record, ran, now)
+            results = [
+                r
+                for r in self.store.check_results(release.id, step.key)
+                if r["attempt"] == ctx.event.attempt
+            ]
+            self.thread(record, messages.render_check_results(step, results, ok=True), now)
         elif stage.kind is StageKind.TIMER:
             self.thread(record, messages.render_timer_done(step, stage, now, self.config.tz), now)
 
@@ -266,9 +332,11 @@ class Effects:
                 step_key=effect.step,
             )
             return
-        if not isinstance(ctx.event, CheckFinished):
+        if not isinstance(ctx.event, CheckFinished | ActionFinished):
             return  # a partial waiver: the waiver message says what still fails
         step = record.release.step(effect.step)
+        if isinstance(ctx.event, ActionFinished):
+            self.action_message(record, step, now)
         results = self.latest_results(record.release.id, step)
         rendered = messages.render_step_blocked(record.release, step, results)
         self.thread(record, rendered, now, step_key=step.key)
@@ -456,6 +524,46 @@ class Effects:
     ) -> None:
         rendered = messages.render_handed_over(record.release, effect.old, effect.new)
         self.thread(record, rendered, now)
+
+    def _rollback_proposed(
+        self, record: ReleaseRecord, effect: RollbackProposed, now: datetime, ctx: Context
+    ) -> None:
+        """The plan, with a button for on-call to confirm it, in the release channel."""
+        release = record.release
+        lines = [
+            messages.rollback_plan_line(p.service, p.image, p.target)
+            for p in self.rollback_plan(record)
+        ]
+        order = [", ".join(group) for group in rollback_order(release)]
+        rendered = messages.render_rollback_proposal(
+            release, effect.by, effect.reason, lines, order
+        )
+        self.store.enqueue(
+            release_id=release.id,
+            channel=release.channel,
+            kind=CONFIRM_KIND,
+            text=rendered.text,
+            blocks=rendered.blocks,
+            at=now,
+            step_key=ROLLBACK,
+        )
+
+    def _rollback_started(
+        self, record: ReleaseRecord, effect: RollbackStarted, now: datetime, ctx: Context
+    ) -> None:
+        """Record the runs to make, group by group, and rewrite the proposal as confirmed."""
+        release = record.release
+        action = self.config.action(ROLLBACK)
+        kind = action.kind if action is not None else "none"
+        for seq, group in enumerate(effect.order):
+            for target in group:
+                self.store.add_action_run(
+                    release.id, ROLLBACK, 1, seq, target, kind, new_token(), now
+                )
+        proposal = self.store.latest_message(release.id, CONFIRM_KIND)
+        if proposal is not None:
+            rendered = messages.render_rollback_confirmed(release, effect.by, now, self.config.tz)
+            self.update(record, proposal.id, rendered, now)
 
     def rollback_plan(self, record: ReleaseRecord) -> list[PlanLine]:
         """Each changed service with the rollback target the rollback check found."""

@@ -38,6 +38,7 @@ def record_markdown(store: Store, config: Config, release_id: int) -> str:
         samples=store.samples(release_id),
         notes=store.notes(release_id),
         events=store.events(release_id),
+        actions=store.action_runs(release_id),
         allowances=store.merge_allowances(release_id),
         writebacks=[m for m in store.messages(release_id) if m.kind == WRITE_BACK_KIND],
     )

@@ -14,6 +14,7 @@ from bot.domain.clock import Clock, SystemClock
 from bot.domain.config import Config, Secrets, deprecations
 from bot.domain.model import ReleaseStatus
 from bot.domain.people import People
+from bot.engine.actions import Sleep
 from bot.engine.checkbook import CheckBook, default_checkbook, notes_in_github
 from bot.engine.deadlines import Deadlines
 from bot.engine.freeze import PACE as GATE_PACE
@@ -49,11 +50,13 @@ class Runtime:
         checkbook: CheckBook | None = None,
         client: httpx.AsyncClient | None = None,
         pace: float = 0.0,
+        sleep: Sleep = asyncio.sleep,
         gate_pace: float = GATE_PACE,
         threaded: bool = False,
         people: People | None = None,
     ) -> None:
         """`pace`: the least seconds between two posts to one channel (Slack's ~1/s).
+        `sleep`: how step actions wait between reads of a run (tests move a fake clock in it).
         `threaded`: database writes on their own thread, so the loop never waits for a lock
         (the server); without it everything runs on the loop (the console, the demo, tests).
         `people`: the directory role holders are checked against (Slack's in `golive serve`,
@@ -75,6 +78,7 @@ class Runtime:
             checkbook or default_checkbook(),
             secrets,
             self.client,
+            sleep,
             people=people,
         )
         self.outbox = Outbox(
@@ -148,6 +152,7 @@ class Runtime:
         except RuntimeError:
             return
         self.service.checks.kick()
+        self.service.actions.kick()
         self.timers.sync()
 
     async def start(self) -> None:
@@ -159,6 +164,7 @@ class Runtime:
         self.timers.start()
         await self.timers.fire()
         self.service.checks.kick()
+        self.service.actions.kick()
 
     async def stop(self) -> None:
         """Stop background work and close connections (state is already in SQLite)."""
@@ -175,11 +181,13 @@ class Runtime:
         while True:
             fired = await self.store.writes.run(self.deadlines.fire_due)
             await self.service.checks.settle()
+            await self.service.actions.settle()
             await self.freeze.settle()
             delivered = 0
             for outbox in self._outboxes():
                 delivered += await outbox.flush()
-            if not fired and not delivered and not self.service.checks.running():
+            busy = self.service.checks.running() or self.service.actions.running()
+            if not fired and not delivered and not busy:
                 return
 
     async def health(self) -> dict[str, Any]:

@@ -25,11 +25,13 @@ from bot.domain.config import Config, Secrets
 from bot.domain.errors import IllegalMove, NotAllowed, UsageError, Why
 from bot.domain.events import (
     Abort,
+    ActionFinished,
     Activate,
     AllowMerge,
     Approve,
     CheckFinished,
     Complete,
+    ConfirmRollback,
     Event,
     Handover,
     Retry,
@@ -49,11 +51,13 @@ from bot.domain.model import (
 )
 from bot.domain.people import Facts, Holding, KnownPeople, LookupFailed, People, unfit
 from bot.domain.plan import PlannedService, plan_steps
+from bot.domain.records import ActionRun
 from bot.domain.rules import authorize, authorize_kind
 from bot.domain.transition import transition
+from bot.engine.actions import ROLLBACK, STARTED, ActionRunner, Sleep
 from bot.engine.checkbook import CheckBook, notes_in_github
 from bot.engine.checkrunner import CheckRunner
-from bot.engine.effects import PLAIN, Context, Effects
+from bot.engine.effects import CONFIRM_KIND, PLAIN, Context, Effects
 from bot.engine.records import history
 from bot.render import messages
 from bot.render.fmt import Rendered
@@ -99,8 +103,10 @@ class ReleaseService:
         checkbook: CheckBook,
         secrets: Secrets,
         client: httpx.AsyncClient | None = None,
+        sleep: Sleep = asyncio.sleep,
         people: People | None = None,
     ) -> None:
+        """`sleep` waits between reads of a running action (tests move a fake clock in it)."""
         self.config = config
         self.store = store
         self.clock = clock
@@ -123,6 +129,17 @@ class ReleaseService:
             finish=self.finish_check,
             progress=self.check_progress,
             results_of=self.latest_results,
+        )
+        self.actions = ActionRunner(
+            config,
+            store,
+            clock,
+            secrets,
+            self.client,
+            finish=self.finish_action,
+            moved=self.action_moved,
+            rollback_done=self.rollback_done,
+            sleep=sleep,
         )
 
     # -- listeners -------------------------------------------------------------------------
@@ -227,17 +244,76 @@ class ReleaseService:
         self, release_id: int, step_key: str, attempt: int, results: list[CheckResult]
     ) -> None:
         """Store the verdicts and move the step on (or block it)."""
+        self._finish(release_id, step_key, attempt, results, CheckFinished)
+
+    def _finish(
+        self,
+        release_id: int,
+        step_key: str,
+        attempt: int,
+        results: list[CheckResult],
+        finished: type[CheckFinished] | type[ActionFinished],
+    ) -> None:
         now = self.clock.now()
 
         def records() -> None:
             for result in results:
                 self.store.add_check_result(release_id, step_key, attempt, result.to_dict(), now)
 
-        event = CheckFinished(step_key, attempt, tuple((r.name, r.status.ok) for r in results))
+        event = finished(step_key, attempt, tuple((r.name, r.status.ok) for r in results))
         self.apply(release_id, event, None, records=records)
 
+    def finish_action(
+        self, release_id: int, step_key: str, attempt: int, results: list[CheckResult]
+    ) -> None:
+        """Store how each run of a step's action ended and move the step on (or block it)."""
+        self._finish(release_id, step_key, attempt, results, ActionFinished)
+
+    def action_moved(self, run: ActionRun) -> None:
+        """A run started (its link is known), moved on, or ended: the step's message, the card
+        and the thread say so."""
+        now = self.clock.now()
+        record = self.store.load(run.release_id)
+        data = {
+            "step": run.step_key,
+            "attempt": run.attempt,
+            "target": run.target,
+            "state": run.state,
+            "run_id": run.run_id,
+            "url": run.url,
+            "detail": run.detail,
+        }
+        with self.store.transaction():
+            if run.finished or (run.state == "running" and run.detail == STARTED):
+                self.store.add_event(run.release_id, now, "action_run", None, data)
+            if run.step_key == ROLLBACK:
+                self.effects.rollback_moved(record, run, now)
+            else:
+                step = record.release.find_step(run.step_key)
+                if step is not None and step.status is StepStatus.ACTING:
+                    self.effects.action_message(record, step, now)
+            self.effects.refresh_card(record, now)
+        self.changed()
+
+    def rollback_done(self, release_id: int) -> None:
+        """Every rollback run has an outcome: said in the channel, recorded."""
+        now = self.clock.now()
+        record = self.store.load(release_id)
+        runs = self.store.action_runs(release_id, ROLLBACK)
+        with self.store.transaction():
+            self.store.add_event(
+                release_id,
+                now,
+                "rollback_done",
+                None,
+                {"runs": {r.target: r.state for r in runs}},
+            )
+            self.effects.rollback_done(record, now)
+        self.changed()
+
     async def close(self) -> None:
-        """Cancel the running checks and close their HTTP client."""
+        """Stop following actions, cancel the running checks and close their HTTP client."""
+        await self.actions.close()
         await self.checks.close()
 
     def check_progress(self, release_id: int, step_key: str, text: str) -> None:
@@ -361,6 +437,7 @@ class ReleaseService:
             lambda name, scope: self.checkbook.available(self.config, name, scope),
             monitoring.soak.duration.total_seconds(),
             notes_on_github=notes_in_github(self.config),
+            actions=tuple(self.config.actions),
         )
         release = Release(
             id=0,
@@ -530,6 +607,8 @@ class ReleaseService:
         """
         if reaction.strip(":") != self.config.slack.approve_reaction:
             return None
+        if message.kind == CONFIRM_KIND:
+            return self.confirm_message(message, user, via)
         return self.approve_message(message, user, via)
 
     def approve_message(self, message: OutboxRow, user: str, via: str) -> str | None:
@@ -555,25 +634,49 @@ class ReleaseService:
         try:
             self.apply(release.id, Approve(step.key, user), user, Context(via=via))
         except NotAllowed as exc:
-            words = refusal(exc)
-            now = self.clock.now()
-            with self.store.transaction():
-                self.store.enqueue(
-                    release_id=release.id,
-                    channel=release.channel,
-                    kind="ephemeral",
-                    text=words,
-                    blocks=None,
-                    at=now,
-                    user=user,
-                    step_key=step.key,
-                )
-                self.store.add_event(
-                    release.id, now, "approval_refused", user, {"step": step.key, "via": via}
-                )
-            self.changed()
-            return words
+            return self._refuse_click(release, user, step.key, via, exc, "approval_refused")
         return messages.ack("approve", step.title)
+
+    def _refuse_click(
+        self, release: Release, user: str, step_key: str, via: str, exc: NotAllowed, event: str
+    ) -> str:
+        """Tell only the person who clicked or reacted why nothing happened; record it."""
+        words = refusal(exc)
+        now = self.clock.now()
+        with self.store.transaction():
+            self.store.enqueue(
+                release_id=release.id,
+                channel=release.channel,
+                kind="ephemeral",
+                text=words,
+                blocks=None,
+                at=now,
+                user=user,
+                step_key=step_key,
+            )
+            self.store.add_event(release.id, now, event, user, {"step": step_key, "via": via})
+        self.changed()
+        return words
+
+    def confirm_message(self, message: OutboxRow, user: str, via: str) -> str | None:
+        """On-call confirms a proposed rollback (button or reaction on the plan's message).
+
+        Only the newest proposal of a release that still waits for confirmation counts;
+        anyone but on-call gets an ephemeral refusal; anything else is ignored (None).
+        """
+        if message.kind != CONFIRM_KIND or message.release_id is None:
+            return None
+        latest = self.store.latest_message(message.release_id, CONFIRM_KIND)
+        if latest is None or latest.id != message.id:
+            return None
+        release = self.store.load(message.release_id).release
+        if release.proposed_rollback is None:
+            return None
+        try:
+            self.apply(release.id, ConfirmRollback(user), user, Context(via=via))
+        except NotAllowed as exc:
+            return self._refuse_click(release, user, ROLLBACK, via, exc, "confirm_refused")
+        return messages.ack("confirm_rollback")
 
     def waive(self, channel: str, user: str, name: str, reason: str) -> str:
         """Waive a failing check with a reason (recorded and shown in every summary)."""
@@ -649,8 +752,9 @@ class ReleaseService:
     def rollback(self, channel: str, user: str, reason: str) -> str:
         """On-call rolls the release back: plan posted, freeze kept, monitoring kept."""
         record = self.require_current(channel)
-        self.apply(record.release.id, Rollback(user, reason), user)
-        return messages.ack("rollback")
+        confirm = self.config.action(ROLLBACK) is not None
+        self.apply(record.release.id, Rollback(user, reason, confirm), user)
+        return messages.ack("rollback_proposed" if confirm else "rollback")
 
     def abort(self, channel: str, user: str, reason: str) -> str:
         """Abandon the release before completion; the freeze is lifted."""
@@ -719,6 +823,7 @@ class ReleaseService:
             record.release,
             self.config,
             self.clock.now(),
+            self.effects.action_links(record.release),
             shortened=record.shortened,
             closed_at=record.closed_at,
         )

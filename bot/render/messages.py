@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from bot.domain.clock import parse_iso
 from bot.domain.config import HEIGHTENED_FLOOR, SOAK_FLOOR, Config, Shortened, format_duration
 from bot.domain.events import Evidence
 from bot.domain.model import (
@@ -26,6 +27,7 @@ from bot.domain.model import (
     Step,
     StepStatus,
 )
+from bot.domain.records import ActionRun
 from bot.render.chart import sparkline
 from bot.render.fmt import (
     STATUS_TITLES,
@@ -45,6 +47,7 @@ from bot.render.fmt import (
 from bot.render.refusals import describe_position
 
 APPROVE_ACTION = "golive_approve"
+CONFIRM_ROLLBACK_ACTION = "golive_confirm_rollback"
 
 
 class Verdict(Protocol):
@@ -67,6 +70,7 @@ STEP_MARKS: Mapping[StepStatus, str] = {
     StepStatus.RUNNING: "🔄",
     StepStatus.AWAITING: "⏳",
     StepStatus.TIMING: "⏱️",
+    StepStatus.ACTING: "🔄",
     StepStatus.BLOCKED: "❌",
     StepStatus.DONE: "✅",
 }
@@ -129,9 +133,15 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f}m" if seconds >= 90 else f"{seconds:.0f}s"
 
 
-def step_line(step: Step, release: Release, tz: ZoneInfo) -> str:
-    """One line of the card or status: mark, title, and who or what it waits for."""
+def step_line(
+    step: Step, release: Release, tz: ZoneInfo, links: Mapping[str, Sequence[str]] | None = None
+) -> str:
+    """One line of the card or status: mark, title, and who or what it waits for (with the
+    links of a running action's runs, from `links` by step key)."""
     line = f"{step_mark(step)} {step.title}"
+    if step.status is StepStatus.ACTING:
+        urls = list((links or {}).get(step.key, ()))
+        return line + (f" — running: {', '.join(urls)}" if urls else " — the bot is starting it")
     if step.status is StepStatus.AWAITING:
         line += f" — waiting on {mention(release.roles.user(step.owner))}"
         if step.current.manual:
@@ -200,12 +210,14 @@ def render_card(
     now: datetime,
     frozen_at: datetime | None = None,
     samples: Sequence[Mapping[str, Any]] = (),
+    links: Mapping[str, Sequence[str]] | None = None,
     *,
     shortened: Shortened | None = None,
     closed_at: datetime | None = None,
 ) -> Rendered:
-    """The release card: status, owners, phases with marks, what waits on whom, soak progress;
-    near the top, the runbook minimums it runs below and whether it is closed."""
+    """The release card: status, owners, phases with marks, what waits on whom, soak progress
+    (and the links of running actions, by step key); near the top, the runbook minimums it runs
+    below and whether it is closed."""
     tz = config.tz
     icon = STATUS_ICONS[release.status]
     head = f"{icon} Release {release.version}{' (major)' if release.major else ''}"
@@ -242,7 +254,7 @@ def render_card(
     text = "\n".join(lines[:1] + notices + lines[1:])
     current = release.phase
     detail = [
-        step_line(s, release, tz)
+        step_line(s, release, tz, links)
         for s in release.steps
         if current is not None and s.phase is current
     ]
@@ -264,6 +276,7 @@ def render_status(
     release: Release,
     config: Config,
     now: datetime,
+    links: Mapping[str, Sequence[str]] | None = None,
     *,
     shortened: Shortened | None = None,
     closed_at: datetime | None = None,
@@ -280,7 +293,7 @@ def render_status(
         if not steps:
             continue
         lines.append(f"{phase_mark(steps)} *{PHASE_TITLES[phase]}*")
-        lines.extend(f"    {step_line(s, release, tz)}" for s in steps)
+        lines.extend(f"    {step_line(s, release, tz, links)}" for s in steps)
     if release.waivers:
         lines.append(f"Waived: {esc(', '.join(sorted(release.waivers)))}")
     bar = soak_progress(release, now)
@@ -348,6 +361,138 @@ def render_approved(
         f"✅ *{step.title}*: {stage.label} — {verb} by {mention(user)} at "
         f"{clock_time(at, tz)}{extra}"
     )
+    return Rendered(text, [section(text)])
+
+
+RUN_MARKS: Mapping[str, str] = {
+    "pending": "▫️",
+    "dispatching": "🔄",
+    "dispatched": "🔄",
+    "running": "🔄",
+    "succeeded": "✅",
+    "failed": "❌",
+    "skipped": "⏭️",
+}
+
+
+def run_line(run: ActionRun) -> str:
+    """One run of an action: mark, what it is for, how it stands, its link."""
+    what = run.target or "the action"
+    state = run.detail or {"pending": "not started", "dispatching": "starting"}.get(
+        run.state, run.state
+    )
+    link = f" — {run.url}" if run.url and run.url not in state else ""
+    return esc(f"{RUN_MARKS.get(run.state, '•')} {what}: {state}{link}")
+
+
+def render_action_status(
+    release: Release,
+    step: Step,
+    approval: Mapping[str, Any] | None,
+    runs: Sequence[ActionRun],
+    tz: ZoneInfo,
+    again: bool = False,
+) -> Rendered:
+    """A step's message while golive runs its action: who approved, each run and its link
+    (`again`: the action ran before and this is a retry)."""
+    head = f"*{step.title}*"
+    if approval is not None:
+        at = clock_time(parse_iso(str(approval["at"])), tz)
+        head += f": approved by {mention(str(approval['user']))} at {at}"
+    if step.status is StepStatus.ACTING:
+        head = f"🔄 {head} — golive is running it{' again' if again else ''}"
+    elif step.status is StepStatus.BLOCKED:
+        head = f"❌ {head} — the action failed; `/golive retry {step.key}` runs it again"
+    else:
+        head = f"✅ {head} — the action succeeded"
+    lines = [head, *(run_line(r) for r in runs)]
+    text = "\n".join(lines)
+    return Rendered(text, [section(text)])
+
+
+def render_rollback_proposal(
+    release: Release, by: str, reason: str, plan: Sequence[str], order: Sequence[str]
+) -> Rendered:
+    """On-call's rollback, waiting for their confirmation: the plan and a Confirm button."""
+    on_call = mention(release.roles.on_call)
+    lines = [
+        f"⏪ {mention(by)} wants to roll back release {release.version}: {echo(reason)}",
+        "*Rollback plan* (golive runs the rollback action for each, in this order: "
+        + " → ".join(order)
+        + ")",
+        *(f"• {line}" for line in plan),
+        f"{on_call}: press *Confirm rollback* (or react with the approve reaction) to run it. "
+        f"Nothing runs until then.",
+    ]
+    text = "\n".join(lines)
+    blocks: Blocks = [
+        section(text),
+        {
+            "type": "actions",
+            "block_id": f"rollback:{release.id}",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": CONFIRM_ROLLBACK_ACTION,
+                    "text": {"type": "plain_text", "text": "Confirm rollback"},
+                    "style": "danger",
+                    "value": f"{release.id}:rollback",
+                    "confirm": {
+                        "title": {"type": "plain_text", "text": "Roll back?"},
+                        "text": {
+                            "type": "plain_text",
+                            "text": f"Run the rollback actions for {release.version} now.",
+                        },
+                        "confirm": {"type": "plain_text", "text": "Roll back"},
+                        "deny": {"type": "plain_text", "text": "Not yet"},
+                    },
+                }
+            ],
+        },
+    ]
+    return Rendered(text, blocks)
+
+
+def render_rollback_confirmed(
+    release: Release, by: str, when_: datetime, tz: ZoneInfo
+) -> Rendered:
+    """The proposal, rewritten once confirmed (no button)."""
+    text = (
+        f"⏪ Rollback of {release.version} confirmed by {mention(by)} at {clock_time(when_, tz)}; "
+        f"the rollback actions are running (results in the thread)."
+    )
+    return Rendered(text, [section(text)])
+
+
+def render_rollback_run(run: ActionRun) -> Rendered:
+    """One service's rollback started, or ended."""
+    if run.state == "succeeded":
+        head = f"⏪ ✅ *{run.target}* rolled back"
+    elif run.state == "failed":
+        head = f"⏪ ❌ *Rollback of {run.target} failed*"
+    else:
+        head = f"⏪ 🔄 Rolling back *{run.target}*"
+    text = f"{head}: {run_line(run).split(': ', 1)[1]}"
+    return Rendered(text, [section(text)])
+
+
+def render_rollback_done(release: Release, runs: Sequence[ActionRun]) -> Rendered:
+    """The rollback actions are over: what was rolled back, what was not and what to do."""
+    done = [r.target for r in runs if r.state == "succeeded"]
+    failed = [r.target for r in runs if r.state == "failed"]
+    skipped = [r.target for r in runs if r.state == "skipped"]
+    on_call = mention(release.roles.on_call)
+    if not failed and not skipped:
+        head = f"⏪ Rollback of {release.version} done: {', '.join(done)} rolled back."
+    else:
+        head = (
+            f"⏪ Rollback of {release.version} stopped: {', '.join(failed)} failed"
+            + (f"; not attempted: {', '.join(skipped)}" if skipped else "")
+            + f". {on_call}: finish the rollback by hand"
+            + (f" (rolled back: {', '.join(done)})" if done else "")
+            + "."
+        )
+    text = f"{head} Merges stay frozen and monitoring continues."
     return Rendered(text, [section(text)])
 
 
@@ -707,7 +852,12 @@ def validation_summary(release: Release) -> list[str]:
 
 def stage_kind_word(kind: StageKind) -> str:
     """What a stage waits for, in words."""
-    return {StageKind.CHECK: "check", StageKind.APPROVE: "approval", StageKind.TIMER: "timer"}[kind]
+    return {
+        StageKind.CHECK: "check",
+        StageKind.APPROVE: "approval",
+        StageKind.TIMER: "timer",
+        StageKind.ACTION: "action",
+    }[kind]
 
 
 def render_timer_done(step: Step, stage: Stage, now: datetime, tz: ZoneInfo) -> Rendered:
@@ -859,6 +1009,8 @@ def ack(action: str, subject: str = "") -> str:
         "followup": "Follow-up recorded.",
         "handover": f"{mention(subject)} is now the commander.",
         "rollback": "Rollback recorded; the plan is in the channel.",
+        "rollback_proposed": "The rollback plan is in the channel; confirm it there to run it.",
+        "confirm_rollback": "Rollback confirmed; the rollback actions are running.",
         "abort": "Release aborted.",
         "complete": "Release completed.",
         "unfreeze": f"Merge freeze of release {subject} lifted.",

@@ -29,6 +29,7 @@ EVENT_WORDS: Mapping[str, str] = {
     "unfreeze": "lift a freeze",
     "abort": "be aborted",
     "handover": "be handed over",
+    "confirmrollback": "confirm a rollback",
     "allowmerge": "let pull requests through a merge freeze",
     "takefreeze": "hand its merge freeze on",
 }
@@ -40,6 +41,9 @@ FREEZE_ACTIONS: Mapping[str, str] = {
     "allowmerge": "let pull requests through the merge freeze of",
     "takefreeze": "take over the merge freeze of",
 }
+
+# Events whose class name does not read as a verb (`only on-call can confirm the rollback of …`).
+ACTION_WORDS: Mapping[str, str] = {"confirmrollback": "confirm the rollback of"}
 
 ROLE_WORDS: Mapping[Role, str] = {
     Role.COMMANDER: "the commander",
@@ -68,6 +72,8 @@ def describe_position(release: Release) -> str:
             parts.append(f"{step.title} is blocked ({esc(', '.join(step.failing))})")
         elif step.status is StepStatus.TIMING:
             parts.append(f"{step.title} is running")
+        elif step.status is StepStatus.ACTING:
+            parts.append(f"the bot is running {step.title}")
         else:
             parts.append(f"the bot is checking {step.title}")
     return "now: " + "; ".join(parts)
@@ -80,6 +86,7 @@ def _step_refuses(release: Release, step: Step, event: str) -> str:
             StepStatus.PENDING: f"{step.title} is not open yet; {where}",
             StepStatus.RUNNING: f"the bot is still checking {step.title}; wait for the result",
             StepStatus.TIMING: f"{step.title} is still running its timer; approve when it ends",
+            StepStatus.ACTING: f"the bot is running {step.title}; wait for its result",
             StepStatus.BLOCKED: (
                 f"{step.title} is blocked by {esc(', '.join(step.failing))}: fix it and "
                 f"`/golive retry {step.key}`, or {code(f'/golive waive {step.key} <reason>')}"
@@ -89,6 +96,8 @@ def _step_refuses(release: Release, step: Step, event: str) -> str:
     if event == "retry":
         if step.status is StepStatus.RUNNING:
             return f"{step.title} is already being checked"
+        if step.status is StepStatus.ACTING:
+            return f"the bot is still running {step.title}; wait for its result"
         return f"{step.title} is not blocked, so there is nothing to retry; {where}"
     return f"{step.title} cannot take that now; {where}"
 
@@ -99,6 +108,7 @@ def _not_allowed(
     step: str | None,
     release: Release,
 ) -> str:
+    action = ACTION_WORDS.get(action, action)
     named = [h for h in holders if h[0] is not Holder.STEP_OWNER]
     owners = [
         uid
@@ -231,6 +241,10 @@ WORDS: Mapping[Why, Callable[..., str]] = {
     Why.RELEASE_REFUSES: lambda release, event: (
         f"release {release.version} is {STATUS_WORDS[release.status]}, so it cannot "
         f"{EVENT_WORDS.get(event, 'do that')}"
+    ),
+    Why.NO_ROLLBACK_PROPOSED: lambda release: (
+        f"no rollback of {release.version} waits for confirmation; on-call proposes one with "
+        f"`/golive rollback <reason>`"
     ),
     Why.NO_RELEASE_HERE: lambda: (
         f"there is no release in this channel; start one with {code('/golive start <version>')}"

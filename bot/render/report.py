@@ -16,7 +16,7 @@ from typing import Any
 from bot.domain.clock import parse_iso
 from bot.domain.config import Config
 from bot.domain.model import PHASE_TITLES, Phase, ReleaseStatus
-from bot.domain.records import OutboxRow, ReleaseRecord
+from bot.domain.records import ActionRun, OutboxRow, ReleaseRecord
 from bot.domain.redact import safe_url
 from bot.render.chart import SoakSample, render_soak_chart
 from bot.render.fmt import STATUS_TITLES, when
@@ -49,6 +49,7 @@ def release_record(
     samples: Rows,
     notes: Rows,
     events: Rows,
+    actions: Sequence[ActionRun] = (),
     allowances: Rows = (),
     writebacks: Sequence[OutboxRow] = (),
 ) -> str:
@@ -104,6 +105,20 @@ def release_record(
             )
     else:
         lines.append("None.")
+    if actions:
+        lines += [
+            "",
+            "## Actions",
+            "",
+            "| started | step | for | outcome | run | detail |",
+            "|---|---|---|---|---|---|",
+        ]
+        for run in actions:
+            started = when(run.started_at, config.tz) if run.started_at else "—"
+            lines.append(
+                f"| {started} | {run.step_key} #{run.attempt} | {run.target or '—'} | "
+                f"{run.state} | {_md(run.url or run.run_id or '')} | {_md(run.detail)} |"
+            )
     lines += ["", "## Waivers", ""]
     lines += [
         f"- {_t(w['at'], config)}: <@{w['user']}> waived {_md(w['name'])} ({w['step_key']}): "

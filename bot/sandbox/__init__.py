@@ -3,6 +3,7 @@
 Integration tests start them one by one; `golive demo` starts them all through `Sandbox`.
 """
 
+from bot.sandbox.argocd import FakeArgoCD
 from bot.sandbox.base import FAULT_MODES, FakeServer, RecordedRequest
 from bot.sandbox.clock import Clock, ManualClock, utc_now
 from bot.sandbox.github import CheckRun, CommitStatus, FakeGitHub, GitHubRelease, PullRequest
@@ -29,6 +30,7 @@ __all__ = [
     "CheckRun",
     "Clock",
     "CommitStatus",
+    "FakeArgoCD",
     "FakeGitHub",
     "FakePagerDuty",
     "FakeProduct",

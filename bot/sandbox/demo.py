@@ -63,9 +63,12 @@ Try:
   /spike on   /spike off             inject or stop a 5xx spike in the sandbox's service
   /slow on    /slow off              push the service's p95 latency above the SLO
   /fault rbac_hole                   break the product API (/fault lists the switches)
+  /deploys fail   /deploys ok        make the next deploys fail (GitHub run, Argo CD sync) or not
   /quit                              leave (files and the database stay in {folder})
 
-Timers are short here: the soak lasts {soak} and heightened monitoring {heightened}.
+Approving a wave or the portal deploys it: golive runs the (fake) GitHub workflow or Argo CD
+sync and follows it to the end. Timers are short here: the soak lasts {soak} and heightened
+monitoring {heightened}.
 """
 
 # The demo's timers at speed 1, in seconds; `--speed N` divides every one of them by N and
@@ -135,6 +138,7 @@ def demo_config(sandbox: Sandbox, folder: Path, speed: float = 1.0) -> dict[str,
             "shortened_reason": SHORTENED,
         },
         "verification": overrides["verification"],
+        "actions": sandbox.action_overrides(poll=_seconds(1.0 / speed)),
     }
 
 
@@ -148,9 +152,13 @@ class DemoSession(ConsoleSession):
     async def handle(self, line: str) -> bool:
         """Sandbox switches first; everything else as in the console."""
         words = line.split()
-        switch = {"/spike": self._spike, "/slow": self._slow, "/fault": self._fault}.get(
-            words[0] if words else ""
-        )
+        switches = {
+            "/spike": self._spike,
+            "/slow": self._slow,
+            "/fault": self._fault,
+            "/deploys": self._deploys,
+        }
+        switch = switches.get(words[0] if words else "")
         if switch is None:
             return await super().handle(line)
         switch(words[1:])
@@ -165,6 +173,12 @@ class DemoSession(ConsoleSession):
         on = args[:1] != ["off"]
         self.sandbox.product.set_traffic(p95=0.9 if on else 0.12)
         self.write(f"(sandbox: p95 latency now {'900' if on else '120'} ms)")
+
+    def _deploys(self, args: list[str]) -> None:
+        fail = args[:1] == ["fail"]
+        self.sandbox.github.actions.fail_runs(fail, job="deploy")
+        self.sandbox.argocd.fail_syncs("degraded" if fail else "healthy")
+        self.write(f"(sandbox: deploys from now on {'fail' if fail else 'succeed'})")
 
     def _fault(self, args: list[str]) -> None:
         faults = self.sandbox.product.faults
@@ -253,13 +267,19 @@ class Player:
         self.note("The preflight script runs; then alice freezes merges")
         await self.approve("alice", "freeze")
         await self.hotfix(sandbox)
-        self.note("bob records the restore point, applies migrations, deploys two waves")
+        self.note(
+            "bob records the restore point and applies migrations; each wave he approves is "
+            "deployed by golive (a GitHub workflow run it follows to the end), then health-checked"
+        )
         if await self.until("the backup step", self.awaiting("backup")):
             await self.type("bob", "/golive approve backup rp-demo-0001")
         await self.approve("bob", "migrations")
         await self.approve("bob", "wave-1")
         await self.approve("bob", "wave-2")
-        self.note("The bot confirmed backend health; fran deploys the web portal")
+        self.note(
+            "The bot confirmed backend health; fran approves the portal and golive syncs it in "
+            "Argo CD until it is Synced and Healthy"
+        )
         await self.approve("fran", "portal")
         soaking = lambda: self.release().step("soak").status is StepStatus.TIMING  # noqa: E731
         if not await self.until("the soak to start", soaking):
@@ -337,6 +357,19 @@ class Player:
             (
                 "PagerDuty got a trigger and a resolve",
                 [e["event_action"] for e in sandbox.pagerduty.events] == ["trigger", "resolve"],
+            ),
+            (
+                "golive deployed each wave (a GitHub workflow run per service, each a success)",
+                sorted(r.inputs.get("service", "") for r in sandbox.github.actions.runs())
+                == ["billing-api", "partner-registry"]
+                and all(
+                    r.conclusion(sandbox.github.clock()) == "success"
+                    for r in sandbox.github.actions.runs()
+                ),
+            ),
+            (
+                "golive synced the portal in Argo CD to the release",
+                [op.revision for op in sandbox.argocd.syncs("web-portal")] == [VERSION],
             ),
             (
                 "the merge gate marked the open pull requests",

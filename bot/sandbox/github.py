@@ -1,5 +1,6 @@
-"""FakeGitHub: check runs, commit statuses and pull requests as GitHub's REST API serves them,
-and repository webhooks delivered as GitHub delivers them (signed, with its headers)."""
+"""FakeGitHub: check runs, commit statuses, pull requests and Actions workflow runs as GitHub's
+REST API serves them, and repository webhooks delivered as GitHub delivers them (signed, with
+its headers)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from yarl import URL
 
 from bot.sandbox.base import FakeServer, json_response, read_json_object
 from bot.sandbox.clock import Clock
+from bot.sandbox.paging import page_args as _page_args
+from bot.sandbox.paging import paginate
+from bot.sandbox.workflows import FakeActions
 
 DEFAULT_TOKEN = "ghp_golive_sandbox_github_token_0001"
 DEFAULT_WEBHOOK_SECRET = "golive-sandbox-webhook-secret-7d1e"
@@ -150,40 +153,6 @@ class _Repo:
     releases: list[GitHubRelease] = field(default_factory=list)
 
 
-def _page_args(request: web.Request, default: int = 30) -> tuple[int, int] | None:
-    try:
-        per_page = min(max(int(request.query.get("per_page", default)), 1), 100)
-        page = max(int(request.query.get("page", 1)), 1)
-    except ValueError:
-        return None
-    return per_page, page
-
-
-def paginate(
-    request: web.Request, items: list[Any], per_page: int, page: int, link_base: str | None = None
-) -> tuple[list[Any], dict[str, str]]:
-    """Slice one page and build GitHub's `Link` header (first/prev/next/last).
-
-    `link_base` (scheme://host:port) puts the links on another server, as a hostile or
-    misconfigured proxy would.
-    """
-    last = max((len(items) + per_page - 1) // per_page, 1)
-    chunk = items[(page - 1) * per_page : page * per_page]
-    links: list[tuple[str, int]] = []
-    if page > 1:
-        links += [("prev", min(page - 1, last)), ("first", 1)]
-    if page < last:
-        links += [("next", page + 1), ("last", last)]
-    if not links:
-        return chunk, {}
-    url = request.url if link_base is None else URL(link_base).join(request.rel_url)
-    parts = [
-        f'<{url.update_query(per_page=str(per_page), page=str(n))}>; rel="{rel}"'
-        for rel, n in links
-    ]
-    return chunk, {"Link": ", ".join(parts)}
-
-
 class FakeGitHub(FakeServer):
     """GitHub's REST API for check runs, combined status, pulls and posting commit statuses."""
 
@@ -193,16 +162,20 @@ class FakeGitHub(FakeServer):
         *,
         clock: Clock | None = None,
         read_only_token: str | None = None,
+        run_durations: tuple[float, float] = (1.0, 3.0),
     ) -> None:
         """Accept `Authorization: Bearer <token>` or `token <token>`; everything else is 401.
 
         `token` has push access; `read_only_token`, when given, may read but not write, and,
-        as on GitHub, does not see draft releases.
+        as on GitHub, does not see draft releases. `run_durations`: seconds a workflow run
+        stays queued, then in progress (`actions`).
         """
         super().__init__(clock=clock)
         self.token = token
         self.read_only_token = read_only_token
         self.release_patches: list[tuple[int, dict[str, Any]]] = []
+        # GitHub Actions: workflows, dispatches, runs and jobs (bot.sandbox.workflows).
+        self.actions = FakeActions(self.clock, self.sha_of, durations=run_durations)
         self.link_base: str | None = None
         self.posted_statuses: list[CommitStatus] = []
         self.faults: dict[str, bool] = dict.fromkeys(FAULT_SWITCHES, False)
@@ -545,6 +518,7 @@ class FakeGitHub(FakeServer):
         app.router.add_get(base + "/releases/tags/{tag:.+}", self._release_by_tag)
         app.router.add_get(base + r"/releases/{id:\d+}", self._get_release)
         app.router.add_patch(base + r"/releases/{id:\d+}", self._patch_release)
+        self.actions.add_routes(app, base)
 
     def extra_middlewares(self) -> list[Any]:
         """Authentication: a Bearer or `token` Authorization header with the right token."""

@@ -17,11 +17,11 @@ from sqlite_utils.migrations import Migrations
 from bot.domain.clock import parse_iso, utc_iso
 from bot.domain.config import Shortened
 from bot.domain.model import Outcome, Phase, Release, ReleaseStatus, Roles, Stage, Step, StepStatus
-from bot.domain.records import OutboxRow, ReleaseRecord
+from bot.domain.records import ActionRun, OutboxRow, ReleaseRecord
 from bot.domain.redact import Redactor
 from bot.store.writer import SHORT_WAIT, Writer
 
-__all__ = ["OutboxRow", "ReleaseRecord", "Store", "migrations"]
+__all__ = ["ActionRun", "OutboxRow", "ReleaseRecord", "Store", "migrations"]
 
 migrations = Migrations("golive")
 
@@ -328,6 +328,37 @@ def m006_runbook_record(db: Database) -> None:
     releases.add_column("closed_at", str)
 
 
+@migrations()
+def m007_actions(db: Database) -> None:
+    """The runs of step actions (deploys golive starts and follows) and a proposed rollback."""
+    db.table("action_runs").create(
+        {
+            "id": int,
+            "release_id": int,
+            "step_key": str,
+            "attempt": int,
+            "seq": int,
+            "target": str,
+            "kind": str,
+            "state": str,
+            "run_id": str,
+            "url": str,
+            "token": str,
+            "detail": str,
+            "evidence": str,
+            "started_at": str,
+            "updated_at": str,
+            "finished_at": str,
+        },
+        pk="id",
+        foreign_keys=[("release_id", "releases", "id")],
+    )
+    db.table("action_runs").create_index(
+        ["release_id", "step_key", "attempt", "target"], unique=True
+    )
+    db.table("releases").add_column("proposed_rollback", str)
+
+
 def _j(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
@@ -521,6 +552,7 @@ class Store:
             "frozen": int(release.frozen),
             "kickoff_at": utc_iso(release.kickoff_at) if release.kickoff_at else None,
             "reason": release.reason,
+            "proposed_rollback": release.proposed_rollback,
         }
 
     @staticmethod
@@ -642,6 +674,7 @@ class Store:
             frozen=bool(row["frozen"]),
             kickoff_at=_when(row["kickoff_at"]),
             reason=row["reason"],
+            proposed_rollback=row.get("proposed_rollback"),
         )
         return ReleaseRecord(
             release=release,
@@ -1179,6 +1212,97 @@ class Store:
             [target, keep],
         )
 
+    # -- step actions ----------------------------------------------------------------------
+
+    def add_action_run(
+        self,
+        release_id: int,
+        step_key: str,
+        attempt: int,
+        seq: int,
+        target: str,
+        kind: str,
+        token: str,
+        at: datetime,
+    ) -> int:
+        """Record a run golive is about to start (state pending); returns its id."""
+        return _pk(
+            self._t("action_runs")
+            .insert(
+                {
+                    "release_id": release_id,
+                    "step_key": step_key,
+                    "attempt": attempt,
+                    "seq": seq,
+                    "target": target,
+                    "kind": kind,
+                    "state": "pending",
+                    "token": token,
+                    "evidence": _j({}),
+                    "updated_at": utc_iso(at),
+                }
+            )
+            .last_pk
+        )
+
+    def update_action_run(self, row_id: int, at: datetime, **fields: Any) -> None:
+        """Move a run on: its state, the provider's run id and link, the outcome."""
+        values: dict[str, Any] = {"updated_at": utc_iso(at)}
+        for key, value in fields.items():
+            if key == "evidence":
+                values[key] = _j(self.redactor.scrub(value))
+            elif key == "detail" and isinstance(value, str):
+                values[key] = self.redactor.text(value)
+            elif key in ("started_at", "finished_at") and isinstance(value, datetime):
+                values[key] = utc_iso(value)
+            else:
+                values[key] = value
+        self._t("action_runs").update(row_id, values)
+
+    @staticmethod
+    def _action_run(r: Mapping[str, Any]) -> ActionRun:
+        return ActionRun(
+            id=r["id"],
+            release_id=r["release_id"],
+            step_key=r["step_key"],
+            attempt=r["attempt"],
+            seq=r["seq"] or 0,
+            target=r["target"] or "",
+            kind=r["kind"],
+            state=r["state"],
+            run_id=r["run_id"],
+            url=r["url"],
+            token=r["token"] or "",
+            detail=r["detail"],
+            evidence=_unj(r["evidence"], {}),
+            started_at=_when(r["started_at"]),
+            finished_at=_when(r["finished_at"]),
+        )
+
+    def action_runs(
+        self, release_id: int, step_key: str | None = None, attempt: int | None = None
+    ) -> list[ActionRun]:
+        """Action runs of a release (optionally of one step and attempt), in order."""
+        where, args = "release_id = ?", [release_id]
+        if step_key is not None:
+            where += " and step_key = ?"
+            args.append(step_key)  # type: ignore[arg-type]
+        if attempt is not None:
+            where += " and attempt = ?"
+            args.append(attempt)
+        return [
+            self._action_run(r)
+            for r in self._t("action_runs").rows_where(where, args, order_by="seq, id")
+        ]
+
+    def unfinished_rollbacks(self) -> list[int]:
+        """Releases whose confirmed rollback still has runs to start or follow."""
+        rows = self.db.execute(
+            "select distinct release_id from action_runs where step_key = 'rollback' and "
+            "state not in ('succeeded', 'failed', 'skipped') order by release_id"
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
     # -- incoming: the inbox, commands already answered, the heartbeat ---------------------
 
     def inbox_add(self, key: str, kind: str, payload: Mapping[str, Any], at: datetime) -> bool:
@@ -1267,12 +1391,16 @@ class Store:
 
     def latest_request(self, release_id: int, step_key: str) -> OutboxRow | None:
         """The newest approval request posted for a step (older ones are superseded)."""
+        return self._newest(release_id, "kind = 'approval' and step_key = ?", [step_key])
+
+    def latest_message(self, release_id: int, kind: str) -> OutboxRow | None:
+        """The newest message of a kind (not an edit) queued for a release."""
+        return self._newest(release_id, "kind = ? and update_of is null", [kind])
+
+    def _newest(self, release_id: int, where: str, args: list[Any]) -> OutboxRow | None:
         rows = list(
             self._t("outbox").rows_where(
-                "release_id = ? and kind = 'approval' and step_key = ?",
-                [release_id, step_key],
-                order_by="id desc",
-                limit=1,
+                f"release_id = ? and {where}", [release_id, *args], order_by="id desc", limit=1
             )
         )
         return self._outbox_row(rows[0]) if rows else None

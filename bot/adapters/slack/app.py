@@ -37,7 +37,7 @@ from bot.adapters.slack.workspace import Workspace, workspace_gate
 from bot.domain.config import Config
 from bot.engine.runtime import Runtime
 from bot.render.fmt import clip
-from bot.render.messages import APPROVE_ACTION, render_database_busy
+from bot.render.messages import APPROVE_ACTION, CONFIRM_ROLLBACK_ACTION, render_database_busy
 from bot.store import Store
 from bot.store.writer import COMMAND_WAIT, reason, unwritable
 from commands import Reply, changes_state, dispatch
@@ -48,12 +48,13 @@ log = logging.getLogger(__name__)
 # What the app handles; manifest.yml declares exactly these (a test holds them equal).
 SLASH_COMMAND = "/golive"
 EVENTS = ("reaction_added",)
-ACTIONS = (APPROVE_ACTION,)
+ACTIONS = (APPROVE_ACTION, CONFIRM_ROLLBACK_ACTION)
 
 INTERNAL_ERROR = (
     "golive hit an internal error (it is logged). Check `/golive status` before trying again."
 )
 NOT_WAITING = "This step is not waiting for an approval any more; see `/golive status`."
+NOT_PROPOSED = "This rollback plan no longer waits for a confirmation; see `/golive status`."
 MAX_REPLY = 3900  # Slack truncates slash-command responses around 4,000 characters
 _PLAIN_NAME = re.compile(r"(?:^|[\s=])@([A-Za-z0-9][\w.\-]*)")
 
@@ -438,9 +439,32 @@ async def approve_button(
     request: AsyncBoltRequest,
 ) -> None:
     """The Approve button: kept in the inbox, then acknowledged; judged like the reaction."""
+    await _keep_click(ack, body, action, context, request)
+
+
+async def confirm_rollback_button(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    context: AsyncBoltContext,
+    request: AsyncBoltRequest,
+) -> None:
+    """Confirm rollback: kept in the inbox like Approve; on-call's click runs the plan."""
+    await _keep_click(ack, body, action, context, request)
+
+
+async def _keep_click(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    context: AsyncBoltContext,
+    request: AsyncBoltRequest,
+) -> None:
+    """A click on one of our buttons, kept in the inbox before it is acknowledged."""
     golive = _golive(context)
     container = body.get("container") or {}
     payload = {
+        "action": str(action.get("action_id") or APPROVE_ACTION),
         "value": str(action.get("value") or ""),
         "channel": container.get("channel_id") or (body.get("channel") or {}).get("id"),
         "ts": container.get("message_ts") or (body.get("message") or {}).get("ts"),
@@ -455,7 +479,8 @@ async def approve_button(
 
 
 def handle_click(runtime: Runtime, click: Mapping[str, Any]) -> Handled:
-    """Approve the step a button stands for, if it still waits; otherwise tell the clicker."""
+    """Approve the step (or confirm the rollback) a button stands for, if it still waits;
+    otherwise tell the clicker."""
     release_id, _, step_key = str(click.get("value") or "").partition(":")
     channel, ts, user = click.get("channel"), click.get("ts"), click.get("user")
     row = runtime.store.message_by_ts(str(channel), str(ts)) if channel and ts else None
@@ -465,10 +490,12 @@ def handle_click(runtime: Runtime, click: Mapping[str, Any]) -> Handled:
         and row.release_id == int(release_id)
         and row.step_key == step_key
     )
+    confirm = click.get("action") == CONFIRM_ROLLBACK_ACTION
     outcome = None
     if row is not None and matches and isinstance(user, str):
-        outcome = runtime.service.approve_message(row, user, via="button")
-    return outcome, (NOT_WAITING if outcome is None else None)
+        judge = runtime.service.confirm_message if confirm else runtime.service.approve_message
+        outcome = judge(row, user, "button")
+    return outcome, ((NOT_PROPOSED if confirm else NOT_WAITING) if outcome is None else None)
 
 
 HANDLERS: Mapping[str, Handler] = {"reaction": handle_reaction, "click": handle_click}
@@ -574,5 +601,6 @@ def create_app(
     app.command(SLASH_COMMAND)(golive_command)
     app.event("reaction_added")(reaction_added)
     app.action(APPROVE_ACTION)(approve_button)
+    app.action(CONFIRM_ROLLBACK_ACTION)(confirm_rollback_button)
     app.error(on_error)
     return app
