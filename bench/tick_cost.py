@@ -46,7 +46,7 @@ async def _to_soak(runtime: Runtime) -> int:
     """Start a release and approve every step by its owner until the soak runs."""
     service = runtime.service
     directory = MappingDirectory(PEOPLE)
-    dispatch(service, PEOPLE["alice"], CHANNEL, "start v2.4.0", directory)
+    await dispatch(service, PEOPLE["alice"], CHANNEL, "start v2.4.0", directory)
     for _ in range(60):
         await runtime.pump()
         rid = runtime.store.latest_in_channel(CHANNEL)

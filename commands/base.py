@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import html
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from bot.domain.errors import UsageError
 from bot.domain.rules import PERMISSIONS, Holder
 from bot.engine.service import ReleaseService
+from bot.render.fmt import code
 
 
 class Directory(Protocol):
@@ -45,6 +45,7 @@ class Invocation:
     rest: str
     directory: Directory
     sent_at: datetime | None = None  # when the person sent it (Slack), for "the step pending then"
+    asked: Any = None  # what the command's `ask` step learnt from a provider
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,10 @@ class Reply:
 @dataclass(frozen=True)
 class Command:
     """A subcommand: its name, usage line, one-line summary, the runbook event it causes (whose
-    permission the runbook's rules decide; None when anyone may), its handler, and whether it
-    only reads (answered afresh every time, even while the database cannot be written)."""
+    permission the runbook's rules decide; None when anyone may), its handler, whether it
+    only reads (answered afresh every time, even while the database cannot be written), and
+    what it must first ask a provider or Slack's directory (`ask`, a coroutine run on the
+    event loop before `run`, whose answer `run` finds in `Invocation.asked`)."""
 
     name: str
     usage: str
@@ -67,6 +70,7 @@ class Command:
     event: type | None
     run: Callable[[Invocation], Reply]
     reads_only: bool = False
+    ask: Callable[[Invocation], Awaitable[Any]] | None = None
 
     @property
     def who(self) -> tuple[Holder, ...]:
@@ -86,12 +90,9 @@ _RAW_ID = re.compile(r"^@?([UW][A-Z0-9]{2,})$")
 
 
 def unescape(text: str) -> str:
-    """Undo Slack's escaping of &, < and > in command text (mentions keep their brackets)."""
-    return (
-        html.unescape(text.replace("&lt;", "\x00").replace("&gt;", "\x01"))
-        .replace("\x00", "&lt;")
-        .replace("\x01", "&gt;")
-    )
+    """Undo Slack's escaping of &, < and > in command text: what is stored is what people typed
+    (with Slack's own `<@U…>` mentions); render escapes it again wherever it is shown."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def parse_user(token: str, directory: Directory) -> str:
@@ -105,10 +106,10 @@ def parse_user(token: str, directory: Directory) -> str:
         if user:
             return user
         raise UsageError(
-            f"I don't know who {token} is; mention them with Slack's @-autocomplete so the "
+            f"I don't know who {code(token)} is; mention them with Slack's @-autocomplete so the "
             f"command carries their id"
         )
-    raise UsageError(f"`{token}` is not a user; mention someone like @alice")
+    raise UsageError(f"{code(token)} is not a user; mention someone like @alice")
 
 
 def looks_like_user(token: str) -> bool:
@@ -121,12 +122,12 @@ def parse_time(text: str, tz: ZoneInfo, now: datetime) -> datetime:
     at most MAX_AHEAD from now; anything else is a UsageError, never an internal error."""
     value = text.strip()
     if not value.isascii():
-        raise UsageError(f"`{value}` is not a time; write at=14:00 or at=2026-11-28T14:00")
+        raise UsageError(f"{code(value)} is not a time; write at=14:00 or at=2026-11-28T14:00")
     clock = re.fullmatch(r"([0-9]{1,2}):([0-9]{2})", value)
     if clock:
         hour, minute = int(clock.group(1)), int(clock.group(2))
         if hour > 23 or minute > 59:
-            raise UsageError(f"`{value}` is not a time of day")
+            raise UsageError(f"{code(value)} is not a time of day")
         local_now = now.astimezone(tz)
         moment = local_now.replace(hour=hour, minute=minute, second=0, microsecond=0)
         if moment <= local_now:
@@ -139,16 +140,16 @@ def parse_time(text: str, tz: ZoneInfo, now: datetime) -> datetime:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise UsageError(
-            f"`{value}` is not a time; write at=14:00 or at=2026-11-28T14:00"
+            f"{code(value)} is not a time; write at=14:00 or at=2026-11-28T14:00"
         ) from None
     moment = moment if moment.tzinfo else moment.replace(tzinfo=tz)
     try:
         ahead = moment.astimezone(UTC) - now
     except OverflowError:  # e.g. 9999-12-31T23:59-14:00 is past the last date Python knows
-        raise UsageError(f"`{value}` is not a time golive can schedule") from None
+        raise UsageError(f"{code(value)} is not a time golive can schedule") from None
     if ahead > MAX_AHEAD:
         raise UsageError(
-            f"at={value} is more than {MAX_AHEAD.days} days ahead; "
+            f"{code(f'at={value}')} is more than {MAX_AHEAD.days} days ahead; "
             f"schedule a go-live at most {MAX_AHEAD.days} days from now"
         )
     return moment
@@ -168,7 +169,7 @@ def bounded(text: str, name: str) -> str:
 def no_arguments(inv: Invocation) -> None:
     """Refuse stray words after a subcommand that takes none."""
     if inv.args:
-        raise UsageError(f"unexpected `{' '.join(inv.args)}`")
+        raise UsageError(f"unexpected {code(' '.join(inv.args))}")
 
 
 def reason_of(inv: Invocation, what: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.render.fmt import code
 from bot.render.refusals import who_may
 from commands.base import Command, Invocation, Reply
 
@@ -11,11 +12,11 @@ def help_text(commands: dict[str, Command], only: str | None = None) -> str:
     if only and only in commands:
         c = commands[only]
         who = f" ({who_may(c.who)})" if c.who else ""
-        return f"`{c.usage}`\n{c.summary}{who}"
+        return f"{code(c.usage)}\n{c.summary}{who}"
     lines = ["*golive* runs the go-live runbook with you. Subcommands:"]
     for c in commands.values():
         who = f" _({who_may(c.who)})_" if c.who else ""
-        lines.append(f"• `{c.usage}` — {c.summary}{who}")
+        lines.append(f"• {code(c.usage)} — {c.summary}{who}")
     lines.append("Approve a step by reacting to its message with the approve reaction.")
     return "\n".join(lines)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.domain.errors import UsageError
 from bot.domain.events import Waive
+from bot.render.fmt import code
 from commands.base import Command, Invocation, Reply
 
 
@@ -14,7 +15,7 @@ def run(inv: Invocation) -> Reply:
     name = inv.args[0]
     reason = inv.rest.strip()[len(name) :].strip()
     if not reason:
-        raise UsageError(f"say why `{name}` may be waived: a waiver needs a reason")
+        raise UsageError(f"say why {code(name)} may be waived: a waiver needs a reason")
     return Reply(inv.service.waive(inv.channel, inv.user, name, reason))
 
 

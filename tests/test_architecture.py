@@ -21,7 +21,7 @@ def _imports(path: Path) -> set[str]:
 
 def test_state_machine_is_pure() -> None:
     """The runbook's modules do no I/O: no clock, database, network or environment access."""
-    for name in ("model", "events", "rules", "transition", "plan"):
+    for name in ("model", "events", "rules", "transition", "plan", "people"):
         path = ROOT / "bot" / "domain" / f"{name}.py"
         imports = _imports(path)
         assert not imports & {"os", "time", "sqlite3", "sqlite_utils", "httpx", "asyncio"}, name

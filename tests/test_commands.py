@@ -14,7 +14,16 @@ from bot.store import Store
 from commands import COMMANDS, MappingDirectory, dispatch
 from commands.base import Invocation, parse_time, parse_user
 from commands.start import parse_start
-from tests.conftest import BACKEND, CHANNEL, COMMANDER, FRONTEND, ON_CALL, Harness, make_config
+from tests.conftest import (
+    BACKEND,
+    CHANNEL,
+    COMMANDER,
+    FRONTEND,
+    ON_CALL,
+    STRANGER,
+    Harness,
+    make_config,
+)
 
 DIRECTORY = MappingDirectory({"alice": COMMANDER, "bob": BACKEND})
 
@@ -73,10 +82,10 @@ async def test_start_parses_everything(harness: Harness) -> None:
 async def test_role_overrides_apply_to_the_release(harness: Harness) -> None:
     """Overrides replace the configured owners for this release only."""
     await harness.say(
-        COMMANDER, "/golive start v2.4.0 backend=<@U0OTHER1|zoe> services=billing-api"
+        COMMANDER, "/golive start v2.4.0 backend=<@U0STRANGE|sam> services=billing-api"
     )
     roles = harness.release().roles
-    assert (roles.commander, roles.backend, roles.on_call) == (COMMANDER, "U0OTHER1", ON_CALL)
+    assert (roles.commander, roles.backend, roles.on_call) == (COMMANDER, STRANGER, ON_CALL)
     assert harness.release().services == ("billing-api",)
     assert [s.key for s in harness.release().steps if s.key.startswith("wave")] == ["wave-2"]
     assert harness.release().find_step("portal") is None
@@ -96,7 +105,7 @@ async def test_role_overrides_apply_to_the_release(harness: Harness) -> None:
         ("/golive start v2.4.0 at=09:00", "09:00 has already passed today"),
         ("/golive start v2.4.0 at=2020-01-01T10:00", "is in the past"),
         ("/golive start v2.4.0 colour=blue", "unknown option `colour=`"),
-        ("/golive start v2.4.0 backend=@zoe", "I don't know who @zoe is"),
+        ("/golive start v2.4.0 backend=@zoe", "I don't know who `@zoe` is"),
         ("/golive start v٢.٤.٠", "`v٢.٤.٠` is not a release version"),
         ("/golive start ２.4.0", "`２.4.0` is not a release version"),
         ("/golive start v2.4.0-rc.١", "`v2.4.0-rc.١` is not a release version"),
@@ -226,14 +235,16 @@ def test_every_subcommand_declares_usage_and_permission() -> None:
         "abort",
         "complete",
         "unfreeze",
+        "freeze",
     }
     for name, command in COMMANDS.items():
         assert command.usage.startswith(f"/golive {name}")
         assert command.summary
 
 
-def test_slack_escaping_is_undone() -> None:
-    """Slack's &amp; &lt; &gt; in notes read back as the characters people typed."""
+async def test_slack_escaping_is_undone() -> None:
+    """Slack's &amp; &lt; &gt; in notes are stored as the characters people typed (render
+    escapes them again wherever they are shown)."""
     config = make_config()
     runtime = Runtime(
         config,
@@ -244,19 +255,21 @@ def test_slack_escaping_is_undone() -> None:
     )
     store = runtime.store
     service = runtime.service
-    dispatch(service, COMMANDER, CHANNEL, "start v1.0.0", DIRECTORY)
-    dispatch(service, COMMANDER, CHANNEL, "note R&amp;D says &lt;ok&gt;", DIRECTORY)
-    assert store.notes(1)[0]["text"] == "R&D says &lt;ok&gt;"
+    await dispatch(service, COMMANDER, CHANNEL, "start v1.0.0", DIRECTORY)
+    await dispatch(service, COMMANDER, CHANNEL, "note R&amp;D says &lt;ok&gt;", DIRECTORY)
+    assert store.notes(1)[0]["text"] == "R&D says <ok>"
 
 
-def test_internal_errors_never_leak(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_internal_errors_never_leak(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An unexpected exception becomes a sentence, not a traceback."""
 
     def boom(*args: object, **kwargs: object) -> str:
         raise RuntimeError("secret-looking internals")
 
     monkeypatch.setattr(harness.service, "status", boom)
-    reply = dispatch(harness.service, COMMANDER, CHANNEL, "status", DIRECTORY)
+    reply = await dispatch(harness.service, COMMANDER, CHANNEL, "status", DIRECTORY)
     assert reply.text.startswith("golive hit an internal error while handling `/golive status`")
     assert "secret-looking" not in reply.text
 
@@ -270,3 +283,17 @@ def test_time_parsing_uses_the_configured_zone() -> None:
     assert parse_time("14:00", berlin, now) == datetime(2026, 11, 27, 13, 0, tzinfo=UTC)
     assert parse_time("2026-11-28T09:30", berlin, now) == datetime(2026, 11, 28, 8, 30, tzinfo=UTC)
     assert parse_time("2026-11-28T09:30Z", berlin, now) == datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
+
+
+async def test_console_roles_name_only_known_people(harness: Harness) -> None:
+    """In the console, a role override or a handover naming someone outside `users:` and the
+    default owners is refused and changes nothing."""
+    before = _counts(harness.store)
+    reply = await harness.reply(COMMANDER, "/golive start v2.4.0 on_call=U0NOBODY1")
+    assert reply == "`U0NOBODY1` is not a user of this workspace, so they cannot be on-call"
+    assert _counts(harness.store) == before
+    await harness.say(COMMANDER, "/golive start v2.4.0 commander=@sam")
+    assert harness.release().roles.commander == STRANGER
+    reply = await harness.reply(STRANGER, "/golive handover <@U0NOBODY1>")
+    assert "is not a user of this workspace" in reply
+    assert harness.release().roles.commander == STRANGER

@@ -13,19 +13,24 @@ import pytest
 from bot.domain.errors import GoliveError, IllegalMove, NotAllowed
 from bot.domain.events import (
     Abort,
+    ActionFinished,
     Activate,
+    AllowMerge,
     Approve,
     CheckFinished,
     Complete,
     FreezeChanged,
+    FreezeTaken,
     Handover,
     Kickoff,
+    MergeAllowed,
     PhaseDone,
     Retry,
     Rollback,
     RunCheck,
     StageOpened,
     StepBlocked,
+    TakeFreeze,
     TimerElapsed,
     Unfreeze,
     Waive,
@@ -52,6 +57,7 @@ ROLES = Roles(commander="UCOM", on_call="UONC", backend="UBAC", frontend="UFRO")
 CHECK = Stage(StageKind.CHECK, Role.BACKEND, "it works", check="health")
 APPROVE = Stage(StageKind.APPROVE, Role.BACKEND, "approve it")
 TIMER = Stage(StageKind.TIMER, Role.ON_CALL, "wait", seconds=60)
+ACTION = Stage(StageKind.ACTION, Role.BACKEND, "the deploy succeeds", services=("x",))
 
 
 @contextmanager
@@ -77,6 +83,7 @@ def step_in(status: StepStatus, key: str = "s", phase: Phase = Phase.DEPLOYMENT)
         StepStatus.RUNNING: CHECK,
         StepStatus.AWAITING: APPROVE,
         StepStatus.TIMING: TIMER,
+        StepStatus.ACTING: ACTION,
         StepStatus.BLOCKED: CHECK,
         StepStatus.DONE: APPROVE,
     }[status]
@@ -98,6 +105,7 @@ STEP_EVENTS = {
     "check_finished": CheckFinished("s", 1, (("health:x", True),)),
     "retry": Retry("s", "UCOM"),
     "timer_elapsed": TimerElapsed("s"),
+    "action_finished": ActionFinished("s", 1, (("deploy:x", True),)),
 }
 
 # What each step event does in each step status: the new status, "ignored", or the start of the
@@ -127,6 +135,16 @@ STEP_TABLE: dict[tuple[StepStatus, str], str] = {
     (StepStatus.DONE, "check_finished"): "ignored",
     (StepStatus.DONE, "retry"): "S is not blocked",
     (StepStatus.DONE, "timer_elapsed"): "ignored",
+    (StepStatus.ACTING, "approve"): "the bot is running S; wait for its result",
+    (StepStatus.ACTING, "check_finished"): "ignored",
+    (StepStatus.ACTING, "retry"): "the bot is still running S",
+    (StepStatus.ACTING, "timer_elapsed"): "ignored",
+    (StepStatus.ACTING, "action_finished"): "done",
+    **{
+        (status, "action_finished"): "ignored"
+        for status in StepStatus
+        if status is not StepStatus.ACTING
+    },
 }
 
 
@@ -292,6 +310,28 @@ def test_abort_lifts_the_freeze_and_rollback_keeps_it() -> None:
     assert rolled.release.frozen and rolled.release.status is ReleaseStatus.ROLLED_BACK
 
 
+def test_a_freeze_is_let_through_or_handed_on_only_while_held() -> None:
+    """Allowing a pull request records it and keeps the freeze; handing the freeze on lifts
+    nothing but the old release's hold; neither applies without a freeze; both need the
+    commander."""
+    frozen = release_with(step_in(StepStatus.DONE), status=ReleaseStatus.ROLLED_BACK, frozen=True)
+    allow = AllowMerge("UCOM", 7, "b" * 40, "hotfix")
+    allowed = transition(frozen, allow, NOW)
+    assert allowed.release == frozen and allowed.effects == (MergeAllowed(allow),)
+    taken = transition(frozen, TakeFreeze("UCOM", "v2.4.1"), NOW)
+    assert not taken.release.frozen and taken.effects == (FreezeTaken("v2.4.1", "UCOM"),)
+    with refused(IllegalMove, "merges are not frozen"):
+        transition(replace(frozen, frozen=False), TakeFreeze("UCOM", "v2.4.1"), NOW)
+    with refused(IllegalMove, "merges are not frozen"):
+        transition(replace(frozen, frozen=False), AllowMerge("UCOM", 7, "b" * 40, "x"), NOW)
+    with refused(IllegalMove, "a reason is required"):
+        transition(frozen, AllowMerge("UCOM", 7, "b" * 40, "  "), NOW)
+    with refused(NotAllowed, "only the commander"):
+        transition(frozen, AllowMerge("UONC", 7, "b" * 40, "hotfix"), NOW)
+    with refused(NotAllowed, "only the commander"):
+        transition(frozen, TakeFreeze("UBAC", "v2.4.1"), NOW)
+
+
 RELEASE_EVENTS = {
     "activate": Activate(),
     "kickoff": Kickoff(),
@@ -301,6 +341,8 @@ RELEASE_EVENTS = {
     "unfreeze": Unfreeze("UCOM"),
     "abort": Abort("UCOM", "reason"),
     "handover": Handover("UCOM", "UNEW"),
+    "allowmerge": AllowMerge("UCOM", 101, "a" * 40, "hotfix"),
+    "takefreeze": TakeFreeze("UCOM", "v9.9.9"),
 }
 
 # The release status after each event, "ignored", or "illegal". The release used has one
@@ -332,6 +374,10 @@ RELEASE_TABLE.update(
         (ReleaseStatus.ROLLED_BACK, "kickoff"): "ignored",
         (ReleaseStatus.ROLLED_BACK, "unfreeze"): "rolled_back",
         (ReleaseStatus.ROLLED_BACK, "handover"): "rolled_back",
+        (ReleaseStatus.SCHEDULED, "allowmerge"): "scheduled",
+        (ReleaseStatus.ACTIVE, "allowmerge"): "active",
+        (ReleaseStatus.ROLLED_BACK, "allowmerge"): "rolled_back",
+        (ReleaseStatus.ROLLED_BACK, "takefreeze"): "rolled_back",
     }
 )
 

@@ -24,6 +24,7 @@ Write = Callable[[str], None]
 
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _CHANNEL = re.compile(r"<#([CGD][A-Z0-9]+)(?:\|[^>]*)?>")
+_LINK = re.compile(r"<([a-z][a-z0-9+.-]*:[^<>|]*)\|([^<>]*)>")
 
 CONSOLE_HELP = """\
 Console commands:
@@ -36,10 +37,17 @@ Console commands:
 
 
 def plain(text: str, names: dict[str, str] | None = None) -> str:
-    """Slack markup made readable in a terminal: mentions become @names."""
+    """Slack markup made readable in a terminal: mentions become @names, links show their
+    target, and the escaped `&amp;` `&lt;` `&gt;` the characters they stand for."""
     names = names or {}
     text = _MENTION.sub(lambda m: "@" + names.get(m.group(1), m.group(1)), text)
-    return _CHANNEL.sub(lambda m: "#" + m.group(1), text)
+    text = _CHANNEL.sub(lambda m: "#" + m.group(1), text)
+    text = _LINK.sub(lambda m: _link_text(m.group(1), m.group(2)), text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _link_text(target: str, label: str) -> str:
+    return target if label in ("", target) else f"{label} ({target})"
 
 
 class ConsoleTransport:
@@ -126,7 +134,9 @@ class ConsoleSession:
         if line in ("/quit", "/exit"):
             return False
         if line.startswith("/golive"):
-            reply = dispatch(self.runtime.service, self.user, self.channel, line, self.directory)
+            reply = await dispatch(
+                self.runtime.service, self.user, self.channel, line, self.directory
+            )
             self.write(f"[only {self._name(self.user)} sees this] {plain(reply.text, self.names)}")
         elif line.startswith("+"):
             self._react(line)

@@ -14,19 +14,27 @@ from enum import StrEnum
 from bot.domain.errors import IllegalMove, NotAllowed, Why
 from bot.domain.events import (
     Abort,
+    ActionFinished,
     Activate,
+    AllowMerge,
     Approve,
     CheckFinished,
     Complete,
+    ConfirmRollback,
     Effect,
     Event,
     FreezeChanged,
+    FreezeTaken,
     HandedOver,
     Handover,
     Kickoff,
+    MergeAllowed,
     PhaseDone,
     Retry,
     Rollback,
+    RollbackProposed,
+    RollbackStarted,
+    RunAction,
     RunCheck,
     StageOpened,
     StagePassed,
@@ -34,6 +42,7 @@ from bot.domain.events import (
     StepBlocked,
     StepDone,
     StepEvent,
+    TakeFreeze,
     TimerElapsed,
     Transition,
     Unfreeze,
@@ -52,6 +61,7 @@ from bot.domain.model import (
     Step,
     StepStatus,
 )
+from bot.domain.plan import rollback_order
 
 # Steps whose completion changes the world beyond the release.
 ON_STEP_DONE: Mapping[str, Callable[[Release], tuple[Release, list[Effect]]]] = {
@@ -69,21 +79,25 @@ def _with_step(release: Release, step: Step) -> Release:
 def _enter_stage(step: Step, index: int, now: datetime) -> tuple[Step, list[Effect]]:
     """Put a step at a stage and say what that stage needs."""
     stage = step.stages[index]
-    if stage.kind is StageKind.CHECK:
+    if stage.kind in (StageKind.CHECK, StageKind.ACTION):
+        # Each entry is a new attempt: a retry runs the check again or starts a new run of the
+        # action (never re-reads the failed one), and a result of an older attempt is stale.
         attempt = step.attempt + 1
+        acting = stage.kind is StageKind.ACTION
         moved = replace(
             step,
             stage=index,
-            status=StepStatus.RUNNING,
+            status=StepStatus.ACTING if acting else StepStatus.RUNNING,
             attempt=attempt,
             failing=(),
             deadline=None,
         )
-        assert stage.check is not None
-        return moved, [
-            StageOpened(step.key, index),
-            RunCheck(step.key, stage.check, attempt, step.variant),
-        ]
+        run: Effect = (
+            RunAction(step.key, attempt)
+            if acting
+            else RunCheck(step.key, stage.check or step.key, attempt, step.variant)
+        )
+        return moved, [StageOpened(step.key, index), run]
     if stage.kind is StageKind.APPROVE:
         moved = replace(step, stage=index, status=StepStatus.AWAITING, deadline=None)
         return moved, [StageOpened(step.key, index)]
@@ -153,10 +167,11 @@ def _on_approve(
     return _finish_stage(release, step, outcome, event.user, now)
 
 
-def _on_check_finished(
+def _on_results(
     release: Release, step: Step, event: StepEvent, now: datetime
 ) -> tuple[Release, list[Effect]]:
-    assert isinstance(event, CheckFinished)
+    """A check or an action ended: pass the stage, or block the step on what failed."""
+    assert isinstance(event, CheckFinished | ActionFinished)
     if event.attempt != step.attempt:
         return release, []  # a result from an earlier run that a retry replaced
     failing = tuple(
@@ -198,7 +213,8 @@ def _on_timer(
 
 STEP_RULES: Mapping[tuple[StepStatus, type], StepHandler] = {
     (StepStatus.AWAITING, Approve): _on_approve,
-    (StepStatus.RUNNING, CheckFinished): _on_check_finished,
+    (StepStatus.RUNNING, CheckFinished): _on_results,
+    (StepStatus.ACTING, ActionFinished): _on_results,
     (StepStatus.BLOCKED, Retry): _on_retry,
     (StepStatus.TIMING, TimerElapsed): _on_timer,
 }
@@ -206,6 +222,7 @@ STEP_RULES: Mapping[tuple[StepStatus, type], StepHandler] = {
 # Results that arrive for a step that has moved on are stale, not errors.
 STEP_IGNORED: frozenset[tuple[StepStatus, type]] = frozenset(
     {(status, CheckFinished) for status in StepStatus if status is not StepStatus.RUNNING}
+    | {(status, ActionFinished) for status in StepStatus if status is not StepStatus.ACTING}
     | {(status, TimerElapsed) for status in StepStatus if status is not StepStatus.TIMING}
 )
 
@@ -267,6 +284,35 @@ def _end(status: ReleaseStatus, lift_freeze: bool) -> ReleaseHandler:
     return handler
 
 
+def _rollback(release: Release, event: Event, now: datetime) -> Transition:
+    """Roll back at once, or — with rollback actions to run — propose the plan to confirm."""
+    assert isinstance(event, Rollback)
+    if not event.confirm:
+        return _end(ReleaseStatus.ROLLED_BACK, lift_freeze=False)(release, event, now)
+    if not event.reason.strip():
+        raise IllegalMove(Why.REASON_REQUIRED, action="rollback")
+    proposed = replace(release, proposed_rollback=event.reason)
+    return Transition(proposed, (RollbackProposed(event.user, event.reason),))
+
+
+def _confirm_rollback(release: Release, event: Event, now: datetime) -> Transition:
+    """On-call confirms the plan: the release is rolled back and its rollback actions start."""
+    assert isinstance(event, ConfirmRollback)
+    reason = release.proposed_rollback
+    if reason is None:
+        raise IllegalMove(Why.NO_ROLLBACK_PROPOSED, release=release)
+    ended = replace(
+        release, status=ReleaseStatus.ROLLED_BACK, reason=reason, proposed_rollback=None
+    )
+    return Transition(
+        ended,
+        (
+            StatusChanged(ReleaseStatus.ROLLED_BACK, event.user, reason),
+            RollbackStarted(event.user, rollback_order(release)),
+        ),
+    )
+
+
 def _handover(release: Release, event: Event, now: datetime) -> Transition:
     assert isinstance(event, Handover)
     old = release.roles.commander
@@ -282,7 +328,26 @@ def _unfreeze(release: Release, event: Event, now: datetime) -> Transition:
     return Transition(replace(release, frozen=False), (FreezeChanged(False),))
 
 
+def _allow_merge(release: Release, event: Event, now: datetime) -> Transition:
+    assert isinstance(event, AllowMerge)
+    if not release.frozen:
+        raise IllegalMove(Why.NOT_FROZEN)
+    if not event.reason.strip():
+        raise IllegalMove(Why.REASON_REQUIRED, action="allow")
+    return Transition(release, (MergeAllowed(event),))
+
+
+def _take_freeze(release: Release, event: Event, now: datetime) -> Transition:
+    assert isinstance(event, TakeFreeze)
+    if not release.frozen:
+        raise IllegalMove(Why.NOT_FROZEN)
+    return Transition(replace(release, frozen=False), (FreezeTaken(event.to, event.user),))
+
+
 _ABORTABLE = (ReleaseStatus.SCHEDULED, ReleaseStatus.ACTIVE)
+# A freeze is held by a release that froze merges (or took a freeze over) until it completes,
+# is aborted, or — rolled back — until its commander lifts it or hands it on.
+_MAY_HOLD_FREEZE = (ReleaseStatus.SCHEDULED, ReleaseStatus.ACTIVE, ReleaseStatus.ROLLED_BACK)
 _HANDOVER = (
     ReleaseStatus.SCHEDULED,
     ReleaseStatus.ACTIVE,
@@ -295,9 +360,13 @@ RELEASE_RULES: Mapping[tuple[ReleaseStatus, type], ReleaseHandler] = {
     (ReleaseStatus.ACTIVE, Kickoff): _kickoff,
     (ReleaseStatus.ACTIVE, Waive): _waive,
     (ReleaseStatus.ACTIVE, Complete): _end(ReleaseStatus.COMPLETED, lift_freeze=True),
-    (ReleaseStatus.ACTIVE, Rollback): _end(ReleaseStatus.ROLLED_BACK, lift_freeze=False),
-    (ReleaseStatus.COMPLETED, Rollback): _end(ReleaseStatus.ROLLED_BACK, lift_freeze=False),
+    (ReleaseStatus.ACTIVE, Rollback): _rollback,
+    (ReleaseStatus.COMPLETED, Rollback): _rollback,
+    (ReleaseStatus.ACTIVE, ConfirmRollback): _confirm_rollback,
+    (ReleaseStatus.COMPLETED, ConfirmRollback): _confirm_rollback,
     (ReleaseStatus.ROLLED_BACK, Unfreeze): _unfreeze,
+    (ReleaseStatus.ROLLED_BACK, TakeFreeze): _take_freeze,
+    **{(s, AllowMerge): _allow_merge for s in _MAY_HOLD_FREEZE},
     **{(s, Abort): _end(ReleaseStatus.ABORTED, lift_freeze=True) for s in _ABORTABLE},
     **{(s, Handover): _handover for s in _HANDOVER},
 }
@@ -325,7 +394,10 @@ PERMISSIONS: Mapping[type, tuple[Holder, ...]] = {
     Complete: (Holder.COMMANDER,),
     Handover: (Holder.COMMANDER,),
     Unfreeze: (Holder.COMMANDER,),
+    AllowMerge: (Holder.COMMANDER,),
+    TakeFreeze: (Holder.COMMANDER,),
     Rollback: (Holder.ON_CALL,),
+    ConfirmRollback: (Holder.ON_CALL,),
 }
 
 

@@ -60,7 +60,7 @@ async def as_queued(row: OutboxRow) -> OutboxRow:
 BACKOFF: Sequence[float] = (1, 2, 5, 10, 30, 60)
 # Kinds that post a new message into a channel: Slack allows about one per second per channel.
 # Edits (`update`) and ephemerals fall under other, per-method limits and are not paced.
-PACED_KINDS = frozenset({"card", "thread", "approval", "channel", "announce", "file"})
+PACED_KINDS = frozenset({"card", "thread", "approval", "confirm", "channel", "announce", "file"})
 
 
 class Outbox(Worker):

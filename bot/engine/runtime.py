@@ -13,8 +13,11 @@ import httpx
 from bot.domain.clock import Clock, SystemClock
 from bot.domain.config import Config, Secrets, deprecations
 from bot.domain.model import ReleaseStatus
-from bot.engine.checkbook import CheckBook, default_checkbook
+from bot.domain.people import People
+from bot.engine.actions import Sleep
+from bot.engine.checkbook import CheckBook, default_checkbook, notes_in_github
 from bot.engine.deadlines import Deadlines
+from bot.engine.freeze import PACE as GATE_PACE
 from bot.engine.freeze import FreezeEnforcer
 from bot.engine.monitor import Monitor
 from bot.engine.outbox import Outbox, Transport
@@ -23,6 +26,7 @@ from bot.engine.records import Drawings
 from bot.engine.scheduler import Timers
 from bot.engine.secrecy import redactor_for
 from bot.engine.service import ReleaseService
+from bot.engine.writeback import WRITE_BACK_KIND, ReleaseNotesTransport
 from bot.store import Store
 from bot.store.writer import reason
 
@@ -46,11 +50,17 @@ class Runtime:
         checkbook: CheckBook | None = None,
         client: httpx.AsyncClient | None = None,
         pace: float = 0.0,
+        sleep: Sleep = asyncio.sleep,
+        gate_pace: float = GATE_PACE,
         threaded: bool = False,
+        people: People | None = None,
     ) -> None:
         """`pace`: the least seconds between two posts to one channel (Slack's ~1/s).
+        `sleep`: how step actions wait between reads of a run (tests move a fake clock in it).
         `threaded`: database writes on their own thread, so the loop never waits for a lock
-        (the server); without it everything runs on the loop (the console, the demo, tests)."""
+        (the server); without it everything runs on the loop (the console, the demo, tests).
+        `people`: the directory role holders are checked against (Slack's in `golive serve`,
+        the config's people otherwise)."""
         self.config = config
         for warning in deprecations(config):
             log.warning("config: %s", warning)
@@ -62,18 +72,26 @@ class Runtime:
         )
         self.client = client or httpx.AsyncClient(timeout=10.0)
         self.service = ReleaseService(
-            config, self.store, self.clock, checkbook or default_checkbook(), secrets, self.client
+            config,
+            self.store,
+            self.clock,
+            checkbook or default_checkbook(),
+            secrets,
+            self.client,
+            sleep,
+            people=people,
         )
         self.outbox = Outbox(
             self.store,
             transport,
             self.clock,
-            skip=frozenset({PAGE_KIND}),
+            skip=frozenset({PAGE_KIND, WRITE_BACK_KIND}),
             pace=pace,
             prepare=Drawings(self.store, config).prepare,
             notices=self._notice_channels,
         )
         self.pager = self._pager(config, secrets)
+        self.notes_writer = self._notes_writer(config, secrets)
         self.monitor = Monitor(self.service, self.client)
         self.deadlines = Deadlines(
             self.store,
@@ -83,7 +101,7 @@ class Runtime:
             self.monitor.soak_evidence,
         )
         self.timers = Timers(self.deadlines, self.clock, self.monitor)
-        self.freeze = FreezeEnforcer(config, self.store, secrets, self.client, self.clock)
+        self.freeze = FreezeEnforcer(self.service, self.client, pace=gate_pace)
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -98,8 +116,19 @@ class Runtime:
         transport = PagerTransport(self.client, mon.pagerduty_events_url, key)
         return Outbox(self.store, transport, self.clock, only=frozenset({PAGE_KIND}))
 
+    def _notes_writer(self, config: Config, secrets: Secrets) -> Outbox | None:
+        """The outbox writing golive's section into the GitHub release's notes, when they are
+        a GitHub release and the token is set."""
+        ci = config.preconditions.ci
+        token = secrets.get(ci.token_env) if ci is not None else None
+        if ci is None or token is None or not notes_in_github(config):
+            return None
+        transport = ReleaseNotesTransport(self.client, ci.github_url, ci.repository, token)
+        return Outbox(self.store, transport, self.clock, only=frozenset({WRITE_BACK_KIND}))
+
     def _outboxes(self) -> list[Outbox]:
-        return [self.outbox] + ([self.pager] if self.pager is not None else [])
+        extra = [o for o in (self.pager, self.notes_writer) if o is not None]
+        return [self.outbox, *extra]
 
     def _notice_channels(self) -> list[str]:
         """Where golive says that it cannot write: the channels of open releases."""
@@ -123,6 +152,7 @@ class Runtime:
         except RuntimeError:
             return
         self.service.checks.kick()
+        self.service.actions.kick()
         self.timers.sync()
 
     async def start(self) -> None:
@@ -134,6 +164,7 @@ class Runtime:
         self.timers.start()
         await self.timers.fire()
         self.service.checks.kick()
+        self.service.actions.kick()
 
     async def stop(self) -> None:
         """Stop background work and close connections (state is already in SQLite)."""
@@ -150,12 +181,13 @@ class Runtime:
         while True:
             fired = await self.store.writes.run(self.deadlines.fire_due)
             await self.service.checks.settle()
-            if self.freeze.enabled and self.freeze.busy():
-                await self.freeze.sync()
+            await self.service.actions.settle()
+            await self.freeze.settle()
             delivered = 0
             for outbox in self._outboxes():
                 delivered += await outbox.flush()
-            if not fired and not delivered and not self.service.checks.running():
+            busy = self.service.checks.running() or self.service.actions.running()
+            if not fired and not delivered and not busy:
                 return
 
     async def health(self) -> dict[str, Any]:

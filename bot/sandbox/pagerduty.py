@@ -26,7 +26,11 @@ DEFAULT_RANGE = timedelta(days=30)
 MAX_RANGE = timedelta(days=183)
 OLD_INCIDENT_AGE = timedelta(days=40)
 OLD_INCIDENT_TITLE = "Primary database replica lag (opened 40 days ago, still open)"
-FAULT_SWITCHES = ("old_open_incident", "endless_pages")
+FAULT_SWITCHES = ("old_open_incident", "endless_pages", "mrkdwn_titles")
+# What a hostile or careless incident title can hold: Slack's broadcasts, a user-group mention,
+# a bare `&` and a link whose label hides where it goes. Slack acts on every one of them in a
+# message that does not escape it. The fault switch `mrkdwn_titles` appends it to every title.
+MRKDWN_BAIT = "<!channel> <!here> <!subteam^S0ALLENG> & <https://evil.example|click>"
 
 
 @dataclass
@@ -204,9 +208,13 @@ class FakePagerDuty(FakeServer):
         if self.faults["endless_pages"]:
             body = {"incidents": [], "limit": limit, "offset": offset, "more": True, "total": None}
             return json_response(body)
-        page = found[offset : offset + limit]
+        page = [i.to_json(self.services) for i in found[offset : offset + limit]]
+        if self.faults["mrkdwn_titles"]:
+            for item in page:
+                item["title"] = f"{item['title']} {MRKDWN_BAIT}"
+                item["summary"] = f"{item['summary']} {MRKDWN_BAIT}"
         body = {
-            "incidents": [i.to_json(self.services) for i in page],
+            "incidents": page,
             "limit": limit,
             "offset": offset,
             "more": offset + limit < len(found),

@@ -30,6 +30,12 @@ DEFAULT_USERS = {
     "U0FRONTEN": "frontend",
 }
 DEFAULT_CHANNELS = {"C0RELEASE1": "release", "C0ENGINEER": "engineering"}
+# The bot scope each read method needs (Slack answers missing_scope without it).
+SCOPES = {
+    "users.info": "users:read",
+    "users.list": "users:read",
+    "usergroups.users.list": "usergroups:read",
+}
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,10 @@ class FakeSlack(FakeServer):
         super().__init__(clock=clock)
         self.token = token
         self.users = dict(DEFAULT_USERS if users is None else users)
+        self.user_flags: dict[str, dict[str, Any]] = {}
+        self.usergroups: dict[str, list[str]] = {}
+        self.disabled_usergroups: set[str] = set()
+        self.missing_scopes: set[str] = set()
         self.channels = dict(DEFAULT_CHANNELS if channels is None else channels)
         self.missing_channels: set[str] = set()
         self.calls: list[SlackCall] = []
@@ -160,9 +170,41 @@ class FakeSlack(FakeServer):
         self._file_ids = itertools.count(1)
 
     # -- controls ----------------------------------------------------------------------------
-    def add_user(self, user_id: str, name: str) -> None:
-        """Make a user known to users.info / users.list."""
+    def add_user(
+        self,
+        user_id: str,
+        name: str,
+        *,
+        team_id: str = TEAM_ID,
+        deleted: bool = False,
+        is_bot: bool = False,
+        is_app_user: bool = False,
+    ) -> None:
+        """Make a user known to users.info / users.list: a person of this team by default; a
+        bot, an app user, a deactivated account or someone of another team (as a Slack Connect
+        channel shows them) when asked."""
         self.users[user_id] = name
+        self.user_flags[user_id] = {
+            "team_id": team_id,
+            "deleted": deleted,
+            "is_bot": is_bot,
+            "is_app_user": is_app_user,
+        }
+
+    def add_usergroup(
+        self, group_id: str, members: Iterable[str], *, disabled: bool = False
+    ) -> None:
+        """A user group (`S…`) with these members, for usergroups.users.list."""
+        self.usergroups[group_id] = list(members)
+        if disabled:
+            self.disabled_usergroups.add(group_id)
+        else:
+            self.disabled_usergroups.discard(group_id)
+
+    def revoke_scope(self, scope: str) -> None:
+        """From now on the token lacks `scope` (as when the app was installed before it was
+        added to the manifest): methods needing it answer missing_scope."""
+        self.missing_scopes.add(scope)
 
     def add_channel(self, channel_id: str, name: str) -> None:
         """Make a channel known by name to conversations.info."""
@@ -315,7 +357,10 @@ class FakeSlack(FakeServer):
         if failure is not None:
             return self._fail(request, method, params, headers, failure)
         error = self._authorized(request, params)
-        if error is None:
+        scope = SCOPES.get(method)
+        if error is None and scope in self.missing_scopes:
+            body: dict[str, Any] = {"ok": False, "error": "missing_scope", "needed": scope}
+        elif error is None:
             handler = getattr(self, "_m_" + method.replace(".", "_"), None)
             body = handler(request, params) if handler else {"ok": False, "error": "unknown_method"}
         else:
@@ -453,22 +498,40 @@ class FakeSlack(FakeServer):
 
     def _user_json(self, user_id: str) -> dict[str, Any]:
         name = self.users[user_id]
-        return {
+        flags = self.user_flags.get(user_id, {})
+        data: dict[str, Any] = {
             "id": user_id,
-            "team_id": TEAM_ID,
+            "team_id": flags.get("team_id", TEAM_ID),
             "name": name,
             "real_name": name.title(),
             "tz": "Europe/Berlin",
-            "is_bot": False,
-            "deleted": False,
+            "is_bot": bool(flags.get("is_bot")),
+            "is_app_user": bool(flags.get("is_app_user")),
+            "deleted": bool(flags.get("deleted")),
             "profile": {"display_name": name, "real_name": name.title()},
         }
+        if data["is_bot"]:
+            data["profile"]["bot_id"] = f"B{user_id[1:]}"
+        return data
 
     def _m_users_info(self, request: web.Request, params: dict[str, Any]) -> dict[str, Any]:
         user = params.get("user")
         if user not in self.users:
             return {"ok": False, "error": "user_not_found"}
         return {"ok": True, "user": self._user_json(str(user))}
+
+    def _m_usergroups_users_list(
+        self, request: web.Request, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        group = params.get("usergroup")
+        if not group:
+            return {"ok": False, "error": "invalid_arguments"}
+        include_disabled = str(params.get("include_disabled", "")).lower() in ("1", "true")
+        if group not in self.usergroups or (
+            group in self.disabled_usergroups and not include_disabled
+        ):
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": list(self.usergroups[str(group)])}
 
     def _m_users_list(self, request: web.Request, params: dict[str, Any]) -> dict[str, Any]:
         ids = sorted(self.users)

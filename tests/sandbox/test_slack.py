@@ -215,3 +215,40 @@ async def test_complete_upload_requires_uploaded_bytes(
         channel_id=CHANNEL,
     )
     assert done == {"ok": False, "error": "file_not_found"}
+
+
+async def test_people_and_user_groups_answer_like_slack(
+    slack: FakeSlack, client: httpx.AsyncClient
+) -> None:
+    """users.info tells deactivated accounts, bots, app users and other teams' users apart;
+    usergroups.users.list lists members, hides disabled groups unless asked; a revoked scope
+    is missing_scope naming it."""
+    slack.add_user("U0GONE", "gone", deleted=True)
+    slack.add_user("U0BOT", "deploybot", is_bot=True)
+    slack.add_user("U0APP", "app", is_app_user=True)
+    slack.add_user("U0EVE", "eve", team_id="T0ELSEWHR")
+    gone = (await call(client, slack, "users.info", user="U0GONE"))["user"]
+    assert gone["deleted"] is True and gone["is_bot"] is False
+    bot = (await call(client, slack, "users.info", user="U0BOT"))["user"]
+    assert bot["is_bot"] is True and bot["profile"]["bot_id"]
+    assert (await call(client, slack, "users.info", user="U0APP"))["user"]["is_app_user"]
+    assert (await call(client, slack, "users.info", user="U0EVE"))["user"]["team_id"] == "T0ELSEWHR"
+    members = await call(client, slack, "users.list")
+    assert {m["id"] for m in members["members"]} >= {"U0GONE", "U0BOT", "U0EVE"}
+
+    slack.add_usergroup("S0ONCALL", ["U0ONCALL1"])
+    slack.add_usergroup("S0OLD", ["U0GONE"], disabled=True)
+    listed = await call(client, slack, "usergroups.users.list", usergroup="S0ONCALL")
+    assert listed == {"ok": True, "users": ["U0ONCALL1"]}
+    old = await call(client, slack, "usergroups.users.list", usergroup="S0OLD")
+    assert old == {"ok": False, "error": "no_such_subteam"}
+    shown = await call(
+        client, slack, "usergroups.users.list", usergroup="S0OLD", include_disabled=True
+    )
+    assert shown["users"] == ["U0GONE"]
+    none = await call(client, slack, "usergroups.users.list", usergroup="S0NOPE")
+    assert none["error"] == "no_such_subteam"
+
+    slack.revoke_scope("usergroups:read")
+    refused = await call(client, slack, "usergroups.users.list", usergroup="S0ONCALL")
+    assert refused == {"ok": False, "error": "missing_scope", "needed": "usergroups:read"}

@@ -8,6 +8,7 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -51,12 +52,12 @@ def signed_headers(
     }
 
 
-def command_body(user: str, text: str, channel: str = CHANNEL) -> bytes:
+def command_body(user: str, text: str, channel: str = CHANNEL, team: str = TEAM_ID) -> bytes:
     """A `/golive` slash-command payload, form-encoded as Slack sends it."""
     return urlencode(
         {
             "token": "legacy-verification-token",
-            "team_id": TEAM_ID,
+            "team_id": team,
             "team_domain": "golive-sandbox",
             "channel_id": channel,
             "channel_name": "release",
@@ -71,19 +72,19 @@ def command_body(user: str, text: str, channel: str = CHANNEL) -> bytes:
     ).encode()
 
 
-def event_body(event: dict[str, Any], event_id: str | None = None) -> bytes:
+def event_body(event: dict[str, Any], event_id: str | None = None, team: str = TEAM_ID) -> bytes:
     """An Events API `event_callback` envelope around `event`."""
     return json.dumps(
         {
             "token": "legacy-verification-token",
-            "team_id": TEAM_ID,
+            "team_id": team,
             "api_app_id": "A0GOLIVE",
             "event": event,
             "type": "event_callback",
             "event_id": event_id or f"Ev{next(_ids):08d}",
             "event_time": int(time.time()),
             "authorizations": [
-                {"team_id": TEAM_ID, "user_id": "U0GOLIVEBOT", "is_bot": True},
+                {"team_id": team, "user_id": "U0GOLIVEBOT", "is_bot": True},
             ],
         }
     ).encode()
@@ -109,12 +110,13 @@ def click_body(
     value: str,
     action_id: str = APPROVE_ACTION,
     response_url: str = "https://hooks.slack.invalid/actions/T0/1/x",
+    team: str = TEAM_ID,
 ) -> bytes:
     """A `block_actions` payload: `user` pressed a button on `message`."""
     payload = {
         "type": "block_actions",
-        "team": {"id": TEAM_ID, "domain": "golive-sandbox"},
-        "user": {"id": user, "username": user.lower(), "team_id": TEAM_ID},
+        "team": {"id": team, "domain": "golive-sandbox"},
+        "user": {"id": user, "username": user.lower(), "team_id": team},
         "api_app_id": "A0GOLIVE",
         "token": "legacy-verification-token",
         "container": {
@@ -172,10 +174,12 @@ class SlackHarness:
         sent.update(headers or {})
         return await self.http.post("/slack/events", content=body, headers=sent)
 
-    async def command(self, user: str, text: str, channel: str = CHANNEL) -> dict[str, Any]:
-        """Run `/golive <text>` as `user`; the JSON Slack would show them."""
+    async def command(
+        self, user: str, text: str, channel: str = CHANNEL, team: str = TEAM_ID
+    ) -> dict[str, Any]:
+        """Run `/golive <text>` as `user` (in workspace `team`); the JSON Slack would show them."""
         response = await self.post(
-            command_body(user, text, channel), "application/x-www-form-urlencoded"
+            command_body(user, text, channel, team), "application/x-www-form-urlencoded"
         )
         assert response.status_code == 200, response.text
         data: dict[str, Any] = response.json()
@@ -299,20 +303,29 @@ def slack_env(fake: FakeSlack, **extra: str) -> dict[str, str]:
     return env
 
 
+@asynccontextmanager
+async def serving(
+    config: Config, fake: FakeSlack, clock: FakeClock, database: str = ":memory:", **env: str
+) -> AsyncIterator[SlackHarness]:
+    """The real golive web app for `config` on a loopback port, talking to `fake` (a database
+    file runs writes on their own thread, as in production)."""
+    app = await create_server(config, slack_env(fake, **env), clock=clock, database=database)
+    server = LoopbackServer(app)
+    await server.start()
+    harness = SlackHarness(fake, server, app[RUNTIME], app[INBOX], clock)
+    try:
+        yield harness
+    finally:
+        await harness.http.aclose()
+        await server.stop()
+
+
 @pytest.fixture
 async def served(
     fake_slack: FakeSlack, clock: FakeClock, tmp_path: Path
 ) -> AsyncIterator[SlackHarness]:
     """The real golive web app (Bolt, /healthz, /freeze, Runtime) on a loopback port, with its
     database in a file as in production (writes on their own thread)."""
-    app = await create_server(
-        slack_config(), slack_env(fake_slack), clock=clock, database=str(tmp_path / "golive.db")
-    )
-    server = LoopbackServer(app)
-    await server.start()
-    harness = SlackHarness(fake_slack, server, app[RUNTIME], app[INBOX], clock)
-    try:
+    database = str(tmp_path / "golive.db")
+    async with serving(slack_config(), fake_slack, clock, database) as harness:
         yield harness
-    finally:
-        await harness.http.aclose()
-        await server.stop()

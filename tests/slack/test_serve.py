@@ -17,7 +17,7 @@ from bot.adapters.cli import main
 from bot.adapters.slack.app import ACTIONS, EVENTS, SLASH_COMMAND
 from bot.adapters.slack.serve import create_server
 from bot.domain.clock import FakeClock
-from bot.render.messages import APPROVE_ACTION
+from bot.render.messages import APPROVE_ACTION, CONFIRM_ROLLBACK_ACTION
 from bot.sandbox import FakeSlack, LoopbackServer
 from tests.conftest import BACKEND, COMMANDER, ON_CALL, config_dict
 from tests.slack.conftest import ROOT, SlackHarness, reaction_event, slack_config, slack_env
@@ -237,7 +237,8 @@ def test_manifest_declares_what_the_app_handles() -> None:
     (command,) = features["slash_commands"]
     assert command["usage_hint"] and command["should_escape"] is True
     assert set(settings["event_subscriptions"]["bot_events"]) == set(EVENTS)
-    assert settings["interactivity"]["is_enabled"] is True and ACTIONS == (APPROVE_ACTION,)
+    assert settings["interactivity"]["is_enabled"] is True
+    assert ACTIONS == (APPROVE_ACTION, CONFIRM_ROLLBACK_ACTION)
     assert settings["socket_mode_enabled"] is False
     urls = {
         command["url"],
@@ -246,7 +247,14 @@ def test_manifest_declares_what_the_app_handles() -> None:
     }
     assert {u.rsplit("/", 2)[-2:] == ["slack", "events"] for u in urls} == {True}
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])  # type: ignore[index]
-    assert scopes == {"commands", "chat:write", "reactions:read", "users:read", "files:write"}
+    assert scopes == {
+        "commands",
+        "chat:write",
+        "reactions:read",
+        "users:read",
+        "usergroups:read",
+        "files:write",
+    }
 
 
 async def test_the_served_app_handles_exactly_the_manifest(served: SlackHarness) -> None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -32,9 +33,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.slack.inbox import Handled, Handler, Inbox
 from bot.adapters.slack.transport import make_client
+from bot.adapters.slack.workspace import Workspace, workspace_gate
 from bot.domain.config import Config
 from bot.engine.runtime import Runtime
-from bot.render.messages import APPROVE_ACTION, render_database_busy
+from bot.render.fmt import clip
+from bot.render.messages import APPROVE_ACTION, CONFIRM_ROLLBACK_ACTION, render_database_busy
 from bot.store import Store
 from bot.store.writer import COMMAND_WAIT, reason, unwritable
 from commands import Reply, changes_state, dispatch
@@ -45,12 +48,13 @@ log = logging.getLogger(__name__)
 # What the app handles; manifest.yml declares exactly these (a test holds them equal).
 SLASH_COMMAND = "/golive"
 EVENTS = ("reaction_added",)
-ACTIONS = (APPROVE_ACTION,)
+ACTIONS = (APPROVE_ACTION, CONFIRM_ROLLBACK_ACTION)
 
 INTERNAL_ERROR = (
     "golive hit an internal error (it is logged). Check `/golive status` before trying again."
 )
 NOT_WAITING = "This step is not waiting for an approval any more; see `/golive status`."
+NOT_PROPOSED = "This rollback plan no longer waits for a confirmation; see `/golive status`."
 MAX_REPLY = 3900  # Slack truncates slash-command responses around 4,000 characters
 _PLAIN_NAME = re.compile(r"(?:^|[\s=])@([A-Za-z0-9][\w.\-]*)")
 
@@ -182,6 +186,7 @@ class SlackIdentity(AsyncAuthorize):
         self.token = token
         self.bot_user_id: str | None = None
         self.bot_id: str | None = None
+        self.team_id: str | None = None  # the workspace golive is installed in
         self.status = "unverified"
 
     async def verify(self) -> str:
@@ -199,6 +204,7 @@ class SlackIdentity(AsyncAuthorize):
             return self.status
         self.bot_user_id = response.get("user_id")
         self.bot_id = response.get("bot_id")
+        self.team_id = response.get("team_id")
         self.status = "ok"
         return self.status
 
@@ -295,7 +301,7 @@ async def golive_command(
         user, channel = str(command["user_id"]), str(command["channel_id"])
         await golive.directory.prepare(text)
         if not changes_state(text):
-            reply = dispatch(golive.runtime.service, user, channel, text, golive.directory)
+            reply = await dispatch(golive.runtime.service, user, channel, text, golive.directory)
         else:
             trigger = command.get("trigger_id")
             once = RunOnce(
@@ -304,21 +310,37 @@ async def golive_command(
                 trigger if isinstance(trigger, str) and trigger else None,
                 user,
                 channel,
-                text,
-                golive.sent_at(request),
             )
-            try:
-                reply = await golive.store.writes.run(once, wait=COMMAND_WAIT, urgent=True)
-            except Exception as exc:
-                if not unwritable(exc):
-                    raise
-                logger.error("/golive could not be recorded: %s", reason(exc))
-                reply = Reply(render_database_busy(short_reason(exc)))
+            seen = once.answered()
+            if seen is not None:
+                reply = seen
+            else:
+
+                async def execute(core: Callable[[], Reply]) -> Reply:
+                    return await golive.store.writes.run(
+                        partial(once, core), wait=COMMAND_WAIT, urgent=True
+                    )
+
+                try:
+                    reply = await dispatch(
+                        golive.runtime.service,
+                        user,
+                        channel,
+                        text,
+                        golive.directory,
+                        sent_at=golive.sent_at(request),
+                        execute=execute,
+                    )
+                except Exception as exc:
+                    if not unwritable(exc):
+                        raise
+                    logger.error("/golive could not be recorded: %s", reason(exc))
+                    reply = Reply(render_database_busy(short_reason(exc)))
     except Exception:
         logger.exception("/golive failed before it could answer")
         await ack(text=INTERNAL_ERROR, response_type="ephemeral")
         return
-    body = reply.text if len(reply.text) <= MAX_REPLY else reply.text[:MAX_REPLY] + "…"
+    body = reply.text if len(reply.text) <= MAX_REPLY else clip(reply.text, MAX_REPLY) + "…"
     await ack(text=body, response_type="in_channel" if reply.public else "ephemeral")
 
 
@@ -331,25 +353,24 @@ class RunOnce:
     trigger_id: str | None
     user: str
     channel: str
-    text: str
-    sent_at: datetime | None
 
-    def __call__(self) -> Reply:
-        """The stored reply of this request, or run it and store its reply, in one transaction."""
+    def answered(self) -> Reply | None:
+        """The reply this request already got, if it ran before (a replay)."""
+        seen = self.golive.store.answered(self.key, self.trigger_id)
+        if seen is not None:
+            log.info("a repeated /golive request was answered again, not run again")
+            return Reply(*seen)
+        return None
+
+    def __call__(self, core: Callable[[], Reply]) -> Reply:
+        """The stored reply of this request, or run `core` and store its reply, in one
+        transaction (a replay that raced past `answered` is caught here)."""
         store = self.golive.store
         with store.transaction():
-            seen = store.answered(self.key, self.trigger_id)
+            seen = self.answered()
             if seen is not None:
-                log.info("a repeated /golive request was answered again, not run again")
-                return Reply(*seen)
-            reply = dispatch(
-                self.golive.runtime.service,
-                self.user,
-                self.channel,
-                self.text,
-                self.golive.directory,
-                sent_at=self.sent_at,
-            )
+                return seen
+            reply = core()
             store.record_answer(
                 self.key,
                 self.trigger_id,
@@ -418,9 +439,32 @@ async def approve_button(
     request: AsyncBoltRequest,
 ) -> None:
     """The Approve button: kept in the inbox, then acknowledged; judged like the reaction."""
+    await _keep_click(ack, body, action, context, request)
+
+
+async def confirm_rollback_button(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    context: AsyncBoltContext,
+    request: AsyncBoltRequest,
+) -> None:
+    """Confirm rollback: kept in the inbox like Approve; on-call's click runs the plan."""
+    await _keep_click(ack, body, action, context, request)
+
+
+async def _keep_click(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    context: AsyncBoltContext,
+    request: AsyncBoltRequest,
+) -> None:
+    """A click on one of our buttons, kept in the inbox before it is acknowledged."""
     golive = _golive(context)
     container = body.get("container") or {}
     payload = {
+        "action": str(action.get("action_id") or APPROVE_ACTION),
         "value": str(action.get("value") or ""),
         "channel": container.get("channel_id") or (body.get("channel") or {}).get("id"),
         "ts": container.get("message_ts") or (body.get("message") or {}).get("ts"),
@@ -435,7 +479,8 @@ async def approve_button(
 
 
 def handle_click(runtime: Runtime, click: Mapping[str, Any]) -> Handled:
-    """Approve the step a button stands for, if it still waits; otherwise tell the clicker."""
+    """Approve the step (or confirm the rollback) a button stands for, if it still waits;
+    otherwise tell the clicker."""
     release_id, _, step_key = str(click.get("value") or "").partition(":")
     channel, ts, user = click.get("channel"), click.get("ts"), click.get("user")
     row = runtime.store.message_by_ts(str(channel), str(ts)) if channel and ts else None
@@ -445,10 +490,12 @@ def handle_click(runtime: Runtime, click: Mapping[str, Any]) -> Handled:
         and row.release_id == int(release_id)
         and row.step_key == step_key
     )
+    confirm = click.get("action") == CONFIRM_ROLLBACK_ACTION
     outcome = None
     if row is not None and matches and isinstance(user, str):
-        outcome = runtime.service.approve_message(row, user, via="button")
-    return outcome, (NOT_WAITING if outcome is None else None)
+        judge = runtime.service.confirm_message if confirm else runtime.service.approve_message
+        outcome = judge(row, user, "button")
+    return outcome, ((NOT_PROPOSED if confirm else NOT_WAITING) if outcome is None else None)
 
 
 HANDLERS: Mapping[str, Handler] = {"reaction": handle_reaction, "click": handle_click}
@@ -512,14 +559,17 @@ def create_app(
     directory: SlackDirectory | None = None,
     identity: SlackIdentity | None = None,
     inbox: Inbox | None = None,
+    workspace: Workspace | None = None,
 ) -> AsyncApp:
-    """The Bolt app with every golive listener registered, signature verification on."""
+    """The Bolt app with every golive listener registered, signature verification on, and only
+    requests from golive's own workspace let through."""
     if not token:
         raise ValueError("a bot token is required")
     if not signing_secret:
         raise ValueError("a signing secret is required (requests are always verified)")
     client = client or make_client(token)
     identity = identity or SlackIdentity(client, token)
+    workspace = workspace or Workspace(identity, config.slack.allowed_team_ids)
     directory = directory or SlackDirectory(client, config.users)
     # Bolt's own client carries no token: `identity` (Bolt's authorize step) supplies it.
     bolt_client = AsyncWebClient(
@@ -546,9 +596,11 @@ def create_app(
         await next()
 
     # -- every listener, in one place -------------------------------------------------------
+    app.use(workspace_gate(workspace))
     app.use(attach_golive)
     app.command(SLASH_COMMAND)(golive_command)
     app.event("reaction_added")(reaction_added)
     app.action(APPROVE_ACTION)(approve_button)
+    app.action(CONFIRM_ROLLBACK_ACTION)(confirm_rollback_button)
     app.error(on_error)
     return app

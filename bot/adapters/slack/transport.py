@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://slack.com/api/"
 TIMEOUT = 10.0  # seconds for one Web API call; the outbox retries what times out
-POST_KINDS = frozenset({"card", "thread", "approval", "channel", "announce"})
+POST_KINDS = frozenset({"card", "thread", "approval", "confirm", "channel", "announce"})
 
 # The token is wrong, revoked or lacks a scope: every message would fail the same way, and a
 # person can fix it (new token, reinstall) without losing anything. So hold and retry, loudly.
