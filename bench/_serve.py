@@ -52,10 +52,12 @@ _ids = count(1)
 
 
 def golive_config(channels: list[str], database: Path) -> dict[str, Any]:
-    """The benchmarks' golive.yml: these release channels, one announce channel, no checks."""
+    """The benchmarks' golive.yml: these release channels, one announce channel, the four
+    people by name, no checks."""
     return {
         "slack": {"release_channels": channels, "announce_channels": [ANNOUNCE]},
         "roles": ROLES,
+        "users": {"alice": COMMANDER, "carol": ON_CALL, "bob": BACKEND, "fran": FRONTEND},
         "services": SERVICES,
         "database": str(database),
     }

@@ -142,9 +142,10 @@ async def prepare_done(config: Path, api_url: str, channels: list[str]) -> None:
         store, service, nobody = runtime.store, runtime.service, MappingDirectory({})
         try:
             for number, channel in enumerate(channels):
-                dispatch(service, COMMANDER, channel, f"start v1.0.{number}", nobody)
+                reply = await dispatch(service, COMMANDER, channel, f"start v1.0.{number}", nobody)
                 release_id = store.latest_in_channel(channel)
-                assert release_id is not None
+                if release_id is None:
+                    raise RuntimeError(f"{channel}: could not start a release: {reply.text}")
                 for _ in range(80):
                     release = store.load(release_id).release
                     if release.all_done:
@@ -153,7 +154,7 @@ async def prepare_done(config: Path, api_url: str, channels: list[str]) -> None:
                     if awaiting:
                         step = awaiting[0]
                         user = release.roles.user(step.owner)
-                        dispatch(service, user, channel, f"approve {step.key}", nobody)
+                        await dispatch(service, user, channel, f"approve {step.key}", nobody)
                         continue
                     if release.step("soak").status is not StepStatus.TIMING:
                         raise RuntimeError(f"{channel}: nothing waits, yet not done: {release}")
