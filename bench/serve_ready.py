@@ -15,11 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,16 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 from typing import IO
-from urllib.parse import urlencode
 
 import aiohttp
 import yaml
+from _serve import CHANNEL, ROOT, SECRET, command, free_port, serve_env
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-SECRET = "bench-signing-secret-0123456789abcdef"
-CHANNEL = "C0RELEASE1"
 CONFIG = {
     "slack": {"release_channels": [CHANNEL]},
     "roles": {"on_call": "U0ONCALL1", "backend": "U0BACKEND", "frontend": "U0FRONTEN"},
@@ -62,35 +54,6 @@ web.run_app(make(), host="127.0.0.1", port=int(sys.argv[4]), print=None, access_
 """
 READY_DEADLINE, STOP_DEADLINE = 20.0, 10.0  # seconds a start / a stop may take
 VERDICT = {True: "meets", False: "MISSES"}
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def command(text: str) -> tuple[bytes, dict[str, str]]:
-    """A `/golive <text>` slash command signed with Slack's v0 scheme."""
-    body = urlencode(
-        {
-            "team_id": "T0SANDBOX",
-            "channel_id": CHANNEL,
-            "user_id": "U0COMMAND",
-            "command": "/golive",
-            "text": text,
-            "response_url": "https://hooks.slack.invalid/commands/1",
-            "trigger_id": f"{time.monotonic_ns()}.1",
-        }
-    ).encode()
-    ts = str(int(time.time()))
-    digest = hmac.new(SECRET.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256)
-    return body, {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": "v0=" + digest.hexdigest(),
-    }
 
 
 def proc_memory(pid: int) -> tuple[float, float]:
@@ -188,15 +151,8 @@ async def run(runs: int, requests: int) -> int:
         api_url = f"{fake.url}/api/"
         database, config = Path(tmp) / "golive.db", Path(tmp) / "golive.yml"
         config.write_text(yaml.safe_dump({**CONFIG, "database": str(database)}))
-        env = dict(
-            os.environ,
-            PYTHONPATH=str(ROOT),
-            SLACK_BOT_TOKEN=DEFAULT_TOKEN,
-            SLACK_SIGNING_SECRET=SECRET,
-            SLACK_API_URL=api_url,
-        )
         log = (Path(tmp) / "stderr.log").open("wb")
-        launcher = Launcher(env, log)
+        launcher = Launcher(serve_env(api_url), log)
         apps = {
             "golive": [
                 *(sys.executable, "-m", "bot", "serve", "--config", str(config)),
