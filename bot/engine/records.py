@@ -9,12 +9,14 @@ import asyncio
 import base64
 import dataclasses
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 
 from bot.domain.config import Config
 from bot.domain.records import OutboxRow
 from bot.engine.outbox import Undeliverable
 from bot.engine.writeback import WRITE_BACK_KIND
-from bot.render.report import history_text, release_record, soak_chart_png
+from bot.render.report import history_text, release_record, soak_chart
 from bot.store import Store
 from checks.monitoring import baseline_in
 
@@ -50,11 +52,31 @@ def history(store: Store, config: Config, limit: int = 20) -> str:
 
 
 class Drawings:
-    """Fills in the files that are drawn at delivery (the outbox calls `prepare`)."""
+    """Fills in the files that are drawn at delivery (the outbox calls `prepare`).
+
+    Charts are drawn in a process of their own: drawing is seconds of CPU in matplotlib, and in
+    a thread of golive's it would hold the interpreter lock that the event loop needs to answer
+    Slack within its three seconds. The process is started at the first chart (spawned, not
+    forked: golive runs threads) and stopped with golive.
+    """
 
     def __init__(self, store: Store, config: Config) -> None:
         self.store = store
         self.config = config
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _painter(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+            )
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the drawing process, if one was started."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     async def prepare(self, row: OutboxRow) -> OutboxRow:
         """The row as it should be delivered: a drawn-later file gets its content now."""
@@ -68,7 +90,8 @@ class Drawings:
         )
         ratio = baseline.ratio if baseline else None
         try:
-            png = await asyncio.to_thread(soak_chart_png, record, samples, ratio, self.config)
+            draw = soak_chart(record, samples, ratio, self.config)
+            png = await asyncio.get_running_loop().run_in_executor(self._painter(), draw)
         except Exception as exc:  # a chart that cannot be drawn must not hold the channel
             log.exception("drawing the soak chart of release %s failed", row.release_id)
             raise Undeliverable(f"the soak chart could not be drawn: {type(exc).__name__}") from exc

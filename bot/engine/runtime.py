@@ -81,13 +81,14 @@ class Runtime:
             sleep,
             people=people,
         )
+        self.drawings = Drawings(self.store, config)
         self.outbox = Outbox(
             self.store,
             transport,
             self.clock,
             skip=frozenset({PAGE_KIND, WRITE_BACK_KIND}),
             pace=pace,
-            prepare=Drawings(self.store, config).prepare,
+            prepare=self.drawings.prepare,
             notices=self._notice_channels,
         )
         self.pager = self._pager(config, secrets)
@@ -174,6 +175,7 @@ class Runtime:
         self.freeze.stop()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.service.close()
+        self.drawings.close()
         self.store.close()
 
     async def pump(self) -> None:

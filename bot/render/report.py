@@ -9,8 +9,9 @@ provider title cannot become a disguised link or raw HTML in the record either.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from bot.domain.clock import parse_iso
@@ -236,10 +237,8 @@ def _test_data(cleanup: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def soak_chart_png(
-    record: ReleaseRecord, samples: Rows, baseline_ratio: float | None, config: Config
-) -> bytes:
-    """The soak as a PNG: 5xx ratio and p95 against the baseline and the SLO."""
+def soak_points(samples: Rows) -> list[SoakSample]:
+    """The stored ticks of a soak as the chart draws them."""
     points = []
     for s in samples:
         verdicts = s.get("verdicts") or {}
@@ -252,8 +251,17 @@ def soak_chart_png(
                 latency_breach=verdicts.get("latency", {}).get("status") == "fail",
             )
         )
-    return render_soak_chart(
-        points,
+    return points
+
+
+def soak_chart(
+    record: ReleaseRecord, samples: Rows, baseline_ratio: float | None, config: Config
+) -> Callable[[], bytes]:
+    """The drawing of the soak as a PNG (5xx ratio and p95 against the baseline and the SLO),
+    ready to be run where it slows nobody: a call with only plain data in it."""
+    return partial(
+        render_soak_chart,
+        soak_points(samples),
         baseline_ratio=baseline_ratio,
         slo_seconds=config.monitoring.slo_p95.total_seconds(),
         title=f"Soak of {record.release.version}",
