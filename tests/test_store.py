@@ -145,7 +145,7 @@ def test_an_older_database_upgrades_to_the_inbox_schema(tmp_path: Path) -> None:
     )
     store.db.execute("update steps set awaiting_since = null")
     assert store.awaiting_since(rid, "s") is None
-    assert store.schema_version()[-1] == "m004_inbox"
+    assert "m004_inbox" in store.schema_version()
 
 
 def test_the_inbox_keeps_an_event_once(store: Store) -> None:

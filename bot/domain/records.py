@@ -44,3 +44,14 @@ class ReleaseRecord:
     activate_at: datetime | None
     card_message: int | None
     baseline: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Wait:
+    """One step's wait on a person, as stored: since when, its reminders, its snooze."""
+
+    step_key: str
+    since: datetime
+    reminded_at: datetime | None
+    reminders: int
+    snoozed_until: datetime | None

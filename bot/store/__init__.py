@@ -16,11 +16,11 @@ from sqlite_utils.migrations import Migrations
 
 from bot.domain.clock import parse_iso, utc_iso
 from bot.domain.model import Outcome, Phase, Release, ReleaseStatus, Roles, Stage, Step, StepStatus
-from bot.domain.records import OutboxRow, ReleaseRecord
+from bot.domain.records import OutboxRow, ReleaseRecord, Wait
 from bot.domain.redact import Redactor
 from bot.store.writer import SHORT_WAIT, Writer
 
-__all__ = ["OutboxRow", "ReleaseRecord", "Store", "migrations"]
+__all__ = ["OutboxRow", "ReleaseRecord", "Store", "Wait", "migrations"]
 
 migrations = Migrations("golive")
 
@@ -278,6 +278,39 @@ def m004_inbox(db: Database) -> None:
     db.table("steps").add_column("awaiting_since", str)
 
 
+@migrations()
+def m005_reminders(db: Database) -> None:
+    """Since when each step has waited on a person (approval or block), why a person stopped
+    it, and the reminders and snoozes of each wait."""
+    steps = db.table("steps")
+    steps.add_column("waiting_since", str)
+    steps.add_column("reason", str)
+    db.execute(
+        "update steps set waiting_since = coalesce(awaiting_since, opened_at) "
+        "where status in ('awaiting', 'blocked')"
+    )
+    db.table("reminders").create(
+        {
+            "id": int,
+            "release_id": int,
+            "step_key": str,
+            "since": str,
+            "kind": str,
+            "user": str,
+            "at": str,
+            "until": str,
+        },
+        pk="id",
+        not_null={"release_id", "step_key", "since", "kind", "at"},
+    )
+    db.table("reminders").create_index(["release_id", "step_key", "since"])
+
+
+# Kinds of rows in `reminders`: a reminder (to the owner), an escalation (someone else
+# mentioned too), and a snooze (reminders held off `until`).
+REMINDER_KINDS = ("reminder", "escalation")
+
+
 def _j(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
@@ -319,6 +352,10 @@ def _pk(value: object) -> int:
 
 def _when(text: str | None) -> datetime | None:
     return parse_iso(text) if text else None
+
+
+def _owner_changed(before: Release, after: Release, step: Step) -> bool:
+    return before.roles.user(step.owner) != after.roles.user(step.owner)
 
 
 class Store:
@@ -444,6 +481,7 @@ class Store:
                     "awaiting_since": utc_iso(created_at)
                     if step.status is StepStatus.AWAITING
                     else None,
+                    "waiting_since": utc_iso(created_at) if step.waits_on_people else None,
                 }
                 for seq, step in enumerate(release.steps)
             ]
@@ -485,6 +523,7 @@ class Store:
             "deadline": utc_iso(step.deadline) if step.deadline else None,
             "failing": _j(list(step.failing)),
             "variant": step.variant,
+            "reason": step.reason,
         }
 
     def save_release(self, before: Release, after: Release, now: datetime) -> None:
@@ -502,10 +541,17 @@ class Store:
         old = {s.key: s for s in before.steps}
         steps = self._t("steps")
         for seq, step in enumerate(after.steps):
-            if old.get(step.key) == step:
+            prior = old.get(step.key)
+            if prior == step and step.waits_on_people and _owner_changed(before, after, step):
+                # The role moved to someone else: their wait (and its reminders) starts now.
+                self.db.execute(
+                    "update steps set waiting_since = ? where release_id = ? and key = ?",
+                    [utc_iso(now), after.id, step.key],
+                )
+                continue
+            if prior == step:
                 continue
             changes = self._step_row(after.id, seq, step)
-            prior = old.get(step.key)
             if prior is not None and prior.status is StepStatus.PENDING and step.is_open:
                 changes["opened_at"] = utc_iso(now)
             if step.status is StepStatus.DONE and (prior is None or prior.status != step.status):
@@ -514,6 +560,12 @@ class Store:
                 prior is None or (prior.status, prior.stage) != (step.status, step.stage)
             ):
                 changes["awaiting_since"] = utc_iso(now)
+            if step.waits_on_people and (
+                prior is None or (prior.status, prior.stage) != (step.status, step.stage)
+            ):
+                changes["waiting_since"] = utc_iso(now)
+            elif not step.waits_on_people:
+                changes["waiting_since"] = None
             (step_id,) = [
                 r["id"]
                 for r in steps.rows_where("release_id = ? and key = ?", [after.id, step.key])
@@ -571,6 +623,7 @@ class Store:
                 deadline=_when(r["deadline"]),
                 failing=tuple(_unj(r["failing"], [])),
                 variant=r["variant"],
+                reason=r["reason"],
             )
             for r in self._t("steps").rows_where("release_id = ?", [release_id], order_by="seq")
         ]
@@ -1127,6 +1180,64 @@ class Store:
         ).fetchone()
         return _when(row[0]) if row else None
 
+    # -- reminders ---------------------------------------------------------------------------
+
+    def waits(self, release_id: int) -> dict[str, Wait]:
+        """step key → its current wait on a person (approval or block), with the reminders and
+        snoozes of that wait only."""
+        rows = self.db.execute(
+            """
+            select s.key, s.waiting_since,
+              (select max(r.at) from reminders r where r.release_id = s.release_id
+                 and r.step_key = s.key and r.since = s.waiting_since and r.kind != 'snooze'),
+              (select count(*) from reminders r where r.release_id = s.release_id
+                 and r.step_key = s.key and r.since = s.waiting_since and r.kind != 'snooze'),
+              (select max(r.until) from reminders r where r.release_id = s.release_id
+                 and r.step_key = s.key and r.since = s.waiting_since and r.kind = 'snooze')
+            from steps s where s.release_id = ? and s.waiting_since is not null
+            """,
+            [release_id],
+        ).fetchall()
+        return {
+            key: Wait(key, parse_iso(since), _when(last), int(count or 0), _when(until))
+            for key, since, last, count, until in rows
+        }
+
+    def add_reminder(
+        self,
+        release_id: int,
+        step_key: str,
+        kind: str,
+        at: datetime,
+        *,
+        user: str | None = None,
+        until: datetime | None = None,
+    ) -> None:
+        """Record a reminder, an escalation or a snooze of a step's current wait."""
+        row = self.db.execute(
+            "select waiting_since from steps where release_id = ? and key = ?",
+            [release_id, step_key],
+        ).fetchone()
+        if row is None or row[0] is None:
+            return  # the step does not wait on anyone now: nothing to remind of
+        self._t("reminders").insert(
+            {
+                "release_id": release_id,
+                "step_key": step_key,
+                "since": row[0],
+                "kind": kind,
+                "user": user,
+                "at": utc_iso(at),
+                "until": utc_iso(until) if until else None,
+            }
+        )
+
+    def reminders(self, release_id: int) -> list[dict[str, Any]]:
+        """Every reminder, escalation and snooze of a release, oldest first."""
+        return list(
+            self._t("reminders").rows_where("release_id = ?", [release_id], order_by="id")
+        )
+
     # -- read-only queries for the Slack adapter and the outbox --------------------------------
 
     def latest_request(self, release_id: int, step_key: str) -> OutboxRow | None:
@@ -1140,6 +1251,29 @@ class Store:
             )
         )
         return self._outbox_row(rows[0]) if rows else None
+
+    def latest_step_message(self, release_id: int, step_key: str) -> OutboxRow | None:
+        """The newest message that asks a person about a step: its approval request, or the
+        message saying why it is blocked (not reminders, not edits)."""
+        rows = list(
+            self._t("outbox").rows_where(
+                "release_id = ? and step_key = ? and kind in ('approval', 'thread') "
+                "and update_of is null",
+                [release_id, step_key],
+                order_by="id desc",
+                limit=1,
+            )
+        )
+        return self._outbox_row(rows[0]) if rows else None
+
+    def supersede_pending(self, kind: str, channel: str, keep: int) -> None:
+        """Pending rows of a kind for one destination, older than `keep`, are replaced by it
+        (an App Home view: only the newest one is worth publishing)."""
+        self.db.execute(
+            "update outbox set status = 'superseded' where status = 'pending' and kind = ? "
+            "and channel = ? and id < ?",
+            [kind, channel, keep],
+        )
 
     def pending_count(
         self, only: frozenset[str] | None = None, skip: frozenset[str] = frozenset()
