@@ -17,8 +17,9 @@ from bot.domain.people import People
 from bot.engine.checkbook import CheckBook, default_checkbook
 from bot.engine.deadlines import Deadlines
 from bot.engine.freeze import FreezeEnforcer
+from bot.engine.home import HOME_KIND, HomeViews, Links
 from bot.engine.monitor import Monitor
-from bot.engine.outbox import Outbox, Transport
+from bot.engine.outbox import Outbox, Transport, chained
 from bot.engine.pager import PAGE_KIND, PagerTransport
 from bot.engine.records import Drawings
 from bot.engine.scheduler import Timers
@@ -49,12 +50,14 @@ class Runtime:
         pace: float = 0.0,
         threaded: bool = False,
         people: People | None = None,
+        app_home: bool = False,
     ) -> None:
         """`pace`: the least seconds between two posts to one channel (Slack's ~1/s).
         `threaded`: database writes on their own thread, so the loop never waits for a lock
         (the server); without it everything runs on the loop (the console, the demo, tests).
         `people`: the directory role holders are checked against (Slack's in `golive serve`,
-        the config's people otherwise)."""
+        the config's people otherwise). `app_home`: keep people's App Home tabs published
+        (Slack), through an outbox of their own."""
         self.config = config
         for warning in deprecations(config):
             log.warning("config: %s", warning)
@@ -73,15 +76,24 @@ class Runtime:
             secrets,
             self.client,
             people=people,
+            app_home=app_home,
         )
         self.outbox = Outbox(
             self.store,
             transport,
             self.clock,
-            skip=frozenset({PAGE_KIND}),
+            skip=frozenset({PAGE_KIND, HOME_KIND}),
             pace=pace,
-            prepare=Drawings(self.store, config).prepare,
+            prepare=chained(Drawings(self.store, config).prepare, Links(self.store).prepare),
             notices=self._notice_channels,
+        )
+        # App Home views go on their own: a slow views.publish never holds the channels back.
+        self.homes = Outbox(
+            self.store,
+            transport,
+            self.clock,
+            only=frozenset({HOME_KIND}),
+            prepare=HomeViews(self.store, config, self.clock).prepare,
         )
         self.pager = self._pager(config, secrets)
         self.monitor = Monitor(self.service, self.client)
@@ -91,6 +103,7 @@ class Runtime:
             self.service.apply,
             self.monitor.open_breaches,
             self.monitor.soak_evidence,
+            config.reminders,
         )
         self.timers = Timers(self.deadlines, self.clock, self.monitor)
         self.freeze = FreezeEnforcer(config, self.store, secrets, self.client, self.clock)
@@ -108,8 +121,13 @@ class Runtime:
         transport = PagerTransport(self.client, mon.pagerduty_events_url, key)
         return Outbox(self.store, transport, self.clock, only=frozenset({PAGE_KIND}))
 
+    @property
+    def outboxes(self) -> list[Outbox]:
+        """Every outbox: chat messages, App Home views, and PagerDuty events when configured."""
+        return [self.outbox, self.homes] + ([self.pager] if self.pager is not None else [])
+
     def _outboxes(self) -> list[Outbox]:
-        return [self.outbox] + ([self.pager] if self.pager is not None else [])
+        return self.outboxes
 
     def _notice_channels(self) -> list[str]:
         """Where golive says that it cannot write: the channels of open releases."""

@@ -22,7 +22,7 @@ import httpx
 
 from bot.domain.clock import Clock
 from bot.domain.config import Config, Secrets
-from bot.domain.errors import IllegalMove, NotAllowed, UsageError, Why
+from bot.domain.errors import GoliveError, IllegalMove, NotAllowed, UsageError, Why
 from bot.domain.events import (
     Abort,
     Activate,
@@ -33,6 +33,8 @@ from bot.domain.events import (
     Handover,
     Retry,
     Rollback,
+    Snooze,
+    Stop,
     Transition,
     Unfreeze,
     Waive,
@@ -47,7 +49,7 @@ from bot.domain.model import (
 )
 from bot.domain.people import Facts, Holding, KnownPeople, LookupFailed, People, unfit
 from bot.domain.plan import PlannedService, plan_steps
-from bot.domain.rules import authorize_kind
+from bot.domain.rules import authorize, authorize_kind
 from bot.domain.transition import transition
 from bot.engine.checkbook import CheckBook
 from bot.engine.checkrunner import CheckRunner
@@ -89,7 +91,9 @@ class ReleaseService:
         secrets: Secrets,
         client: httpx.AsyncClient | None = None,
         people: People | None = None,
+        app_home: bool = False,
     ) -> None:
+        """`app_home`: keep people's App Home tabs up to date (Slack only)."""
         self.config = config
         self.store = store
         self.clock = clock
@@ -100,7 +104,7 @@ class ReleaseService:
             config.users, (defaults.on_call, defaults.backend, defaults.frontend)
         )
         self._listeners: list[Callable[[], None]] = []
-        self.effects = Effects(config, store)
+        self.effects = Effects(config, store, clock, app_home=app_home)
         self.checks = CheckRunner(
             config,
             store,
@@ -173,7 +177,9 @@ class ReleaseService:
                         release_id, now, _event_name(effect), actor, _event_data(effect)
                     )
                     self.effects.apply(after, effect, now, context)
-                self.effects.refresh_card(after, now)
+                if result.release != record.release:  # a reminder or a snooze leaves it be
+                    self.effects.refresh_card(after, now)
+                    self.effects.refresh_homes(record.release, result.release, now)
         self.changed()
         return result
 
@@ -484,25 +490,29 @@ class ReleaseService:
         try:
             self.apply(release.id, Approve(step.key, user), user, Context(via=via))
         except NotAllowed as exc:
-            words = refusal(exc)
-            now = self.clock.now()
-            with self.store.transaction():
-                self.store.enqueue(
-                    release_id=release.id,
-                    channel=release.channel,
-                    kind="ephemeral",
-                    text=words,
-                    blocks=None,
-                    at=now,
-                    user=user,
-                    step_key=step.key,
-                )
-                self.store.add_event(
-                    release.id, now, "approval_refused", user, {"step": step.key, "via": via}
-                )
-            self.changed()
-            return words
+            return self._refused(release, step.key, user, exc, "approval_refused", via)
         return messages.ack("approve", step.title)
+
+    def _refused(
+        self, release: Release, step_key: str, user: str, exc: GoliveError, what: str, via: str
+    ) -> str:
+        """Tell someone, to them alone in the channel, why their click changed nothing."""
+        words = refusal(exc)
+        now = self.clock.now()
+        with self.store.transaction():
+            self.store.enqueue(
+                release_id=release.id,
+                channel=release.channel,
+                kind="ephemeral",
+                text=words,
+                blocks=None,
+                at=now,
+                user=user,
+                step_key=step_key,
+            )
+            self.store.add_event(release.id, now, what, user, {"step": step_key, "via": via})
+        self.changed()
+        return words
 
     def waive(self, channel: str, user: str, name: str, reason: str) -> str:
         """Waive a failing check with a reason (recorded and shown in every summary)."""
@@ -542,22 +552,82 @@ class ReleaseService:
         self.changed()
         return messages.ack(kind)
 
-    async def handover(self, channel: str, user: str, to: str) -> str:
-        """Make someone else the commander: a real, active person of this workspace (and of
-        the commander group, where the config names one)."""
-        await self.vet_handover(channel, user, to)
-        return self.hand_over(channel, user, to)
+    async def handover(self, channel: str, user: str, to: str, role: Role = Role.COMMANDER) -> str:
+        """Hand a role (the commander by default) to someone else: a real, active person of
+        this workspace (and of the role's group, where the config names one)."""
+        await self.vet_handover(channel, user, to, role)
+        return self.hand_over(channel, user, to, role)
 
-    async def vet_handover(self, channel: str, user: str, to: str) -> None:
-        """Refuse a handover now unless `user` may hand over and `to` may command."""
-        self.authorize(channel, user, Handover)
-        await self.vet(Role.COMMANDER, to, Holding.NAMED)
+    async def vet_handover(
+        self, channel: str, user: str, to: str, role: Role = Role.COMMANDER
+    ) -> None:
+        """Refuse a handover now unless `user` may hand `role` over and `to` may hold it."""
+        authorize(self.require_current(channel).release, Handover(user, to, role))
+        await self.vet(role, to, Holding.NAMED)
 
-    def hand_over(self, channel: str, user: str, to: str) -> str:
-        """Write the handover (after `vet_handover`)."""
+    def hand_over(self, channel: str, user: str, to: str, role: Role = Role.COMMANDER) -> str:
+        """Write the handover (after `vet_handover`): waiting requests of the role are
+        addressed to `to` in place."""
         record = self.require_current(channel)
-        self.apply(record.release.id, Handover(user, to), user)
-        return messages.ack("handover", to)
+        self.apply(record.release.id, Handover(user, to, role), user)
+        return messages.ack_handover(role, to)
+
+    def reject(
+        self, channel: str, user: str, step_key: str, reason: str, via: str = "command"
+    ) -> str:
+        """Stop a step with a reason (`/golive reject`): it is blocked until retried or waived."""
+        record = self._require_active(channel)
+        step = record.release.step(step_key)
+        self.apply(record.release.id, Stop(step.key, user, reason), user, Context(via=via))
+        return messages.ack("reject", step.title)
+
+    def may_stop(self, release_id: int, step_key: str, user: str) -> None:
+        """Refuse now (IllegalMove, NotAllowed) when `user` could not stop the step: asked before
+        the reason modal opens, so nobody types a reason for nothing. Changes nothing."""
+        release = self.store.load(release_id).release
+        transition(release, Stop(step_key, user, "?"), self.clock.now())
+
+    def stop_step(
+        self, release_id: int, step_key: str, user: str, reason: str, via: str = "modal"
+    ) -> str:
+        """Stop a step from the modal's answer; a refusal (the step moved on, someone not
+        allowed) is told to that person alone."""
+        release = self.store.load(release_id).release
+        try:
+            step = release.step(step_key)
+            self.apply(release.id, Stop(step.key, user, reason), user, Context(via=via))
+        except (NotAllowed, IllegalMove) as exc:
+            return self._refused(release, step_key, user, exc, "stop_refused", via)
+        return messages.ack("reject", step.title)
+
+    def snooze(self, channel: str, user: str, step_key: str) -> str:
+        """Hold a waiting step's reminders off for a while (`/golive snooze`)."""
+        record = self._require_active(channel)
+        step = record.release.step(step_key)
+        self.apply(record.release.id, Snooze(step.key, user), user)
+        return messages.ack("snooze", step.title)
+
+    def snooze_message(self, message: OutboxRow, user: str, via: str = "button") -> str | None:
+        """The Snooze button of a reminder: None when its step no longer waits."""
+        if message.kind != "reminder" or message.release_id is None or not message.step_key:
+            return None
+        release = self.store.load(message.release_id).release
+        step = release.find_step(message.step_key)
+        if release.status is not ReleaseStatus.ACTIVE or step is None:
+            return None
+        if not step.waits_on_people:
+            return None
+        try:
+            self.apply(release.id, Snooze(step.key, user), user, Context(via=via))
+        except NotAllowed as exc:
+            return self._refused(release, step.key, user, exc, "snooze_refused", via)
+        return messages.ack("snooze", step.title)
+
+    def home_opened(self, user: str) -> None:
+        """Someone opened golive's App Home: publish their view (through the outbox)."""
+        with self.store.transaction():
+            self.effects.home(user, self.clock.now())
+        self.changed()
 
     def rollback(self, channel: str, user: str, reason: str) -> str:
         """On-call rolls the release back: plan posted, freeze kept, monitoring kept."""

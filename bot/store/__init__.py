@@ -860,11 +860,15 @@ class Store:
             }
         )
 
-    def events(self, release_id: int) -> list[dict[str, Any]]:
-        """The timeline of a release, oldest first."""
+    def events(self, release_id: int, type_: str | None = None) -> list[dict[str, Any]]:
+        """The timeline of a release (or its events of one type), oldest first."""
+        where, args = "release_id = ?", [release_id]
+        if type_ is not None:
+            where += " and type = ?"
+            args.append(type_)  # type: ignore[arg-type]
         return [
             {**r, "data": _unj(r["data"], {})}
-            for r in self._t("events").rows_where("release_id = ?", [release_id], order_by="id")
+            for r in self._t("events").rows_where(where, args, order_by="id")
         ]
 
     def add_approval(
@@ -1240,12 +1244,15 @@ class Store:
 
     # -- read-only queries for the Slack adapter and the outbox --------------------------------
 
-    def latest_request(self, release_id: int, step_key: str) -> OutboxRow | None:
-        """The newest approval request posted for a step (older ones are superseded)."""
+    def latest_request(
+        self, release_id: int, step_key: str, kind: str = "approval"
+    ) -> OutboxRow | None:
+        """The newest approval request posted for a step (older ones are superseded), or the
+        newest message of another `kind` about it (its latest reminder)."""
         rows = list(
             self._t("outbox").rows_where(
-                "release_id = ? and kind = 'approval' and step_key = ?",
-                [release_id, step_key],
+                "release_id = ? and kind = ? and step_key = ?",
+                [release_id, kind, step_key],
                 order_by="id desc",
                 limit=1,
             )
