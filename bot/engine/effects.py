@@ -44,7 +44,7 @@ from bot.store import ReleaseRecord, Store
 from checks.rollback import targets_from
 
 REMINDER_KIND = "reminder"  # a reminder in the release thread (with its Snooze button)
-DM_KIND = "dm"  # a direct message to `user`; `channel` is the release channel it links into
+DM_KIND = "dm"  # a direct message to `user` (its `channel` is the user id, a queue of its own)
 
 
 @dataclass(frozen=True)
@@ -449,9 +449,9 @@ class Effects:
         dm = messages.render_reminder_dm(
             release, step, waited, request.id if request is not None else None
         )
-        self.store.enqueue(
+        self.store.enqueue(  # queued by person: a direct message never holds the channel
             release_id=release.id,
-            channel=release.channel,
+            channel=effect.owner,
             kind=DM_KIND,
             text=dm.text,
             blocks=dm.blocks,

@@ -16,6 +16,7 @@ from datetime import datetime
 from bot.domain.clock import Clock
 from bot.domain.config import Config
 from bot.domain.model import Release, ReleaseStatus, answerers
+from bot.engine.outbox import RetryLater
 from bot.render import messages
 from bot.render.fmt import ROW_LINK, Rendered, map_text, message_link
 from bot.store import OutboxRow, Store
@@ -100,7 +101,8 @@ class HomeViews:
 
 class Links:
     """Turns links to outbox rows into links to the delivered messages (the chat outbox's
-    `prepare`); a link to a message that was never delivered becomes its plain label."""
+    `prepare`): a row still waiting for delivery holds the message back (RetryLater), and a
+    link to a message that could not be delivered becomes its plain label."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -108,6 +110,9 @@ class Links:
     def _resolve(self, found: re.Match[str]) -> str:
         target = self.store.message(int(found.group(1)))
         label = found.group(2)
+        if target is not None and target.status == "pending":
+            # Slack has not given it a timestamp yet (an outage): send the link once it has.
+            raise RetryLater(f"the message it links to (m{target.id}) is not delivered yet", 1.0)
         if target is None or target.status != "delivered" or not target.ts:
             return label
         return message_link(target.channel, target.ts, label)

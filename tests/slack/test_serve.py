@@ -14,10 +14,10 @@ import pytest
 import yaml
 
 from bot.adapters.cli import main
-from bot.adapters.slack.app import ACTIONS, EVENTS, SLASH_COMMAND
+from bot.adapters.slack.app import ACTIONS, EVENTS, SLASH_COMMAND, VIEWS
 from bot.adapters.slack.serve import create_server
 from bot.domain.clock import FakeClock
-from bot.render.messages import APPROVE_ACTION
+from bot.render.messages import APPROVE_ACTION, SNOOZE_ACTION, STOP_ACTION, STOP_VIEW
 from bot.sandbox import FakeSlack, LoopbackServer
 from tests.conftest import BACKEND, COMMANDER, ON_CALL, config_dict
 from tests.slack.conftest import ROOT, SlackHarness, reaction_event, slack_config, slack_env
@@ -237,7 +237,11 @@ def test_manifest_declares_what_the_app_handles() -> None:
     (command,) = features["slash_commands"]
     assert command["usage_hint"] and command["should_escape"] is True
     assert set(settings["event_subscriptions"]["bot_events"]) == set(EVENTS)
-    assert settings["interactivity"]["is_enabled"] is True and ACTIONS == (APPROVE_ACTION,)
+    assert settings["interactivity"]["is_enabled"] is True
+    assert ACTIONS == (APPROVE_ACTION, STOP_ACTION, SNOOZE_ACTION) and VIEWS == (STOP_VIEW,)
+    home = features["app_home"]
+    assert home["home_tab_enabled"] is True and "app_home_opened" in EVENTS
+    assert home["messages_tab_read_only_enabled"] is True
     assert settings["socket_mode_enabled"] is False
     urls = {
         command["url"],
@@ -253,6 +257,7 @@ def test_manifest_declares_what_the_app_handles() -> None:
         "users:read",
         "usergroups:read",
         "files:write",
+        "im:write",
     }
 
 

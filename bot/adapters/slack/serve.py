@@ -228,6 +228,7 @@ async def create_server(
         pace=pace,
         threaded=True,
         people=SlackPeople(client, workspace),
+        app_home=True,
     )
     directory = SlackDirectory(client, config.users)
     inbox = make_inbox(runtime, inbox_delay)
