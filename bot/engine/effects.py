@@ -36,7 +36,7 @@ from bot.domain.events import (
 )
 from bot.domain.model import Outcome, Release, ReleaseStatus, Role, StageKind, Step, StepStatus
 from bot.domain.redact import safe_url
-from bot.engine.home import HomeViews, waiting_keys
+from bot.engine.home import HOME_KIND, HomeViews, waiting_keys
 from bot.engine.records import DRAWN_LATER, SOAK_CHART, record_markdown
 from bot.render import messages
 from bot.render.fmt import Rendered
@@ -186,12 +186,13 @@ class Effects:
         self.update(record, record.card_message, card, now)
 
     def refresh_homes(self, before: Release, after: Release, now: datetime) -> None:
-        """Queue a fresh App Home view for everyone whose waiting steps changed."""
+        """Queue a fresh App Home view for everyone whose waiting steps changed (and who has
+        opened golive's Home tab: the others get theirs when they first open it)."""
         if self.homes is None:
             return
         old, new = waiting_keys(before), waiting_keys(after)
         for user in sorted(set(old) | set(new)):
-            if old.get(user) != new.get(user):
+            if old.get(user) != new.get(user) and self.store.has_sent(HOME_KIND, user):
                 self.homes.queue(user, now)
 
     def home(self, user: str, now: datetime) -> None:

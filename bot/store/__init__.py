@@ -1273,6 +1273,14 @@ class Store:
         )
         return self._outbox_row(rows[0]) if rows else None
 
+    def has_sent(self, kind: str, channel: str) -> bool:
+        """True when a row of this kind was ever queued for this destination (for instance,
+        a person opened golive's App Home once)."""
+        row = self.db.execute(
+            "select 1 from outbox where channel = ? and kind = ? limit 1", [channel, kind]
+        ).fetchone()
+        return row is not None
+
     def supersede_pending(self, kind: str, channel: str, keep: int) -> None:
         """Pending rows of a kind for one destination, older than `keep`, are replaced by it
         (an App Home view: only the newest one is worth publishing)."""

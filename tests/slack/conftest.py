@@ -270,7 +270,11 @@ class SlackHarness:
     def request_in_slack(self, key: str) -> SlackMessage:
         """The newest approval request of a step, as Slack shows it (the button is still on it)."""
         value = f"{self.release().id}:{key}"
-        found = [m for m in self.fake.posts(CHANNEL) if value in json.dumps(m.blocks or [])]
+        found = [
+            m
+            for m in self.fake.posts(CHANNEL)
+            if f"approve:{value}" in json.dumps(m.blocks or [])  # not a reminder's Snooze
+        ]
         assert found, f"no approval request for {key} in Slack"
         return found[-1]
 

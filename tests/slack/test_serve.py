@@ -277,9 +277,16 @@ async def test_the_served_app_handles_exactly_the_manifest(served: SlackHarness)
     await h.command(COMMANDER, "start v2.4.0")
     await h.settle()
     request = h.request_in_slack("ci")
-    assert (await h.click(COMMANDER, request, f"{h.release().id}:ci")).status_code == 200
+    for action in ACTIONS:
+        clicked = await h.click(COMMANDER, request, f"{h.release().id}:notes", action)
+        assert clicked.status_code == 200, action
     other = await h.click(COMMANDER, request, "x", action_id="something_else")
     assert other.status_code == 404
+    (view_id,) = h.fake.views  # Stop opened the reason modal; its submission is handled too
+    submitted = await h.submit(view_id, {"reason": {"reason_input": "wrong notes"}})
+    assert submitted.status_code == 200
+    h.fake.views[view_id]["callback_id"] = "someone_elses_modal"
+    assert (await h.submit(view_id, {"reason": {"reason_input": "x"}})).status_code == 404
 
 
 def test_dockerfile_essentials() -> None:
