@@ -211,7 +211,7 @@ async def test_a_stop_through_the_modal_blocks_the_step_with_its_reason(
     assert STOP_ACTION not in json.dumps(stopped.blocks)
     card = h.fake.top_level(CHANNEL)[0]
     shown = json.dumps(card.blocks, ensure_ascii=False)
-    assert "❌ No critical incident — stopped: PagerDuty shows an open SEV1 &lt;!channel&gt;" in shown
+    assert "❌ No critical incident — stopped: PagerDuty shows an open SEV1 &lt;!channel" in shown
     reply = await h.command(COMMANDER, "retry incidents")
     assert reply["text"] == "Running No critical incident again."
     await h.settle()
