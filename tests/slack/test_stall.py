@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bot.domain.clock import FakeClock
 from bot.domain.model import StepStatus
+from bot.engine.records import record_markdown
 from bot.render.messages import SNOOZE_ACTION, STOP_ACTION, STOP_REASON_BLOCK, STOP_REASON_INPUT
 from bot.sandbox import FakeSlack, SlackMessage
 from tests.conftest import BACKEND, CHANNEL, COMMANDER, FRONTEND, ON_CALL, STRANGER
@@ -255,6 +256,11 @@ async def test_a_handover_readdresses_the_pending_request(served: SlackHarness) 
     (handed,) = h.store.events(h.release().id, "handed_over")
     assert handed["actor"] == BACKEND
     assert handed["data"] == {"old": BACKEND, "new": STRANGER, "role": "backend"}
+    record = record_markdown(h.store, h.runtime.config, h.release().id)
+    assert (
+        f"- 2026-11-27 12:00 UTC: backend handed over from <@{BACKEND}> to <@{STRANGER}> by <@{BACKEND}>"
+        in record
+    )
 
 
 async def test_on_call_can_be_taken_by_the_incoming_on_call(served: SlackHarness) -> None:
