@@ -851,7 +851,10 @@ def stop_reason_error() -> str:
 
 
 def _waited(seconds: float) -> str:
-    return format_duration(timedelta(seconds=max(round(seconds / 60), 1) * 60))
+    """How long something has waited, in whole minutes (seconds under a minute)."""
+    if seconds < 60:
+        return format_duration(timedelta(seconds=max(round(seconds), 1)))
+    return format_duration(timedelta(seconds=round(seconds / 60) * 60))
 
 
 def render_step_reminder(

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -354,6 +354,12 @@ def _when(text: str | None) -> datetime | None:
     return parse_iso(text) if text else None
 
 
+def _moment(when: datetime) -> str:
+    """A stored time to the millisecond: reminder times are compared with each other, and a
+    demo's timers are shorter than a second."""
+    return when.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
 def _owner_changed(before: Release, after: Release, step: Step) -> bool:
     return before.roles.user(step.owner) != after.roles.user(step.owner)
 
@@ -481,7 +487,7 @@ class Store:
                     "awaiting_since": utc_iso(created_at)
                     if step.status is StepStatus.AWAITING
                     else None,
-                    "waiting_since": utc_iso(created_at) if step.waits_on_people else None,
+                    "waiting_since": _moment(created_at) if step.waits_on_people else None,
                 }
                 for seq, step in enumerate(release.steps)
             ]
@@ -546,7 +552,7 @@ class Store:
                 # The role moved to someone else: their wait (and its reminders) starts now.
                 self.db.execute(
                     "update steps set waiting_since = ? where release_id = ? and key = ?",
-                    [utc_iso(now), after.id, step.key],
+                    [_moment(now), after.id, step.key],
                 )
                 continue
             if prior == step:
@@ -563,7 +569,7 @@ class Store:
             if step.waits_on_people and (
                 prior is None or (prior.status, prior.stage) != (step.status, step.stage)
             ):
-                changes["waiting_since"] = utc_iso(now)
+                changes["waiting_since"] = _moment(now)
             elif not step.waits_on_people:
                 changes["waiting_since"] = None
             (step_id,) = [
@@ -1231,8 +1237,8 @@ class Store:
                 "since": row[0],
                 "kind": kind,
                 "user": user,
-                "at": utc_iso(at),
-                "until": utc_iso(until) if until else None,
+                "at": _moment(at),
+                "until": _moment(until) if until else None,
             }
         )
 
