@@ -52,6 +52,13 @@ async def test_the_console_shows_reminders_stops_and_handovers(harness: Harness)
     assert any(
         "golive: 🛑 @carol stopped *No critical incident*: PagerDuty shows" in p for p in printed
     )
+    h.clock.advance(10 * 60)  # a stopped step waits too: on its owner, then the commander
+    printed = await h.say(ON_CALL, "/golive status")
+    assert any(
+        "⏰ @carol *No critical incident* has been blocked for 10m (stopped): "
+        "`/golive retry incidents` once it is fixed" in p
+        for p in printed
+    ), printed
     printed = await h.say(ON_CALL, f"/golive handover on_call <@{STRANGER}>")
     assert any(
         "🤝 @sam takes over from @carol as on-call of release v2.4.0." in p for p in printed
