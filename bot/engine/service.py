@@ -45,6 +45,7 @@ from bot.domain.model import (
     ReleaseStatus,
     Role,
     Roles,
+    Step,
     StepStatus,
 )
 from bot.domain.people import Facts, Holding, KnownPeople, LookupFailed, People, unfit
@@ -480,18 +481,32 @@ class ReleaseService:
         latest = self.store.latest_request(message.release_id, message.step_key)
         if latest is None or latest.id != message.id:
             return None
-        record = self.store.load(message.release_id)
-        release = record.release
+        found = self._step_of(message)
+        if found is None or found[1].status is not StepStatus.AWAITING:
+            return None
+        release, step = found
+        return self._clicked(release, Approve(step.key, user), via, "approval_refused", "approve")
+
+    def _step_of(self, message: OutboxRow) -> tuple[Release, Step] | None:
+        """The active release and the step one of our messages is about (None once either is
+        gone or over)."""
+        if message.release_id is None or not message.step_key:
+            return None
+        release = self.store.load(message.release_id).release
         step = release.find_step(message.step_key)
         if release.status is not ReleaseStatus.ACTIVE or step is None:
             return None
-        if step.status is not StepStatus.AWAITING:
-            return None
+        return release, step
+
+    def _clicked(
+        self, release: Release, event: Approve | Snooze, via: str, refused: str, word: str
+    ) -> str:
+        """Apply what a click (or reaction) asks; someone not allowed is told so, alone."""
         try:
-            self.apply(release.id, Approve(step.key, user), user, Context(via=via))
+            self.apply(release.id, event, event.user, Context(via=via))
         except NotAllowed as exc:
-            return self._refused(release, step.key, user, exc, "approval_refused", via)
-        return messages.ack("approve", step.title)
+            return self._refused(release, event.step, event.user, exc, refused, via)
+        return messages.ack(word, release.step(event.step).title)
 
     def _refused(
         self, release: Release, step_key: str, user: str, exc: GoliveError, what: str, via: str
@@ -609,19 +624,11 @@ class ReleaseService:
 
     def snooze_message(self, message: OutboxRow, user: str, via: str = "button") -> str | None:
         """The Snooze button of a reminder: None when its step no longer waits."""
-        if message.kind != "reminder" or message.release_id is None or not message.step_key:
+        found = self._step_of(message) if message.kind == "reminder" else None
+        if found is None or not found[1].waits_on_people:
             return None
-        release = self.store.load(message.release_id).release
-        step = release.find_step(message.step_key)
-        if release.status is not ReleaseStatus.ACTIVE or step is None:
-            return None
-        if not step.waits_on_people:
-            return None
-        try:
-            self.apply(release.id, Snooze(step.key, user), user, Context(via=via))
-        except NotAllowed as exc:
-            return self._refused(release, step.key, user, exc, "snooze_refused", via)
-        return messages.ack("snooze", step.title)
+        release, step = found
+        return self._clicked(release, Snooze(step.key, user), via, "snooze_refused", "snooze")
 
     def home_opened(self, user: str) -> None:
         """Someone opened golive's App Home: publish their view (through the outbox)."""

@@ -944,62 +944,62 @@ def render_home(
 ) -> Rendered:
     """A person's App Home: what waits on them, the releases in progress, the last completed."""
     tz = config.tz
-    blocks: Blocks = [_header("Waiting on you")]
-    lines = [f"golive for {mention(user)}", "Waiting on you:"]
-    for item in waiting[:HOME_ITEMS]:
-        step, release = item.step, item.release
-        since = f" · since {clock_time(item.since, tz)}" if item.since else ""
-        what = (
-            f"blocked: {esc(', '.join(step.failing))}"
-            if step.status is StepStatus.BLOCKED
-            else step.current.label
-        )
-        where = f" · {item.link}" if item.link else ""
-        line = (
-            f"{step_mark(step)} *{step.title}* — release {release.version} in "
-            f"<#{release.channel}>{since}\n{what}{where}"
-        )
-        blocks.append(section(line))
-        lines.append(line)
+    mine = [_home_step(item, tz) for item in waiting[:HOME_ITEMS]]
     if len(waiting) > HOME_ITEMS:
-        more = f"…and {len(waiting) - HOME_ITEMS} more: `/golive status` in each release channel."
-        blocks.append(context(more))
-        lines.append(more)
-    if not waiting:
-        blocks.append(context("Nothing waits on you. 🎉"))
-        lines.append("Nothing waits on you.")
-    blocks += [{"type": "divider"}, _header("Releases in progress")]
-    lines.append("Releases in progress:")
-    for entry in active:
-        release = entry.release
-        phase = PHASE_TITLES[release.phase] if release.phase else "every step done"
-        line = (
-            f"{STATUS_ICONS[release.status]} *{release.version}* in <#{release.channel}> — "
-            f"{phase} (commander {mention(release.roles.commander)})\n"
-            + describe_position(release)
+        mine.append(
+            f"…and {len(waiting) - HOME_ITEMS} more: `/golive status` in each release channel."
         )
-        bar = soak_progress(release, now)
-        if bar:
-            line += f"\n{bar}"
-        blocks.append(section(line))
-        lines.append(line)
-    if not active:
-        blocks.append(context("No release is in progress."))
-        lines.append("No release is in progress.")
-    blocks += [{"type": "divider"}, _header("Recently completed")]
-    lines.append("Recently completed:")
-    for done in completed:
-        release = done.release
-        line = (
-            f"🎉 *{release.version}* in <#{release.channel}> — completed "
-            f"{when(done.ended_at, tz)} (commander {mention(release.roles.commander)})"
-        )
-        blocks.append(section(line))
-        lines.append(line)
-    if not completed:
-        blocks.append(context("No release completed yet."))
-        lines.append("No release completed yet.")
+    parts = (
+        ("Waiting on you", mine, "Nothing waits on you. 🎉"),
+        (
+            "Releases in progress",
+            [_home_active(e.release, now) for e in active],
+            "No release is in progress.",
+        ),
+        ("Recently completed", [_home_done(e, tz) for e in completed], "No release completed yet."),
+    )
+    blocks: Blocks = []
+    lines = [f"golive for {mention(user)}"]
+    for title, entries, empty in parts:
+        if blocks:
+            blocks.append({"type": "divider"})
+        blocks.append(_header(title))
+        blocks += [section(entry) for entry in entries] or [context(empty)]
+        lines += [f"{title}:", *(entries or [empty])]
     return Rendered("\n".join(lines), blocks)
+
+
+def _home_step(item: HomeStep, tz: ZoneInfo) -> str:
+    step, release = item.step, item.release
+    since = f" · since {clock_time(item.since, tz)}" if item.since else ""
+    what = (
+        f"blocked: {esc(', '.join(step.failing))}"
+        if step.status is StepStatus.BLOCKED
+        else step.current.label
+    )
+    where = f" · {item.link}" if item.link else ""
+    return (
+        f"{step_mark(step)} *{step.title}* — release {release.version} in "
+        f"<#{release.channel}>{since}\n{what}{where}"
+    )
+
+
+def _home_active(release: Release, now: datetime) -> str:
+    phase = PHASE_TITLES[release.phase] if release.phase else "every step done"
+    line = (
+        f"{STATUS_ICONS[release.status]} *{release.version}* in <#{release.channel}> — "
+        f"{phase} (commander {mention(release.roles.commander)})\n" + describe_position(release)
+    )
+    bar = soak_progress(release, now)
+    return f"{line}\n{bar}" if bar else line
+
+
+def _home_done(item: HomeRelease, tz: ZoneInfo) -> str:
+    release = item.release
+    return (
+        f"🎉 *{release.version}* in <#{release.channel}> — completed "
+        f"{when(item.ended_at, tz)} (commander {mention(release.roles.commander)})"
+    )
 
 
 def _header(text: str) -> dict[str, Any]:

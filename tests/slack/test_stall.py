@@ -257,10 +257,8 @@ async def test_a_handover_readdresses_the_pending_request(served: SlackHarness) 
     assert handed["actor"] == BACKEND
     assert handed["data"] == {"old": BACKEND, "new": STRANGER, "role": "backend"}
     record = record_markdown(h.store, h.runtime.config, h.release().id)
-    assert (
-        f"- 2026-11-27 12:00 UTC: backend handed over from <@{BACKEND}> to <@{STRANGER}> by <@{BACKEND}>"
-        in record
-    )
+    line = f"backend handed over from <@{BACKEND}> to <@{STRANGER}> by <@{BACKEND}>"
+    assert f"- 2026-11-27 12:00 UTC: {line}" in record
 
 
 async def test_on_call_can_be_taken_by_the_incoming_on_call(served: SlackHarness) -> None:

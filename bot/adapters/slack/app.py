@@ -473,28 +473,31 @@ def _click_key(body: Mapping[str, Any], request: AsyncBoltRequest) -> str:
     return f"action:{trigger}" if isinstance(trigger, str) and trigger else request_key(request)
 
 
-async def approve_button(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    context: AsyncBoltContext,
-    request: AsyncBoltRequest,
-) -> None:
-    """The Approve button: kept in the inbox, then acknowledged; judged like the reaction."""
-    await _keep_click("click", body, action, _golive(context), _click_key(body, request))
-    await ack()
+Listener = Callable[..., Awaitable[None]]
 
 
-async def snooze_button(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    context: AsyncBoltContext,
-    request: AsyncBoltRequest,
-) -> None:
-    """The Snooze button on a reminder: kept in the inbox, then acknowledged."""
-    await _keep_click("snooze", body, action, _golive(context), _click_key(body, request))
-    await ack()
+def kept_click(kind: str, what: str) -> Listener:
+    """A button's listener: the click is kept in the inbox as `kind`, then acknowledged; the
+    inbox's handler for `kind` judges it afterwards."""
+
+    async def listener(
+        ack: AsyncAck,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        context: AsyncBoltContext,
+        request: AsyncBoltRequest,
+    ) -> None:
+        await _keep_click(kind, body, action, _golive(context), _click_key(body, request))
+        await ack()
+
+    listener.__doc__ = what
+    return listener
+
+
+approve_button = kept_click(
+    "click", "The Approve button: kept in the inbox, then acknowledged; judged like the reaction."
+)
+snooze_button = kept_click("snooze", "The Snooze button on a reminder: kept, then acknowledged.")
 
 
 def _clicked_row(runtime: Runtime, click: Mapping[str, Any]) -> OutboxRow | None:
@@ -507,22 +510,27 @@ def _clicked_row(runtime: Runtime, click: Mapping[str, Any]) -> OutboxRow | None
     return row if row.release_id == int(release_id) and row.step_key == step_key else None
 
 
-def handle_click(runtime: Runtime, click: Mapping[str, Any]) -> Handled:
-    """Approve the step a button stands for, if it still waits; otherwise tell the clicker."""
-    row, user = _clicked_row(runtime, click), click.get("user")
-    outcome = None
-    if row is not None and isinstance(user, str):
-        outcome = runtime.service.approve_message(row, user, via="button")
-    return outcome, (NOT_WAITING if outcome is None else None)
+def judged_click(act: Callable[[Runtime, OutboxRow, str], str | None], gone: str) -> Handler:
+    """An inbox handler for a button: `act` on the message it was on, as the person who
+    clicked; when that does nothing (the step moved on), the clicker is told `gone`."""
+
+    def handle(runtime: Runtime, click: Mapping[str, Any]) -> Handled:
+        row, user = _clicked_row(runtime, click), click.get("user")
+        outcome = act(runtime, row, user) if row is not None and isinstance(user, str) else None
+        return outcome, (gone if outcome is None else None)
+
+    return handle
 
 
-def handle_snooze(runtime: Runtime, click: Mapping[str, Any]) -> Handled:
-    """Snooze the reminders of the step a reminder stands for, if it still waits."""
-    row, user = _clicked_row(runtime, click), click.get("user")
-    outcome = None
-    if row is not None and isinstance(user, str):
-        outcome = runtime.service.snooze_message(row, user, via="button")
-    return outcome, (NOT_SNOOZABLE if outcome is None else None)
+# Approve the step a button stands for, or snooze its reminders, if it still waits.
+handle_click = judged_click(
+    lambda runtime, row, user: runtime.service.approve_message(row, user, via="button"),
+    NOT_WAITING,
+)
+handle_snooze = judged_click(
+    lambda runtime, row, user: runtime.service.snooze_message(row, user, via="button"),
+    NOT_SNOOZABLE,
+)
 
 
 async def stop_button(
