@@ -23,6 +23,10 @@
 - `rbac:invoices`, `rbac:pdf`, `rbac:csv`, `rbac:report` — no token → 401, the limited token → 403,
   the finance token → 2xx. The finance cell of `rbac:invoices` is the `verify:invoice` creation
   itself (no second invoice is made); the other cells are requests of their own.
+- `verify:cleanup` — what the round left in the product: the ids of the leads and the invoice it
+  created (evidence `leads`, `invoice`). Once every other check is done, the invoice is voided
+  where a void path is given (POST, 2xx): PASS. Without a void path, or when the void fails, the
+  test invoice remains: WARN, which says so without blocking the release.
 
 Statuses: PASS only when verified; FAIL when the product answered and broke the contract (the
 summary names the field, row, column or endpoint and token); ERROR when it could not be evaluated
@@ -70,6 +74,7 @@ RBAC_INVOICES = "rbac:invoices"
 RBAC_PDF = "rbac:pdf"
 RBAC_CSV = "rbac:csv"
 RBAC_REPORT = "rbac:report"
+CLEANUP = "verify:cleanup"
 RESULT_NAMES: tuple[str, ...] = (
     LEADS,
     LEADS_JUMP,
@@ -82,6 +87,7 @@ RESULT_NAMES: tuple[str, ...] = (
     RBAC_PDF,
     RBAC_CSV,
     RBAC_REPORT,
+    CLEANUP,
 )
 RBAC_NAMES: tuple[str, ...] = (RBAC_INVOICES, RBAC_PDF, RBAC_CSV, RBAC_REPORT)
 FINANCE_CRITERION = "criterion:finance-operations"
@@ -161,6 +167,9 @@ class ProductPaths(Protocol):
 
     @property
     def invoice_csv(self) -> str: ...
+
+    @property
+    def invoice_void(self) -> str | None: ...
 
 
 class _Wrong(Exception):
@@ -1033,10 +1042,82 @@ async def _rbac(
     return CheckResult(endpoint.name, status, summary, evidence, time.monotonic() - started)
 
 
+# -- leaving no trace ----------------------------------------------------------------------
+def _created_leads(results: Sequence[CheckResult], run: _InvoiceRun) -> list[Any]:
+    """The ids of every lead the round created, as their checks recorded them."""
+    found: list[Any] = []
+    for result in results:
+        if result.name in (LEADS, LEADS_JUMP):
+            found += [result.evidence.get(k) for k in ("converted", "rejected", "lead")]
+    found.append(run.lead_id)
+    unique = dict.fromkeys(i for i in found if i is not None and not isinstance(i, bool))
+    return sorted(unique, key=lambda i: (len(str(i)), str(i)))  # 2 before 10, as people count
+
+
+async def _cleanup(
+    api: _Api, paths: ProductPaths, run: _InvoiceRun, results: Sequence[CheckResult]
+) -> CheckResult:
+    """Void the invoice the round generated (when the product says how) and name what stays."""
+    started = time.monotonic()
+    trail: Trail = []
+    leads = _created_leads(results, run)
+    invoice_summary = next((r.summary for r in results if r.name == INVOICE), "not run")
+    invoice = {"id": run.invoice_id, "invoice_number": run.number}
+    evidence: dict[str, Any] = {"leads": leads, "invoice": invoice, "voided": False}
+    made = f"leads {', '.join(str(i) for i in leads) or 'none'}"
+    if run.invoice_id is None:  # the invoice chain is an error already; so is this
+        evidence["requests"] = []
+        return CheckResult(
+            CLEANUP,
+            Status.ERROR,
+            f"created {made}; no invoice to void: {invoice_summary}",
+            evidence,
+        )
+    shown = run.number or f"invoice {run.invoice_id}"
+    made += f" and invoice {shown} (id {run.invoice_id})"
+    if not paths.invoice_void:
+        evidence["requests"] = []
+        return CheckResult(
+            CLEANUP,
+            Status.WARN,
+            f"created {made}; the test invoice remains (no verification.paths.invoice_void to "
+            f"void it)",
+            evidence,
+            time.monotonic() - started,
+        )
+    try:
+        call, data = await api.json(
+            trail, "POST", _fill(paths.invoice_void, run.invoice_id), "finance"
+        )
+        if call.status is None or not 200 <= call.status < 300:
+            raise _Wrong(f"{call.request} answered HTTP {call.status}{_error_text(data)}")
+        status = data.get("status") if isinstance(data, dict) else None
+        if status not in (None, "void", "voided"):
+            raise _Wrong(f"{call.request} answered 2xx but the invoice is {status!r}, not void")
+    except (ProviderError, _Wrong) as exc:
+        evidence["requests"] = _requests(trail)
+        return CheckResult(
+            CLEANUP,
+            Status.WARN,
+            f"created {made}; voiding it failed, so the test invoice remains: {exc}",
+            evidence,
+            time.monotonic() - started,
+        )
+    evidence.update(voided=True, requests=_requests(trail))
+    return CheckResult(
+        CLEANUP,
+        Status.PASS,
+        f"created {made}; voided {shown} once the checks were done",
+        evidence,
+        time.monotonic() - started,
+    )
+
+
 # -- the round --------------------------------------------------------------------------------
-async def _invoice_chain(api: _Api, paths: ProductPaths, labels: _Labels) -> list[CheckResult]:
+async def _invoice_chain(
+    api: _Api, paths: ProductPaths, labels: _Labels, run: _InvoiceRun
+) -> list[CheckResult]:
     """Lead → invoice, then PDF, both CSVs and the RBAC rows that need an invoice, at once."""
-    run = _InvoiceRun()
     trail: Trail = []
     invoice = await _judge(INVOICE, trail, lambda: _make_invoice(api, trail, paths, labels, run))
     if run.invoice_id is not None:
@@ -1134,6 +1215,7 @@ async def verify_money_paths(
     labels = _Labels(label, run_id or secrets.token_hex(3))
     statuses = list(report_statuses)
     start, end = today - timedelta(days=report_days), today
+    run = _InvoiceRun()
     jump_trail: Trail = []
     report_trail: Trail = []
     report_endpoint = _Endpoint(
@@ -1153,9 +1235,11 @@ async def verify_money_paths(
             lambda: _report(api, report_trail, paths, start, end, statuses),
         ),
         _rbac(api, report_endpoint),
-        _invoice_chain(api, paths, labels),
+        _invoice_chain(api, paths, labels, run),
     )
-    by_name = {r.name: r for r in (leads, jump, report, rbac_report, *invoice_chain)}
+    checked = [leads, jump, report, rbac_report, *invoice_chain]
+    cleanup = await _cleanup(api, paths, run, checked)
+    by_name = {r.name: r for r in (*checked, cleanup)}
     return [by_name[name] for name in RESULT_NAMES]
 
 

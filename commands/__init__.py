@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 
 from bot.domain.errors import GoliveError, UsageError
@@ -16,6 +17,7 @@ from commands import (
     approve,
     complete,
     followup,
+    freeze,
     handover,
     help,
     history,
@@ -60,6 +62,7 @@ COMMANDS: dict[str, Command] = {
         abort.COMMAND,
         complete.COMMAND,
         unfreeze.COMMAND,
+        freeze.COMMAND,
         history.COMMAND,
         help.COMMAND,
     )
@@ -113,7 +116,7 @@ async def dispatch(
 
     `sent_at`: when the person sent it, where known (Slack), so that a command refers to the
     state they saw rather than to whatever an earlier command of theirs left behind.
-    `execute` runs the handler once its questions (`Command.vet`) are answered: inline, or as
+    `execute` runs the handler once what it must ask (`Command.ask`) is answered: inline, or as
     one unit of work on the database's writer (the Slack app, which records the reply with it).
     A database that cannot be written is not a refusal: its error reaches the caller."""
     name, rest = _split(text)
@@ -128,8 +131,8 @@ async def dispatch(
         invocation = Invocation(
             service, user, channel, rest.split(), bounded(rest, name), directory, sent_at
         )
-        if command.vet is not None:
-            await command.vet(invocation)
+        if command.ask is not None:
+            invocation = replace(invocation, asked=await command.ask(invocation))
         return await execute(lambda: command.run(invocation))
     except UsageError as exc:
         return Reply(f"{refusal(exc)}\nUsage: {code(command.usage)}")

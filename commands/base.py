@@ -6,7 +6,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from bot.domain.errors import UsageError
@@ -45,6 +45,7 @@ class Invocation:
     rest: str
     directory: Directory
     sent_at: datetime | None = None  # when the person sent it (Slack), for "the step pending then"
+    asked: Any = None  # what the command's `ask` step learnt from a provider
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,8 @@ class Command:
     """A subcommand: its name, usage line, one-line summary, the runbook event it causes (whose
     permission the runbook's rules decide; None when anyone may), its handler, whether it
     only reads (answered afresh every time, even while the database cannot be written), and
-    what it must ask someone (Slack's directory) before its handler may run."""
+    what it must first ask a provider or Slack's directory (`ask`, a coroutine run on the
+    event loop before `run`, whose answer `run` finds in `Invocation.asked`)."""
 
     name: str
     usage: str
@@ -68,7 +70,7 @@ class Command:
     event: type | None
     run: Callable[[Invocation], Reply]
     reads_only: bool = False
-    vet: Callable[[Invocation], Awaitable[None]] | None = None
+    ask: Callable[[Invocation], Awaitable[Any]] | None = None
 
     @property
     def who(self) -> tuple[Holder, ...]:

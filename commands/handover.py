@@ -25,7 +25,7 @@ def _target(inv: Invocation) -> tuple[Role, str]:
     return Role(key), parse_user(args[1], inv.directory)
 
 
-async def vet(inv: Invocation) -> None:
+async def ask(inv: Invocation) -> None:
     """Ask whether the handover is allowed, and the directory whether the new holder is a real,
     active person of this workspace (in the role's group, where one is configured)."""
     role, to = _target(inv)
@@ -45,5 +45,5 @@ COMMAND = Command(
     "the commander may; on-call also by the incoming on-call)",
     Handover,
     run,
-    vet=vet,
+    ask=ask,
 )

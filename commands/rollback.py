@@ -7,14 +7,16 @@ from commands.base import Command, Invocation, Reply, reason_of
 
 
 def run(inv: Invocation) -> Reply:
-    """Post the rollback plan, mark the release rolled back, keep the freeze."""
+    """Post the rollback plan and mark the release rolled back (or, with rollback actions, ask
+    on-call to confirm the plan first); keep the freeze."""
     return Reply(inv.service.rollback(inv.channel, inv.user, reason_of(inv, "a rollback")))
 
 
 COMMAND = Command(
     "rollback",
     "/golive rollback <reason>",
-    "roll back: posts each service's rollback target, keeps the freeze (on-call only)",
+    "roll back: posts each service's rollback target, keeps the freeze; with rollback actions "
+    "configured, runs them once on-call confirms the plan (on-call only)",
     Rollback,
     run,
 )

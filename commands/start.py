@@ -29,12 +29,15 @@ def parse_start(inv: Invocation) -> StartRequest:
     services: tuple[str, ...] = ()
     at = None
     roles: dict[str, str] = {}
+    take_freeze = False
     service = inv.service
     for token in inv.args:
         key, sep, value = token.partition("=")
         if not sep:
             if token.lower() == "major":
                 major = True
+            elif token.lower() in ("take_freeze", "take-freeze"):
+                take_freeze = True
             elif version is None:
                 version = token
             else:
@@ -55,10 +58,10 @@ def parse_start(inv: Invocation) -> StartRequest:
             raise UsageError(f"unknown option {code(key + '=')}")
     if version is None:
         raise UsageError("which version? e.g. `/golive start v2.4.0`")
-    return StartRequest(version, major, services, at, roles)
+    return StartRequest(version, major, services, at, roles, take_freeze)
 
 
-async def vet(inv: Invocation) -> None:
+async def ask(inv: Invocation) -> None:
     """Ask the directory about everyone who is to hold a role, before anything is written."""
     await inv.service.vet_start(inv.channel, inv.user, parse_start(inv))
 
@@ -71,11 +74,12 @@ def run(inv: Invocation) -> Reply:
 COMMAND = Command(
     name="start",
     usage="/golive start <version> [major] [services=a,b] [at=14:00|2026-11-28T14:00] "
-    "[backend=@user] [frontend=@user] [on_call=@user] [commander=@user]",
+    "[backend=@user] [frontend=@user] [on_call=@user] [commander=@user] [take_freeze]",
     summary="start a release here; you become its commander unless `commander=` names someone "
-    "else; `at=` schedules the go-live; you and whoever a role names must be people of this "
-    "workspace (and of the role's user group, where one is configured)",
+    "else; `at=` schedules the go-live; `take_freeze` takes over the freeze a rolled-back "
+    "release kept; you and whoever a role names must be people of this workspace (and of the "
+    "role's user group, where one is configured)",
     event=None,
     run=run,
-    vet=vet,
+    ask=ask,
 )

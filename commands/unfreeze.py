@@ -1,4 +1,4 @@
-"""`/golive unfreeze`: lift the merge freeze a rollback kept."""
+"""`/golive unfreeze`: lift the merge freeze a rolled-back release of the channel kept."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def run(inv: Invocation) -> Reply:
 COMMAND = Command(
     "unfreeze",
     "/golive unfreeze",
-    "lift the merge freeze kept after a rollback",
+    "lift the merge freeze a rolled-back release kept (whatever release is newest)",
     Unfreeze,
     run,
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from bot.adapters.console import ConsoleSession, ConsoleTransport
 from bot.domain.clock import FakeClock
 from bot.domain.config import Config, Secrets, validate_config
+from bot.engine.actions import Sleep
 from bot.engine.runtime import Runtime
 from bot.store import OutboxRow, Store
 
@@ -22,6 +24,8 @@ FRONTEND = "U0FRONTEN"
 STRANGER = "U0STRANGE"
 CHANNEL = "C0RELEASE1"
 ANNOUNCE = "C0ENGINEER"
+# Tests that run the soak or heightened monitoring below the runbook's floors say so.
+SHORTENED = "a test: the timers run in seconds so the suite stays fast"
 
 BASE_CONFIG: dict[str, Any] = {
     "timezone": "UTC",
@@ -64,7 +68,9 @@ class Harness:
         clock: FakeClock,
         database: str | Path = ":memory:",
         secrets: dict[str, str] | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
+        """`sleep`: how step actions wait between reads of a run (see `fake_time`)."""
         self.config = config
         self.clock = clock
         self.output: list[str] = []
@@ -75,6 +81,8 @@ class Harness:
             ConsoleTransport(self.output.append, names),
             clock=clock,
             database=database,
+            sleep=sleep,
+            gate_pace=0.0,
         )
         self.store = self.runtime.store
         self.session = ConsoleSession(self.runtime, config, COMMANDER, self.output.append)
@@ -124,6 +132,17 @@ class Harness:
     def step(self, key: str) -> Any:
         """One step of the newest release."""
         return self.release().step(key)
+
+
+def fake_time(clock: FakeClock) -> Sleep:
+    """A sleep that moves `clock` instead of waiting: polling loops run at once, and fakes
+    sharing the clock see the time pass."""
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds)
+        await asyncio.sleep(0)
+
+    return sleep
 
 
 @pytest.fixture

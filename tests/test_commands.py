@@ -237,6 +237,7 @@ def test_every_subcommand_declares_usage_and_permission() -> None:
         "abort",
         "complete",
         "unfreeze",
+        "freeze",
     }
     for name, command in COMMANDS.items():
         assert command.usage.startswith(f"/golive {name}")

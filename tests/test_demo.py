@@ -46,7 +46,10 @@ def test_demo_auto_plays_a_whole_release(tmp_path: Path) -> None:
 
 def test_interactive_demo_takes_typed_commands(tmp_path: Path) -> None:
     """The interactive demo shows the guide, runs typed commands and sandbox switches."""
-    typed = "/golive start v2.4.0\n/golive status\n/fault\n/as bob\n/golive approve\n/quit\n"
+    typed = (
+        "/golive start v2.4.0\n/golive status\n/fault\n/deploys fail\n/as bob\n"
+        "/golive approve\n/quit\n"
+    )
     result = subprocess.run(
         [sys.executable, "-m", "bot", "demo", "--dir", str(tmp_path)],
         cwd=ROOT, input=typed, capture_output=True, text=True, timeout=120,
@@ -57,5 +60,6 @@ def test_interactive_demo_takes_typed_commands(tmp_path: Path) -> None:
     assert "[only @alice sees this] Release v2.4.0 started." in out
     assert "Pre-release baseline — passed" in out
     assert "(sandbox faults: " in out and "rbac_hole" in out
+    assert "(sandbox: deploys from now on fail)" in out
     assert "(you are now @bob)" in out
     assert "[only @bob sees this] nothing is waiting on you" in out

@@ -28,6 +28,11 @@ def _key_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
     for name, field in model.model_fields.items():
         path = f"{prefix}{name}"
         annotation = field.annotation
+        if typing.get_origin(annotation) is dict:
+            _, inner = typing.get_args(annotation)
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                paths += _key_paths(inner, f"{path}.<step>.")  # `actions`, keyed by step
+                continue
         if typing.get_origin(annotation) is list:
             (inner,) = typing.get_args(annotation)
             if isinstance(inner, type) and issubclass(inner, BaseModel):
@@ -65,7 +70,7 @@ def test_config_reference_names_every_key() -> None:
     """Every key of the config models has a row in the configuration reference, and no row
     names a key that does not exist."""
     table = _section("Configuration reference")
-    documented = set(re.findall(r"^\| `([a-z0-9_.\[\]]+)` \|", table, flags=re.M))
+    documented = set(re.findall(r"^\| `([a-z0-9_.\[\]<>]+)` \|", table, flags=re.M))
     assert documented == set(_key_paths(Config))
 
 

@@ -16,7 +16,7 @@ from bot.domain.config import validate_config
 from bot.domain.model import ReleaseStatus, StepStatus
 from bot.sandbox import Sandbox
 from checks.sequential import Cusum
-from tests.conftest import CHANNEL, COMMANDER, ON_CALL, Harness, walk
+from tests.conftest import CHANNEL, COMMANDER, ON_CALL, SHORTENED, Harness, walk
 from tests.test_preconditions import results, sandbox_config
 
 TICK = 30
@@ -35,6 +35,7 @@ def monitored_config(sb: Sandbox, workdir: Path, **monitoring: Any) -> dict[str,
         "soak": {"duration": "5m", "interval": f"{TICK}s"},
         "heightened": {"duration": "3m", "interval": f"{TICK}s"},
         "realert": "2m",
+        "shortened_reason": SHORTENED,
         **monitoring,
     }
     return data

@@ -13,14 +13,18 @@ import pytest
 from bot.domain.errors import GoliveError, IllegalMove, NotAllowed
 from bot.domain.events import (
     Abort,
+    ActionFinished,
     Activate,
+    AllowMerge,
     Approve,
     CheckFinished,
     Complete,
     FreezeChanged,
+    FreezeTaken,
     HandedOver,
     Handover,
     Kickoff,
+    MergeAllowed,
     PhaseDone,
     Remind,
     Reminded,
@@ -33,6 +37,7 @@ from bot.domain.events import (
     StepBlocked,
     StepStopped,
     Stop,
+    TakeFreeze,
     TimerElapsed,
     Unfreeze,
     Waive,
@@ -59,6 +64,7 @@ ROLES = Roles(commander="UCOM", on_call="UONC", backend="UBAC", frontend="UFRO")
 CHECK = Stage(StageKind.CHECK, Role.BACKEND, "it works", check="health")
 APPROVE = Stage(StageKind.APPROVE, Role.BACKEND, "approve it")
 TIMER = Stage(StageKind.TIMER, Role.ON_CALL, "wait", seconds=60)
+ACTION = Stage(StageKind.ACTION, Role.BACKEND, "the deploy succeeds", services=("x",))
 
 
 @contextmanager
@@ -84,6 +90,7 @@ def step_in(status: StepStatus, key: str = "s", phase: Phase = Phase.DEPLOYMENT)
         StepStatus.RUNNING: CHECK,
         StepStatus.AWAITING: APPROVE,
         StepStatus.TIMING: TIMER,
+        StepStatus.ACTING: ACTION,
         StepStatus.BLOCKED: CHECK,
         StepStatus.DONE: APPROVE,
     }[status]
@@ -108,6 +115,7 @@ STEP_EVENTS = {
     "stop": Stop("s", "UCOM", "wrong database"),
     "remind": Remind("s"),
     "snooze": Snooze("s", "UCOM"),
+    "action_finished": ActionFinished("s", 1, (("deploy:x", True),)),
 }
 
 # What each step event does in each step status: the new status, "ignored", or the start of the
@@ -137,22 +145,35 @@ STEP_TABLE: dict[tuple[StepStatus, str], str] = {
     (StepStatus.DONE, "check_finished"): "ignored",
     (StepStatus.DONE, "retry"): "S is not blocked",
     (StepStatus.DONE, "timer_elapsed"): "ignored",
+    (StepStatus.ACTING, "approve"): "the bot is running S; wait for its result",
+    (StepStatus.ACTING, "check_finished"): "ignored",
+    (StepStatus.ACTING, "retry"): "the bot is still running S",
+    (StepStatus.ACTING, "timer_elapsed"): "ignored",
+    (StepStatus.ACTING, "action_finished"): "done",
+    **{
+        (status, "action_finished"): "ignored"
+        for status in StepStatus
+        if status is not StepStatus.ACTING
+    },
     (StepStatus.PENDING, "stop"): "S is not under way, so there is nothing to stop",
     (StepStatus.RUNNING, "stop"): "blocked",
     (StepStatus.AWAITING, "stop"): "blocked",
     (StepStatus.TIMING, "stop"): "blocked",
+    (StepStatus.ACTING, "stop"): "blocked",
     (StepStatus.BLOCKED, "stop"): "S is already stopped (health:x)",
     (StepStatus.DONE, "stop"): "S is not under way, so there is nothing to stop",
     (StepStatus.PENDING, "remind"): "ignored",
     (StepStatus.RUNNING, "remind"): "ignored",
     (StepStatus.AWAITING, "remind"): "awaiting",
     (StepStatus.TIMING, "remind"): "ignored",
+    (StepStatus.ACTING, "remind"): "ignored",
     (StepStatus.BLOCKED, "remind"): "blocked",
     (StepStatus.DONE, "remind"): "ignored",
     (StepStatus.PENDING, "snooze"): "S is not waiting on anyone",
     (StepStatus.RUNNING, "snooze"): "S is not waiting on anyone",
     (StepStatus.AWAITING, "snooze"): "awaiting",
     (StepStatus.TIMING, "snooze"): "S is not waiting on anyone",
+    (StepStatus.ACTING, "snooze"): "S is not waiting on anyone",
     (StepStatus.BLOCKED, "snooze"): "blocked",
     (StepStatus.DONE, "snooze"): "S is not waiting on anyone",
 }
@@ -320,6 +341,28 @@ def test_abort_lifts_the_freeze_and_rollback_keeps_it() -> None:
     assert rolled.release.frozen and rolled.release.status is ReleaseStatus.ROLLED_BACK
 
 
+def test_a_freeze_is_let_through_or_handed_on_only_while_held() -> None:
+    """Allowing a pull request records it and keeps the freeze; handing the freeze on lifts
+    nothing but the old release's hold; neither applies without a freeze; both need the
+    commander."""
+    frozen = release_with(step_in(StepStatus.DONE), status=ReleaseStatus.ROLLED_BACK, frozen=True)
+    allow = AllowMerge("UCOM", 7, "b" * 40, "hotfix")
+    allowed = transition(frozen, allow, NOW)
+    assert allowed.release == frozen and allowed.effects == (MergeAllowed(allow),)
+    taken = transition(frozen, TakeFreeze("UCOM", "v2.4.1"), NOW)
+    assert not taken.release.frozen and taken.effects == (FreezeTaken("v2.4.1", "UCOM"),)
+    with refused(IllegalMove, "merges are not frozen"):
+        transition(replace(frozen, frozen=False), TakeFreeze("UCOM", "v2.4.1"), NOW)
+    with refused(IllegalMove, "merges are not frozen"):
+        transition(replace(frozen, frozen=False), AllowMerge("UCOM", 7, "b" * 40, "x"), NOW)
+    with refused(IllegalMove, "a reason is required"):
+        transition(frozen, AllowMerge("UCOM", 7, "b" * 40, "  "), NOW)
+    with refused(NotAllowed, "only the commander"):
+        transition(frozen, AllowMerge("UONC", 7, "b" * 40, "hotfix"), NOW)
+    with refused(NotAllowed, "only the commander"):
+        transition(frozen, TakeFreeze("UBAC", "v2.4.1"), NOW)
+
+
 RELEASE_EVENTS = {
     "activate": Activate(),
     "kickoff": Kickoff(),
@@ -329,6 +372,8 @@ RELEASE_EVENTS = {
     "unfreeze": Unfreeze("UCOM"),
     "abort": Abort("UCOM", "reason"),
     "handover": Handover("UCOM", "UNEW"),
+    "allowmerge": AllowMerge("UCOM", 101, "a" * 40, "hotfix"),
+    "takefreeze": TakeFreeze("UCOM", "v9.9.9"),
 }
 
 # The release status after each event, "ignored", or "illegal". The release used has one
@@ -360,6 +405,10 @@ RELEASE_TABLE.update(
         (ReleaseStatus.ROLLED_BACK, "kickoff"): "ignored",
         (ReleaseStatus.ROLLED_BACK, "unfreeze"): "rolled_back",
         (ReleaseStatus.ROLLED_BACK, "handover"): "rolled_back",
+        (ReleaseStatus.SCHEDULED, "allowmerge"): "scheduled",
+        (ReleaseStatus.ACTIVE, "allowmerge"): "active",
+        (ReleaseStatus.ROLLED_BACK, "allowmerge"): "rolled_back",
+        (ReleaseStatus.ROLLED_BACK, "takefreeze"): "rolled_back",
     }
 )
 

@@ -8,12 +8,14 @@ from pathlib import Path
 
 from bot.domain.clock import FakeClock, SystemClock
 from bot.domain.model import StepStatus
-from tests.conftest import COMMANDER, Harness, make_config, walk
+from tests.conftest import COMMANDER, SHORTENED, Harness, make_config, walk
 
 
 async def test_apscheduler_fires_the_soak_deadline() -> None:
     """With the real clock, the soak ends by itself when its (short) duration has passed."""
-    config = make_config(monitoring={"soak": {"duration": "1s", "interval": "1s"}})
+    config = make_config(
+        monitoring={"soak": {"duration": "1s", "interval": "1s"}, "shortened_reason": SHORTENED}
+    )
     h = Harness(config, SystemClock(), ":memory:")  # type: ignore[arg-type]
     await h.say(COMMANDER, "/golive start v2.4.0")
     await walk(h, "portal")

@@ -124,6 +124,39 @@ async def test_a_first_version_database_upgrades_and_its_release_carries_on(
         await h.runtime.service.close()
 
 
+def test_freeze_marks_of_an_older_schema_become_gate_statuses(tmp_path: Path) -> None:
+    """Upgrading keeps what the merge gate last set on each commit: the newest freeze mark of
+    a commit becomes its remembered gate status, so the sweep knows what GitHub shows."""
+    path = tmp_path / "golive.db"
+    old = Database(path)
+    migrations.apply(old, stop_before="m005_merge_gate")
+    marks = [
+        (1, "a" * 40, 101, "failure", "2026-11-27T11:00:00+00:00"),
+        (2, "a" * 40, 101, "success", "2026-11-27T12:00:00+00:00"),
+        (2, "b" * 40, 102, "failure", "2026-11-27T12:00:00+00:00"),
+    ]
+    for release_id, sha, number, state, at in marks:
+        old["freeze_marks"].insert(
+            {
+                "release_id": release_id,
+                "repository": "acme/platform",
+                "sha": sha,
+                "pr_number": number,
+                "state": state,
+                "at": at,
+            }
+        )
+    old.close()
+    store = Store(path)
+    remembered = store.gate_statuses("acme/platform")
+    assert {sha[:1]: (r["state"], r["release_id"]) for sha, r in remembered.items()} == {
+        "a": ("success", 2),
+        "b": ("failure", 2),
+    }
+    assert remembered["a" * 40]["description"] is None  # unknown: the sweep sets it once more
+    store.close()
+
+
 def _one_step_release() -> Any:
     from bot.domain.model import Phase, Release, ReleaseStatus, Role, Roles, Stage, StageKind, Step
 
@@ -197,12 +230,50 @@ async def test_threaded_writes_happen_on_the_writer_and_reads_beside_it(tmp_path
     store.close()
 
 
+def test_a_release_from_before_the_runbook_record_reads_as_unshortened_and_open(
+    tmp_path: Path,
+) -> None:
+    """A database written before releases kept their shortened floors and closing time opens
+    with today's code: its releases read as not shortened and not closed, and can close."""
+    path = tmp_path / "golive.db"
+    old = Database(path)
+    migrations.apply(old, stop_before="m006_runbook_record")
+    assert "shortened" not in old["releases"].columns_dict
+    old["releases"].insert(
+        {
+            "id": 7,
+            "channel": "C1",
+            "version": "v1.0.0",
+            "status": "completed",
+            "commander": "U1",
+            "created_at": "2026-11-20T09:30:00+00:00",
+            "created_by": "U1",
+            "services": "[]",
+            "waivers": "[]",
+            "major": 0,
+            "frozen": 0,
+            "on_call": "U2",
+            "backend": "U3",
+            "frontend": "U4",
+        }
+    )
+    old.close()
+    rid = 7
+    store = Store(path)
+    assert "m006_runbook_record" in store.schema_version()
+    record = store.load(rid)
+    assert record.shortened is None and record.closed_at is None
+    with store.transaction():
+        store.mark_closed(rid, NOW)
+    assert store.load(rid).closed_at == NOW
+
+
 def test_an_older_database_learns_since_when_its_steps_wait(tmp_path: Path) -> None:
     """A database written before reminders: on open, a step already waiting on its owner counts
     as waiting since it began to wait, so its reminders come on time rather than never."""
     path = tmp_path / "golive.db"
     old = Database(path)
-    migrations.apply(old, stop_before="m005_reminders")
+    migrations.apply(old, stop_before="m008_reminders")
     old["releases"].insert(
         {
             "id": 1,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bot.domain.config import Config, Secrets, deprecations, load_config
 from bot.domain.errors import ConfigError, GoliveError
+from bot.render.messages import shortened_line
 
 DEFAULT_CONFIG = "golive.yml"
 
@@ -33,6 +34,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"{args.config_file}: ok ({len(config.services)} services, "
         f"release channels {', '.join(config.slack.release_channels)})"
     )
+    shortened = config.monitoring.shortened()
+    if shortened is not None:
+        print(f"  note: {shortened_line(shortened)}")
     missing = Secrets(os.environ).missing(config)
     for name, path in missing:
         print(f"  note: environment variable {name} is not set ({path})")

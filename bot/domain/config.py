@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,7 +20,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from bot.domain.errors import ConfigError, MissingSecret
 from bot.domain.model import Role
@@ -141,6 +142,9 @@ class SlackConfig(_Model):
     # Workspaces besides the one golive is installed in (auth.test) whose requests it takes:
     # the other workspaces of an Enterprise Grid organisation.
     allowed_team_ids: list[TeamId] = Field(default_factory=list)
+    # The workspace's address (https://acme.slack.com): with it, what golive writes outside Slack
+    # (the GitHub release notes) links straight to the release thread.
+    workspace_url: Url | None = None
 
     @field_validator("approve_reaction")
     @classmethod
@@ -235,6 +239,10 @@ class CIConfig(_Model):
     wait: Duration = timedelta(minutes=10)
     poll_interval: Duration = timedelta(seconds=30)
     freeze_branch: str | None = None
+    # The merge gate: GitHub's webhook deliveries are signed with the secret this variable holds
+    # (POST /github/webhook); the sweep catches whatever a webhook missed.
+    webhook_secret_env: EnvName | None = None
+    gate_sweep: Duration = timedelta(minutes=2)
 
     @field_validator("repository")
     @classmethod
@@ -255,9 +263,25 @@ class IncidentsConfig(_Model):
 
 
 class ReleaseNotesConfig(_Model):
-    """Where the release notes live; `{version}` is replaced by the release version."""
+    """Where the release notes live: a page (`{version}` is replaced by the release version), or
+    the GitHub release tagged with the version in `preconditions.ci`'s repository."""
 
-    url: Url
+    url: Url | None = None
+    github_release: bool = False
+
+    @model_validator(mode="after")
+    def _one_home(self) -> ReleaseNotesConfig:
+        if self.github_release and self.url is not None:
+            raise PydanticCustomError(
+                "notes",
+                "set url or github_release: true, not both (the notes live in one place)",
+                {},
+            )
+        if not self.github_release and self.url is None:
+            raise PydanticCustomError(
+                "notes", "say where the notes live: url, or github_release: true", {}
+            )
+        return self
 
 
 class RollbackConfig(_Model):
@@ -284,6 +308,18 @@ class PreconditionsConfig(_Model):
     incidents: IncidentsConfig | None = None
     release_notes: ReleaseNotesConfig | None = None
     rollback: RollbackConfig | None = None
+
+    @model_validator(mode="after")
+    def _github_release_needs_ci(self) -> PreconditionsConfig:
+        if self.release_notes and self.release_notes.github_release and self.ci is None:
+            raise _at(
+                ("release_notes", "github_release"),
+                "notes",
+                "the GitHub release is found with preconditions.ci's github_url, repository and "
+                "token; configure preconditions.ci",
+                True,
+            )
+        return self
 
 
 class PreflightConfig(_Model):
@@ -325,6 +361,48 @@ class HeightenedConfig(WatchConfig):
     interval: Duration = timedelta(minutes=1)
 
 
+# The runbook's minimums, part of the runbook rather than defaults: §4.6 "monitor ... for at
+# least 15 minutes before widening traffic" and §7 "keep heightened monitoring for at least one
+# hour". A config below them must say why (`monitoring.shortened_reason`).
+SOAK_FLOOR = timedelta(minutes=15)
+HEIGHTENED_FLOOR = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Shortened:
+    """Which of the runbook's minimum periods a config shortens, to what, and why."""
+
+    soak: timedelta | None
+    heightened: timedelta | None
+    reason: str
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form (seconds)."""
+        return {
+            "soak": self.soak.total_seconds() if self.soak else None,
+            "heightened": self.heightened.total_seconds() if self.heightened else None,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Shortened:
+        """Rebuild what to_dict stored."""
+
+        def seconds(key: str) -> timedelta | None:
+            value = data.get(key)
+            return timedelta(seconds=float(value)) if isinstance(value, int | float) else None
+
+        return cls(seconds("soak"), seconds("heightened"), str(data.get("reason") or ""))
+
+
+def _at(loc: tuple[str, ...], kind: str, message: str, value: object) -> ValidationError:
+    """A validation error placed on a field below the model raising it (its path is shown)."""
+    return ValidationError.from_exception_data(
+        "golive.yml",
+        [InitErrorDetails(type=PydanticCustomError(kind, message), loc=loc, input=value)],
+    )
+
+
 class MonitoringConfig(_Model):
     """Runbook §4.6 and §7: metrics, thresholds and the soak and heightened periods."""
 
@@ -354,6 +432,56 @@ class MonitoringConfig(_Model):
     heightened: HeightenedConfig = HeightenedConfig()
     pagerduty_events_url: Url | None = None
     pagerduty_routing_key_env: EnvName | None = None
+    # Why this config runs the soak or heightened monitoring below the runbook's minimum; shown
+    # in every status, the completion announcement and the record.
+    shortened_reason: str | None = Field(default=None, min_length=1, max_length=500)
+
+    @field_validator("shortened_reason")
+    @classmethod
+    def _reason(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise PydanticCustomError("reason", "an empty reason says nothing; write why", {})
+        return " ".join(value.split()) if value is not None else None
+
+    @model_validator(mode="after")
+    def _floors(self) -> MonitoringConfig:
+        if self.shortened_reason:
+            return self
+        below = [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "floor",
+                    "{value} is shorter than the runbook's {floor} ({section}: at least {words});"
+                    " lengthen it, or say why in monitoring.shortened_reason",
+                    {
+                        "value": format_duration(value),
+                        "floor": format_duration(floor),
+                        "section": section,
+                        "words": words,
+                    },
+                ),
+                loc=(name, "duration"),
+                input=format_duration(value),
+            )
+            for name, value, floor, section, words in (
+                ("soak", self.soak.duration, SOAK_FLOOR, "§4.6", "15 minutes"),
+                ("heightened", self.heightened.duration, HEIGHTENED_FLOOR, "§7", "one hour"),
+            )
+            if value < floor
+        ]
+        if below:
+            raise ValidationError.from_exception_data("golive.yml", below)
+        return self
+
+    def shortened(self) -> Shortened | None:
+        """What this config shortens below the runbook's minimums (None when nothing)."""
+        soak = self.soak.duration if self.soak.duration < SOAK_FLOOR else None
+        heightened = (
+            self.heightened.duration if self.heightened.duration < HEIGHTENED_FLOOR else None
+        )
+        if soak is None and heightened is None:
+            return None
+        return Shortened(soak, heightened, self.shortened_reason or "")
 
     @field_validator("latency_bucket_query")
     @classmethod
@@ -380,6 +508,198 @@ class MonitoringConfig(_Model):
     def render(self, template: str, window: timedelta) -> str:
         """A PromQL query with `{window}` replaced by a Prometheus duration."""
         return template.replace("{window}", format_duration(window))
+
+
+# -- step actions ------------------------------------------------------------------------------
+# What golive runs itself when a step's owner approves: a GitHub Actions workflow, an Argo CD
+# sync or a webhook. Strings in them are templates: `{version}` and the other PLACEHOLDERS are
+# filled in per release (and per service, for the steps that deploy services).
+
+PLACEHOLDERS = ("version", "service", "wave", "image", "rollback_tag", "release_id")
+# The steps that may carry an action, besides `wave-N`; `rollback` runs on a confirmed rollback.
+ACTION_STEPS = ("backup", "migrations", "portal", "rollback")
+_WAVE_KEY = re.compile(r"^wave-([1-9][0-9]*)$")
+# Per step, the placeholders that have a value there: `backup` runs once for the release, the
+# deploy steps once per service, `rollback` once per service with its rollback image.
+_PER_SERVICE = ("version", "service", "wave", "image", "release_id")
+STEP_PLACEHOLDERS: Mapping[str, tuple[str, ...]] = {
+    "backup": ("version", "release_id"),
+    "migrations": _PER_SERVICE,
+    "wave": _PER_SERVICE,
+    "portal": _PER_SERVICE,
+    "rollback": PLACEHOLDERS,
+}
+RUN_INPUT = "golive_run"  # the input that tells golive's run apart where GitHub cannot say
+
+
+def template_names(text: str) -> list[str]:
+    """The placeholder names a template uses, in order; ValueError for a stray brace."""
+    names: list[str] = []
+    rest = text
+    while rest:
+        opening, closing = rest.find("{"), rest.find("}")
+        if opening == -1 and closing == -1:
+            break
+        if opening == -1 or (closing != -1 and closing < opening):
+            raise ValueError("a '}' without its '{'")
+        end = rest.find("}", opening)
+        if end == -1 or "{" in rest[opening + 1 : end]:
+            raise ValueError("a '{' without its '}'")
+        names.append(rest[opening + 1 : end])
+        rest = rest[end + 1 :]
+    return names
+
+
+def fill_template(text: str, values: Mapping[str, str]) -> str:
+    """A template with each `{name}` replaced by its value (names checked by check-config)."""
+    for name in template_names(text):
+        text = text.replace("{" + name + "}", values.get(name, ""), 1)
+    return text
+
+
+def fill_templates(value: Any, values: Mapping[str, str]) -> Any:
+    """Every string inside a JSON-like value filled in (keys stay as written)."""
+    if isinstance(value, str):
+        return fill_template(value, values)
+    if isinstance(value, dict):
+        return {k: fill_templates(v, values) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fill_templates(v, values) for v in value]
+    return value
+
+
+InputValue = str | int | float | bool
+
+
+class GitHubWorkflowAction(_Model):
+    """Dispatch a GitHub Actions workflow and follow its run to the end."""
+
+    workflow: str = Field(min_length=1)
+    ref: str = "main"
+    inputs: dict[str, InputValue] = Field(default_factory=dict)
+    repository: str | None = None
+    github_url: Url | None = None
+    token_env: EnvName | None = None
+    timeout: Duration = timedelta(minutes=30)
+    poll_interval: Duration = timedelta(seconds=15)
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", value):
+            raise PydanticCustomError(
+                "repository", "not an owner/name repository: {value}", {"value": repr(value)}
+            )
+        return value
+
+    @field_validator("inputs")
+    @classmethod
+    def _inputs(cls, value: dict[str, InputValue]) -> dict[str, InputValue]:
+        if RUN_INPUT in value:
+            raise PydanticCustomError(
+                "inputs", "{name} is golive's own input; leave it out", {"name": RUN_INPUT}
+            )
+        return value
+
+
+class ArgoCDSyncAction(_Model):
+    """Sync an Argo CD application and wait until it is Synced and Healthy."""
+
+    server: Url
+    app: str = Field(min_length=1)
+    token_env: EnvName = "ARGOCD_TOKEN"
+    revision: str | None = None
+    prune: bool = False
+    timeout: Duration = timedelta(minutes=15)
+    poll_interval: Duration = timedelta(seconds=5)
+
+
+class WebhookAction(_Model):
+    """POST a JSON body to a URL; a 2xx passes, or `poll_url` is polled for the outcome."""
+
+    url: str
+    token_env: EnvName | None = None
+    body: dict[str, Any] = Field(default_factory=dict)
+    poll_url: str | None = None
+    timeout: Duration = timedelta(minutes=30)
+    poll_interval: Duration = timedelta(seconds=10)
+
+    @field_validator("url", "poll_url")
+    @classmethod
+    def _templated_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/{}]+", value):
+            raise PydanticCustomError(
+                "url", "not an http(s) URL with a fixed host: {value}", {"value": repr(value)}
+            )
+        return value
+
+
+ActionSpec = GitHubWorkflowAction | ArgoCDSyncAction | WebhookAction
+
+
+class StepAction(_Model):
+    """One step's action: exactly one of github_workflow, argocd_sync and webhook."""
+
+    github_workflow: GitHubWorkflowAction | None = None
+    argocd_sync: ArgoCDSyncAction | None = None
+    webhook: WebhookAction | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> StepAction:
+        given = [k for k in ("github_workflow", "argocd_sync", "webhook") if getattr(self, k)]
+        if len(given) != 1:
+            raise PydanticCustomError(
+                "action",
+                "name exactly one of github_workflow, argocd_sync and webhook (got {given})",
+                {"given": ", ".join(given) or "none"},
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        """github_workflow, argocd_sync or webhook."""
+        return next(k for k in ("github_workflow", "argocd_sync", "webhook") if getattr(self, k))
+
+    @property
+    def spec(self) -> ActionSpec:
+        """The configured action itself."""
+        found: ActionSpec = getattr(self, self.kind)
+        return found
+
+
+def step_family(key: str) -> str | None:
+    """`wave` for `wave-N`, the key itself for the other action steps, None for anything else."""
+    if _WAVE_KEY.match(key):
+        return "wave"
+    return key if key in ACTION_STEPS else None
+
+
+def _templates(spec: ActionSpec) -> list[tuple[str, str]]:
+    """(field path, template) of every templated string of an action."""
+    found: list[tuple[str, str]] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, str):
+            found.append((path, value))
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{path}.{k}")
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, f"{path}[{i}]")
+
+    if isinstance(spec, GitHubWorkflowAction):
+        walk(spec.ref, "ref")
+        walk(spec.inputs, "inputs")
+    elif isinstance(spec, ArgoCDSyncAction):
+        if spec.revision is not None:
+            walk(spec.revision, "revision")
+    else:
+        walk(spec.url, "url")
+        walk(spec.body, "body")
+        if spec.poll_url is not None:
+            walk(spec.poll_url, "poll_url")
+    return found
 
 
 # Keys that are still accepted but no longer do anything, and what replaced them.
@@ -437,6 +757,8 @@ class VerificationPaths(_Model):
     invoices: str = "/billing/invoices"
     invoice_pdf: str = "/billing/invoices/{id}/pdf"
     invoice_csv: str = "/billing/invoices/{id}/csv"
+    # POST here voids the invoice verification generated; without it the test invoice remains.
+    invoice_void: str | None = None
 
 
 class VerificationConfig(_Model):
@@ -461,6 +783,7 @@ class Config(_Model):
     preflight: PreflightConfig | None = None
     monitoring: MonitoringConfig = MonitoringConfig()
     verification: VerificationConfig | None = None
+    actions: dict[str, StepAction] = Field(default_factory=dict)
     reminders: RemindersConfig = RemindersConfig()
 
     @field_validator("timezone")
@@ -494,12 +817,30 @@ class Config(_Model):
         """The configured service of that name, if any."""
         return next((s for s in self.services if s.name == name), None)
 
+    def action(self, step_key: str) -> StepAction | None:
+        """The action configured for a step (`wave-2`, `portal`, `rollback`...), if any."""
+        return self.actions.get(step_key)
+
+    def github_for(self, action: GitHubWorkflowAction) -> tuple[str, str, str]:
+        """(API base, repository, token variable) of a workflow action: its own where it names
+        a repository, else those of `preconditions.ci`."""
+        ci = self.preconditions.ci
+        if action.repository is not None or ci is None:
+            return (
+                action.github_url or "https://api.github.com",
+                action.repository or "",
+                action.token_env or "GITHUB_TOKEN",
+            )
+        return (action.github_url or ci.github_url, ci.repository, action.token_env or ci.token_env)
+
     def secret_names(self) -> list[tuple[str, str]]:
         """Every (environment variable, field path) whose secret the configured sections need."""
         names: list[tuple[str, str]] = []
         pre = self.preconditions
         if pre.ci:
             names.append((pre.ci.token_env, "preconditions.ci.token_env"))
+            if pre.ci.webhook_secret_env:
+                names.append((pre.ci.webhook_secret_env, "preconditions.ci.webhook_secret_env"))
         if pre.incidents:
             names.append((pre.incidents.token_env, "preconditions.incidents.token_env"))
         if pre.rollback and pre.rollback.token_env:
@@ -514,7 +855,14 @@ class Config(_Model):
             v = self.verification
             names.append((v.finance_token_env, "verification.finance_token_env"))
             names.append((v.limited_token_env, "verification.limited_token_env"))
-        return names
+        for key, action in self.actions.items():
+            spec = action.spec
+            path = f"actions.{key}.{action.kind}.token_env"
+            if isinstance(spec, GitHubWorkflowAction):
+                names.append((self.github_for(spec)[2], path))
+            elif spec.token_env:
+                names.append((spec.token_env, path))
+        return list(dict.fromkeys(names))
 
 
 class Secrets:
@@ -575,6 +923,11 @@ _CUSTOM = {
     "interval",
     "credentials",
     "health",
+    "notes",
+    "reason",
+    "floor",
+    "action",
+    "inputs",
     "placeholders",
 }
 
@@ -599,9 +952,78 @@ def validate_config(data: object) -> Config:
     if not isinstance(data, dict):
         raise ConfigError([f"(top level): expected a mapping of keys, got {type(data).__name__}"])
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError([_describe(e) for e in exc.errors()]) from None
+    problems = action_problems(config)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _step_scope(config: Config, key: str) -> tuple[list[ServiceConfig], str | None]:
+    """The services an action step runs for, or why the step does not exist."""
+    backend = [s for s in config.services if s.tier == "backend"]
+    wave = _WAVE_KEY.match(key)
+    if wave:
+        members = [s for s in backend if s.deploy_wave == int(wave.group(1))]
+        waves = sorted({s.deploy_wave for s in backend})
+        known = ", ".join(f"wave-{w}" for w in waves) or "none"
+        return members, None if members else f"no backend service deploys in {key} ({known})"
+    if key == "portal":
+        members = [s for s in config.services if s.tier == "frontend"]
+        return members, None if members else "there is no frontend service, so no portal step"
+    if key == "migrations":
+        members = [s for s in config.services if s.migrations]
+        return members, None if members else "no service declares migrations"
+    if key == "rollback":
+        return list(config.services), None
+    if key == "backup":
+        return [], None
+    steps = ", ".join([*ACTION_STEPS[:2], "wave-N", *ACTION_STEPS[2:]])
+    return [], f"no step takes an action by that name (actions run for {steps})"
+
+
+def action_problems(config: Config) -> list[str]:
+    """What is wrong with the configured actions beyond their shape: unknown step keys,
+    templates with unknown placeholders or stray braces, a workflow without a repository."""
+    problems: list[str] = []
+    for key, action in config.actions.items():
+        members, missing = _step_scope(config, key)
+        if missing:
+            problems.append(f"actions.{key}: {missing}")
+            continue
+        family = step_family(key) or key
+        allowed = STEP_PLACEHOLDERS[family]
+        spec = action.spec
+        where = f"actions.{key}.{action.kind}"
+        if isinstance(spec, GitHubWorkflowAction) and not config.github_for(spec)[1]:
+            problems.append(f"{where}: name a repository, or configure preconditions.ci")
+        for path, text in _templates(spec):
+            try:
+                names = template_names(text)
+            except ValueError as exc:
+                problems.append(f"{where}.{path}: bad template {text!r}: {exc}")
+                continue
+            for name in names:
+                if name not in PLACEHOLDERS:
+                    known = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+                    problems.append(
+                        f"{where}.{path}: unknown placeholder {{{name}}} (known: {known})"
+                    )
+                elif name not in allowed:
+                    problems.append(
+                        f"{where}.{path}: {{{name}}} has no value in the {key} step "
+                        f"(there: {', '.join('{' + a + '}' for a in allowed)})"
+                    )
+                elif name == "image":
+                    bare = [s.name for s in members if not s.image]
+                    if bare:
+                        problems.append(
+                            f"{where}.{path}: {{image}} is empty for {', '.join(bare)} "
+                            f"(set services[].image)"
+                        )
+    return problems
 
 
 def load_config(path: str | Path) -> Config:

@@ -26,6 +26,7 @@ class Why(StrEnum):
     RELEASE_NOT_ACTIVE = "release_not_active"
     STEP_REFUSES = "step_refuses"
     RELEASE_REFUSES = "release_refuses"
+    NO_ROLLBACK_PROPOSED = "no_rollback_proposed"
     # The service's own checks
     NO_RELEASE_HERE = "no_release_here"
     NOT_A_RELEASE_CHANNEL = "not_a_release_channel"
@@ -42,6 +43,15 @@ class Why(StrEnum):
     CANNOT_HOLD_ROLE = "cannot_hold_role"
     CANNOT_CHECK_PERSON = "cannot_check_person"
     OTHER_WORKSPACE = "other_workspace"
+    # The merge freeze and its gate on GitHub
+    NOTHING_FROZEN_HERE = "nothing_frozen_here"
+    FREEZE_HELD = "freeze_held"
+    NO_FREEZE_TO_TAKE = "no_freeze_to_take"
+    NO_MERGE_GATE = "no_merge_gate"
+    UNKNOWN_PULL = "unknown_pull"
+    PULL_CLOSED = "pull_closed"
+    PULL_NOT_GATED = "pull_not_gated"
+    GITHUB_UNAVAILABLE = "github_unavailable"
     # Words written above the engine (usage text, config problems, a missing secret)
     TEXT = "text"
 

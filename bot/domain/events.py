@@ -32,6 +32,15 @@ class CheckFinished:
 
 
 @dataclass(frozen=True)
+class ActionFinished:
+    """A step's action ended: per run (a service, or the step) whether it succeeded."""
+
+    step: str
+    attempt: int
+    results: tuple[tuple[str, bool], ...]
+
+
+@dataclass(frozen=True)
 class Approve:
     """Someone approves a step (reaction, button, command or console)."""
 
@@ -120,10 +129,19 @@ class Abort:
 
 @dataclass(frozen=True)
 class Rollback:
-    """On-call decides to roll back."""
+    """On-call decides to roll back; with rollback actions configured (`confirm`), the plan
+    waits for on-call's confirmation before anything runs."""
 
     user: str
     reason: str
+    confirm: bool = False
+
+
+@dataclass(frozen=True)
+class ConfirmRollback:
+    """On-call confirms the proposed rollback plan: the rollback actions run."""
+
+    user: str
 
 
 @dataclass(frozen=True)
@@ -149,26 +167,53 @@ class Unfreeze:
     user: str
 
 
+@dataclass(frozen=True)
+class AllowMerge:
+    """The commander lets one pull request's head commit through the freeze this release holds
+    (the hotfix path); a later push to it is frozen again."""
+
+    user: str
+    number: int
+    sha: str
+    reason: str
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class TakeFreeze:
+    """A new release of the channel (`to`, its version) takes over the freeze this rolled-back
+    release still holds: the freeze stays on, held by the new release."""
+
+    user: str
+    to: str
+
+
 Event: TypeAlias = (
     Activate
     | Kickoff
     | CheckFinished
+    | ActionFinished
     | Approve
     | Waive
     | Retry
     | TimerElapsed
     | Abort
     | Rollback
+    | ConfirmRollback
     | Complete
     | Handover
     | Unfreeze
+    | AllowMerge
+    | TakeFreeze
     | Stop
     | Remind
     | Snooze
 )
-StepEvent: TypeAlias = CheckFinished | Approve | Retry | TimerElapsed | Stop | Remind | Snooze
+StepEvent: TypeAlias = (
+    CheckFinished | ActionFinished | Approve | Retry | TimerElapsed | Stop | Remind | Snooze
+)
 # Events of the bot itself that may come late for a step that has moved on (ignored then).
-BOT_STEP_EVENTS = (CheckFinished, TimerElapsed, Remind)
+BOT_STEP_EVENTS = (CheckFinished, ActionFinished, TimerElapsed, Remind)
 
 # ---------------------------------------------------------------------------------------------
 # Effects: what the service must do after a transition.
@@ -190,6 +235,30 @@ class RunCheck:
     check: str
     attempt: int
     variant: str | None = None
+
+
+@dataclass(frozen=True)
+class RunAction:
+    """Start this step's action (a new run for each attempt; a result of another is stale)."""
+
+    step: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class RollbackProposed:
+    """On-call asked to roll back; the plan waits for their confirmation."""
+
+    by: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RollbackStarted:
+    """The confirmed rollback runs: services in groups, the last wave deployed first."""
+
+    by: str
+    order: tuple[tuple[str, ...], ...]
 
 
 @dataclass(frozen=True)
@@ -239,6 +308,21 @@ class FreezeChanged:
     """Merges to the release branch were frozen or the freeze lifted."""
 
     frozen: bool
+
+
+@dataclass(frozen=True)
+class MergeAllowed:
+    """A pull request's head may merge during the freeze, on the commander's word."""
+
+    allowed: AllowMerge
+
+
+@dataclass(frozen=True)
+class FreezeTaken:
+    """The freeze this release held now belongs to a newer release (`to`); it was not lifted."""
+
+    to: str
+    by: str
 
 
 @dataclass(frozen=True)
@@ -298,12 +382,17 @@ class WaitingForKickoff:
 Effect: TypeAlias = (
     StageOpened
     | RunCheck
+    | RunAction
+    | RollbackProposed
+    | RollbackStarted
     | StagePassed
     | StepBlocked
     | StepDone
     | PhaseDone
     | Waived
     | FreezeChanged
+    | MergeAllowed
+    | FreezeTaken
     | StatusChanged
     | HandedOver
     | WaitingForKickoff

@@ -52,6 +52,7 @@ class StageKind(StrEnum):
     CHECK = "check"
     APPROVE = "approve"
     TIMER = "timer"
+    ACTION = "action"  # the bot runs the step's configured action (a deploy) and waits for it
 
 
 class StepStatus(StrEnum):
@@ -61,6 +62,7 @@ class StepStatus(StrEnum):
     RUNNING = "running"  # the bot is running a check
     AWAITING = "awaiting"  # waiting for its owner's approval
     TIMING = "timing"  # waiting for a timer (the soak)
+    ACTING = "acting"  # the bot runs the step's action (a deploy) and follows it to the end
     BLOCKED = "blocked"  # a check failed: fix and retry, or waive
     DONE = "done"
 
@@ -212,6 +214,8 @@ class Release:
     frozen: bool = False
     kickoff_at: datetime | None = None
     reason: str | None = None
+    # On-call asked to roll back (this reason); the rollback actions wait for their confirmation.
+    proposed_rollback: str | None = None
 
     def step(self, key: str) -> Step:
         """The step with that key; IllegalMove naming the known ones otherwise."""

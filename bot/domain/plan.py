@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
-from bot.domain.model import Phase, Role, Stage, StageKind, Step
+from bot.domain.model import Phase, Release, Role, Stage, StageKind, Step
 
 # ---------------------------------------------------------------------------------------------
 # Planning: the steps of one release, from the configured services.
@@ -29,12 +29,28 @@ def plan_steps(
     services: Iterable[PlannedService],
     available: Callable[[str, tuple[str, ...]], bool],
     soak_seconds: float,
+    notes_on_github: bool = False,
+    actions: Collection[str] = (),
 ) -> tuple[Step, ...]:
     """Every step of the runbook for these changed services.
 
     `available(check, services)` says whether a check can run automatically; when it cannot,
     its stage becomes a manual confirmation by the same owner, shown as manual.
+    `notes_on_github`: the notes are a GitHub release, finalized once it is published. A step
+    named in `actions` is run by golive when its owner approves: an action stage follows the
+    approval.
     """
+
+    def deploy(
+        key: str, role: Role, what: str, done: str, scope: tuple[str, ...] = ()
+    ) -> tuple[Stage, ...]:
+        """The owner's approval, and the action golive runs on it when one is configured."""
+        if key not in actions:
+            return (approve(role, what),)
+        return (
+            approve(role, f"approve, and golive will {what}"),
+            Stage(StageKind.ACTION, role, done, services=scope),
+        )
 
     def check(name: str, role: Role, label: str, scope: tuple[str, ...] = ()) -> Stage:
         if available(name, scope):
@@ -61,10 +77,13 @@ def plan_steps(
     pre, flight, dep = Phase.PRECONDITIONS, Phase.PREFLIGHT, Phase.DEPLOYMENT
     # The notes are always approved by the commander; the bot first checks that the page answers
     # when it knows where the notes live. Without that, one confirmation covers both.
+    notes_label = (
+        "the GitHub release of this version is published, not a draft"
+        if notes_on_github
+        else "the release notes page answers"
+    )
     notes_stages: tuple[Stage, ...] = (
-        Stage(
-            StageKind.CHECK, Role.COMMANDER, "the release notes page answers", check="release-notes"
-        ),
+        Stage(StageKind.CHECK, Role.COMMANDER, notes_label, check="release-notes"),
         approve(Role.COMMANDER, "approve the release notes"),
     )
     if not available("release-notes", ()):
@@ -111,18 +130,24 @@ def plan_steps(
             "backup",
             dep,
             "Backup / restore point",
-            (approve(Role.BACKEND, "capture a backup / restore point of production databases"),),
+            deploy(
+                "backup",
+                Role.BACKEND,
+                "capture a backup / restore point of production databases",
+                "the backup action succeeds",
+            ),
         ),
         Step(
             "migrations",
             dep,
             "Migrations",
-            (
-                approve(
-                    Role.BACKEND,
-                    "apply migrations for "
-                    + (", ".join(with_migrations) or "no service (none declare any)"),
-                ),
+            deploy(
+                "migrations" if with_migrations else "",
+                Role.BACKEND,
+                "apply migrations for "
+                + (", ".join(with_migrations) or "no service (none declare any)"),
+                "the migrations of " + ", ".join(with_migrations) + " succeed",
+                with_migrations,
             ),
             services=with_migrations,
         ),
@@ -135,7 +160,13 @@ def plan_steps(
                 dep,
                 f"Backend wave {wave}",
                 (
-                    approve(Role.BACKEND, f"deploy {', '.join(members)}"),
+                    *deploy(
+                        f"wave-{wave}",
+                        Role.BACKEND,
+                        f"deploy {', '.join(members)}",
+                        f"the deploy of {', '.join(members)} succeeds",
+                        members,
+                    ),
                     check(
                         "health",
                         Role.BACKEND,
@@ -158,7 +189,13 @@ def plan_steps(
                 "Web portal deploy",
                 (
                     *gate,
-                    approve(Role.FRONTEND, f"deploy {', '.join(frontend)}"),
+                    *deploy(
+                        "portal",
+                        Role.FRONTEND,
+                        f"deploy {', '.join(frontend)}",
+                        f"the deploy of {', '.join(frontend)} succeeds",
+                        frontend,
+                    ),
                 ),
                 services=frontend,
             )
@@ -216,3 +253,17 @@ def plan_steps(
         )
     )
     return tuple(steps)
+
+
+def rollback_order(release: Release) -> tuple[tuple[str, ...], ...]:
+    """The changed services in the order a rollback undoes them: the portal first, then the
+    backend waves from the last to the first (the services of one wave together)."""
+    deployed = [
+        s.services
+        for s in release.steps
+        if s.phase is Phase.DEPLOYMENT and (s.key == "portal" or s.key.startswith("wave-"))
+    ]
+    groups = [group for group in reversed(deployed) if group]
+    covered = {name for group in groups for name in group}
+    rest = tuple(name for name in release.services if name not in covered)
+    return tuple(groups) + ((rest,) if rest else ())

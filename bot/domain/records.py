@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.domain.config import Shortened
 from bot.domain.model import Release
 
 
@@ -44,6 +45,39 @@ class ReleaseRecord:
     activate_at: datetime | None
     card_message: int | None
     baseline: dict[str, Any] | None
+    shortened: Shortened | None = None  # the runbook minimums its config ran below, and why
+    closed_at: datetime | None = None  # when its monitoring ended and the release closed
+
+
+@dataclass(frozen=True)
+class ActionRun:
+    """One run of a step's action for one target (a service, or "" for the whole step).
+
+    `state`: pending (not started), dispatching (golive is asking the provider to start it; a
+    restart in this state must not ask again), running (the provider's `run_id` is known and
+    followed), succeeded, failed, or skipped (a rollback stopped before it).
+    """
+
+    id: int
+    release_id: int
+    step_key: str
+    attempt: int
+    seq: int
+    target: str
+    kind: str
+    state: str
+    run_id: str | None
+    url: str | None
+    token: str
+    detail: str | None
+    evidence: dict[str, Any]
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def finished(self) -> bool:
+        """True once the run has an outcome."""
+        return self.state in ("succeeded", "failed", "skipped")
 
 
 @dataclass(frozen=True)

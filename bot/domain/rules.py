@@ -14,21 +14,29 @@ from enum import StrEnum
 from bot.domain.errors import IllegalMove, NotAllowed, Why
 from bot.domain.events import (
     Abort,
+    ActionFinished,
     Activate,
+    AllowMerge,
     Approve,
     CheckFinished,
     Complete,
+    ConfirmRollback,
     Effect,
     Event,
     FreezeChanged,
+    FreezeTaken,
     HandedOver,
     Handover,
     Kickoff,
+    MergeAllowed,
     PhaseDone,
     Remind,
     Reminded,
     Retry,
     Rollback,
+    RollbackProposed,
+    RollbackStarted,
+    RunAction,
     RunCheck,
     Snooze,
     Snoozed,
@@ -40,6 +48,7 @@ from bot.domain.events import (
     StepEvent,
     StepStopped,
     Stop,
+    TakeFreeze,
     TimerElapsed,
     Transition,
     Unfreeze,
@@ -59,6 +68,7 @@ from bot.domain.model import (
     Step,
     StepStatus,
 )
+from bot.domain.plan import rollback_order
 
 # How long a snooze holds a step's reminders off.
 SNOOZE = timedelta(minutes=30)
@@ -84,22 +94,26 @@ def _with_step(release: Release, step: Step) -> Release:
 def _enter_stage(step: Step, index: int, now: datetime) -> tuple[Step, list[Effect]]:
     """Put a step at a stage and say what that stage needs."""
     stage = step.stages[index]
-    if stage.kind is StageKind.CHECK:
+    if stage.kind in (StageKind.CHECK, StageKind.ACTION):
+        # Each entry is a new attempt: a retry runs the check again or starts a new run of the
+        # action (never re-reads the failed one), and a result of an older attempt is stale.
         attempt = step.attempt + 1
+        acting = stage.kind is StageKind.ACTION
         moved = replace(
             step,
             stage=index,
-            status=StepStatus.RUNNING,
+            status=StepStatus.ACTING if acting else StepStatus.RUNNING,
             attempt=attempt,
             failing=(),
             deadline=None,
             reason=None,
         )
-        assert stage.check is not None
-        return moved, [
-            StageOpened(step.key, index),
-            RunCheck(step.key, stage.check, attempt, step.variant),
-        ]
+        run: Effect = (
+            RunAction(step.key, attempt)
+            if acting
+            else RunCheck(step.key, stage.check or step.key, attempt, step.variant)
+        )
+        return moved, [StageOpened(step.key, index), run]
     if stage.kind is StageKind.APPROVE:
         moved = replace(
             step, stage=index, status=StepStatus.AWAITING, deadline=None, failing=(), reason=None
@@ -173,10 +187,11 @@ def _on_approve(
     return _finish_stage(release, step, outcome, event.user, now)
 
 
-def _on_check_finished(
+def _on_results(
     release: Release, step: Step, event: StepEvent, now: datetime
 ) -> tuple[Release, list[Effect]]:
-    assert isinstance(event, CheckFinished)
+    """A check or an action ended: pass the stage, or block the step on what failed."""
+    assert isinstance(event, CheckFinished | ActionFinished)
     if event.attempt != step.attempt:
         return release, []  # a result from an earlier run that a retry replaced
     failing = tuple(
@@ -265,10 +280,14 @@ def _on_snooze(
 
 STEP_RULES: Mapping[tuple[StepStatus, type], StepHandler] = {
     (StepStatus.AWAITING, Approve): _on_approve,
-    (StepStatus.RUNNING, CheckFinished): _on_check_finished,
+    (StepStatus.RUNNING, CheckFinished): _on_results,
+    (StepStatus.ACTING, ActionFinished): _on_results,
     (StepStatus.BLOCKED, Retry): _on_retry,
     (StepStatus.TIMING, TimerElapsed): _on_timer,
-    **{(status, Stop): _on_stop for status in (StepStatus.AWAITING, StepStatus.RUNNING)},
+    **{
+        (status, Stop): _on_stop
+        for status in (StepStatus.AWAITING, StepStatus.RUNNING, StepStatus.ACTING)
+    },
     (StepStatus.TIMING, Stop): _on_stop,
     **{(status, Remind): _on_remind for status in (StepStatus.AWAITING, StepStatus.BLOCKED)},
     **{(status, Snooze): _on_snooze for status in (StepStatus.AWAITING, StepStatus.BLOCKED)},
@@ -278,6 +297,7 @@ STEP_RULES: Mapping[tuple[StepStatus, type], StepHandler] = {
 # that comes due just as its step moves.
 STEP_IGNORED: frozenset[tuple[StepStatus, type]] = frozenset(
     {(status, CheckFinished) for status in StepStatus if status is not StepStatus.RUNNING}
+    | {(status, ActionFinished) for status in StepStatus if status is not StepStatus.ACTING}
     | {(status, TimerElapsed) for status in StepStatus if status is not StepStatus.TIMING}
     | {
         (status, Remind)
@@ -344,6 +364,35 @@ def _end(status: ReleaseStatus, lift_freeze: bool) -> ReleaseHandler:
     return handler
 
 
+def _rollback(release: Release, event: Event, now: datetime) -> Transition:
+    """Roll back at once, or — with rollback actions to run — propose the plan to confirm."""
+    assert isinstance(event, Rollback)
+    if not event.confirm:
+        return _end(ReleaseStatus.ROLLED_BACK, lift_freeze=False)(release, event, now)
+    if not event.reason.strip():
+        raise IllegalMove(Why.REASON_REQUIRED, action="rollback")
+    proposed = replace(release, proposed_rollback=event.reason)
+    return Transition(proposed, (RollbackProposed(event.user, event.reason),))
+
+
+def _confirm_rollback(release: Release, event: Event, now: datetime) -> Transition:
+    """On-call confirms the plan: the release is rolled back and its rollback actions start."""
+    assert isinstance(event, ConfirmRollback)
+    reason = release.proposed_rollback
+    if reason is None:
+        raise IllegalMove(Why.NO_ROLLBACK_PROPOSED, release=release)
+    ended = replace(
+        release, status=ReleaseStatus.ROLLED_BACK, reason=reason, proposed_rollback=None
+    )
+    return Transition(
+        ended,
+        (
+            StatusChanged(ReleaseStatus.ROLLED_BACK, event.user, reason),
+            RollbackStarted(event.user, rollback_order(release)),
+        ),
+    )
+
+
 def _handover(release: Release, event: Event, now: datetime) -> Transition:
     assert isinstance(event, Handover)
     old = release.roles.user(event.role)
@@ -359,7 +408,26 @@ def _unfreeze(release: Release, event: Event, now: datetime) -> Transition:
     return Transition(replace(release, frozen=False), (FreezeChanged(False),))
 
 
+def _allow_merge(release: Release, event: Event, now: datetime) -> Transition:
+    assert isinstance(event, AllowMerge)
+    if not release.frozen:
+        raise IllegalMove(Why.NOT_FROZEN)
+    if not event.reason.strip():
+        raise IllegalMove(Why.REASON_REQUIRED, action="allow")
+    return Transition(release, (MergeAllowed(event),))
+
+
+def _take_freeze(release: Release, event: Event, now: datetime) -> Transition:
+    assert isinstance(event, TakeFreeze)
+    if not release.frozen:
+        raise IllegalMove(Why.NOT_FROZEN)
+    return Transition(replace(release, frozen=False), (FreezeTaken(event.to, event.user),))
+
+
 _ABORTABLE = (ReleaseStatus.SCHEDULED, ReleaseStatus.ACTIVE)
+# A freeze is held by a release that froze merges (or took a freeze over) until it completes,
+# is aborted, or — rolled back — until its commander lifts it or hands it on.
+_MAY_HOLD_FREEZE = (ReleaseStatus.SCHEDULED, ReleaseStatus.ACTIVE, ReleaseStatus.ROLLED_BACK)
 _HANDOVER = (
     ReleaseStatus.SCHEDULED,
     ReleaseStatus.ACTIVE,
@@ -372,9 +440,13 @@ RELEASE_RULES: Mapping[tuple[ReleaseStatus, type], ReleaseHandler] = {
     (ReleaseStatus.ACTIVE, Kickoff): _kickoff,
     (ReleaseStatus.ACTIVE, Waive): _waive,
     (ReleaseStatus.ACTIVE, Complete): _end(ReleaseStatus.COMPLETED, lift_freeze=True),
-    (ReleaseStatus.ACTIVE, Rollback): _end(ReleaseStatus.ROLLED_BACK, lift_freeze=False),
-    (ReleaseStatus.COMPLETED, Rollback): _end(ReleaseStatus.ROLLED_BACK, lift_freeze=False),
+    (ReleaseStatus.ACTIVE, Rollback): _rollback,
+    (ReleaseStatus.COMPLETED, Rollback): _rollback,
+    (ReleaseStatus.ACTIVE, ConfirmRollback): _confirm_rollback,
+    (ReleaseStatus.COMPLETED, ConfirmRollback): _confirm_rollback,
     (ReleaseStatus.ROLLED_BACK, Unfreeze): _unfreeze,
+    (ReleaseStatus.ROLLED_BACK, TakeFreeze): _take_freeze,
+    **{(s, AllowMerge): _allow_merge for s in _MAY_HOLD_FREEZE},
     **{(s, Abort): _end(ReleaseStatus.ABORTED, lift_freeze=True) for s in _ABORTABLE},
     **{(s, Handover): _handover for s in _HANDOVER},
 }
@@ -404,9 +476,12 @@ PERMISSIONS: Mapping[type, tuple[Holder, ...]] = {
     Complete: (Holder.COMMANDER,),
     Handover: (Holder.COMMANDER, Holder.ROLE_HOLDER, Holder.INCOMING_ON_CALL),
     Unfreeze: (Holder.COMMANDER,),
+    AllowMerge: (Holder.COMMANDER,),
+    TakeFreeze: (Holder.COMMANDER,),
     Rollback: (Holder.ON_CALL,),
     Stop: (Holder.STEP_OWNER, Holder.COMMANDER, Holder.ON_CALL),
     Snooze: (Holder.STEP_OWNER, Holder.COMMANDER),
+    ConfirmRollback: (Holder.ON_CALL,),
 }
 # Holders who can be told apart only once the event is known (its step, its role).
 EVENT_HOLDERS = frozenset({Holder.STEP_OWNER, Holder.ROLE_HOLDER, Holder.INCOMING_ON_CALL})

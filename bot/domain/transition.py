@@ -10,6 +10,7 @@ from datetime import datetime
 from bot.domain.errors import IllegalMove, Why
 from bot.domain.events import (
     BOT_STEP_EVENTS,
+    ActionFinished,
     Activate,
     Approve,
     CheckFinished,
@@ -58,7 +59,10 @@ def transition(release: Release, event: Event, now: datetime) -> Transition:
     IllegalMove when the runbook's tables do not allow the event now; NotAllowed when they do
     but its user holds none of the roles the permission table names.
     """
-    if isinstance(event, CheckFinished | Approve | Retry | TimerElapsed | Stop | Remind | Snooze):
+    if isinstance(
+        event,
+        CheckFinished | ActionFinished | Approve | Retry | TimerElapsed | Stop | Remind | Snooze,
+    ):
         return _apply_step_event(release, event, now)
     handler = RELEASE_RULES.get((release.status, type(event)))
     if handler is None:

@@ -13,6 +13,7 @@ from bot.domain.model import Release, Step
 from bot.engine.secrecy import redactor_for
 from checks.base import Check, CheckResult
 from checks.ci import check_ci
+from checks.github_release import check_github_release
 from checks.health import Expectation, check_health
 from checks.incidents import check_incidents
 from checks.monitoring import Settings, baseline_in, capture_baseline, judge_window
@@ -111,9 +112,30 @@ def _incident_checks(ctx: CheckContext) -> list[Check]:
     return [Check("incidents", run, timeout=60.0)]
 
 
+def notes_in_github(config: Config) -> bool:
+    """True when the release notes are the GitHub release of the version (golive writes back)."""
+    notes = config.preconditions.release_notes
+    return notes is not None and notes.github_release and config.preconditions.ci is not None
+
+
 def _notes_checks(ctx: CheckContext) -> list[Check]:
     notes = ctx.config.preconditions.release_notes
     assert notes is not None
+    ci = ctx.config.preconditions.ci
+    if notes.github_release and ci is not None:
+        token = ctx.secrets.require(ci.token_env)
+
+        async def published() -> CheckResult:
+            return await check_github_release(
+                ctx.client,
+                base_url=ci.github_url,
+                repository=ci.repository,
+                version=ctx.release.version,
+                token=token,
+            )
+
+        return [Check("release-notes", published, timeout=60.0)]
+    assert notes.url is not None
     url = notes.url.replace("{version}", ctx.release.version)
 
     async def run() -> CheckResult:

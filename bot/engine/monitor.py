@@ -69,12 +69,13 @@ class Monitor:
         return self.config.monitoring.prometheus_url is not None
 
     def periods(self) -> dict[int, tuple[str, float]]:
-        """release id → (period, tick interval seconds) for everything monitored now."""
-        if not self.enabled:
-            return {}
+        """release id → (period, tick interval seconds) for everything monitored now (without
+        Prometheus, heightened monitoring is watched by hand: ticks only mark its end)."""
         mon = self.config.monitoring
         found: dict[int, tuple[str, float]] = {}
         for rid in self.store.release_ids(statuses=(ReleaseStatus.ACTIVE.value,)):
+            if not self.enabled:
+                break
             soak = self.store.load(rid).release.find_step("soak")
             if soak is not None and soak.status is StepStatus.TIMING:
                 found[rid] = ("soak", mon.soak.interval.total_seconds())
@@ -144,7 +145,7 @@ class Monitor:
         """Measure, judge and alert once for a monitored release."""
         settings = monitoring_settings(self.config)
         period = self.periods().get(release_id)
-        if settings is None or period is None:
+        if period is None:
             return
         kind, interval = period
         record = self.store.load(release_id)
@@ -155,6 +156,8 @@ class Monitor:
             if now >= until:
                 await self.store.writes.run(lambda: self.close(release_id))
                 return
+        if settings is None:
+            return  # watched by hand: nothing to measure, only the end to mark
         trackers = {signal: self._tracker(record, signal) for signal in SIGNALS}
         last = trackers["errors"].last_tick_at
         if last is not None and now <= last:
@@ -410,10 +413,16 @@ class Monitor:
             self.service.post_channel(
                 record,
                 messages.render_monitoring_closed(
-                    record.release, len(alerts), still, self.config, evidence
+                    record.release,
+                    len(alerts),
+                    still,
+                    self.config,
+                    evidence,
+                    by_hand=not self.enabled,
                 ),
                 now,
             )
+            self.service.close_release(release_id, now)
             # Nothing watches this release any more: resolve what golive opened in PagerDuty,
             # breaches and blindness alike, so no incident outlives the monitoring.
             for state in self.store.alert_states(release_id).values():

@@ -72,7 +72,7 @@ BACKOFF: Sequence[float] = (1, 2, 5, 10, 30, 60)
 # Kinds that post a new message into a channel: Slack allows about one per second per channel.
 # Edits (`update`) and ephemerals fall under other, per-method limits and are not paced.
 PACED_KINDS = frozenset(
-    {"card", "thread", "approval", "reminder", "channel", "announce", "file"}
+    {"card", "thread", "approval", "reminder", "confirm", "channel", "announce", "file"}
 )
 
 

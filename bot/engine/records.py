@@ -13,6 +13,7 @@ import logging
 from bot.domain.config import Config
 from bot.domain.records import OutboxRow
 from bot.engine.outbox import Undeliverable
+from bot.engine.writeback import WRITE_BACK_KIND
 from bot.render.report import history_text, release_record, soak_chart_png
 from bot.store import Store
 from checks.monitoring import baseline_in
@@ -37,6 +38,9 @@ def record_markdown(store: Store, config: Config, release_id: int) -> str:
         samples=store.samples(release_id),
         notes=store.notes(release_id),
         events=store.events(release_id),
+        actions=store.action_runs(release_id),
+        allowances=store.merge_allowances(release_id),
+        writebacks=[m for m in store.messages(release_id) if m.kind == WRITE_BACK_KIND],
     )
 
 

@@ -14,8 +14,10 @@ from bot.domain.clock import Clock, SystemClock
 from bot.domain.config import Config, Secrets, deprecations
 from bot.domain.model import ReleaseStatus
 from bot.domain.people import People
-from bot.engine.checkbook import CheckBook, default_checkbook
+from bot.engine.actions import Sleep
+from bot.engine.checkbook import CheckBook, default_checkbook, notes_in_github
 from bot.engine.deadlines import Deadlines
+from bot.engine.freeze import PACE as GATE_PACE
 from bot.engine.freeze import FreezeEnforcer
 from bot.engine.home import HOME_KIND, HomeViews, Links
 from bot.engine.monitor import Monitor
@@ -25,6 +27,7 @@ from bot.engine.records import Drawings
 from bot.engine.scheduler import Timers
 from bot.engine.secrecy import redactor_for
 from bot.engine.service import ReleaseService
+from bot.engine.writeback import WRITE_BACK_KIND, ReleaseNotesTransport
 from bot.store import Store
 from bot.store.writer import reason
 
@@ -48,11 +51,14 @@ class Runtime:
         checkbook: CheckBook | None = None,
         client: httpx.AsyncClient | None = None,
         pace: float = 0.0,
+        sleep: Sleep = asyncio.sleep,
+        gate_pace: float = GATE_PACE,
         threaded: bool = False,
         people: People | None = None,
         app_home: bool = False,
     ) -> None:
         """`pace`: the least seconds between two posts to one channel (Slack's ~1/s).
+        `sleep`: how step actions wait between reads of a run (tests move a fake clock in it).
         `threaded`: database writes on their own thread, so the loop never waits for a lock
         (the server); without it everything runs on the loop (the console, the demo, tests).
         `people`: the directory role holders are checked against (Slack's in `golive serve`,
@@ -75,6 +81,7 @@ class Runtime:
             checkbook or default_checkbook(),
             secrets,
             self.client,
+            sleep,
             people=people,
             app_home=app_home,
         )
@@ -82,7 +89,7 @@ class Runtime:
             self.store,
             transport,
             self.clock,
-            skip=frozenset({PAGE_KIND, HOME_KIND}),
+            skip=frozenset({PAGE_KIND, WRITE_BACK_KIND, HOME_KIND}),
             pace=pace,
             prepare=chained(Drawings(self.store, config).prepare, Links(self.store).prepare),
             notices=self._notice_channels,
@@ -96,6 +103,7 @@ class Runtime:
             prepare=HomeViews(self.store, config, self.clock).prepare,
         )
         self.pager = self._pager(config, secrets)
+        self.notes_writer = self._notes_writer(config, secrets)
         self.monitor = Monitor(self.service, self.client)
         self.deadlines = Deadlines(
             self.store,
@@ -106,7 +114,7 @@ class Runtime:
             config.reminders,
         )
         self.timers = Timers(self.deadlines, self.clock, self.monitor)
-        self.freeze = FreezeEnforcer(config, self.store, secrets, self.client, self.clock)
+        self.freeze = FreezeEnforcer(self.service, self.client, pace=gate_pace)
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -121,10 +129,22 @@ class Runtime:
         transport = PagerTransport(self.client, mon.pagerduty_events_url, key)
         return Outbox(self.store, transport, self.clock, only=frozenset({PAGE_KIND}))
 
+    def _notes_writer(self, config: Config, secrets: Secrets) -> Outbox | None:
+        """The outbox writing golive's section into the GitHub release's notes, when they are
+        a GitHub release and the token is set."""
+        ci = config.preconditions.ci
+        token = secrets.get(ci.token_env) if ci is not None else None
+        if ci is None or token is None or not notes_in_github(config):
+            return None
+        transport = ReleaseNotesTransport(self.client, ci.github_url, ci.repository, token)
+        return Outbox(self.store, transport, self.clock, only=frozenset({WRITE_BACK_KIND}))
+
     @property
     def outboxes(self) -> list[Outbox]:
-        """Every outbox: chat messages, App Home views, and PagerDuty events when configured."""
-        return [self.outbox, self.homes] + ([self.pager] if self.pager is not None else [])
+        """Every outbox: chat messages, App Home views, and PagerDuty events and the release
+        notes' write-back where configured."""
+        extra = [o for o in (self.pager, self.notes_writer) if o is not None]
+        return [self.outbox, self.homes, *extra]
 
     def _outboxes(self) -> list[Outbox]:
         return self.outboxes
@@ -151,6 +171,7 @@ class Runtime:
         except RuntimeError:
             return
         self.service.checks.kick()
+        self.service.actions.kick()
         self.timers.sync()
 
     async def start(self) -> None:
@@ -162,6 +183,7 @@ class Runtime:
         self.timers.start()
         await self.timers.fire()
         self.service.checks.kick()
+        self.service.actions.kick()
 
     async def stop(self) -> None:
         """Stop background work and close connections (state is already in SQLite)."""
@@ -178,12 +200,13 @@ class Runtime:
         while True:
             fired = await self.store.writes.run(self.deadlines.fire_due)
             await self.service.checks.settle()
-            if self.freeze.enabled and self.freeze.busy():
-                await self.freeze.sync()
+            await self.service.actions.settle()
+            await self.freeze.settle()
             delivered = 0
             for outbox in self._outboxes():
                 delivered += await outbox.flush()
-            if not fired and not delivered and not self.service.checks.running():
+            busy = self.service.checks.running() or self.service.actions.running()
+            if not fired and not delivered and not busy:
                 return
 
     async def health(self) -> dict[str, Any]:

@@ -25,16 +25,22 @@ from bot.domain.config import Config, Secrets
 from bot.domain.errors import GoliveError, IllegalMove, NotAllowed, UsageError, Why
 from bot.domain.events import (
     Abort,
+    ActionFinished,
     Activate,
+    AllowMerge,
     Approve,
     CheckFinished,
     Complete,
+    ConfirmRollback,
     Event,
     Handover,
+    Reminded,
     Retry,
     Rollback,
     Snooze,
+    Snoozed,
     Stop,
+    TakeFreeze,
     Transition,
     Unfreeze,
     Waive,
@@ -50,17 +56,21 @@ from bot.domain.model import (
 )
 from bot.domain.people import Facts, Holding, KnownPeople, LookupFailed, People, unfit
 from bot.domain.plan import PlannedService, plan_steps
+from bot.domain.records import ActionRun
 from bot.domain.rules import authorize, authorize_kind
 from bot.domain.transition import transition
-from bot.engine.checkbook import CheckBook
+from bot.engine.actions import ROLLBACK, STARTED, ActionRunner, Sleep
+from bot.engine.checkbook import CheckBook, notes_in_github
 from bot.engine.checkrunner import CheckRunner
-from bot.engine.effects import PLAIN, Context, Effects
+from bot.engine.effects import CONFIRM_KIND, PLAIN, Context, Effects
 from bot.engine.records import history
 from bot.render import messages
 from bot.render.fmt import Rendered
 from bot.render.refusals import refusal
 from bot.store import OutboxRow, ReleaseRecord, Store
 from checks.base import CheckResult
+from checks.freeze import PullRequest, pull_request
+from checks.http import ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +88,13 @@ class StartRequest:
     services: tuple[str, ...] = ()
     at: datetime | None = None
     roles: Mapping[str, str] = dataclasses.field(default_factory=dict)  # role value → user id
+    take_freeze: bool = False
+
+
+# Events aimed at the release of a channel that holds the merge freeze, whatever is newest there.
+FREEZE_EVENTS: tuple[type, ...] = (Unfreeze, AllowMerge)
+# How long `/golive freeze allow` waits for GitHub: the answer must reach Slack within 3 s.
+PULL_LOOKUP_TIMEOUT = 1.5
 
 
 class ReleaseService:
@@ -91,10 +108,12 @@ class ReleaseService:
         checkbook: CheckBook,
         secrets: Secrets,
         client: httpx.AsyncClient | None = None,
+        sleep: Sleep = asyncio.sleep,
         people: People | None = None,
         app_home: bool = False,
     ) -> None:
-        """`app_home`: keep people's App Home tabs up to date (Slack only)."""
+        """`sleep` waits between reads of a running action (tests move a fake clock in it);
+        `app_home`: keep people's App Home tabs up to date (Slack only)."""
         self.config = config
         self.store = store
         self.clock = clock
@@ -105,17 +124,29 @@ class ReleaseService:
             config.users, (defaults.on_call, defaults.backend, defaults.frontend)
         )
         self._listeners: list[Callable[[], None]] = []
-        self.effects = Effects(config, store, clock, app_home=app_home)
+        self.effects = Effects(config, store, clock=clock, app_home=app_home)
+        self.client = client or httpx.AsyncClient(timeout=10.0)
         self.checks = CheckRunner(
             config,
             store,
             clock,
             checkbook,
             secrets,
-            client or httpx.AsyncClient(timeout=10.0),
+            self.client,
             finish=self.finish_check,
             progress=self.check_progress,
             results_of=self.latest_results,
+        )
+        self.actions = ActionRunner(
+            config,
+            store,
+            clock,
+            secrets,
+            self.client,
+            finish=self.finish_action,
+            moved=self.action_moved,
+            rollback_done=self.rollback_done,
+            sleep=sleep,
         )
 
     # -- listeners -------------------------------------------------------------------------
@@ -146,8 +177,25 @@ class ReleaseService:
             raise IllegalMove(Why.NO_RELEASE_HERE)
         return record
 
+    def freeze_holder(self, channel: str) -> ReleaseRecord | None:
+        """The release of a channel that holds the merge freeze, whatever release is newest."""
+        rid = self.store.freeze_holder(channel)
+        return self.store.load(rid) if rid is not None else None
+
+    def _require_holder(self, channel: str) -> ReleaseRecord:
+        holder = self.freeze_holder(channel)
+        if holder is None:
+            raise IllegalMove(Why.NOTHING_FROZEN_HERE)
+        return holder
+
     def authorize(self, channel: str, user: str, kind: type) -> None:
-        """Refuse early when `user` may not cause this kind of event in the channel's release."""
+        """Refuse early when `user` may not cause this kind of event in the release it is for:
+        the channel's newest, or for the freeze's events the release holding the freeze."""
+        if kind in FREEZE_EVENTS:
+            holder = self.freeze_holder(channel)
+            if holder is not None:  # without one, the command says nothing is frozen
+                authorize_kind(holder.release, kind, user)
+            return
         authorize_kind(self.require_current(channel).release, kind, user)
 
     # -- applying events -------------------------------------------------------------------
@@ -178,11 +226,18 @@ class ReleaseService:
                         release_id, now, _event_name(effect), actor, _event_data(effect)
                     )
                     self.effects.apply(after, effect, now, context)
-                if result.release != record.release:  # a reminder or a snooze leaves it be
+                quiet = result.release == record.release and all(
+                    isinstance(e, Reminded | Snoozed) for e in result.effects
+                )
+                if not quiet:  # a reminder or a snooze leaves the card as it is
                     self.effects.refresh_card(after, now)
-                    self.effects.refresh_homes(record.release, result.release, now)
+                self.effects.refresh_homes(record.release, result.release, now)
         self.changed()
         return result
+
+    def close_release(self, release_id: int, now: datetime) -> None:
+        """Monitoring ended: the release closes (inside the caller's transaction)."""
+        self.effects.close(release_id, now)
 
     def refresh_card(self, release_id: int, now: datetime) -> None:
         """Queue an update of the release card (inside the caller's transaction)."""
@@ -201,17 +256,76 @@ class ReleaseService:
         self, release_id: int, step_key: str, attempt: int, results: list[CheckResult]
     ) -> None:
         """Store the verdicts and move the step on (or block it)."""
+        self._finish(release_id, step_key, attempt, results, CheckFinished)
+
+    def _finish(
+        self,
+        release_id: int,
+        step_key: str,
+        attempt: int,
+        results: list[CheckResult],
+        finished: type[CheckFinished] | type[ActionFinished],
+    ) -> None:
         now = self.clock.now()
 
         def records() -> None:
             for result in results:
                 self.store.add_check_result(release_id, step_key, attempt, result.to_dict(), now)
 
-        event = CheckFinished(step_key, attempt, tuple((r.name, r.status.ok) for r in results))
+        event = finished(step_key, attempt, tuple((r.name, r.status.ok) for r in results))
         self.apply(release_id, event, None, records=records)
 
+    def finish_action(
+        self, release_id: int, step_key: str, attempt: int, results: list[CheckResult]
+    ) -> None:
+        """Store how each run of a step's action ended and move the step on (or block it)."""
+        self._finish(release_id, step_key, attempt, results, ActionFinished)
+
+    def action_moved(self, run: ActionRun) -> None:
+        """A run started (its link is known), moved on, or ended: the step's message, the card
+        and the thread say so."""
+        now = self.clock.now()
+        record = self.store.load(run.release_id)
+        data = {
+            "step": run.step_key,
+            "attempt": run.attempt,
+            "target": run.target,
+            "state": run.state,
+            "run_id": run.run_id,
+            "url": run.url,
+            "detail": run.detail,
+        }
+        with self.store.transaction():
+            if run.finished or (run.state == "running" and run.detail == STARTED):
+                self.store.add_event(run.release_id, now, "action_run", None, data)
+            if run.step_key == ROLLBACK:
+                self.effects.rollback_moved(record, run, now)
+            else:
+                step = record.release.find_step(run.step_key)
+                if step is not None and step.status is StepStatus.ACTING:
+                    self.effects.action_message(record, step, now)
+            self.effects.refresh_card(record, now)
+        self.changed()
+
+    def rollback_done(self, release_id: int) -> None:
+        """Every rollback run has an outcome: said in the channel, recorded."""
+        now = self.clock.now()
+        record = self.store.load(release_id)
+        runs = self.store.action_runs(release_id, ROLLBACK)
+        with self.store.transaction():
+            self.store.add_event(
+                release_id,
+                now,
+                "rollback_done",
+                None,
+                {"runs": {r.target: r.state for r in runs}},
+            )
+            self.effects.rollback_done(record, now)
+        self.changed()
+
     async def close(self) -> None:
-        """Cancel the running checks and close their HTTP client."""
+        """Stop following actions, cancel the running checks and close their HTTP client."""
+        await self.actions.close()
         await self.checks.close()
 
     def check_progress(self, release_id: int, step_key: str, text: str) -> None:
@@ -298,7 +412,9 @@ class ReleaseService:
 
     def _check_start(
         self, channel: str, user: str, request: StartRequest
-    ) -> tuple[str, tuple[str, ...], Roles]:
+    ) -> tuple[str, tuple[str, ...], Roles, ReleaseRecord | None]:
+        """Everything a start must satisfy before anyone is asked or anything written: the
+        version, services, roles, and the freeze a rolled-back release may hand on."""
         if channel not in self.config.slack.release_channels:
             raise NotAllowed(
                 Why.NOT_A_RELEASE_CHANNEL, channels=list(self.config.slack.release_channels)
@@ -309,17 +425,18 @@ class ReleaseService:
         version = request.version.strip()
         if not VERSION.match(version):
             raise UsageError(Why.BAD_VERSION, version=version)
+        held = self._held_freeze(channel, user, version, request.take_freeze)
         services = self._changed_services(request.services)
         roles = self._roles(user, request.roles)
         at = request.at
         if at is not None and at <= self.clock.now():
             raise UsageError(Why.AT_IN_THE_PAST, at=at, tz=self.config.tz)
-        return version, services, roles
+        return version, services, roles, held
 
     def open_release(self, channel: str, user: str, request: StartRequest) -> str:
         """Write the new release (after `vet_start`): every check of a start runs again here,
         inside the one writer, so two starts cannot both open a release in a channel."""
-        version, services, roles = self._check_start(channel, user, request)
+        version, services, roles, held = self._check_start(channel, user, request)
         now = self.clock.now()
         at = request.at
         monitoring = self.config.monitoring
@@ -331,6 +448,8 @@ class ReleaseService:
             ],
             lambda name, scope: self.checkbook.available(self.config, name, scope),
             monitoring.soak.duration.total_seconds(),
+            notes_on_github=notes_in_github(self.config),
+            actions=tuple(self.config.actions),
         )
         release = Release(
             id=0,
@@ -342,14 +461,22 @@ class ReleaseService:
             major=request.major,
             services=services,
             kickoff_at=at,
+            frozen=held is not None,
         )
         activate_at = at - T_MINUS if at is not None else now
+        shortened = monitoring.shortened()
         with self.store.transaction():
+            if held is not None:  # the old release hands its freeze on, in the same transaction
+                self.apply(held.release.id, TakeFreeze(user, version), user)
             rid = self.store.insert_release(
-                release, created_at=now, created_by=user, activate_at=activate_at
+                release,
+                created_at=now,
+                created_by=user,
+                activate_at=activate_at,
+                shortened=shortened,
             )
             release = dataclasses.replace(release, id=rid)
-            card = messages.render_card(release, self.config, now)
+            card = messages.render_card(release, self.config, now, shortened=shortened)
             card_id = self.store.enqueue(
                 release_id=rid,
                 channel=channel,
@@ -370,16 +497,42 @@ class ReleaseService:
                     "services": list(services),
                     "at": at.isoformat() if at else None,
                     "roles": dataclasses.asdict(roles),
+                    "take_freeze": held is not None,
                 },
             )
             record = self.store.load(rid)
             self.effects.thread(record, messages.render_started(release, self.config), now)
+            if held is not None:
+                old = held.release.version
+                taken = {"from": old, "from_release": held.release.id}
+                self.store.add_event(rid, now, "freeze_taken_over", user, taken)
+                rendered = messages.render_freeze_taken_over(version, old, user)
+                self.effects.thread(record, rendered, now)
         self.changed()
         if activate_at <= now:
             self.apply(rid, Activate(), user)
-            return messages.ack_started(version)
+            return messages.ack_started(version, held.release.version if held else None)
         assert at is not None
         return messages.ack_scheduled(version, at, activate_at, self.config.tz)
+
+    def _held_freeze(
+        self, channel: str, user: str, version: str, take: bool
+    ) -> ReleaseRecord | None:
+        """The ended release whose freeze a new release of the channel takes over, if asked to.
+
+        A freeze a rolled-back release still holds is never left behind silently: the new
+        release either takes it over (`take_freeze`, the old release's commander only) or waits
+        until it is lifted.
+        """
+        holder = self.freeze_holder(channel)
+        if holder is None or holder.release.status in OPEN_STATUSES:
+            if take:
+                raise IllegalMove(Why.NO_FREEZE_TO_TAKE)
+            return None
+        if not take:
+            raise IllegalMove(Why.FREEZE_HELD, release=holder.release, version=version)
+        authorize(holder.release, TakeFreeze(user, version))
+        return holder
 
     def _changed_services(self, asked: tuple[str, ...]) -> tuple[str, ...]:
         configured = [s.name for s in self.config.services]
@@ -466,6 +619,8 @@ class ReleaseService:
         """
         if reaction.strip(":") != self.config.slack.approve_reaction:
             return None
+        if message.kind == CONFIRM_KIND:
+            return self.confirm_message(message, user, via)
         return self.approve_message(message, user, via)
 
     def approve_message(self, message: OutboxRow, user: str, via: str) -> str | None:
@@ -505,13 +660,13 @@ class ReleaseService:
         try:
             self.apply(release.id, event, event.user, Context(via=via))
         except NotAllowed as exc:
-            return self._refused(release, event.step, event.user, exc, refused, via)
+            return self._refuse_click(release, event.user, event.step, via, exc, refused)
         return messages.ack(word, release.step(event.step).title)
 
-    def _refused(
-        self, release: Release, step_key: str, user: str, exc: GoliveError, what: str, via: str
+    def _refuse_click(
+        self, release: Release, user: str, step_key: str, via: str, exc: GoliveError, event: str
     ) -> str:
-        """Tell someone, to them alone in the channel, why their click changed nothing."""
+        """Tell only the person who clicked or reacted why nothing happened; record it."""
         words = refusal(exc)
         now = self.clock.now()
         with self.store.transaction():
@@ -525,9 +680,29 @@ class ReleaseService:
                 user=user,
                 step_key=step_key,
             )
-            self.store.add_event(release.id, now, what, user, {"step": step_key, "via": via})
+            self.store.add_event(release.id, now, event, user, {"step": step_key, "via": via})
         self.changed()
         return words
+
+    def confirm_message(self, message: OutboxRow, user: str, via: str) -> str | None:
+        """On-call confirms a proposed rollback (button or reaction on the plan's message).
+
+        Only the newest proposal of a release that still waits for confirmation counts;
+        anyone but on-call gets an ephemeral refusal; anything else is ignored (None).
+        """
+        if message.kind != CONFIRM_KIND or message.release_id is None:
+            return None
+        latest = self.store.latest_message(message.release_id, CONFIRM_KIND)
+        if latest is None or latest.id != message.id:
+            return None
+        release = self.store.load(message.release_id).release
+        if release.proposed_rollback is None:
+            return None
+        try:
+            self.apply(release.id, ConfirmRollback(user), user, Context(via=via))
+        except NotAllowed as exc:
+            return self._refuse_click(release, user, ROLLBACK, via, exc, "confirm_refused")
+        return messages.ack("confirm_rollback")
 
     def waive(self, channel: str, user: str, name: str, reason: str) -> str:
         """Waive a failing check with a reason (recorded and shown in every summary)."""
@@ -559,11 +734,27 @@ class ReleaseService:
             raise UsageError(Why.NOTHING_TO_RECORD)
         now = self.clock.now()
         kind = "followup" if followup else "note"
+        rid = record.release.id
+        late = {ReleaseStatus.COMPLETED: "completion", ReleaseStatus.ROLLED_BACK: "the rollback"}
+        after = late.get(record.release.status)
+        if after is not None and record.closed_at is not None:
+            after = "closed"
+        in_notes = self.effects.written_back(rid)
         with self.store.transaction():
-            self.store.add_note(record.release.id, kind, user, owner, text, now)
-            self.store.add_event(record.release.id, now, kind, user, {"text": text, "owner": owner})
-            rendered = messages.render_note(user, text, followup=followup, owner=owner)
+            self.store.add_note(rid, kind, user, owner, text, now)
+            self.store.add_event(rid, now, kind, user, {"text": text, "owner": owner})
+            rendered = messages.render_note(
+                user,
+                text,
+                followup=followup,
+                owner=owner,
+                late=after,
+                version=record.release.version,
+                in_notes=in_notes,
+            )
             self.effects.thread(record, rendered, now)
+            if after == "closed" and in_notes:
+                self.effects.write_back(record, now)  # the notes stay the whole story
         self.changed()
         return messages.ack(kind)
 
@@ -612,7 +803,7 @@ class ReleaseService:
             step = release.step(step_key)
             self.apply(release.id, Stop(step.key, user, reason), user, Context(via=via))
         except (NotAllowed, IllegalMove) as exc:
-            return self._refused(release, step_key, user, exc, "stop_refused", via)
+            return self._refuse_click(release, user, step_key, via, exc, "stop_refused")
         return messages.ack("reject", step.title)
 
     def snooze(self, channel: str, user: str, step_key: str) -> str:
@@ -639,8 +830,9 @@ class ReleaseService:
     def rollback(self, channel: str, user: str, reason: str) -> str:
         """On-call rolls the release back: plan posted, freeze kept, monitoring kept."""
         record = self.require_current(channel)
-        self.apply(record.release.id, Rollback(user, reason), user)
-        return messages.ack("rollback")
+        confirm = self.config.action(ROLLBACK) is not None
+        self.apply(record.release.id, Rollback(user, reason, confirm), user)
+        return messages.ack("rollback_proposed" if confirm else "rollback")
 
     def abort(self, channel: str, user: str, reason: str) -> str:
         """Abandon the release before completion; the freeze is lifted."""
@@ -655,15 +847,64 @@ class ReleaseService:
         return messages.ack("complete")
 
     def unfreeze(self, channel: str, user: str) -> str:
-        """Lift a freeze that a rollback kept."""
-        record = self.require_current(channel)
-        self.apply(record.release.id, Unfreeze(user), user)
-        return messages.ack("unfreeze")
+        """Lift the freeze a rolled-back release of the channel kept, whatever is newest."""
+        holder = self._require_holder(channel)
+        self.apply(holder.release.id, Unfreeze(user), user)
+        return messages.ack("unfreeze", holder.release.version)
+
+    async def open_pull(self, channel: str, user: str, number: int, reason: str) -> PullRequest:
+        """What `allow_merge` needs, asked of GitHub on the event loop: one open pull request
+        into the frozen branch, after checking that there is a freeze, a reason and the right
+        person (nothing is asked of GitHub otherwise)."""
+        holder = self._require_holder(channel)
+        if not reason.strip():
+            raise IllegalMove(Why.REASON_REQUIRED, action="allow")
+        authorize_kind(holder.release, AllowMerge, user)
+        return await self._open_pull(number)
+
+    def allow_merge(self, channel: str, user: str, pull: PullRequest, reason: str) -> str:
+        """Let one open pull request's current head through the channel's freeze (the hotfix
+        path), on the record; the merge gate marks it `success`."""
+        holder = self._require_holder(channel)
+        event = AllowMerge(user, pull.number, pull.sha, reason.strip(), pull.title)
+        self.apply(holder.release.id, event, user)
+        return messages.ack("allow", f"#{pull.number} (head {pull.sha[:7]})")
+
+    async def _open_pull(self, number: int) -> PullRequest:
+        """An open pull request into the frozen branch, or a refusal saying why not."""
+        ci = self.config.preconditions.ci
+        if ci is None or not ci.freeze_branch:
+            raise IllegalMove(Why.NO_MERGE_GATE, token_env=None)
+        token = self.secrets.get(ci.token_env)
+        if token is None:
+            raise IllegalMove(Why.NO_MERGE_GATE, token_env=ci.token_env)
+        try:
+            pull = await pull_request(
+                self.client, ci.github_url, ci.repository, number, token, PULL_LOOKUP_TIMEOUT
+            )
+        except ProviderError as exc:
+            raise IllegalMove(Why.GITHUB_UNAVAILABLE, error=exc.message) from None
+        if pull is None:
+            raise IllegalMove(Why.UNKNOWN_PULL, number=number, repository=ci.repository)
+        if pull.state != "open":
+            raise IllegalMove(Why.PULL_CLOSED, number=number, merged=pull.merged)
+        if pull.base != ci.freeze_branch:
+            raise IllegalMove(
+                Why.PULL_NOT_GATED, number=number, base=pull.base, branch=ci.freeze_branch
+            )
+        return pull
 
     def status(self, channel: str) -> str:
         """Where the channel's release stands and what waits on whom."""
         record = self.require_current(channel)
-        return messages.render_status(record.release, self.config, self.clock.now())
+        return messages.render_status(
+            record.release,
+            self.config,
+            self.clock.now(),
+            self.effects.action_links(record.release),
+            shortened=record.shortened,
+            closed_at=record.closed_at,
+        )
 
     def history(self, limit: int = 20) -> str:
         """The newest releases, one line each."""

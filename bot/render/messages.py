@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from bot.domain.config import Config, format_duration
+from bot.domain.clock import parse_iso
+from bot.domain.config import HEIGHTENED_FLOOR, SOAK_FLOOR, Config, Shortened, format_duration
 from bot.domain.events import Evidence
 from bot.domain.model import (
     KICKOFF_PHASES,
@@ -27,6 +28,7 @@ from bot.domain.model import (
     Step,
     StepStatus,
 )
+from bot.domain.records import ActionRun
 from bot.render.chart import sparkline
 from bot.render.fmt import (
     STATUS_TITLES,
@@ -47,6 +49,7 @@ from bot.render.fmt import (
 from bot.render.refusals import ROLE_WORDS, describe_position
 
 APPROVE_ACTION = "golive_approve"
+CONFIRM_ROLLBACK_ACTION = "golive_confirm_rollback"
 STOP_ACTION = "golive_stop"  # the Stop button beside Approve: opens the reason modal
 SNOOZE_ACTION = "golive_snooze"  # the Snooze button on a reminder
 STOP_VIEW = "golive_stop_reason"  # callback_id of the modal that asks why a step is stopped
@@ -76,6 +79,7 @@ STEP_MARKS: Mapping[StepStatus, str] = {
     StepStatus.RUNNING: "🔄",
     StepStatus.AWAITING: "⏳",
     StepStatus.TIMING: "⏱️",
+    StepStatus.ACTING: "🔄",
     StepStatus.BLOCKED: "❌",
     StepStatus.DONE: "✅",
 }
@@ -138,9 +142,15 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f}m" if seconds >= 90 else f"{seconds:.0f}s"
 
 
-def step_line(step: Step, release: Release, tz: ZoneInfo) -> str:
-    """One line of the card or status: mark, title, and who or what it waits for."""
+def step_line(
+    step: Step, release: Release, tz: ZoneInfo, links: Mapping[str, Sequence[str]] | None = None
+) -> str:
+    """One line of the card or status: mark, title, and who or what it waits for (with the
+    links of a running action's runs, from `links` by step key)."""
     line = f"{step_mark(step)} {step.title}"
+    if step.status is StepStatus.ACTING:
+        urls = list((links or {}).get(step.key, ()))
+        return line + (f" — running: {', '.join(urls)}" if urls else " — the bot is starting it")
     if step.status is StepStatus.AWAITING:
         line += f" — waiting on {mention(release.roles.user(step.owner))}"
         if step.current.manual:
@@ -196,6 +206,28 @@ ROLE_TITLES: Mapping[Role, str] = {
     Role.BACKEND: "Backend",
     Role.FRONTEND: "Frontend",
 }
+def shortened_line(shortened: Shortened) -> str:
+    """What a release runs below the runbook's minimums, to what, and why."""
+    parts = []
+    if shortened.soak is not None:
+        parts.append(
+            f"soak {format_duration(shortened.soak)} (the runbook says at least "
+            f"{format_duration(SOAK_FLOOR)})"
+        )
+    if shortened.heightened is not None:
+        parts.append(
+            f"heightened monitoring {format_duration(shortened.heightened)} (the runbook says "
+            f"at least {format_duration(HEIGHTENED_FLOOR)})"
+        )
+    return f"⚠️ Runbook shortened: {' and '.join(parts)}. Why: {shortened.reason}"
+
+
+def closed_line(closed_at: datetime, tz: ZoneInfo) -> str:
+    """The release is closed: monitoring over, the final record posted."""
+    return (
+        f"🔒 Closed at {when(closed_at, tz)}: heightened monitoring is over and the final "
+        f"record is in the thread."
+    )
 
 
 def render_card(
@@ -204,14 +236,22 @@ def render_card(
     now: datetime,
     frozen_at: datetime | None = None,
     samples: Sequence[Mapping[str, Any]] = (),
+    links: Mapping[str, Sequence[str]] | None = None,
+    *,
+    shortened: Shortened | None = None,
+    closed_at: datetime | None = None,
     handovers: Sequence[HandoverMark] = (),
 ) -> Rendered:
-    """The release card: status, owners (and who handed a role over when), phases with marks,
-    what waits on whom, soak progress."""
+    """The release card: status, owners (and who took a role over from whom, when), phases
+    with marks, what waits on whom, soak progress (and the links of running actions, by step
+    key); near the top, the runbook minimums it runs below and whether it is closed."""
     tz = config.tz
     icon = STATUS_ICONS[release.status]
     head = f"{icon} Release {release.version}{' (major)' if release.major else ''}"
     head += f" — {STATUS_TITLES[release.status]}"
+    notices = [shortened_line(shortened)] if shortened else []
+    if closed_at is not None:
+        notices.append(closed_line(closed_at, tz))
     latest = {h.role: h for h in handovers}
 
     def holder(role: Role) -> str:
@@ -243,15 +283,16 @@ def render_card(
     if release.frozen:
         since = f" since {clock_time(frozen_at, tz)}" if frozen_at else ""
         lines.append(f"🧊 Merges frozen{since}")
-    text = "\n".join(lines)
+    text = "\n".join(lines[:1] + notices + lines[1:])
     current = release.phase
     detail = [
-        step_line(s, release, tz)
+        step_line(s, release, tz, links)
         for s in release.steps
         if current is not None and s.phase is current
     ]
     blocks: Blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": head[:150], "emoji": True}},
+        *([context("\n".join(notices))] if notices else []),
         section(owners + f"\nServices: {services}"),
         section("  ".join(phases)),
     ]
@@ -263,17 +304,28 @@ def render_card(
     return Rendered(text, blocks)
 
 
-def render_status(release: Release, config: Config, now: datetime) -> str:
+def render_status(
+    release: Release,
+    config: Config,
+    now: datetime,
+    links: Mapping[str, Sequence[str]] | None = None,
+    *,
+    shortened: Shortened | None = None,
+    closed_at: datetime | None = None,
+) -> str:
     """Every step with its mark and what it waits for: the answer to `/golive status`."""
     tz = config.tz
     card = render_card(release, config, now).text.splitlines()
-    lines = [*card[:1], describe_position(release)]
+    notices = [shortened_line(shortened)] if shortened else []
+    if closed_at is not None:
+        notices.append(closed_line(closed_at, tz))
+    lines = [*card[:1], *notices, describe_position(release)]
     for phase in Phase:
         steps = [s for s in release.steps if s.phase is phase]
         if not steps:
             continue
         lines.append(f"{phase_mark(steps)} *{PHASE_TITLES[phase]}*")
-        lines.extend(f"    {step_line(s, release, tz)}" for s in steps)
+        lines.extend(f"    {step_line(s, release, tz, links)}" for s in steps)
     if release.waivers:
         lines.append(f"Waived: {esc(', '.join(sorted(release.waivers)))}")
     bar = soak_progress(release, now)
@@ -349,6 +401,138 @@ def render_approved(
         f"✅ *{step.title}*: {stage.label} — {verb} by {mention(user)} at "
         f"{clock_time(at, tz)}{extra}"
     )
+    return Rendered(text, [section(text)])
+
+
+RUN_MARKS: Mapping[str, str] = {
+    "pending": "▫️",
+    "dispatching": "🔄",
+    "dispatched": "🔄",
+    "running": "🔄",
+    "succeeded": "✅",
+    "failed": "❌",
+    "skipped": "⏭️",
+}
+
+
+def run_line(run: ActionRun) -> str:
+    """One run of an action: mark, what it is for, how it stands, its link."""
+    what = run.target or "the action"
+    state = run.detail or {"pending": "not started", "dispatching": "starting"}.get(
+        run.state, run.state
+    )
+    link = f" — {run.url}" if run.url and run.url not in state else ""
+    return esc(f"{RUN_MARKS.get(run.state, '•')} {what}: {state}{link}")
+
+
+def render_action_status(
+    release: Release,
+    step: Step,
+    approval: Mapping[str, Any] | None,
+    runs: Sequence[ActionRun],
+    tz: ZoneInfo,
+    again: bool = False,
+) -> Rendered:
+    """A step's message while golive runs its action: who approved, each run and its link
+    (`again`: the action ran before and this is a retry)."""
+    head = f"*{step.title}*"
+    if approval is not None:
+        at = clock_time(parse_iso(str(approval["at"])), tz)
+        head += f": approved by {mention(str(approval['user']))} at {at}"
+    if step.status is StepStatus.ACTING:
+        head = f"🔄 {head} — golive is running it{' again' if again else ''}"
+    elif step.status is StepStatus.BLOCKED:
+        head = f"❌ {head} — the action failed; `/golive retry {step.key}` runs it again"
+    else:
+        head = f"✅ {head} — the action succeeded"
+    lines = [head, *(run_line(r) for r in runs)]
+    text = "\n".join(lines)
+    return Rendered(text, [section(text)])
+
+
+def render_rollback_proposal(
+    release: Release, by: str, reason: str, plan: Sequence[str], order: Sequence[str]
+) -> Rendered:
+    """On-call's rollback, waiting for their confirmation: the plan and a Confirm button."""
+    on_call = mention(release.roles.on_call)
+    lines = [
+        f"⏪ {mention(by)} wants to roll back release {release.version}: {echo(reason)}",
+        "*Rollback plan* (golive runs the rollback action for each, in this order: "
+        + " → ".join(order)
+        + ")",
+        *(f"• {line}" for line in plan),
+        f"{on_call}: press *Confirm rollback* (or react with the approve reaction) to run it. "
+        f"Nothing runs until then.",
+    ]
+    text = "\n".join(lines)
+    blocks: Blocks = [
+        section(text),
+        {
+            "type": "actions",
+            "block_id": f"rollback:{release.id}",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": CONFIRM_ROLLBACK_ACTION,
+                    "text": {"type": "plain_text", "text": "Confirm rollback"},
+                    "style": "danger",
+                    "value": f"{release.id}:rollback",
+                    "confirm": {
+                        "title": {"type": "plain_text", "text": "Roll back?"},
+                        "text": {
+                            "type": "plain_text",
+                            "text": f"Run the rollback actions for {release.version} now.",
+                        },
+                        "confirm": {"type": "plain_text", "text": "Roll back"},
+                        "deny": {"type": "plain_text", "text": "Not yet"},
+                    },
+                }
+            ],
+        },
+    ]
+    return Rendered(text, blocks)
+
+
+def render_rollback_confirmed(
+    release: Release, by: str, when_: datetime, tz: ZoneInfo
+) -> Rendered:
+    """The proposal, rewritten once confirmed (no button)."""
+    text = (
+        f"⏪ Rollback of {release.version} confirmed by {mention(by)} at {clock_time(when_, tz)}; "
+        f"the rollback actions are running (results in the thread)."
+    )
+    return Rendered(text, [section(text)])
+
+
+def render_rollback_run(run: ActionRun) -> Rendered:
+    """One service's rollback started, or ended."""
+    if run.state == "succeeded":
+        head = f"⏪ ✅ *{run.target}* rolled back"
+    elif run.state == "failed":
+        head = f"⏪ ❌ *Rollback of {run.target} failed*"
+    else:
+        head = f"⏪ 🔄 Rolling back *{run.target}*"
+    text = f"{head}: {run_line(run).split(': ', 1)[1]}"
+    return Rendered(text, [section(text)])
+
+
+def render_rollback_done(release: Release, runs: Sequence[ActionRun]) -> Rendered:
+    """The rollback actions are over: what was rolled back, what was not and what to do."""
+    done = [r.target for r in runs if r.state == "succeeded"]
+    failed = [r.target for r in runs if r.state == "failed"]
+    skipped = [r.target for r in runs if r.state == "skipped"]
+    on_call = mention(release.roles.on_call)
+    if not failed and not skipped:
+        head = f"⏪ Rollback of {release.version} done: {', '.join(done)} rolled back."
+    else:
+        head = (
+            f"⏪ Rollback of {release.version} stopped: {', '.join(failed)} failed"
+            + (f"; not attempted: {', '.join(skipped)}" if skipped else "")
+            + f". {on_call}: finish the rollback by hand"
+            + (f" (rolled back: {', '.join(done)})" if done else "")
+            + "."
+        )
+    text = f"{head} Merges stay frozen and monitoring continues."
     return Rendered(text, [section(text)])
 
 
@@ -491,10 +675,17 @@ def render_monitoring_closed(
     still_open: Sequence[str],
     config: Config,
     evidence: Evidence | None = None,
+    by_hand: bool = False,
 ) -> Rendered:
     """Heightened (or post-rollback) monitoring ended; it says so when too few of its ticks
     could judge."""
     hours = format_duration(config.monitoring.heightened.duration)
+    if by_hand:
+        text = (
+            f"👋 Heightened monitoring of {release.version} ended after {hours}; it was watched "
+            f"by hand (no metrics source is configured), so golive judged nothing itself."
+        )
+        return Rendered(text, [section(text)])
     if still_open:
         tail = f"{esc(', '.join(still_open))} still breached — watch it by hand from here."
     elif alerts:
@@ -510,12 +701,29 @@ def render_monitoring_closed(
     return Rendered(text, [section(text)])
 
 
-def render_freeze(release: Release, config: Config, frozen: bool, now: datetime) -> Rendered:
-    """The merge-freeze announcement, or its lifting."""
-    branch = "the release branch"
+def _branch(config: Config) -> str:
     if config.preconditions.ci and config.preconditions.ci.freeze_branch:
-        branch = code(config.preconditions.ci.freeze_branch)
-    if frozen:
+        return code(config.preconditions.ci.freeze_branch)
+    return "the release branch"
+
+
+def render_freeze(
+    release: Release,
+    config: Config,
+    frozen: bool,
+    now: datetime,
+    still_held_by: Sequence[str] = (),
+) -> Rendered:
+    """The merge-freeze announcement, or its lifting (saying so when other releases still hold
+    a freeze of their own)."""
+    branch = _branch(config)
+    if not frozen and still_held_by:
+        text = (
+            f"🟢 *Merge freeze of {release.version} lifted* ({STATUS_TITLES[release.status]}), "
+            f"but merges to {branch} stay frozen: release {', '.join(still_held_by)} still "
+            f"holds a freeze ({clock_time(now, config.tz)})."
+        )
+    elif frozen:
         text = (
             f"🧊 *Merge freeze*: feature merges to {branch} are frozen for release "
             f"{release.version} from {clock_time(now, config.tz)} "
@@ -529,6 +737,76 @@ def render_freeze(release: Release, config: Config, frozen: bool, now: datetime)
             f"({clock_time(now, config.tz)})."
         )
     return Rendered(text, [section(text)])
+
+
+# GitHub keeps at most 140 characters of a commit status description.
+GATE_DESCRIPTION_LIMIT = 140
+
+
+def _gate_text(text: str) -> str:
+    if len(text) <= GATE_DESCRIPTION_LIMIT:
+        return text
+    return text[: GATE_DESCRIPTION_LIMIT - 1] + "…"
+
+
+def gate_frozen(version: str, status: ReleaseStatus, reason: str | None) -> str:
+    """The merge gate's failing status on GitHub: which release holds the freeze, and why."""
+    if status is ReleaseStatus.ROLLED_BACK:
+        why = f" ({reason})" if reason else ""
+        return _gate_text(
+            f"Frozen: release {version} was rolled back{why}; its commander lifts the freeze"
+        )
+    return _gate_text(f"Frozen for release {version} until it completes")
+
+
+def gate_open() -> str:
+    """The merge gate's passing status on GitHub when nothing is frozen."""
+    return "No merge freeze: merges may proceed"
+
+
+def gate_allowed(version: str, reason: str) -> str:
+    """The merge gate's passing status on a head the commander let through a freeze."""
+    return _gate_text(f"Allowed through the {version} freeze: {' '.join(reason.split())}")
+
+
+def render_merge_allowed(
+    number: int, sha: str, title: str, user: str, reason: str, config: Config
+) -> Rendered:
+    """The thread hears that one pull request may merge during the freeze, and until when."""
+    named = f" ({esc(title)})" if title else ""
+    text = (
+        f"🚦 {mention(user)} let pull request #{number}{named} through the merge freeze: "
+        f"{reason}. Its head `{sha[:7]}` is marked success on GitHub, so it may merge into "
+        f"{_branch(config)}; a new push to it is frozen again."
+    )
+    return Rendered(text, [section(text)])
+
+
+def render_refrozen(number: int, sha: str, version: str) -> Rendered:
+    """A pull request let through the freeze got a new head commit: frozen again."""
+    text = (
+        f"🧊 Pull request #{number} has a new head `{sha[:7]}`, frozen again by the {version} "
+        f"freeze; `/golive freeze allow {number} <reason>` lets it through again."
+    )
+    return Rendered(text)
+
+
+def render_freeze_handed_on(old: str, new: str, by: str) -> Rendered:
+    """In the old release's thread: its freeze now belongs to a newer release."""
+    text = (
+        f"🧊 The merge freeze of {old} now belongs to release {new} ({mention(by)} took it "
+        f"over); merges stay frozen until {new} lifts it."
+    )
+    return Rendered(text)
+
+
+def render_freeze_taken_over(new: str, old: str, by: str) -> Rendered:
+    """In the new release's thread: it holds the freeze a rolled-back release kept."""
+    text = (
+        f"🧊 Release {new} holds the merge freeze taken over from {old} (rolled back) by "
+        f"{mention(by)}: merges stay frozen until {new} completes or is aborted."
+    )
+    return Rendered(text)
 
 
 def render_started(release: Release, config: Config) -> Rendered:
@@ -566,8 +844,10 @@ def render_ended(
     reason: str | None,
     summary: Sequence[str],
     rollback_plan: Sequence[str] = (),
+    shortened: Shortened | None = None,
 ) -> Rendered:
-    """Completion, abort or rollback, with the validation summary."""
+    """Completion, abort or rollback, with the validation summary (and, first, the runbook
+    minimums the release ran below)."""
     status = release.status
     if status is ReleaseStatus.COMPLETED:
         head = f"🎉 Release {release.version} is complete (go by {mention(by)})."
@@ -579,7 +859,7 @@ def render_ended(
             f"Merges stay frozen until the commander lifts the freeze "
             f"(`/golive unfreeze`)."
         )
-    lines = [head]
+    lines = [head] + ([shortened_line(shortened)] if shortened else [])
     if rollback_plan:
         lines.append("*Rollback plan*")
         lines.extend(f"• {line}" for line in rollback_plan)
@@ -612,7 +892,12 @@ def validation_summary(release: Release) -> list[str]:
 
 def stage_kind_word(kind: StageKind) -> str:
     """What a stage waits for, in words."""
-    return {StageKind.CHECK: "check", StageKind.APPROVE: "approval", StageKind.TIMER: "timer"}[kind]
+    return {
+        StageKind.CHECK: "check",
+        StageKind.APPROVE: "approval",
+        StageKind.TIMER: "timer",
+        StageKind.ACTION: "action",
+    }[kind]
 
 
 def render_timer_done(step: Step, stage: Stage, now: datetime, tz: ZoneInfo) -> Rendered:
@@ -676,6 +961,16 @@ def record_file(version: str) -> NamedFile:
     )
 
 
+def final_record_file(version: str) -> NamedFile:
+    """The final release record's file name, title and message (the release is closed)."""
+    return NamedFile(
+        f"release-{version}-final.md",
+        f"Final release record {version}",
+        f"📒 Final release record of {version}: heightened monitoring is over, the release is "
+        f"closed.",
+    )
+
+
 def render_watching_by_hand(release: Release, until: datetime, tz: ZoneInfo) -> Rendered:
     """No Prometheus: on-call watches the dashboards."""
     return Rendered(
@@ -707,12 +1002,37 @@ def render_handed_over(
     return Rendered(text)
 
 
-def render_note(user: str, text: str, *, followup: bool, owner: str | None) -> Rendered:
-    """A note or a follow-up, echoed in the thread."""
+def render_note(
+    user: str,
+    text: str,
+    *,
+    followup: bool,
+    owner: str | None,
+    late: str | None = None,
+    version: str = "",
+    in_notes: bool = False,
+) -> Rendered:
+    """A note or a follow-up, echoed in the thread; one added after the release ended (`late`:
+    "completion" or "the rollback", or "closed" once monitoring is over too) says where it will
+    be kept."""
     if followup:
         who = mention(owner) if owner else "unassigned"
-        return Rendered(f"📌 Follow-up for {who} (from {mention(user)}): {echo(text)}")
-    return Rendered(f"📝 Note from {mention(user)}: {echo(text)}")
+        head = f"📌 Follow-up for {who} (from {mention(user)}): {echo(text)}"
+    else:
+        head = f"📝 Note from {mention(user)}: {echo(text)}"
+    also = " and golive's section of the GitHub release notes" if in_notes else ""
+    if late == "closed":
+        wrote = "; golive writes it into the GitHub release notes too" if in_notes else ""
+        head += (
+            f"\n↪ Added after the release closed: it is kept in the record "
+            f"(`golive report {version}`){wrote}."
+        )
+    elif late is not None:
+        head += (
+            f"\n↪ Added after {late}: it goes into the final record{also} when monitoring "
+            f"ends."
+        )
+    return Rendered(head)
 
 
 def render_progress(title: str, text: str) -> Rendered:
@@ -720,9 +1040,10 @@ def render_progress(title: str, text: str) -> Rendered:
     return Rendered(f"⏳ *{title}*: {esc(text)}")
 
 
-def ack_started(version: str) -> str:
+def ack_started(version: str, took_freeze_of: str | None = None) -> str:
     """The reply to a start that began at once."""
-    return f"Release {version} started. Watch the card in this channel."
+    held = f" It holds the merge freeze taken over from {took_freeze_of}." if took_freeze_of else ""
+    return f"Release {version} started.{held} Watch the card in this channel."
 
 
 def ack_scheduled(version: str, at: datetime, activate_at: datetime, tz: ZoneInfo) -> str:
@@ -745,9 +1066,12 @@ def ack(action: str, subject: str = "") -> str:
         "reject": f"Stopped {subject}.",
         "snooze": f"Reminders of {subject} snoozed.",
         "rollback": "Rollback recorded; the plan is in the channel.",
+        "rollback_proposed": "The rollback plan is in the channel; confirm it there to run it.",
+        "confirm_rollback": "Rollback confirmed; the rollback actions are running.",
         "abort": "Release aborted.",
         "complete": "Release completed.",
-        "unfreeze": "Merge freeze lifted.",
+        "unfreeze": f"Merge freeze of release {subject} lifted.",
+        "allow": f"Pull request {subject} may merge during the freeze.",
     }[action]
 
 

@@ -29,6 +29,24 @@ EVENT_WORDS: Mapping[str, str] = {
     "unfreeze": "lift a freeze",
     "abort": "be aborted",
     "handover": "be handed over",
+    "confirmrollback": "confirm a rollback",
+    "allowmerge": "let pull requests through a merge freeze",
+    "takefreeze": "hand its merge freeze on",
+}
+
+# What the permission table's freeze events are in words; they name the release that holds the
+# freeze, which need not be the channel's newest.
+FREEZE_ACTIONS: Mapping[str, str] = {
+    "unfreeze": "lift the merge freeze of",
+    "allowmerge": "let pull requests through the merge freeze of",
+    "takefreeze": "take over the merge freeze of",
+}
+
+# Events whose class name does not read as a verb (`only on-call can confirm the rollback of …`).
+ACTION_WORDS: Mapping[str, str] = {
+    "confirmrollback": "confirm the rollback of",
+    "handover": "hand over",
+    "snooze": "snooze reminders of",
 }
 
 ROLE_WORDS: Mapping[Role, str] = {
@@ -58,6 +76,8 @@ def describe_position(release: Release) -> str:
             parts.append(f"{step.title} is blocked ({esc(', '.join(step.failing))})")
         elif step.status is StepStatus.TIMING:
             parts.append(f"{step.title} is running")
+        elif step.status is StepStatus.ACTING:
+            parts.append(f"the bot is running {step.title}")
         else:
             parts.append(f"the bot is checking {step.title}")
     return "now: " + "; ".join(parts)
@@ -70,6 +90,7 @@ def _step_refuses(release: Release, step: Step, event: str) -> str:
             StepStatus.PENDING: f"{step.title} is not open yet; {where}",
             StepStatus.RUNNING: f"the bot is still checking {step.title}; wait for the result",
             StepStatus.TIMING: f"{step.title} is still running its timer; approve when it ends",
+            StepStatus.ACTING: f"the bot is running {step.title}; wait for its result",
             StepStatus.BLOCKED: (
                 f"{step.title} is blocked by {esc(', '.join(step.failing))}: fix it and "
                 f"`/golive retry {step.key}`, or {code(f'/golive waive {step.key} <reason>')}"
@@ -79,6 +100,8 @@ def _step_refuses(release: Release, step: Step, event: str) -> str:
     if event == "retry":
         if step.status is StepStatus.RUNNING:
             return f"{step.title} is already being checked"
+        if step.status is StepStatus.ACTING:
+            return f"the bot is still running {step.title}; wait for its result"
         return f"{step.title} is not blocked, so there is nothing to retry; {where}"
     if event == "stop":
         if step.status is StepStatus.BLOCKED:
@@ -87,10 +110,6 @@ def _step_refuses(release: Release, step: Step, event: str) -> str:
     if event == "snooze":
         return f"{step.title} is not waiting on anyone, so there is nothing to snooze; {where}"
     return f"{step.title} cannot take that now; {where}"
-
-
-# What a refused action is called in a sentence (`only … can {word} …`).
-ACTION_WORDS: Mapping[str, str] = {"handover": "hand over", "snooze": "snooze reminders of"}
 
 
 def _holder_words(holder: Holder, uid: str, role: Role | None) -> str:
@@ -112,6 +131,7 @@ def _not_allowed(
     release: Release,
     role: Role | None = None,
 ) -> str:
+    action = ACTION_WORDS.get(action, action)
     named = [h for h in holders if h[0] is not Holder.STEP_OWNER]
     owners = [
         uid
@@ -119,9 +139,11 @@ def _not_allowed(
         if holder is Holder.STEP_OWNER and uid not in {u for _, u in named}
     ]
     target = release.step(step).title if step else "this release"
+    if action in FREEZE_ACTIONS:
+        action, target = FREEZE_ACTIONS[action], f"release {release.version}"
     if role is not None:
         target = f"the {ROLE_WORDS[role].removeprefix('the ')} role"
-    verb = ACTION_WORDS.get(action, action)
+    verb = action
     if owners and not named:
         return f"only {mention(owners[0])} can {verb} {target}"
     if len(named) > 1 or (named and owners and named[0][0] is not Holder.COMMANDER):
@@ -215,6 +237,24 @@ def workspace_unknown(status: str) -> str:
     )
 
 
+def _freeze_held(release: Release, version: str) -> str:
+    return (
+        f"release {release.version} was rolled back and still holds the merge freeze "
+        f"(commander {mention(release.roles.commander)}). Lift it first with "
+        f"`/golive unfreeze`, or take it over: `/golive start {version} take_freeze` "
+        f"(release {version} then holds it, on the record)"
+    )
+
+
+def _no_merge_gate(token_env: str | None) -> str:
+    if token_env:
+        return f"{token_env} is not set, so golive cannot mark pull requests on GitHub"
+    return (
+        "golive gates no branch on GitHub here (preconditions.ci.freeze_branch is not set), "
+        "so there is nothing to let through"
+    )
+
+
 WORDS: Mapping[Why, Callable[..., str]] = {
     Why.NO_SUCH_STEP: lambda key, known: (
         f"there is no step called {code(key)} in this release (steps: {', '.join(known)})"
@@ -241,6 +281,10 @@ WORDS: Mapping[Why, Callable[..., str]] = {
     Why.RELEASE_REFUSES: lambda release, event: (
         f"release {release.version} is {STATUS_WORDS[release.status]}, so it cannot "
         f"{EVENT_WORDS.get(event, 'do that')}"
+    ),
+    Why.NO_ROLLBACK_PROPOSED: lambda release: (
+        f"no rollback of {release.version} waits for confirmation; on-call proposes one with "
+        f"`/golive rollback <reason>`"
     ),
     Why.NO_RELEASE_HERE: lambda: (
         f"there is no release in this channel; start one with {code('/golive start <version>')}"
@@ -277,6 +321,27 @@ WORDS: Mapping[Why, Callable[..., str]] = {
     Why.CANNOT_HOLD_ROLE: _cannot_hold,
     Why.CANNOT_CHECK_PERSON: _cannot_check,
     Why.OTHER_WORKSPACE: other_workspace,
+    Why.NOTHING_FROZEN_HERE: lambda: "merges are not frozen by any release in this channel",
+    Why.FREEZE_HELD: _freeze_held,
+    Why.NO_FREEZE_TO_TAKE: lambda: (
+        "no rolled-back release of this channel holds a merge freeze, so there is none to "
+        "take over; start without `take_freeze`"
+    ),
+    Why.NO_MERGE_GATE: _no_merge_gate,
+    Why.UNKNOWN_PULL: lambda number, repository: (
+        f"there is no pull request #{number} in {repository}"
+    ),
+    Why.PULL_CLOSED: lambda number, merged: (
+        f"pull request #{number} is {'already merged' if merged else 'closed'}; "
+        f"there is nothing to let through"
+    ),
+    Why.PULL_NOT_GATED: lambda number, base, branch: (
+        f"pull request #{number} is into `{base}`, not `{branch}`: the freeze does not hold it"
+    ),
+    Why.GITHUB_UNAVAILABLE: lambda error: (
+        f"golive could not ask GitHub about the pull request ({error}); nothing was allowed, "
+        f"try again"
+    ),
 }
 
 

@@ -16,10 +16,11 @@ from typing import Any
 from bot.domain.clock import parse_iso
 from bot.domain.config import Config
 from bot.domain.model import PHASE_TITLES, Phase, ReleaseStatus
-from bot.domain.records import ReleaseRecord
+from bot.domain.records import ActionRun, OutboxRow, ReleaseRecord
+from bot.domain.redact import safe_url
 from bot.render.chart import SoakSample, render_soak_chart
 from bot.render.fmt import STATUS_TITLES, when
-from bot.render.messages import OUTCOME_WORDS
+from bot.render.messages import OUTCOME_WORDS, closed_line, shortened_line
 
 Rows = Sequence[Mapping[str, Any]]
 
@@ -48,13 +49,23 @@ def release_record(
     samples: Rows,
     notes: Rows,
     events: Rows,
+    actions: Sequence[ActionRun] = (),
+    allowances: Rows = (),
+    writebacks: Sequence[OutboxRow] = (),
 ) -> str:
-    """The whole story of a release: owners, steps, approvals, checks, waivers, notes, timeline."""
+    """The whole story of a release: owners, steps, approvals, checks, waivers, merges allowed
+    during its freeze, notes, timeline; where its issues and follow-ups were written, and what
+    verification left in the product.
+
+    `writebacks` are the queued writes of golive's section into the GitHub release's notes."""
     release = record.release
     roles = release.roles
-    lines = [
-        f"# Release {release.version} — {STATUS_TITLES[release.status]}",
-        "",
+    lines = [f"# Release {release.version} — {STATUS_TITLES[release.status]}", ""]
+    if record.shortened:
+        lines += [f"> {shortened_line(record.shortened)}", ""]
+    if record.closed_at:
+        lines += [f"> {closed_line(record.closed_at, config.tz)}", ""]
+    lines += [
         f"- Release id: {release.id}; channel <#{release.channel}>",
         f"- Started: {when(record.created_at, config.tz)} by <@{record.created_by}>",
         f"- Ended: {when(record.ended_at, config.tz)}",
@@ -102,12 +113,33 @@ def release_record(
             )
     else:
         lines.append("None.")
+    if actions:
+        lines += [
+            "",
+            "## Actions",
+            "",
+            "| started | step | for | outcome | run | detail |",
+            "|---|---|---|---|---|---|",
+        ]
+        for run in actions:
+            started = when(run.started_at, config.tz) if run.started_at else "—"
+            lines.append(
+                f"| {started} | {run.step_key} #{run.attempt} | {run.target or '—'} | "
+                f"{run.state} | {_md(run.url or run.run_id or '')} | {_md(run.detail)} |"
+            )
     lines += ["", "## Waivers", ""]
     lines += [
         f"- {_t(w['at'], config)}: <@{w['user']}> waived {_md(w['name'])} ({w['step_key']}): "
         f"{_md(w['reason'])}"
         for w in waivers
     ] or ["None."]
+    if allowances:
+        lines += ["", "## Merges allowed during the freeze", ""]
+        lines += [
+            f"- {_t(a['at'], config)}: <@{a['user']}> let pull request #{a['pr_number']} "
+            f"({_md(a['title'])}) at `{a['sha'][:7]}` through: {_md(a['reason'])}"
+            for a in allowances
+        ]
     lines += ["", "## Alerts", ""]
     lines += [
         f"- {_t(a['at'], config)} {a['signal']} {a['action']}: {_md(a['summary'])}" for a in alerts
@@ -128,6 +160,12 @@ def release_record(
         f"<@{n['user']}>" + (f" for <@{n['owner']}>" if n["owner"] else "") + f": {_md(n['text'])}"
         for n in notes
     ] or ["None."]
+    lines += ["", "## Release notes (runbook §7)", ""]
+    lines += _release_notes(record, config, writebacks)
+    cleanup = [r for r in results if r["name"] == "verify:cleanup"]
+    if cleanup:
+        lines += ["", "## Test data left by verification", ""]
+        lines += _test_data(cleanup[-1])
     lines += ["", "## Timeline", ""]
     for e in events:
         actor = f" <@{e['actor']}>" if e["actor"] else ""
@@ -136,6 +174,74 @@ def release_record(
             f"- {_t(e['at'], config)}{actor} {e['type']}" + (f" ({detail})" if detail else "")
         )
     return "\n".join(lines) + "\n"
+
+
+def _release_notes(
+    record: ReleaseRecord, config: Config, writebacks: Sequence[OutboxRow]
+) -> list[str]:
+    """Where the issues and follow-up actions went: into the GitHub release, or only here."""
+    notes = config.preconditions.release_notes
+    version = record.release.version
+    if notes is None:
+        return [
+            "The release notes were confirmed by hand; golive cannot write into them, so the "
+            "issues and follow-up actions are recorded here only."
+        ]
+    if notes.url is not None:
+        return [
+            f"The release notes live at {safe_url(notes.url.replace('{version}', version))}, a "
+            f"page golive reads but cannot write: the issues and follow-up actions could not be "
+            f"written back into the notes and are recorded here only."
+        ]
+    if not writebacks:
+        return [
+            f"The release notes are the GitHub release of {version}; golive writes its section "
+            f"“Issues and follow-up actions” into it when the release completes and again when "
+            f"heightened monitoring ends"
+            + (
+                ""
+                if record.release.status is ReleaseStatus.COMPLETED
+                else " (this release did not complete, so nothing was written)"
+            )
+            + "."
+        ]
+    latest = writebacks[-1]
+    final = " (final)" if len(writebacks) > 1 else ""
+    if latest.status == "delivered":
+        where = f" at {latest.ts}" if latest.ts else ""
+        return [
+            f"golive's section “Issues and follow-up actions”{final} is written into the GitHub "
+            f"release of {version}{where} ({len(writebacks)} write(s))."
+        ]
+    if latest.status == "failed":
+        return [
+            f"golive's section “Issues and follow-up actions”{final} could not be written into "
+            f"the GitHub release of {version}: {_md(latest.error)}. It is recorded here."
+        ]
+    if not latest.attempts:
+        return [
+            f"golive's section “Issues and follow-up actions”{final} is being written into the "
+            f"GitHub release of {version}."
+        ]
+    return [
+        f"golive's section “Issues and follow-up actions”{final} is being written into the "
+        f"GitHub release of {version} after {latest.attempts} failed attempt(s): "
+        f"{_md(latest.error)}; golive keeps retrying."
+    ]
+
+
+def _test_data(cleanup: Mapping[str, Any]) -> list[str]:
+    """The leads and invoice a verification round created, and whether the invoice was voided."""
+    evidence = cleanup.get("evidence") or {}
+    leads = ", ".join(_md(i) for i in evidence.get("leads") or []) or "none"
+    invoice = evidence.get("invoice") or {}
+    lines = [f"- Leads created: {leads}"]
+    if invoice.get("id") is not None:
+        name = invoice.get("invoice_number") or "(no number)"
+        fate = "voided" if evidence.get("voided") else "**remains in the product**"
+        lines.append(f"- Invoice created: {_md(name)} (id {_md(invoice['id'])}) — {fate}")
+    lines.append(f"- {_md(cleanup['summary'])}")
+    return lines
 
 
 def soak_chart_png(

@@ -3,9 +3,10 @@
 Integration tests start them one by one; `golive demo` starts them all through `Sandbox`.
 """
 
+from bot.sandbox.argocd import FakeArgoCD
 from bot.sandbox.base import FAULT_MODES, FakeServer, RecordedRequest
 from bot.sandbox.clock import Clock, ManualClock, utc_now
-from bot.sandbox.github import CheckRun, CommitStatus, FakeGitHub, PullRequest
+from bot.sandbox.github import CheckRun, CommitStatus, FakeGitHub, GitHubRelease, PullRequest
 from bot.sandbox.ledger import Invoice, Lead
 from bot.sandbox.metrics import RequestMetrics, TrafficGenerator, TrafficProfile
 from bot.sandbox.pagerduty import FakePagerDuty, Incident
@@ -29,6 +30,7 @@ __all__ = [
     "CheckRun",
     "Clock",
     "CommitStatus",
+    "FakeArgoCD",
     "FakeGitHub",
     "FakePagerDuty",
     "FakeProduct",
@@ -36,6 +38,7 @@ __all__ = [
     "FakeRegistry",
     "FakeServer",
     "FakeSlack",
+    "GitHubRelease",
     "Incident",
     "Invoice",
     "Lead",

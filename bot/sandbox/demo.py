@@ -19,17 +19,25 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from aiohttp import web
 
 from bot.adapters.console import ConsoleSession, ConsoleTransport, Write, read_stdin
+from bot.adapters.webhook import PATH as WEBHOOK_PATH
+from bot.adapters.webhook import GitHubWebhook
 from bot.domain.config import Config, Secrets, validate_config
 from bot.domain.model import ReleaseStatus, StepStatus
 from bot.engine.runtime import Runtime
-from bot.sandbox import Sandbox
+from bot.render.release_notes import MARK_START
+from bot.sandbox import LoopbackServer, Sandbox
+from bot.sandbox.github import DEFAULT_WEBHOOK_SECRET
+from bot.sandbox.sandbox import REPOSITORY
+from checks.freeze import CONTEXT
 
 VERSION = "v2.4.0"
 CHANNEL = "C0RELEASE1"
 ANNOUNCE = "C0ENGINEER"
 PEOPLE = {"alice": "U0ALICE", "carol": "U0CAROL", "bob": "U0BOB", "fran": "U0FRAN"}
+WEBHOOK_SECRET_ENV = "GITHUB_WEBHOOK_SECRET"
 
 PREFLIGHT = """\
 import sys, time
@@ -55,9 +63,12 @@ Try:
   /spike on   /spike off             inject or stop a 5xx spike in the sandbox's service
   /slow on    /slow off              push the service's p95 latency above the SLO
   /fault rbac_hole                   break the product API (/fault lists the switches)
+  /deploys fail   /deploys ok        make the next deploys fail (GitHub run, Argo CD sync) or not
   /quit                              leave (files and the database stay in {folder})
 
-Timers are short here: the soak lasts {soak} and heightened monitoring {heightened}.
+Approving a wave or the portal deploys it: golive runs the (fake) GitHub workflow or Argo CD
+sync and follows it to the end. Timers are short here: the soak lasts {soak} and heightened
+monitoring {heightened}.
 """
 
 # The demo's timers at speed 1, in seconds; `--speed N` divides every one of them by N and
@@ -75,6 +86,12 @@ TIMERS = {
 # Reminders of a step nobody answers (after, escalate_after, every), in seconds at speed 1:
 # short when the player stays silent on purpose to show them, calmer for a person typing.
 REMINDERS = {"auto": (6.0, 12.0, 6.0), "typed": (60.0, 120.0, 60.0)}
+
+
+# The demo plays a whole release in about two minutes, so it runs the soak and heightened
+# monitoring far below the runbook's minimums, and says so wherever golive reports them.
+SHORTENED = "a demo against the sandbox: the whole release plays in about two minutes"
+FOLLOW_UP = "tune the billing-api connection pool before the next release"
 
 
 def _seconds(value: float) -> str:
@@ -95,7 +112,12 @@ def demo_config(
     repo.mkdir(parents=True, exist_ok=True)
     (repo / "release_preflight.py").write_text(PREFLIGHT)
     overrides = sandbox.config_overrides()
-    overrides["preconditions"]["ci"].update(wait="20s", poll_interval="1s")
+    overrides["preconditions"]["ci"].update(
+        wait="20s", poll_interval="1s", webhook_secret_env=WEBHOOK_SECRET_ENV
+    )
+    # The notes are the sandbox GitHub's release of the version: golive checks it is published
+    # and writes the issues and follow-up actions into it.
+    overrides["preconditions"]["release_notes"] = {"github_release": True}
     return {
         "database": str(folder / "golive.db"),
         "timezone": "UTC",
@@ -121,9 +143,11 @@ def demo_config(
                 "duration": timer["heightened"],
                 "interval": timer["heightened_interval"],
             },
+            "shortened_reason": SHORTENED,
         },
         "verification": overrides["verification"],
         "reminders": {"after": after, "escalate_after": escalate_after, "every": every},
+        "actions": sandbox.action_overrides(poll=_seconds(1.0 / speed)),
     }
 
 
@@ -137,9 +161,13 @@ class DemoSession(ConsoleSession):
     async def handle(self, line: str) -> bool:
         """Sandbox switches first; everything else as in the console."""
         words = line.split()
-        switch = {"/spike": self._spike, "/slow": self._slow, "/fault": self._fault}.get(
-            words[0] if words else ""
-        )
+        switches = {
+            "/spike": self._spike,
+            "/slow": self._slow,
+            "/fault": self._fault,
+            "/deploys": self._deploys,
+        }
+        switch = switches.get(words[0] if words else "")
         if switch is None:
             return await super().handle(line)
         switch(words[1:])
@@ -154,6 +182,12 @@ class DemoSession(ConsoleSession):
         on = args[:1] != ["off"]
         self.sandbox.product.set_traffic(p95=0.9 if on else 0.12)
         self.write(f"(sandbox: p95 latency now {'900' if on else '120'} ms)")
+
+    def _deploys(self, args: list[str]) -> None:
+        fail = args[:1] == ["fail"]
+        self.sandbox.github.actions.fail_runs(fail, job="deploy")
+        self.sandbox.argocd.fail_syncs("degraded" if fail else "healthy")
+        self.write(f"(sandbox: deploys from now on {'fail' if fail else 'succeed'})")
 
     def _fault(self, args: list[str]) -> None:
         faults = self.sandbox.product.faults
@@ -179,6 +213,8 @@ class Player:
         runtime.service.on_change(self.changed.set)
         self.started = time.monotonic()
         self.problems: list[str] = []
+        self.hotfix_sha: str | None = None
+        self.gated_at_once = False
 
     def note(self, text: str) -> None:
         """A line of the transcript that says what the player does next."""
@@ -244,7 +280,11 @@ class Player:
         await self.approve("alice", "notes")
         self.note("The preflight script runs; then alice freezes merges")
         await self.approve("alice", "freeze")
-        self.note("bob records the restore point, applies migrations, deploys two waves")
+        await self.hotfix(sandbox)
+        self.note(
+            "bob records the restore point and applies migrations; each wave he approves is "
+            "deployed by golive (a GitHub workflow run it follows to the end), then health-checked"
+        )
         if await self.until("the backup step", self.awaiting("backup")):
             await self.type("bob", "/golive approve backup rp-demo-0001")
         if await self.until("the migrations to wait on bob", self.awaiting("migrations")):
@@ -261,7 +301,10 @@ class Player:
         await self.approve("bob", "migrations")
         await self.approve("bob", "wave-1")
         await self.approve("bob", "wave-2")
-        self.note("The bot confirmed backend health; fran deploys the web portal")
+        self.note(
+            "The bot confirmed backend health; fran approves the portal and golive syncs it in "
+            "Argo CD until it is Synced and Healthy"
+        )
         await self.approve("fran", "portal")
         soaking = lambda: self.release().step("soak").status is StepStatus.TIMING  # noqa: E731
         if not await self.until("the soak to start", soaking):
@@ -288,15 +331,40 @@ class Player:
         await self.type("alice", "/golive complete")
         heightened = TIMERS["heightened"] / self.speed
         self.note(f"Heightened monitoring runs for {heightened:.0f} s, then closes")
+        await self.type("carol", f"/golive followup @bob {FOLLOW_UP}")
         await self.until(
             "heightened monitoring to close",
             lambda: not self.runtime.monitor.periods(),
             45,
         )
 
+    def gate(self, sandbox: Sandbox, sha: str) -> str | None:
+        """What the fake GitHub's merge gate shows on a commit."""
+        status = sandbox.github.latest_status(REPOSITORY, sha, CONTEXT)
+        return status.state if status else None
+
+    async def hotfix(self, sandbox: Sandbox) -> None:
+        """A pull request opened during the freeze is gated at once (GitHub's webhook); alice
+        lets it through as a hotfix."""
+        self.note("Someone opens a hotfix pull request: GitHub's webhook reaches golive")
+        pull = await sandbox.github.open_pull(REPOSITORY, "Hotfix: invoice rounding")
+        self.hotfix_sha = pull.head_sha
+        self.write(f"(sandbox GitHub: #{pull.number} opened; webhook answered HTTP "
+                   f"{sandbox.github.deliveries[-1].status})")
+        frozen = lambda: self.gate(sandbox, pull.head_sha) == "failure"  # noqa: E731
+        if not await self.until("the gate to freeze the new pull request", frozen, 10):
+            return
+        self.gated_at_once = True
+        self.note(f"#{pull.number} is frozen on GitHub; alice lets it through as a hotfix")
+        await self.type("alice", f"/golive freeze allow {pull.number} invoice rounding hotfix")
+        allowed = lambda: self.gate(sandbox, pull.head_sha) == "success"  # noqa: E731
+        await self.until("the hotfix to be allowed", allowed, 10)
+
     def verdict(self, sandbox: Sandbox, folder: Path) -> int:
         """Check every phase did what it should; print the outcome; 0 when all did."""
         release = self.release()
+        found = [r for r in sandbox.github.repo(REPOSITORY).releases if r.tag_name == VERSION]
+        notes = (found[0].body or "") if found else ""
         expectations: list[tuple[str, bool]] = [
             ("the release completed", release.status is ReleaseStatus.COMPLETED),
             ("every step finished", release.all_done),
@@ -321,8 +389,26 @@ class Player:
                 [e["event_action"] for e in sandbox.pagerduty.events] == ["trigger", "resolve"],
             ),
             (
+                "golive deployed each wave (a GitHub workflow run per service, each a success)",
+                sorted(r.inputs.get("service", "") for r in sandbox.github.actions.runs())
+                == ["billing-api", "partner-registry"]
+                and all(
+                    r.conclusion(sandbox.github.clock()) == "success"
+                    for r in sandbox.github.actions.runs()
+                ),
+            ),
+            (
+                "golive synced the portal in Argo CD to the release",
+                [op.revision for op in sandbox.argocd.syncs("web-portal")] == [VERSION],
+            ),
+            (
                 "the merge gate marked the open pull requests",
-                len(sandbox.github.statuses_posted(context="golive/merge-freeze")) >= 4,
+                len(sandbox.github.statuses_posted(context=CONTEXT)) >= 4,
+            ),
+            ("a pull request opened during the freeze was gated at once", self.gated_at_once),
+            (
+                "the commander let the hotfix through the freeze",
+                self.hotfix_sha is not None and self.gate(sandbox, self.hotfix_sha) == "success",
             ),
             (
                 "the release record was written",
@@ -331,6 +417,14 @@ class Player:
             (
                 "the soak chart was drawn",
                 (folder / "golive-files" / f"soak-{VERSION}.png").exists(),
+            ),
+            (
+                "the final record was written when monitoring ended",
+                (folder / "golive-files" / f"release-{VERSION}-final.md").exists(),
+            ),
+            (
+                "the follow-up was written into the GitHub release notes",
+                FOLLOW_UP in notes and notes.count(MARK_START) == 1,
             ),
         ]
         self.write("\n=== golive demo: outcome ===")
@@ -366,9 +460,17 @@ async def run_demo(
         config = validate_config(data)
         names = {v: k for k, v in PEOPLE.items()}
         transport = ConsoleTransport(write, names, place / "golive-files")
-        runtime = Runtime(config, Secrets(sandbox.tokens), transport)
+        secret = DEFAULT_WEBHOOK_SECRET
+        runtime = Runtime(
+            config, Secrets({**sandbox.tokens, WEBHOOK_SECRET_ENV: secret}), transport
+        )
         session = DemoSession(runtime, config, write, sandbox)
         await runtime.start()
+        receiver = web.Application()
+        receiver.router.add_post(WEBHOOK_PATH, GitHubWebhook(runtime, secret).receive)
+        hooks = LoopbackServer(receiver)
+        await hooks.start()
+        await sandbox.github.add_webhook(REPOSITORY, hooks.url + WEBHOOK_PATH, secret)
         try:
             if auto:
                 write(
@@ -392,4 +494,5 @@ async def run_demo(
             await read_stdin(session.handle)
             return 0
         finally:
+            await hooks.stop()
             await runtime.stop()

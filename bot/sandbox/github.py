@@ -1,24 +1,37 @@
-"""FakeGitHub: check runs, commit statuses and pull requests as GitHub's REST API serves them."""
+"""FakeGitHub: check runs, commit statuses, pull requests and Actions workflow runs as GitHub's
+REST API serves them, and repository webhooks delivered as GitHub delivers them (signed, with
+its headers)."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import itertools
+import json
 import math
 import re
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import aiohttp
 from aiohttp import web
-from yarl import URL
 
 from bot.sandbox.base import FakeServer, json_response, read_json_object
 from bot.sandbox.clock import Clock
+from bot.sandbox.paging import page_args as _page_args
+from bot.sandbox.paging import paginate
+from bot.sandbox.workflows import FakeActions
 
 DEFAULT_TOKEN = "ghp_golive_sandbox_github_token_0001"
+DEFAULT_WEBHOOK_SECRET = "golive-sandbox-webhook-secret-7d1e"
 DOCS_URL = "https://docs.github.com/rest"
+RELEASES_DOCS_URL = "https://docs.github.com/rest/releases/releases"
+# GitHub refuses a release body longer than this (422 "body is too long").
+RELEASE_BODY_LIMIT = 125_000
+PUSH = web.RequestKey("push", bool)  # does the request's token have push access?
 CHECK_STATUSES = ("queued", "in_progress", "completed")
 CHECK_CONCLUSIONS = (
     "success",
@@ -37,6 +50,8 @@ RATE_DOCS_URL = "https://docs.github.com/rest/using-the-rest-api/rate-limits-for
 # 403 (or 429) with `retry-after` (seconds). Either lasts until the fake's clock passes its end.
 FAULT_SWITCHES = ("primary_rate_limit", "secondary_rate_limit")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+HOOKSHOT = "GitHub-Hookshot/golive-sandbox"
+DELIVERY_TIMEOUT = 10.0  # GitHub gives up on a delivery that gets no answer in 10 s
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -86,6 +101,46 @@ class PullRequest:
     head_sha: str
     base_ref: str = "main"
     state: str = "open"
+    merged: bool = False
+
+
+@dataclass
+class Webhook:
+    """A repository webhook: where GitHub delivers which events, signed with `secret`."""
+
+    id: int
+    repo: str
+    url: str
+    secret: str | None
+    events: tuple[str, ...] = ("pull_request",)
+
+
+@dataclass
+class Delivery:
+    """One webhook delivery as sent, and what the receiver answered (None: no answer)."""
+
+    id: str
+    hook_id: int
+    event: str
+    action: str | None
+    body: bytes
+    headers: dict[str, str]
+    status: int | None = None
+    answer: str = ""
+
+
+@dataclass
+class GitHubRelease:
+    """A release: published ones are found by tag; drafts only by listing, with push access."""
+
+    id: int
+    tag_name: str
+    name: str | None
+    body: str | None
+    draft: bool
+    created_at: datetime
+    published_at: datetime | None = None
+    prerelease: bool = False
 
 
 @dataclass
@@ -95,49 +150,32 @@ class _Repo:
     statuses: dict[str, list[CommitStatus]] = field(default_factory=dict)
     pulls: list[PullRequest] = field(default_factory=list)
     polls: dict[str, int] = field(default_factory=dict)
-
-
-def _page_args(request: web.Request, default: int = 30) -> tuple[int, int] | None:
-    try:
-        per_page = min(max(int(request.query.get("per_page", default)), 1), 100)
-        page = max(int(request.query.get("page", 1)), 1)
-    except ValueError:
-        return None
-    return per_page, page
-
-
-def paginate(
-    request: web.Request, items: list[Any], per_page: int, page: int, link_base: str | None = None
-) -> tuple[list[Any], dict[str, str]]:
-    """Slice one page and build GitHub's `Link` header (first/prev/next/last).
-
-    `link_base` (scheme://host:port) puts the links on another server, as a hostile or
-    misconfigured proxy would.
-    """
-    last = max((len(items) + per_page - 1) // per_page, 1)
-    chunk = items[(page - 1) * per_page : page * per_page]
-    links: list[tuple[str, int]] = []
-    if page > 1:
-        links += [("prev", min(page - 1, last)), ("first", 1)]
-    if page < last:
-        links += [("next", page + 1), ("last", last)]
-    if not links:
-        return chunk, {}
-    url = request.url if link_base is None else URL(link_base).join(request.rel_url)
-    parts = [
-        f'<{url.update_query(per_page=str(per_page), page=str(n))}>; rel="{rel}"'
-        for rel, n in links
-    ]
-    return chunk, {"Link": ", ".join(parts)}
+    releases: list[GitHubRelease] = field(default_factory=list)
 
 
 class FakeGitHub(FakeServer):
     """GitHub's REST API for check runs, combined status, pulls and posting commit statuses."""
 
-    def __init__(self, token: str = DEFAULT_TOKEN, *, clock: Clock | None = None) -> None:
-        """Accept `Authorization: Bearer <token>` or `token <token>`; everything else is 401."""
+    def __init__(
+        self,
+        token: str = DEFAULT_TOKEN,
+        *,
+        clock: Clock | None = None,
+        read_only_token: str | None = None,
+        run_durations: tuple[float, float] = (1.0, 3.0),
+    ) -> None:
+        """Accept `Authorization: Bearer <token>` or `token <token>`; everything else is 401.
+
+        `token` has push access; `read_only_token`, when given, may read but not write, and,
+        as on GitHub, does not see draft releases. `run_durations`: seconds a workflow run
+        stays queued, then in progress (`actions`).
+        """
         super().__init__(clock=clock)
         self.token = token
+        self.read_only_token = read_only_token
+        self.release_patches: list[tuple[int, dict[str, Any]]] = []
+        # GitHub Actions: workflows, dispatches, runs and jobs (bot.sandbox.workflows).
+        self.actions = FakeActions(self.clock, self.sha_of, durations=run_durations)
         self.link_base: str | None = None
         self.posted_statuses: list[CommitStatus] = []
         self.faults: dict[str, bool] = dict.fromkeys(FAULT_SWITCHES, False)
@@ -147,6 +185,9 @@ class FakeGitHub(FakeServer):
         self._repos: dict[str, _Repo] = {}
         self._ids = itertools.count(10_000_001)
         self._pr_numbers = itertools.count(101)
+        self._pushes = itertools.count(1)
+        self.webhooks: list[Webhook] = []
+        self.deliveries: list[Delivery] = []
 
     # -- controls ----------------------------------------------------------------------------
     def set_fault_switch(
@@ -287,11 +328,162 @@ class FakeGitHub(FakeServer):
         """Replace the pull requests of `repo`."""
         self.repo(repo).pulls = list(pulls)
 
-    def close_pull(self, repo: str, number: int) -> None:
-        """Mark pull request `number` closed."""
+    def close_pull(self, repo: str, number: int, *, merged: bool = False) -> None:
+        """Mark pull request `number` closed (and merged, if `merged`)."""
         for pull in self.repo(repo).pulls:
             if pull.number == number:
                 pull.state = "closed"
+                pull.merged = merged
+
+    def pull(self, repo: str, number: int) -> PullRequest | None:
+        """Pull request `number` of `repo`, if there is one."""
+        return next((p for p in self.repo(repo).pulls if p.number == number), None)
+
+    # -- webhooks: what GitHub sends when pull requests change ---------------------------------
+    async def add_webhook(
+        self,
+        repo: str,
+        url: str,
+        secret: str | None,
+        events: tuple[str, ...] = ("pull_request",),
+    ) -> Webhook:
+        """Create a repository webhook; GitHub then sends it a `ping`."""
+        hook = Webhook(next(self._ids), repo, url, secret, events)
+        self.webhooks.append(hook)
+        ping = {
+            "zen": "Keep it logically awesome.",
+            "hook_id": hook.id,
+            "hook": {
+                "type": "Repository",
+                "id": hook.id,
+                "active": True,
+                "events": list(events),
+                "config": {"content_type": "json", "url": url, "insecure_ssl": "0"},
+            },
+            "repository": _repository_json(repo),
+            "sender": {"login": "octocat", "type": "User"},
+        }
+        await self._send(hook, "ping", ping)
+        return hook
+
+    async def open_pull(
+        self, repo: str, title: str, *, base: str = "main", head_ref: str | None = None
+    ) -> PullRequest:
+        """Open a pull request and deliver `pull_request` `opened`."""
+        pull = self.add_pull(repo, title, base=base, head_ref=head_ref)
+        await self.deliver_pull(repo, pull, "opened")
+        return pull
+
+    async def push(self, repo: str, number: int, sha: str | None = None) -> PullRequest:
+        """Push a new commit to a pull request's branch and deliver `synchronize`."""
+        pull = self.pull(repo, number)
+        if pull is None:
+            raise KeyError(f"no pull request #{number} in {repo}")
+        before = pull.head_sha
+        pull.head_sha = sha or fake_sha(repo, "pull", str(number), "push", str(next(self._pushes)))
+        await self.deliver_pull(repo, pull, "synchronize", before=before, after=pull.head_sha)
+        return pull
+
+    async def reopen_pull(self, repo: str, number: int) -> PullRequest:
+        """Reopen a closed pull request and deliver `reopened`."""
+        pull = self.pull(repo, number)
+        if pull is None:
+            raise KeyError(f"no pull request #{number} in {repo}")
+        pull.state = "open"
+        await self.deliver_pull(repo, pull, "reopened")
+        return pull
+
+    async def deliver_pull(
+        self, repo: str, pull: PullRequest, action: str, **extra: Any
+    ) -> list[Delivery]:
+        """Deliver a `pull_request` event about `pull` to every hook of `repo` that wants it."""
+        payload = {
+            "action": action,
+            "number": pull.number,
+            "pull_request": _pull_json(repo, pull),
+            "repository": _repository_json(repo),
+            "sender": {"login": "octocat", "type": "User"},
+            **extra,
+        }
+        hooks = [h for h in self.webhooks if h.repo == repo and "pull_request" in h.events]
+        return [await self._send(hook, "pull_request", payload) for hook in hooks]
+
+    async def redeliver(self, delivery: Delivery) -> Delivery:
+        """Send a delivery again, as GitHub's "Redeliver" does: same body, same delivery id."""
+        hook = next(h for h in self.webhooks if h.id == delivery.hook_id)
+        return await self._post(hook, delivery.id, delivery.event, delivery.action, delivery.body)
+
+    async def _send(self, hook: Webhook, event: str, payload: dict[str, Any]) -> Delivery:
+        body = json.dumps(payload).encode()
+        action = payload.get("action")
+        return await self._post(hook, str(uuid.uuid4()), event, action, body)
+
+    async def _post(
+        self, hook: Webhook, delivery_id: str, event: str, action: str | None, body: bytes
+    ) -> Delivery:
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": HOOKSHOT,
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": delivery_id,
+            "X-GitHub-Hook-ID": str(hook.id),
+            "X-GitHub-Hook-Installation-Target-Type": "repository",
+        }
+        if hook.secret is not None:
+            digest = hmac.new(hook.secret.encode(), body, hashlib.sha256).hexdigest()
+            headers["X-Hub-Signature-256"] = f"sha256={digest}"
+        delivery = Delivery(delivery_id, hook.id, event, action, body, headers)
+        timeout = aiohttp.ClientTimeout(total=DELIVERY_TIMEOUT)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.post(hook.url, data=body, headers=headers) as response,
+            ):
+                delivery.status = response.status
+                delivery.answer = (await response.text())[:2000]
+        except (aiohttp.ClientError, TimeoutError) as exc:  # GitHub records a failed delivery
+            delivery.answer = f"{type(exc).__name__}: {exc}"
+        self.deliveries.append(delivery)
+        return delivery
+
+    def add_release(
+        self,
+        repo: str,
+        tag: str,
+        *,
+        body: str | None = "",
+        draft: bool = False,
+        name: str | None = None,
+    ) -> GitHubRelease:
+        """Create a release for `tag` (a draft until `publish_release`)."""
+        now = self.clock()
+        release = GitHubRelease(
+            id=next(self._ids),
+            tag_name=tag,
+            name=name if name is not None else tag,
+            body=body,
+            draft=draft,
+            created_at=now,
+            published_at=None if draft else now,
+        )
+        if not draft:
+            self._sha_for_control(repo, tag)  # publishing creates the tag
+        self.repo(repo).releases.append(release)
+        return release
+
+    def publish_release(self, repo: str, release_id: int) -> GitHubRelease:
+        """Publish a draft: its tag now exists and the tags endpoint finds it."""
+        release = self.release(repo, release_id)
+        if release is None:
+            raise KeyError(f"no release {release_id} in {repo}")
+        release.draft = False
+        release.published_at = self.clock()
+        self._sha_for_control(repo, release.tag_name)
+        return release
+
+    def release(self, repo: str, release_id: int) -> GitHubRelease | None:
+        """A release by id, draft or not."""
+        return next((r for r in self.repo(repo).releases if r.id == release_id), None)
 
     def statuses_posted(
         self, *, context: str | None = None, sha: str | None = None
@@ -320,7 +512,13 @@ class FakeGitHub(FakeServer):
         app.router.add_get(base + "/commits/{ref:.+}/check-runs", self._check_runs)
         app.router.add_get(base + "/commits/{ref:.+}/status", self._combined_status)
         app.router.add_get(base + "/pulls", self._pulls)
+        app.router.add_get(base + "/pulls/{number}", self._pull)
         app.router.add_post(base + "/statuses/{sha}", self._post_status)
+        app.router.add_get(base + "/releases", self._releases)
+        app.router.add_get(base + "/releases/tags/{tag:.+}", self._release_by_tag)
+        app.router.add_get(base + r"/releases/{id:\d+}", self._get_release)
+        app.router.add_patch(base + r"/releases/{id:\d+}", self._patch_release)
+        self.actions.add_routes(app, base)
 
     def extra_middlewares(self) -> list[Any]:
         """Authentication: a Bearer or `token` Authorization header with the right token."""
@@ -328,10 +526,14 @@ class FakeGitHub(FakeServer):
         @web.middleware
         async def auth(request: web.Request, handler: Any) -> web.StreamResponse:
             scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() not in ("bearer", "token") or value.strip() != self.token:
+            tokens = {self.token: True}
+            if self.read_only_token:
+                tokens[self.read_only_token] = False
+            if scheme.lower() not in ("bearer", "token") or value.strip() not in tokens:
                 return json_response(
                     {"message": "Bad credentials", "documentation_url": DOCS_URL}, 401
                 )
+            request[PUSH] = tokens[value.strip()]
             response: web.StreamResponse = await handler(request)
             return response
 
@@ -476,6 +678,18 @@ class FakeGitHub(FakeServer):
         page, headers = paginate(request, pulls, *paging, link_base=self.link_base)
         return json_response([_pull_json(repo, p) for p in page], headers=headers)
 
+    async def _pull(self, request: web.Request) -> web.Response:
+        repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        number = request.match_info["number"]
+        pull = (
+            self.pull(repo, int(number))
+            if repo in self._repos and number.isascii() and number.isdigit()
+            else None
+        )
+        if pull is None:
+            return json_response({"message": "Not Found", "documentation_url": DOCS_URL}, 404)
+        return json_response(_pull_json(repo, pull))
+
     async def _post_status(self, request: web.Request) -> web.Response:
         located = self._locate(request, request.match_info["sha"])
         if isinstance(located, web.Response):
@@ -503,6 +717,124 @@ class FakeGitHub(FakeServer):
         self.posted_statuses.append(status)
         return json_response(_status_json(repo, status), 201)
 
+    def _release_repo(self, request: web.Request) -> tuple[str, _Repo] | web.Response:
+        repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        state = self._repos.get(repo)
+        if state is None:
+            return _not_found()
+        return repo, state
+
+    def _visible(self, request: web.Request, release: GitHubRelease) -> bool:
+        return not release.draft or request.get(PUSH, False)
+
+    async def _releases(self, request: web.Request) -> web.Response:
+        found = self._release_repo(request)
+        if isinstance(found, web.Response):
+            return found
+        repo, state = found
+        paging = _page_args(request)
+        if paging is None:
+            return _validation_failed("per_page and page must be integers")
+        shown = [r for r in reversed(state.releases) if self._visible(request, r)]
+        page, headers = paginate(request, shown, *paging, link_base=self.link_base)
+        return json_response([_release_json(repo, r) for r in page], headers=headers)
+
+    async def _release_by_tag(self, request: web.Request) -> web.Response:
+        found = self._release_repo(request)
+        if isinstance(found, web.Response):
+            return found
+        repo, state = found
+        tag = request.match_info["tag"]
+        # "Get a published release with the specified tag": drafts are never found here.
+        release = next(
+            (r for r in reversed(state.releases) if r.tag_name == tag and not r.draft), None
+        )
+        if release is None:
+            return _not_found("get-a-release-by-tag-name")
+        return json_response(_release_json(repo, release))
+
+    def _find_release(self, request: web.Request) -> tuple[str, GitHubRelease] | web.Response:
+        found = self._release_repo(request)
+        if isinstance(found, web.Response):
+            return found
+        repo, state = found
+        wanted = int(request.match_info["id"])
+        release = next((r for r in state.releases if r.id == wanted), None)
+        if release is None or not self._visible(request, release):
+            return _not_found("get-a-release")
+        return repo, release
+
+    async def _get_release(self, request: web.Request) -> web.Response:
+        found = self._find_release(request)
+        if isinstance(found, web.Response):
+            return found
+        repo, release = found
+        return json_response(_release_json(repo, release))
+
+    async def _patch_release(self, request: web.Request) -> web.Response:
+        found = self._find_release(request)
+        if isinstance(found, web.Response):
+            return found
+        repo, release = found
+        if not request.get(PUSH, False):
+            return json_response(
+                {
+                    "message": "Resource not accessible by personal access token",
+                    "documentation_url": f"{RELEASES_DOCS_URL}#update-a-release",
+                    "status": "403",
+                },
+                403,
+            )
+        body = await read_json_object(request)
+        if body is None:
+            return json_response(
+                {"message": "Problems parsing JSON", "documentation_url": DOCS_URL}, 400
+            )
+        text = body.get("body", release.body)
+        if text is not None and not isinstance(text, str):
+            return _validation_failed(
+                "body must be a string", field_name="body", resource="Release"
+            )
+        if text is not None and len(text) > RELEASE_BODY_LIMIT:
+            return _validation_failed(
+                f"body is too long (maximum is {RELEASE_BODY_LIMIT} characters)",
+                field_name="body",
+                resource="Release",
+            )
+        self.release_patches.append((release.id, body))
+        release.body = text
+        if body.get("draft") is False and release.draft:
+            release.draft = False
+            release.published_at = self.clock()
+            self._sha_for_control(repo, release.tag_name)
+        return json_response(_release_json(repo, release))
+
+
+def _not_found(anchor: str | None = None) -> web.Response:
+    docs = f"{RELEASES_DOCS_URL}#{anchor}" if anchor else DOCS_URL
+    return json_response({"message": "Not Found", "documentation_url": docs, "status": "404"}, 404)
+
+
+def _release_json(repo: str, release: GitHubRelease) -> dict[str, Any]:
+    # A draft's page lives under an `untagged-…` name until it is published.
+    tag_path = f"untagged-{release.id:x}" if release.draft else release.tag_name
+    return {
+        "url": f"https://api.github.com/repos/{repo}/releases/{release.id}",
+        "html_url": f"https://github.com/{repo}/releases/tag/{tag_path}",
+        "id": release.id,
+        "node_id": f"RE_{release.id}",
+        "tag_name": release.tag_name,
+        "target_commitish": "main",
+        "name": release.name,
+        "body": release.body,
+        "draft": release.draft,
+        "prerelease": release.prerelease,
+        "created_at": _iso(release.created_at),
+        "published_at": _iso(release.published_at),
+        "author": {"login": "octocat", "type": "User"},
+        "assets": [],
+    }
+
 
 def combined_state(states: list[str]) -> str:
     """GitHub's combined state: failure beats pending beats success; no statuses is pending."""
@@ -513,8 +845,10 @@ def combined_state(states: list[str]) -> str:
     return "success"
 
 
-def _validation_failed(message: str, field_name: str | None = None) -> web.Response:
-    error: dict[str, Any] = {"resource": "Status", "code": "custom", "message": message}
+def _validation_failed(
+    message: str, field_name: str | None = None, resource: str = "Status"
+) -> web.Response:
+    error: dict[str, Any] = {"resource": resource, "code": "custom", "message": message}
     if field_name:
         error["field"] = field_name
     body = {"message": "Validation Failed", "errors": [error], "documentation_url": DOCS_URL}
@@ -535,6 +869,18 @@ def _status_json(repo: str, status: CommitStatus) -> dict[str, Any]:
     }
 
 
+def _repository_json(repo: str) -> dict[str, Any]:
+    owner, name = repo.split("/", 1)
+    return {
+        "id": 700_000 + int(hashlib.sha1(repo.encode()).hexdigest()[:5], 16),
+        "name": name,
+        "full_name": repo,
+        "private": True,
+        "owner": {"login": owner, "type": "Organization"},
+        "default_branch": "main",
+    }
+
+
 def _pull_json(repo: str, pull: PullRequest) -> dict[str, Any]:
     owner = repo.split("/", 1)[0]
     return {
@@ -542,6 +888,8 @@ def _pull_json(repo: str, pull: PullRequest) -> dict[str, Any]:
         "number": pull.number,
         "title": pull.title,
         "state": pull.state,
+        "merged": pull.merged,
+        "merged_at": "2026-11-27T12:00:00Z" if pull.merged else None,
         "draft": False,
         "url": f"https://api.github.com/repos/{repo}/pulls/{pull.number}",
         "html_url": f"https://github.com/{repo}/pull/{pull.number}",

@@ -226,6 +226,7 @@ class FakeProduct(FakeServer):
         r.add_get("/billing/invoices/{id}", self._get_invoice)
         r.add_get("/billing/invoices/{id}/pdf", self._pdf)
         r.add_get("/billing/invoices/{id}/csv", self._csv)
+        r.add_post("/billing/invoices/{id}/void", self._void)
         r.add_get("/health/{service}", self._health)
         r.add_get("/healthz", self._healthz)
         r.add_get("/notes/{version}", self._notes)
@@ -463,6 +464,22 @@ class FakeProduct(FakeServer):
             charset="utf-8",
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
+
+    async def _void(self, request: web.Request) -> web.Response:
+        denied = self._deny(request, finance=True)
+        if denied:
+            return denied
+        invoice = self._find_invoice(request)
+        if invoice is None:
+            return _error(404, "invoice not found")
+        if invoice.status == "void":
+            return _error(
+                409, f"invoice {invoice.invoice_number} is already void", current=invoice.status
+            )
+        if invoice.status == "paid":
+            return _error(409, f"invoice {invoice.invoice_number} is paid; refund it instead")
+        invoice.status = "void"
+        return json_response(invoice.to_json())
 
     async def _health(self, request: web.Request) -> web.Response:
         service = request.match_info["service"]

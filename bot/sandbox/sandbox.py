@@ -8,8 +8,9 @@ from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.sandbox import github, pagerduty, product, registry
+from bot.sandbox import argocd, github, pagerduty, product, registry
 from bot.sandbox import slack as slack_api
+from bot.sandbox.argocd import FakeArgoCD
 from bot.sandbox.base import FakeServer
 from bot.sandbox.clock import Clock
 from bot.sandbox.github import FakeGitHub
@@ -30,7 +31,20 @@ SERVICES: tuple[dict[str, Any], ...] = (
     {"name": "web-portal", "tier": "frontend"},
 )
 TAGS = ("2.2.0", "2.3.0", "2.3.1", "2.4.0-rc.1")
+# The demo's release notes: a published GitHub release, as a team that writes its notes there has.
+NOTES_VERSION = "v2.4.0"
+NOTES_BODY = (
+    "## What's new in 2.4.0\r\n\r\n"
+    "- Billing: accounting CSV export for Xero and QuickBooks\r\n"
+    "- Partner registry: faster search\r\n"
+    "- Web portal: invoice download\r\n"
+)
 DEMO_TRAFFIC = TrafficProfile(rate=20.0, error_ratio=0.005, p95=0.12)
+# The deploy workflows: their run-name shows golive_run, so golive finds its run on a server
+# that cannot say which run a dispatch started (GitHub Enterprise Server).
+DEPLOY_WORKFLOW = "deploy.yml"
+ROLLBACK_WORKFLOW = "rollback.yml"
+PORTAL_APP = "web-portal"
 
 
 def _tokens(with_slack: bool) -> dict[str, str]:
@@ -39,6 +53,7 @@ def _tokens(with_slack: bool) -> dict[str, str]:
         "PAGERDUTY_API_TOKEN": pagerduty.DEFAULT_TOKEN,
         "PAGERDUTY_ROUTING_KEY": pagerduty.DEFAULT_ROUTING_KEY,
         "REGISTRY_TOKEN": registry.DEFAULT_TOKEN,
+        "ARGOCD_TOKEN": argocd.DEFAULT_TOKEN,
         "GOLIVE_FINANCE_TOKEN": product.DEFAULT_FINANCE_TOKEN,
         "GOLIVE_LIMITED_TOKEN": product.DEFAULT_LIMITED_TOKEN,
     }
@@ -60,6 +75,7 @@ class Sandbox:
     registry: FakeRegistry
     product: FakeProduct
     prometheus: FakePrometheus
+    argocd: FakeArgoCD
     slack: FakeSlack | None = None
     tokens: dict[str, str] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
@@ -69,13 +85,37 @@ class Sandbox:
         cls, *, clock: Clock | None = None, slack: bool = False, seed: int = 7, speed: float = 1.0
     ) -> Sandbox:
         """Build and seed the fakes without serving them; `speed` multiplies the live traffic
-        (and how often it is added) for a demo played faster than real time."""
-        gh = FakeGitHub(clock=clock)
+        (and how often it is added) and divides how long deploys take, for a demo played
+        faster than real time."""
+        gh = FakeGitHub(clock=clock, run_durations=(1.0 / speed, 3.0 / speed))
         for name in REQUIRED_CHECKS:
             gh.set_check_run(REPOSITORY, BRANCH, name)
+        run_name = "${{ inputs.service }} ${{ inputs.version }} [${{ inputs.golive_run }}]"
+        gh.actions.add_workflow(
+            REPOSITORY,
+            DEPLOY_WORKFLOW,
+            name="Deploy",
+            inputs=("golive_run",),
+            required=("service", "version"),
+            run_name="Deploy " + run_name,
+            jobs=("build", "deploy", "smoke"),
+        )
+        gh.actions.add_workflow(
+            REPOSITORY,
+            ROLLBACK_WORKFLOW,
+            name="Roll back",
+            inputs=("golive_run",),
+            required=("service", "image", "tag"),
+            run_name="Roll back ${{ inputs.service }} to ${{ inputs.tag }} "
+            "[${{ inputs.golive_run }}]",
+            jobs=("rollback", "smoke"),
+        )
+        cd = FakeArgoCD(clock=clock, durations=(1.0 / speed, 2.0 / speed))
+        cd.add_app(PORTAL_APP)
         gh.add_pull(REPOSITORY, "Partner search: paginate results", head_ref="feature/search")
         gh.add_pull(REPOSITORY, "Invoice PDF: add footer", head_ref="feature/invoice-footer")
         gh.add_pull(REPOSITORY, "Backport fix", head_ref="fix/backport", base="release/2.3")
+        gh.add_release(REPOSITORY, NOTES_VERSION, body=NOTES_BODY, name=f"Release {NOTES_VERSION}")
         reg = FakeRegistry(clock=clock)
         for service in SERVICES:
             reg.set_tags(f"platform/{service['name']}", TAGS)
@@ -87,6 +127,7 @@ class Sandbox:
             registry=reg,
             product=prod,
             prometheus=FakePrometheus(prod),
+            argocd=cd,
             slack=FakeSlack(clock=clock) if slack else None,
             tokens=_tokens(slack),
         )
@@ -133,13 +174,15 @@ class Sandbox:
             yield sandbox
 
     def fakes(self) -> dict[str, FakeServer]:
-        """The fakes by name: github, pagerduty, registry, product, prometheus (and slack)."""
+        """The fakes by name: github, pagerduty, registry, product, prometheus, argocd (and
+        slack)."""
         found: dict[str, FakeServer] = {
             "github": self.github,
             "pagerduty": self.pagerduty,
             "registry": self.registry,
             "product": self.product,
             "prometheus": self.prometheus,
+            "argocd": self.argocd,
         }
         if self.slack is not None:
             found["slack"] = self.slack
@@ -155,6 +198,42 @@ class Sandbox:
         if self.slack is not None:
             env["SLACK_API_URL"] = f"{self.slack.url}/api/"
         return env
+
+    def action_overrides(self, poll: str = "1s") -> dict[str, Any]:
+        """`actions:` (per golive.example.yml) that deploy the waves with the GitHub workflow,
+        the portal with an Argo CD sync, and roll back with the rollback workflow."""
+        deploy = {
+            "github_workflow": {
+                "workflow": DEPLOY_WORKFLOW,
+                "ref": BRANCH,
+                "inputs": {"service": "{service}", "version": "{version}"},
+                "timeout": "2m",
+                "poll_interval": poll,
+            }
+        }
+        waves = sorted({s["wave"] for s in SERVICES if s["tier"] == "backend"})
+        return {
+            **{f"wave-{wave}": deploy for wave in waves},
+            "portal": {
+                "argocd_sync": {
+                    "server": self.argocd.url,
+                    "app": PORTAL_APP,
+                    "token_env": "ARGOCD_TOKEN",
+                    "revision": "{version}",
+                    "timeout": "2m",
+                    "poll_interval": poll,
+                }
+            },
+            "rollback": {
+                "github_workflow": {
+                    "workflow": ROLLBACK_WORKFLOW,
+                    "ref": BRANCH,
+                    "inputs": {"service": "{service}", "image": "{image}", "tag": "{rollback_tag}"},
+                    "timeout": "2m",
+                    "poll_interval": poll,
+                }
+            },
+        }
 
     def config_overrides(self) -> dict[str, Any]:
         """The golive.yml keys (per golive.example.yml) that point golive at this sandbox."""
@@ -193,5 +272,6 @@ class Sandbox:
                 "base_url": self.product.url,
                 "finance_token_env": "GOLIVE_FINANCE_TOKEN",
                 "limited_token_env": "GOLIVE_LIMITED_TOKEN",
+                "paths": {"invoice_void": "/billing/invoices/{id}/void"},
             },
         }

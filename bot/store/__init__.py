@@ -15,12 +15,13 @@ from sqlite_utils.db import Table
 from sqlite_utils.migrations import Migrations
 
 from bot.domain.clock import parse_iso, utc_iso
+from bot.domain.config import Shortened
 from bot.domain.model import Outcome, Phase, Release, ReleaseStatus, Roles, Stage, Step, StepStatus
-from bot.domain.records import OutboxRow, ReleaseRecord, Wait
+from bot.domain.records import ActionRun, OutboxRow, ReleaseRecord, Wait
 from bot.domain.redact import Redactor
 from bot.store.writer import SHORT_WAIT, Writer
 
-__all__ = ["OutboxRow", "ReleaseRecord", "Store", "Wait", "migrations"]
+__all__ = ["ActionRun", "OutboxRow", "ReleaseRecord", "Store", "Wait", "migrations"]
 
 migrations = Migrations("golive")
 
@@ -279,7 +280,87 @@ def m004_inbox(db: Database) -> None:
 
 
 @migrations()
-def m005_reminders(db: Database) -> None:
+def m005_merge_gate(db: Database) -> None:
+    """The merge gate remembers the status it set on each commit (whatever the release), and the
+    pull requests the commander let through a freeze."""
+    db.table("gate_statuses").create(
+        {
+            "repository": str,
+            "sha": str,
+            "pr_number": int,
+            "state": str,
+            "description": str,
+            "release_id": int,
+            "posted_at": str,
+            "verified_at": str,
+        },
+        pk=("repository", "sha"),
+    )
+    # What the freeze marks say golive last set (their description was not kept: set again once).
+    db.execute(
+        "insert or replace into gate_statuses (repository, sha, pr_number, state, release_id, "
+        "posted_at) select repository, sha, pr_number, state, release_id, at from freeze_marks "
+        "order by at, id"
+    )
+    db.table("merge_allowances").create(
+        {
+            "id": int,
+            "release_id": int,
+            "pr_number": int,
+            "sha": str,
+            "title": str,
+            "user": str,
+            "reason": str,
+            "at": str,
+        },
+        pk="id",
+        foreign_keys=[("release_id", "releases", "id")],
+    )
+    db.table("merge_allowances").create_index(["release_id", "pr_number", "sha"])
+
+
+@migrations()
+def m006_runbook_record(db: Database) -> None:
+    """What the runbook's record needs beyond the steps: the floors a release ran below (and
+    why), and when its monitoring ended and the release closed."""
+    releases = db.table("releases")
+    releases.add_column("shortened", str)
+    releases.add_column("closed_at", str)
+
+
+@migrations()
+def m007_actions(db: Database) -> None:
+    """The runs of step actions (deploys golive starts and follows) and a proposed rollback."""
+    db.table("action_runs").create(
+        {
+            "id": int,
+            "release_id": int,
+            "step_key": str,
+            "attempt": int,
+            "seq": int,
+            "target": str,
+            "kind": str,
+            "state": str,
+            "run_id": str,
+            "url": str,
+            "token": str,
+            "detail": str,
+            "evidence": str,
+            "started_at": str,
+            "updated_at": str,
+            "finished_at": str,
+        },
+        pk="id",
+        foreign_keys=[("release_id", "releases", "id")],
+    )
+    db.table("action_runs").create_index(
+        ["release_id", "step_key", "attempt", "target"], unique=True
+    )
+    db.table("releases").add_column("proposed_rollback", str)
+
+
+@migrations()
+def m008_reminders(db: Database) -> None:
     """Since when each step has waited on a person (approval or block), why a person stopped
     it, and the reminders and snoozes of each wait."""
     steps = db.table("steps")
@@ -304,11 +385,6 @@ def m005_reminders(db: Database) -> None:
         not_null={"release_id", "step_key", "since", "kind", "at"},
     )
     db.table("reminders").create_index(["release_id", "step_key", "since"])
-
-
-# Kinds of rows in `reminders`: a reminder (to the owner), an escalation (someone else
-# mentioned too), and a snooze (reminders held off `until`).
-REMINDER_KINDS = ("reminder", "escalation")
 
 
 def _j(value: Any) -> str:
@@ -469,14 +545,19 @@ class Store:
         created_at: datetime,
         created_by: str,
         activate_at: datetime | None,
+        shortened: Shortened | None = None,
     ) -> int:
-        """Store a new release and its steps; returns its id."""
+        """Store a new release and its steps; returns its id. `shortened` says which of the
+        runbook's minimum periods its config runs below, and why (kept for its record)."""
         row = self._release_row(release)
         row.update(
             created_at=utc_iso(created_at),
             created_by=created_by,
             activate_at=utc_iso(activate_at) if activate_at else None,
+            shortened=_j(shortened.to_dict()) if shortened else None,
         )
+        if release.frozen:  # a freeze taken over from an earlier release holds from the start
+            row["frozen_at"] = utc_iso(created_at)
         row.pop("id")
         release_id = _pk(self._t("releases").insert(row).last_pk)
         self._records.pop(release_id, None)
@@ -510,6 +591,7 @@ class Store:
             "frozen": int(release.frozen),
             "kickoff_at": utc_iso(release.kickoff_at) if release.kickoff_at else None,
             "reason": release.reason,
+            "proposed_rollback": release.proposed_rollback,
         }
 
     @staticmethod
@@ -646,6 +728,7 @@ class Store:
             frozen=bool(row["frozen"]),
             kickoff_at=_when(row["kickoff_at"]),
             reason=row["reason"],
+            proposed_rollback=row.get("proposed_rollback"),
         )
         return ReleaseRecord(
             release=release,
@@ -656,6 +739,8 @@ class Store:
             activate_at=_when(row["activate_at"]),
             card_message=row["card_message"],
             baseline=_unj(row["baseline"], None),
+            shortened=Shortened.from_dict(_unj(row["shortened"], {})) if row["shortened"] else None,
+            closed_at=_when(row["closed_at"]),
         )
 
     def latest_in_channel(self, channel: str) -> int | None:
@@ -700,33 +785,6 @@ class Store:
             for service in _unj(row["services"], []):
                 found.setdefault(service, row["version"])
         return found
-
-    def freeze_marks(self, *, state: str | None = None) -> list[dict[str, Any]]:
-        """Commits golive marked for the merge gate (optionally only in one state)."""
-        where, args = (None, []) if state is None else ("state = ?", [state])
-        return list(self._t("freeze_marks").rows_where(where, args, order_by="id"))
-
-    def mark_frozen_commit(
-        self,
-        release_id: int,
-        repository: str,
-        sha: str,
-        pr_number: int,
-        state: str,
-        at: datetime,
-    ) -> None:
-        """Record the gate status golive set on a commit."""
-        self._t("freeze_marks").upsert(
-            {
-                "release_id": release_id,
-                "repository": repository,
-                "sha": sha,
-                "pr_number": pr_number,
-                "state": state,
-                "at": utc_iso(at),
-            },
-            pk=("release_id", "sha"),
-        )
 
     # -- monitoring ------------------------------------------------------------------------
 
@@ -832,6 +890,11 @@ class Store:
             },
         )
 
+    def mark_closed(self, release_id: int, at: datetime) -> None:
+        """The release is closed: its monitoring is over and its final record posted."""
+        self._records.pop(release_id, None)
+        self._t("releases").update(release_id, {"closed_at": utc_iso(at)})
+
     def monitoring_windows(self) -> list[dict[str, Any]]:
         """Releases with an open heightened (or post-rollback) monitoring window."""
         return list(
@@ -841,9 +904,110 @@ class Store:
         )
 
     def frozen_release(self) -> dict[str, Any] | None:
-        """The release currently holding a merge freeze, if any."""
-        rows = list(self._t("releases").rows_where("frozen = 1", order_by="id desc", limit=1))
+        """The release currently holding a merge freeze, if any (the newest when several do)."""
+        rows = self.frozen_releases()
         return rows[0] if rows else None
+
+    def frozen_releases(self) -> list[dict[str, Any]]:
+        """Every release holding a merge freeze, newest first (each holds its own)."""
+        return list(self._t("releases").rows_where("frozen = 1", order_by="id desc"))
+
+    def freeze_holder(self, channel: str) -> int | None:
+        """Id of the release of a channel that holds a merge freeze, whatever is newest there."""
+        rows = list(
+            self._t("releases").rows_where(
+                "channel = ? and frozen = 1", [channel], order_by="id desc", limit=1
+            )
+        )
+        return int(rows[0]["id"]) if rows else None
+
+    # -- merge gate ------------------------------------------------------------------------
+
+    def gate_status(self, repository: str, sha: str) -> dict[str, Any] | None:
+        """The merge-gate status golive last set on a commit, if any."""
+        rows = list(
+            self._t("gate_statuses").rows_where(
+                "repository = ? and sha = ?", [repository, sha], limit=1
+            )
+        )
+        return rows[0] if rows else None
+
+    def gate_statuses(self, repository: str) -> dict[str, dict[str, Any]]:
+        """sha → the merge-gate status golive last set on it, for one repository."""
+        return {
+            r["sha"]: r
+            for r in self._t("gate_statuses").rows_where("repository = ?", [repository])
+        }
+
+    def remember_gate_status(
+        self,
+        repository: str,
+        sha: str,
+        pr_number: int,
+        state: str,
+        description: str,
+        release_id: int | None,
+        at: datetime,
+    ) -> None:
+        """Record the merge-gate status golive just set on a commit (GitHub has it now)."""
+        self._t("gate_statuses").upsert(
+            {
+                "repository": repository,
+                "sha": sha,
+                "pr_number": pr_number,
+                "state": state,
+                "description": description,
+                "release_id": release_id,
+                "posted_at": utc_iso(at),
+                "verified_at": utc_iso(at),
+            },
+            pk=("repository", "sha"),
+        )
+
+    def first_delivery(self, key: str, at: datetime) -> bool:
+        """True the first time a delivery key (GitHub's X-GitHub-Delivery) is seen."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "insert or ignore into seen_events (key, at) values (?, ?)", [key, utc_iso(at)]
+            )
+            return cursor.rowcount == 1
+
+    def gate_verified(self, repository: str, sha: str, at: datetime) -> None:
+        """GitHub was seen to carry the status golive remembers for a commit."""
+        self._t("gate_statuses").update((repository, sha), {"verified_at": utc_iso(at)})
+
+    def add_merge_allowance(
+        self,
+        release_id: int,
+        pr_number: int,
+        sha: str,
+        title: str,
+        user: str,
+        reason: str,
+        at: datetime,
+    ) -> None:
+        """The commander let one pull request's head through this release's freeze."""
+        self._t("merge_allowances").insert(
+            {
+                "release_id": release_id,
+                "pr_number": pr_number,
+                "sha": sha,
+                "title": self.redactor.text(title),
+                "user": user,
+                "reason": self.redactor.text(reason),
+                "at": utc_iso(at),
+            }
+        )
+
+    def merge_allowances(self, release_id: int | None = None) -> list[dict[str, Any]]:
+        """Pull request heads let through a freeze (of one release, or all), oldest first."""
+        where, args = (None, []) if release_id is None else ("release_id = ?", [release_id])
+        return list(self._t("merge_allowances").rows_where(where, args, order_by="id"))
+
+    def latest_allowance_id(self) -> int:
+        """The id of the newest merge allowance (0 when there is none): it changes the gate."""
+        row = self.db.execute("select coalesce(max(id), 0) from merge_allowances").fetchone()
+        return int(row[0])
 
     # -- records ---------------------------------------------------------------------------
 
@@ -1106,6 +1270,97 @@ class Store:
             [target, keep],
         )
 
+    # -- step actions ----------------------------------------------------------------------
+
+    def add_action_run(
+        self,
+        release_id: int,
+        step_key: str,
+        attempt: int,
+        seq: int,
+        target: str,
+        kind: str,
+        token: str,
+        at: datetime,
+    ) -> int:
+        """Record a run golive is about to start (state pending); returns its id."""
+        return _pk(
+            self._t("action_runs")
+            .insert(
+                {
+                    "release_id": release_id,
+                    "step_key": step_key,
+                    "attempt": attempt,
+                    "seq": seq,
+                    "target": target,
+                    "kind": kind,
+                    "state": "pending",
+                    "token": token,
+                    "evidence": _j({}),
+                    "updated_at": utc_iso(at),
+                }
+            )
+            .last_pk
+        )
+
+    def update_action_run(self, row_id: int, at: datetime, **fields: Any) -> None:
+        """Move a run on: its state, the provider's run id and link, the outcome."""
+        values: dict[str, Any] = {"updated_at": utc_iso(at)}
+        for key, value in fields.items():
+            if key == "evidence":
+                values[key] = _j(self.redactor.scrub(value))
+            elif key == "detail" and isinstance(value, str):
+                values[key] = self.redactor.text(value)
+            elif key in ("started_at", "finished_at") and isinstance(value, datetime):
+                values[key] = utc_iso(value)
+            else:
+                values[key] = value
+        self._t("action_runs").update(row_id, values)
+
+    @staticmethod
+    def _action_run(r: Mapping[str, Any]) -> ActionRun:
+        return ActionRun(
+            id=r["id"],
+            release_id=r["release_id"],
+            step_key=r["step_key"],
+            attempt=r["attempt"],
+            seq=r["seq"] or 0,
+            target=r["target"] or "",
+            kind=r["kind"],
+            state=r["state"],
+            run_id=r["run_id"],
+            url=r["url"],
+            token=r["token"] or "",
+            detail=r["detail"],
+            evidence=_unj(r["evidence"], {}),
+            started_at=_when(r["started_at"]),
+            finished_at=_when(r["finished_at"]),
+        )
+
+    def action_runs(
+        self, release_id: int, step_key: str | None = None, attempt: int | None = None
+    ) -> list[ActionRun]:
+        """Action runs of a release (optionally of one step and attempt), in order."""
+        where, args = "release_id = ?", [release_id]
+        if step_key is not None:
+            where += " and step_key = ?"
+            args.append(step_key)  # type: ignore[arg-type]
+        if attempt is not None:
+            where += " and attempt = ?"
+            args.append(attempt)
+        return [
+            self._action_run(r)
+            for r in self._t("action_runs").rows_where(where, args, order_by="seq, id")
+        ]
+
+    def unfinished_rollbacks(self) -> list[int]:
+        """Releases whose confirmed rollback still has runs to start or follow."""
+        rows = self.db.execute(
+            "select distinct release_id from action_runs where step_key = 'rollback' and "
+            "state not in ('succeeded', 'failed', 'skipped') order by release_id"
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
     # -- incoming: the inbox, commands already answered, the heartbeat ---------------------
 
     def inbox_add(self, key: str, kind: str, payload: Mapping[str, Any], at: datetime) -> bool:
@@ -1255,26 +1510,25 @@ class Store:
     ) -> OutboxRow | None:
         """The newest approval request posted for a step (older ones are superseded), or the
         newest message of another `kind` about it (its latest reminder)."""
-        rows = list(
-            self._t("outbox").rows_where(
-                "release_id = ? and kind = ? and step_key = ?",
-                [release_id, kind, step_key],
-                order_by="id desc",
-                limit=1,
-            )
-        )
-        return self._outbox_row(rows[0]) if rows else None
+        return self._newest(release_id, "kind = ? and step_key = ?", [kind, step_key])
+
+    def latest_message(self, release_id: int, kind: str) -> OutboxRow | None:
+        """The newest message of a kind (not an edit) queued for a release."""
+        return self._newest(release_id, "kind = ? and update_of is null", [kind])
 
     def latest_step_message(self, release_id: int, step_key: str) -> OutboxRow | None:
         """The newest message that asks a person about a step: its approval request, or the
         message saying why it is blocked (not reminders, not edits)."""
+        return self._newest(
+            release_id,
+            "step_key = ? and kind in ('approval', 'thread') and update_of is null",
+            [step_key],
+        )
+
+    def _newest(self, release_id: int, where: str, args: list[Any]) -> OutboxRow | None:
         rows = list(
             self._t("outbox").rows_where(
-                "release_id = ? and step_key = ? and kind in ('approval', 'thread') "
-                "and update_of is null",
-                [release_id, step_key],
-                order_by="id desc",
-                limit=1,
+                f"release_id = ? and {where}", [release_id, *args], order_by="id desc", limit=1
             )
         )
         return self._outbox_row(rows[0]) if rows else None

@@ -33,7 +33,16 @@ from bot.domain.model import StepStatus
 from bot.sandbox import FakePagerDuty, FakeSlack, SlackMessage
 from bot.sandbox.pagerduty import DEFAULT_ROUTING_KEY
 from bot.sandbox.slack import DEFAULT_TOKEN
-from tests.conftest import ANNOUNCE, CHANNEL, COMMANDER, ON_CALL, Harness, config_dict, walk
+from tests.conftest import (
+    ANNOUNCE,
+    CHANNEL,
+    COMMANDER,
+    ON_CALL,
+    SHORTENED,
+    Harness,
+    config_dict,
+    walk,
+)
 from tests.monitoring.realprom import (
     LiveService,
     RealPrometheus,
@@ -216,6 +225,11 @@ class Rig:
         rows = query(self.db, "select status, text from outbox where instr(text, ?) > 0", words)
         return sum(1 for r in rows if r["status"] != "delivered")
 
+    def unmarked_pages(self) -> int:
+        """PagerDuty events not yet marked delivered (sent or not)."""
+        rows = query(self.db, "select status from outbox where kind = 'page'")
+        return sum(1 for r in rows if r["status"] != "delivered")
+
 
 def write_config(tmp_path: Path, prometheus: str, pagerduty: str) -> Path:
     """golive.yml: the shared test roles and services (no health URLs), short monitoring."""
@@ -231,6 +245,7 @@ def write_config(tmp_path: Path, prometheus: str, pagerduty: str) -> Path:
             "soak": {"duration": f"{SOAK_SECONDS}s", "interval": f"{INTERVAL:g}s"},
             "pagerduty_events_url": f"{pagerduty}/v2/enqueue",
             "pagerduty_routing_key_env": ROUTING_ENV,
+            "shortened_reason": SHORTENED,
         },
     )
     assert data["slack"] == {"release_channels": [CHANNEL], "announce_channels": [ANNOUNCE]}
@@ -343,9 +358,10 @@ async def test_soak_pages_survives_kill9_recovers_goes_blind_and_ends(rig: Rig) 
         key = f"golive/{VERSION}/errors"
         await until(lambda: rig.pages(key) == ["trigger"], timeout=15, what="the trigger")
 
-        # 2. kill -9 once the alert is on record as delivered (a message delivered but not yet
-        #    marked may legitimately go out twice, README "Restarts"), then restart.
+        # 2. kill -9 once the alert and the page are on record as delivered (a message delivered
+        #    but not yet marked may legitimately go out twice, README "Restarts"), then restart.
         await until(lambda: rig.undelivered(BREACH) == 0, timeout=10, what="alert marked sent")
+        await until(lambda: rig.unmarked_pages() == 0, timeout=10, what="page marked sent")
         rig.bot.kill9()
         killed = len(rig.samples())
         kill_at = time.monotonic()

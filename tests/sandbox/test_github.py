@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 
-from bot.sandbox import FakeGitHub, ManualClock
+from bot.sandbox import FakeGitHub, LoopbackServer, ManualClock
 from bot.sandbox.github import DEFAULT_TOKEN
 
 REPO = "acme/platform"
@@ -278,3 +282,124 @@ async def test_combined_status_pages_and_foreign_links(
     github.link_base = "http://127.0.0.2:9"
     moved = await client.get(url, headers=AUTH)
     assert moved.links["next"]["url"].startswith("http://127.0.0.2:9/repos/")
+
+
+class Receiver:
+    """A loopback endpoint that records webhook deliveries as they arrive."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Record the delivery; answer 204 as a receiver would."""
+        self.received.append((dict(request.headers), await request.read()))
+        return web.Response(status=204)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
+    """A Receiver served on loopback, and its URL."""
+    found = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", found.handle)
+    async with LoopbackServer(app) as server:
+        yield found, f"{server.url}/hook"
+
+
+async def test_webhooks_are_delivered_signed_with_githubs_headers(
+    github: FakeGitHub, receiver: tuple[Receiver, str]
+) -> None:
+    """A new webhook gets a ping; opening and pushing to a pull request deliver `opened` and
+    `synchronize` with X-GitHub-Event, X-GitHub-Delivery and an HMAC-SHA256 signature of the
+    raw body; a redelivery keeps its delivery id."""
+    found, url = receiver
+    secret = "It's a Secret to Everybody"
+    hook = await github.add_webhook(REPO, url, secret)
+    pull = await github.open_pull(REPO, "Late feature")
+    old = pull.head_sha
+    await github.push(REPO, pull.number)
+    assert [d.status for d in github.deliveries] == [204, 204, 204]
+    events = [(h["X-GitHub-Event"], json.loads(b).get("action")) for h, b in found.received]
+    assert events == [("ping", None), ("pull_request", "opened"), ("pull_request", "synchronize")]
+    for headers, body in found.received:
+        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        assert headers["X-Hub-Signature-256"] == f"sha256={digest}"
+        assert headers["Content-Type"] == "application/json"
+        assert headers["User-Agent"].startswith("GitHub-Hookshot/")
+        assert headers["X-GitHub-Hook-ID"] == str(hook.id)
+    synchronize = json.loads(found.received[2][1])
+    assert (synchronize["before"], synchronize["after"]) == (old, pull.head_sha)
+    assert synchronize["pull_request"]["head"]["sha"] == pull.head_sha != old
+    assert synchronize["repository"]["full_name"] == REPO
+    ids = [h["X-GitHub-Delivery"] for h, _ in found.received]
+    assert len(set(ids)) == 3
+    again = await github.redeliver(github.deliveries[1])
+    assert again.id == ids[1] and found.received[-1][1] == found.received[1][1]
+
+
+async def test_an_unsigned_webhook_has_no_signature_header(
+    github: FakeGitHub, receiver: tuple[Receiver, str]
+) -> None:
+    """A webhook without a secret is delivered without X-Hub-Signature-256, as GitHub does."""
+    found, url = receiver
+    await github.add_webhook(REPO, url, None)
+    assert "X-Hub-Signature-256" not in found.received[0][0]
+
+
+async def test_one_pull_request_by_number(github: FakeGitHub, client: httpx.AsyncClient) -> None:
+    """GET /pulls/{number} answers the pull request, merged or not, and 404 for an unknown one."""
+    pull = github.add_pull(REPO, "Shipped")
+    github.close_pull(REPO, pull.number, merged=True)
+    found = await client.get(f"{github.url}/repos/{REPO}/pulls/{pull.number}", headers=AUTH)
+    assert found.status_code == 200
+    body = found.json()
+    assert (body["state"], body["merged"], body["head"]["sha"]) == ("closed", True, pull.head_sha)
+    missing = await client.get(f"{github.url}/repos/{REPO}/pulls/99999", headers=AUTH)
+    assert missing.status_code == 404 and missing.json()["message"] == "Not Found"
+
+
+async def test_the_tags_endpoint_finds_published_releases_only(client: httpx.AsyncClient) -> None:
+    """As GitHub documents: by tag, only a published release is found (a draft is 404, with
+    GitHub's error body); the list shows drafts to a token with push access, not to a
+    read-only one."""
+    reader = "ghp_read_only_token_0002"
+    async with FakeGitHub(read_only_token=reader) as github:
+        draft = github.add_release(REPO, "v2.4.0", body="notes", draft=True)
+        base = f"{github.url}/repos/{REPO}/releases"
+        by_tag = await client.get(f"{base}/tags/v2.4.0", headers=AUTH)
+        assert by_tag.status_code == 404
+        assert by_tag.json()["message"] == "Not Found"
+        assert by_tag.json()["documentation_url"].endswith("#get-a-release-by-tag-name")
+        listed = (await client.get(base, headers=AUTH)).json()
+        assert [(r["tag_name"], r["draft"]) for r in listed] == [("v2.4.0", True)]
+        assert "untagged-" in listed[0]["html_url"]
+        hidden = await client.get(base, headers={"Authorization": f"Bearer {reader}"})
+        assert hidden.json() == []
+        github.publish_release(REPO, draft.id)
+        found = await client.get(f"{base}/tags/v2.4.0", headers=AUTH)
+        assert found.status_code == 200 and found.json()["id"] == draft.id
+        assert found.json()["draft"] is False and found.json()["published_at"]
+        nowhere = await client.get(f"{github.url}/repos/acme/nope/releases/tags/v1", headers=AUTH)
+        assert nowhere.status_code == 404
+
+
+async def test_patching_a_release_body_needs_push_access_and_respects_the_limit(
+    client: httpx.AsyncClient,
+) -> None:
+    """PATCH …/releases/{id} replaces the body for a token with push access; a read-only token
+    gets 403 and a body over 125,000 characters gets GitHub's 422."""
+    reader = "ghp_read_only_token_0002"
+    async with FakeGitHub(read_only_token=reader) as github:
+        release = github.add_release(REPO, "v2.4.0", body="old")
+        url = f"{github.url}/repos/{REPO}/releases/{release.id}"
+        ok = await client.patch(url, json={"body": "new"}, headers=AUTH)
+        assert ok.status_code == 200 and ok.json()["body"] == "new"
+        refused = await client.patch(
+            url, json={"body": "x"}, headers={"Authorization": f"Bearer {reader}"}
+        )
+        assert refused.status_code == 403
+        long = await client.patch(url, json={"body": "x" * 125_001}, headers=AUTH)
+        assert long.status_code == 422
+        assert long.json()["errors"][0]["message"].startswith("body is too long")
+        assert github.release(REPO, release.id).body == "new"  # type: ignore[union-attr]
+        assert (await client.get(url, headers=AUTH)).json()["body"] == "new"

@@ -369,3 +369,20 @@ async def test_release_notes_page(product: FakeProduct, client: httpx.AsyncClien
     assert page.headers["content-type"].startswith("text/html")
     product.set_notes("v2.4.0", None)
     assert (await client.get(f"{product.url}/notes/v2.4.0")).status_code == 404
+
+
+async def test_void_marks_the_invoice_void_and_refuses_a_second_void(
+    product: FakeProduct, client: httpx.AsyncClient
+) -> None:
+    """POST …/void voids an invoice for the finance role only; voiding it again is a 409."""
+    invoice = await new_invoice(product, client)
+    url = f"{product.url}/billing/invoices/{invoice['id']}/void"
+    assert (await client.post(url)).status_code == 401
+    assert (await client.post(url, headers=LIMITED)).status_code == 403
+    first = await client.post(url, headers=FINANCE)
+    assert first.status_code == 200 and first.json()["status"] == "void"
+    assert product.invoices[invoice["id"]].status == "void"
+    again = await client.post(url, headers=FINANCE)
+    assert again.status_code == 409 and "already void" in again.json()["error"]
+    missing = await client.post(f"{product.url}/billing/invoices/999999/void", headers=FINANCE)
+    assert missing.status_code == 404

@@ -14,10 +14,18 @@ P95 = "histogram_quantile(0.95, sum(rate(http_request_duration_seconds_bucket[{w
 async def test_sandbox_is_seeded_for_a_green_release(client: httpx.AsyncClient) -> None:
     """Checks green on main, open PRs, no incidents, rollback tags, notes and live metrics."""
     async with Sandbox.start() as sb:
-        assert set(sb.urls) >= {"github", "pagerduty", "registry", "product", "prometheus"}
+        assert set(sb.urls) >= {
+            "github",
+            "pagerduty",
+            "registry",
+            "product",
+            "prometheus",
+            "argocd",
+        }
         assert all(url.startswith("http://127.0.0.1:") for url in sb.urls.values())
         tokens = sb.tokens
         assert set(tokens) == {
+            "ARGOCD_TOKEN",
             "GITHUB_TOKEN",
             "PAGERDUTY_API_TOKEN",
             "PAGERDUTY_ROUTING_KEY",

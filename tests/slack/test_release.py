@@ -5,13 +5,18 @@ from __future__ import annotations
 import itertools
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import yaml
 
 from bot.adapters.slack.app import EVENTS, SLASH_COMMAND
+from bot.adapters.slack.serve import INBOX, RUNTIME, create_server
+from bot.domain.clock import FakeClock
 from bot.domain.model import ReleaseStatus, StepStatus
-from tests.conftest import ANNOUNCE, BACKEND, CHANNEL, COMMANDER, FRONTEND
-from tests.slack.conftest import ROOT, SlackHarness
+from bot.render.messages import CONFIRM_ROLLBACK_ACTION
+from bot.sandbox import FakeSlack, LoopbackServer
+from tests.conftest import ANNOUNCE, BACKEND, CHANNEL, COMMANDER, FRONTEND, ON_CALL
+from tests.slack.conftest import ROOT, SlackHarness, slack_config, slack_env
 
 # Which Web API method needs which bot scope (auth.test needs none).
 SCOPE_OF = {
@@ -156,3 +161,53 @@ async def test_a_crashing_listener_answers_without_a_traceback(
     assert reply["response_type"] == "ephemeral"
     assert reply["text"].startswith("golive hit an internal error")
     assert "Traceback" not in reply["text"] and "fire" not in reply["text"]
+
+
+async def test_confirm_rollback_button_runs_only_for_on_call(
+    fake_slack: FakeSlack, clock: FakeClock, tmp_path: Path
+) -> None:
+    """The Confirm rollback button on the plan is routed to the service like Approve: a
+    stranger's click is refused only to them, on-call's rolls the release back."""
+    rollback = {
+        "github_workflow": {
+            "workflow": "rollback.yml",
+            "repository": "acme/platform",
+            "inputs": {"service": "{service}", "tag": "{rollback_tag}"},
+        }
+    }
+    config = slack_config(actions={"rollback": rollback})
+    env = slack_env(fake_slack, GITHUB_TOKEN="ghp_unused_in_this_test")
+    app = await create_server(config, env, clock=clock, database=str(tmp_path / "golive.db"))
+    server = LoopbackServer(app)
+    await server.start()
+    h = SlackHarness(fake_slack, server, app[RUNTIME], app[INBOX], clock)
+    try:
+        await h.command(COMMANDER, "start v2.4.0")
+        reply = await h.command(ON_CALL, "rollback 5xx doubled")
+        assert reply["text"] == "The rollback plan is in the channel; confirm it there to run it."
+        await h.settle()
+        value = f"{h.release().id}:rollback"
+        (plan,) = [
+            m
+            for m in fake_slack.posts(CHANNEL)
+            if CONFIRM_ROLLBACK_ACTION in json.dumps(m.blocks or [])
+        ]
+        await h.click(COMMANDER, plan, value, CONFIRM_ROLLBACK_ACTION)
+        await h.settle()
+        assert h.release().status is ReleaseStatus.ACTIVE
+        refusals = fake_slack.ephemerals(CHANNEL, user=COMMANDER)
+        assert refusals[-1].text == (
+            "only on-call (<@U0ONCALL1>) can confirm the rollback of this release"
+        )
+        await h.click(ON_CALL, plan, value, CONFIRM_ROLLBACK_ACTION)
+        await h.until(
+            lambda: h.release().status is ReleaseStatus.ROLLED_BACK, "the rollback to be confirmed"
+        )
+        await h.settle()
+        assert "confirmed by <@U0ONCALL1>" in fake_slack.text(CHANNEL, plan.ts)
+        confirmed = fake_slack.message(CHANNEL, plan.ts)
+        assert confirmed is not None and CONFIRM_ROLLBACK_ACTION not in json.dumps(confirmed.blocks)
+    finally:
+        await h.runtime.service.close()
+        await h.http.aclose()
+        await server.stop()

@@ -17,7 +17,13 @@ from bot.adapters.cli import main
 from bot.adapters.slack.app import ACTIONS, EVENTS, SLASH_COMMAND, VIEWS
 from bot.adapters.slack.serve import create_server
 from bot.domain.clock import FakeClock
-from bot.render.messages import APPROVE_ACTION, SNOOZE_ACTION, STOP_ACTION, STOP_VIEW
+from bot.render.messages import (
+    APPROVE_ACTION,
+    CONFIRM_ROLLBACK_ACTION,
+    SNOOZE_ACTION,
+    STOP_ACTION,
+    STOP_VIEW,
+)
 from bot.sandbox import FakeSlack, LoopbackServer
 from tests.conftest import BACKEND, COMMANDER, ON_CALL, config_dict
 from tests.slack.conftest import ROOT, SlackHarness, reaction_event, slack_config, slack_env
@@ -238,7 +244,8 @@ def test_manifest_declares_what_the_app_handles() -> None:
     assert command["usage_hint"] and command["should_escape"] is True
     assert set(settings["event_subscriptions"]["bot_events"]) == set(EVENTS)
     assert settings["interactivity"]["is_enabled"] is True
-    assert ACTIONS == (APPROVE_ACTION, STOP_ACTION, SNOOZE_ACTION) and VIEWS == (STOP_VIEW,)
+    assert ACTIONS == (APPROVE_ACTION, CONFIRM_ROLLBACK_ACTION, STOP_ACTION, SNOOZE_ACTION)
+    assert VIEWS == (STOP_VIEW,)
     home = features["app_home"]
     assert home["home_tab_enabled"] is True and "app_home_opened" in EVENTS
     assert home["messages_tab_read_only_enabled"] is True

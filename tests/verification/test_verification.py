@@ -28,6 +28,7 @@ from checks.verification import (
 )
 
 START = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+VOIDING = VerificationPaths(invoice_void="/billing/invoices/{id}/void")
 FINANCE_TOKEN = "finance-secret-6f1c"
 LIMITED_TOKEN = "limited-secret-93ab"
 
@@ -52,7 +53,7 @@ async def verify(
     """One verification round against `base_url`, results by name."""
     kwargs: dict[str, Any] = {
         "base_url": base_url,
-        "paths": VerificationPaths(),
+        "paths": VOIDING,
         "finance_token": FINANCE_TOKEN,
         "limited_token": LIMITED_TOKEN,
         "today": START.date(),
@@ -283,12 +284,15 @@ async def test_failed_invoice_blocks_its_dependents(
     product: FakeProduct, client: httpx.AsyncClient
 ) -> None:
     """When no invoice is made, PDF, CSV and their RBAC rows are ERROR 'not verified', not PASS."""
-    paths = VerificationPaths(invoices="/billing/no-such-endpoint")
+    paths = VerificationPaths(
+        invoices="/billing/no-such-endpoint", invoice_void=VOIDING.invoice_void
+    )
     results = await verify(client, product.url, paths=paths)
     blocked = {"verify:pdf", "verify:csv-xero", "verify:csv-quickbooks", "rbac:pdf", "rbac:csv"}
     assert not_passing(results) == {
         "verify:invoice": Status.ERROR,
         "rbac:invoices": Status.ERROR,
+        "verify:cleanup": Status.ERROR,
         **dict.fromkeys(blocked, Status.ERROR),
     }
     assert "404" in results["verify:invoice"].summary
@@ -420,3 +424,46 @@ def test_quickbooks_dates(issued: str, due: str, problem: str | None) -> None:
         assert found is None
     else:
         assert found is not None and problem in found
+
+
+async def test_generated_invoice_is_voided_after_the_checks(
+    product: FakeProduct, client: httpx.AsyncClient
+) -> None:
+    """With a void path, the invoice the round made is voided once every other check is done,
+    and the result names the leads and the invoice it created."""
+    results = await verify(client, product.url)
+    cleanup = results["verify:cleanup"]
+    assert cleanup.status is Status.PASS and cleanup.evidence["voided"] is True
+    invoice_id = cleanup.evidence["invoice"]["id"]
+    assert product.invoices[invoice_id].status == "void"
+    made = [lead.id for lead in product.leads.values()]
+    assert sorted(cleanup.evidence["leads"]) == sorted(made) and len(made) == 4
+    assert cleanup.evidence["invoice"]["invoice_number"] in cleanup.summary
+    void = product.requests_to(f"/billing/invoices/{invoice_id}/void", "POST")
+    last_other = max(r.at for r in product.requests if r not in void)
+    assert len(void) == 1 and void[0].at >= last_other
+    assert void[0].header("authorization") == f"Bearer {FINANCE_TOKEN}"
+
+
+async def test_without_a_void_path_the_test_invoice_remains(
+    product: FakeProduct, client: httpx.AsyncClient
+) -> None:
+    """Without `invoice_void` nothing is voided, and a warning (not a block) says the invoice
+    remains."""
+    results = await verify(client, product.url, paths=VerificationPaths())
+    cleanup = results["verify:cleanup"]
+    assert cleanup.status is Status.WARN and cleanup.status.ok
+    assert "the test invoice remains" in cleanup.summary
+    assert all(i.status != "void" for i in product.invoices.values() if i.lead_id)
+    assert not_passing(results) == {"verify:cleanup": Status.WARN}
+
+
+async def test_a_failing_void_is_a_warning_that_the_invoice_remains(
+    product: FakeProduct, client: httpx.AsyncClient
+) -> None:
+    """A void the product refuses leaves the invoice, said as a warning naming the answer."""
+    paths = VerificationPaths(invoice_void="/billing/invoices/{id}/cancel")
+    cleanup = (await verify(client, product.url, paths=paths))["verify:cleanup"]
+    assert cleanup.status is Status.WARN and cleanup.evidence["voided"] is False
+    assert "voiding it failed, so the test invoice remains" in cleanup.summary
+    assert "404" in cleanup.summary

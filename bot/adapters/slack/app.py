@@ -40,6 +40,7 @@ from bot.engine.runtime import Runtime
 from bot.render.fmt import clip
 from bot.render.messages import (
     APPROVE_ACTION,
+    CONFIRM_ROLLBACK_ACTION,
     MAX_REASON,
     SNOOZE_ACTION,
     STOP_ACTION,
@@ -61,13 +62,14 @@ log = logging.getLogger(__name__)
 # What the app handles; manifest.yml declares exactly these (a test holds them equal).
 SLASH_COMMAND = "/golive"
 EVENTS = ("reaction_added", "app_home_opened")
-ACTIONS = (APPROVE_ACTION, STOP_ACTION, SNOOZE_ACTION)
+ACTIONS = (APPROVE_ACTION, CONFIRM_ROLLBACK_ACTION, STOP_ACTION, SNOOZE_ACTION)
 VIEWS = (STOP_VIEW,)
 
 INTERNAL_ERROR = (
     "golive hit an internal error (it is logged). Check `/golive status` before trying again."
 )
 NOT_WAITING = "This step is not waiting for an approval any more; see `/golive status`."
+NOT_PROPOSED = "This rollback plan no longer waits for a confirmation; see `/golive status`."
 NOT_SNOOZABLE = "This step is not waiting on anyone any more, so there is nothing to snooze."
 NO_MODAL = (
     "golive could not open the form to stop this step ({error}); "
@@ -450,9 +452,10 @@ def handle_reaction(runtime: Runtime, event: Mapping[str, Any]) -> Handled:
 
 
 def _click(body: Mapping[str, Any], action: Mapping[str, Any]) -> dict[str, Any]:
-    """What golive keeps of a button click: the button's value, where and by whom."""
+    """What golive keeps of a button click: which button, its value, where and by whom."""
     container = body.get("container") or {}
     return {
+        "action": str(action.get("action_id") or APPROVE_ACTION),
         "value": str(action.get("value") or ""),
         "channel": container.get("channel_id") or (body.get("channel") or {}).get("id"),
         "ts": container.get("message_ts") or (body.get("message") or {}).get("ts"),
@@ -497,6 +500,9 @@ def kept_click(kind: str, what: str) -> Listener:
 approve_button = kept_click(
     "click", "The Approve button: kept in the inbox, then acknowledged; judged like the reaction."
 )
+confirm_rollback_button = kept_click(
+    "click", "Confirm rollback: kept in the inbox like Approve; on-call's click runs the plan."
+)
 snooze_button = kept_click("snooze", "The Snooze button on a reminder: kept, then acknowledged.")
 
 
@@ -522,10 +528,15 @@ def judged_click(act: Callable[[Runtime, OutboxRow, str], str | None], gone: str
     return handle
 
 
-# Approve the step a button stands for, or snooze its reminders, if it still waits.
-handle_click = judged_click(
+# Approve the step a button stands for, confirm the rollback, or snooze a step's reminders,
+# if it still waits.
+_approve = judged_click(
     lambda runtime, row, user: runtime.service.approve_message(row, user, via="button"),
     NOT_WAITING,
+)
+_confirm = judged_click(
+    lambda runtime, row, user: runtime.service.confirm_message(row, user, "button"),
+    NOT_PROPOSED,
 )
 handle_snooze = judged_click(
     lambda runtime, row, user: runtime.service.snooze_message(row, user, via="button"),
@@ -604,6 +615,13 @@ def handle_stop(runtime: Runtime, stop: Mapping[str, Any]) -> Handled:
     if runtime.store.find_release(release_id) is None:
         return None, None
     return runtime.service.stop_step(int(release_id), step_key, user, reason), None
+
+
+def handle_click(runtime: Runtime, click: Mapping[str, Any]) -> Handled:
+    """Approve the step (or confirm the rollback) a button stands for, if it still waits;
+    otherwise tell the clicker."""
+    confirm = click.get("action") == CONFIRM_ROLLBACK_ACTION
+    return (_confirm if confirm else _approve)(runtime, click)
 
 
 async def app_home_opened(
@@ -740,6 +758,7 @@ def create_app(
     app.event("reaction_added")(reaction_added)
     app.event("app_home_opened")(app_home_opened)
     app.action(APPROVE_ACTION)(approve_button)
+    app.action(CONFIRM_ROLLBACK_ACTION)(confirm_rollback_button)
     app.action(STOP_ACTION)(stop_button)
     app.action(SNOOZE_ACTION)(snooze_button)
     app.view(STOP_VIEW)(stop_submitted)

@@ -31,8 +31,11 @@ from bot.adapters.slack.app import SlackDirectory, SlackIdentity, create_app, ma
 from bot.adapters.slack.inbox import Inbox
 from bot.adapters.slack.transport import TIMEOUT, SlackTransport, make_client
 from bot.adapters.slack.workspace import SlackPeople, Workspace
+from bot.adapters.webhook import PATH as WEBHOOK_PATH
+from bot.adapters.webhook import GitHubWebhook
 from bot.domain.clock import Clock, SystemClock
 from bot.domain.config import Config, Secrets, load_config
+from bot.engine.freeze import PACE as GATE_PACE
 from bot.engine.runtime import Runtime
 from bot.store import Store
 from bot.store.writer import reason
@@ -208,6 +211,7 @@ async def create_server(
     clock: Clock | None = None,
     database: str | None = None,
     pace: float = PACE,
+    gate_pace: float = GATE_PACE,
     inbox_delay: float = 0.0,
 ) -> web.Application:
     """The aiohttp application serving golive; call inside the running loop.
@@ -219,13 +223,15 @@ async def create_server(
     client = make_client(env.bot_token, env.api_url, session)
     identity = SlackIdentity(client, env.bot_token)
     workspace = Workspace(identity, config.slack.allowed_team_ids)
+    secrets_ = Secrets(environ)
     runtime = Runtime(
         config,
-        Secrets(environ),
+        secrets_,
         SlackTransport(client),
         clock=clock,
         database=database,
         pace=pace,
+        gate_pace=gate_pace,
         threaded=True,
         people=SlackPeople(client, workspace),
         app_home=True,
@@ -258,6 +264,9 @@ async def create_server(
         app.router.add_post(EVENTS_PATH, events_handler(bolt, signing_secret))
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/freeze", _freeze)
+    ci = config.preconditions.ci
+    webhook_secret = secrets_.get(ci.webhook_secret_env) if ci is not None else None
+    app.router.add_post(WEBHOOK_PATH, GitHubWebhook(runtime, webhook_secret).receive)
 
     socket: AsyncSocketModeHandler | None = None
     if socket_mode:
@@ -341,7 +350,8 @@ def serve_command(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         return 2
     mode = "Socket Mode" if args.socket_mode else f"HTTP, POST {EVENTS_PATH}"
     print(
-        f"golive: serving on http://{args.host}:{args.port} ({mode}; GET /healthz, GET /freeze)",
+        f"golive: serving on http://{args.host}:{args.port} ({mode}; GET /healthz, GET /freeze, "
+        f"POST {WEBHOOK_PATH})",
         file=sys.stderr,
     )
     try:

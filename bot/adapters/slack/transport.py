@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://slack.com/api/"
 TIMEOUT = 10.0  # seconds for one Web API call; the outbox retries what times out
-POST_KINDS = frozenset({"card", "thread", "approval", "reminder", "channel", "announce"})
+POST_KINDS = frozenset(
+    {"card", "thread", "approval", "reminder", "confirm", "channel", "announce"}
+)
 # chat.getPermalink answers these for a message that is gone: the link shows as plain text.
 GONE = frozenset({"message_not_found", "channel_not_found"})
 PERMALINKS_KEPT = 2000  # permalinks never change; this many are remembered
