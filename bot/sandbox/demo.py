@@ -85,7 +85,7 @@ TIMERS = {
 }
 # Reminders of a step nobody answers (after, escalate_after, every), in seconds at speed 1:
 # short when the player stays silent on purpose to show them, calmer for a person typing.
-REMINDERS = {"auto": (6.0, 12.0, 6.0), "typed": (60.0, 120.0, 60.0)}
+REMINDERS = {"auto": (4.0, 8.0, 4.0), "typed": (60.0, 120.0, 60.0)}
 
 
 # The demo plays a whole release in about two minutes, so it runs the soak and heightened
