@@ -13,7 +13,7 @@ from bot.engine.records import record_markdown
 from bot.render.messages import SNOOZE_ACTION, STOP_ACTION, STOP_REASON_BLOCK, STOP_REASON_INPUT
 from bot.sandbox import FakeSlack, SlackMessage
 from tests.conftest import BACKEND, CHANNEL, COMMANDER, FRONTEND, ON_CALL, STRANGER
-from tests.slack.conftest import SlackHarness, serving, slack_config
+from tests.slack.conftest import SlackHarness, click_body, serving, slack_config
 
 OTHERS = ("ci", "notes", "rollback", "baseline")  # every precondition but on-call's incidents
 
@@ -308,3 +308,61 @@ async def test_app_home_shows_each_person_what_waits_on_them(served: SlackHarnes
     assert [c.params["user_id"] for c in h.fake.calls_to("views.publish")] == [ON_CALL, ON_CALL]
     home = json.dumps(h.fake.homes[ON_CALL]["blocks"])
     assert "*No critical incident*" not in home and "*Rollback targets*" in home
+
+
+async def test_a_trigger_slack_no_longer_honours_is_answered_with_the_command(
+    served: SlackHarness,
+) -> None:
+    """A Stop click whose trigger_id has expired by the time golive asks (views.open answers
+    expired_trigger_id) tells the person how to stop the step by command instead."""
+    h = served
+    await h.command(COMMANDER, "start v2.4.0")
+    await h.settle()
+    request = h.request_in_slack("incidents")
+    stale = h.fake.trigger(ON_CALL)
+    h.clock.advance(5)
+    body = click_body(
+        ON_CALL,
+        request,
+        f"{h.release().id}:incidents",
+        STOP_ACTION,
+        f"{h.fake.url}/hooks/{ON_CALL}",
+        trigger_id=stale,
+    )
+    assert (await h.post(body, "application/x-www-form-urlencoded")).status_code == 200
+    (opened,) = h.fake.calls_to("views.open")
+    assert opened.outcome == "expired_trigger_id"
+    (answer,) = h.fake.requests_to(f"/hooks/{ON_CALL}")
+    assert answer.json()["text"] == (
+        "golive could not open the form to stop this step (expired_trigger_id); stop it with "
+        "`/golive reject incidents <reason>` instead."
+    )
+    assert h.step("incidents").status is StepStatus.AWAITING
+
+
+async def test_a_direct_message_slack_refuses_never_holds_the_release_channel(
+    served: SlackHarness,
+) -> None:
+    """Without im:write a reminder's direct message waits (Slack answers missing_scope), while
+    the release channel goes on; once the scope is granted the message goes out."""
+    h = served
+    t0 = await _only_incidents_waits(h)
+    h.fake.revoke_scope("im:write")
+    h.clock.set(t0 + timedelta(minutes=10))
+    await h.runtime.timers.fire()
+    await h.runtime.outbox.flush()
+    assert len(_reminders(h)) == 1  # the thread reminder went out
+    (dm,) = [r for r in h.rows() if r.kind == "dm"]
+    assert dm.status == "pending" and "missing_scope" in (dm.error or "")
+    request = h.request_in_slack("incidents")
+    await h.react(ON_CALL, request.ts)
+    await h.until(lambda: h.step("incidents").status is StepStatus.DONE, "the approval")
+    await h.inbox.join()
+    await h.runtime.outbox.flush()
+    approved = h.fake.message(CHANNEL, request.ts)
+    assert approved is not None and approved.text.startswith("✅ *No critical incident*")
+    assert h.fake.dms(ON_CALL) == []
+    h.fake.missing_scopes.discard("im:write")
+    await h.settle()
+    (sent,) = h.fake.dms(ON_CALL)
+    assert "*No critical incident* waits for you" in sent.text
