@@ -178,3 +178,22 @@ def reason_of(inv: Invocation, what: str) -> str:
     if not reason:
         raise UsageError(f"say why: {what} needs a reason")
     return reason
+
+
+def subject_and_reason(inv: Invocation, missing: str, why: str) -> tuple[str, str]:
+    """The word after a subcommand (a step, a check) and the reason after it, both required:
+    `missing` says what to name, `why` (with `{name}`) that a reason is needed."""
+    if not inv.args:
+        raise UsageError(missing)
+    name = inv.args[0]
+    reason = inv.rest.strip()[len(name) :].strip()
+    if not reason:
+        raise UsageError(why.format(name=code(name)))
+    return name, reason
+
+
+def one_step(inv: Invocation, what: str) -> str:
+    """The single step a subcommand names (`what`: the usage error without it)."""
+    if len(inv.args) != 1:
+        raise UsageError(what)
+    return inv.args[0]

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from bot.domain.errors import UsageError
 from bot.domain.events import Retry
-from commands.base import Command, Invocation, Reply
+from commands.base import Command, Invocation, Reply, one_step
 
 
 def run(inv: Invocation) -> Reply:
     """Re-run the check of a blocked step."""
-    if len(inv.args) != 1:
-        raise UsageError("name one step to retry")
-    return Reply(inv.service.retry(inv.channel, inv.user, inv.args[0]))
+    return Reply(inv.service.retry(inv.channel, inv.user, one_step(inv, "name one step to retry")))
 
 
 COMMAND = Command(

@@ -449,7 +449,7 @@ def test_a_database_from_before_actions_upgrades_and_its_release_carries_on(
     store = Store(path)
     release = planned(())
     rid = store.insert_release(release, created_at=NOW, created_by="UCOM", activate_at=NOW)
-    assert store.schema_version()[-1] == "m007_actions"
+    assert "m007_actions" in store.schema_version()
     assert store.load(rid).release.proposed_rollback is None
     assert store.action_runs(rid) == []
     store.close()

@@ -229,6 +229,8 @@ def test_every_subcommand_declares_usage_and_permission() -> None:
         "approve",
         "waive",
         "retry",
+        "reject",
+        "snooze",
         "preflight",
         "handover",
         "rollback",

@@ -25,6 +25,9 @@ def test_demo_auto_plays_a_whole_release(tmp_path: Path) -> None:
     for expected in (
         "alice> /golive start v2.4.0",
         "🧊 *Merge freeze*",
+        "⏰ @bob *Migrations* has waited",
+        "[direct message to @bob] ⏰ Release v2.4.0: *Migrations* waits for you",
+        "⏫ @bob *Migrations* has waited",
         "🚨 @carol *5xx breach* during the soak of v2.4.0",
         "✅ *5xx recovered*",
         "🎉 Release v2.4.0 is complete",

@@ -21,15 +21,22 @@ from bot.domain.events import (
     Complete,
     FreezeChanged,
     FreezeTaken,
+    HandedOver,
     Handover,
     Kickoff,
     MergeAllowed,
     PhaseDone,
+    Remind,
+    Reminded,
     Retry,
     Rollback,
     RunCheck,
+    Snooze,
+    Snoozed,
     StageOpened,
     StepBlocked,
+    StepStopped,
+    Stop,
     TakeFreeze,
     TimerElapsed,
     Unfreeze,
@@ -105,6 +112,9 @@ STEP_EVENTS = {
     "check_finished": CheckFinished("s", 1, (("health:x", True),)),
     "retry": Retry("s", "UCOM"),
     "timer_elapsed": TimerElapsed("s"),
+    "stop": Stop("s", "UCOM", "wrong database"),
+    "remind": Remind("s"),
+    "snooze": Snooze("s", "UCOM"),
     "action_finished": ActionFinished("s", 1, (("deploy:x", True),)),
 }
 
@@ -145,6 +155,27 @@ STEP_TABLE: dict[tuple[StepStatus, str], str] = {
         for status in StepStatus
         if status is not StepStatus.ACTING
     },
+    (StepStatus.PENDING, "stop"): "S is not under way, so there is nothing to stop",
+    (StepStatus.RUNNING, "stop"): "blocked",
+    (StepStatus.AWAITING, "stop"): "blocked",
+    (StepStatus.TIMING, "stop"): "blocked",
+    (StepStatus.ACTING, "stop"): "blocked",
+    (StepStatus.BLOCKED, "stop"): "S is already stopped (health:x)",
+    (StepStatus.DONE, "stop"): "S is not under way, so there is nothing to stop",
+    (StepStatus.PENDING, "remind"): "ignored",
+    (StepStatus.RUNNING, "remind"): "ignored",
+    (StepStatus.AWAITING, "remind"): "awaiting",
+    (StepStatus.TIMING, "remind"): "ignored",
+    (StepStatus.ACTING, "remind"): "ignored",
+    (StepStatus.BLOCKED, "remind"): "blocked",
+    (StepStatus.DONE, "remind"): "ignored",
+    (StepStatus.PENDING, "snooze"): "S is not waiting on anyone",
+    (StepStatus.RUNNING, "snooze"): "S is not waiting on anyone",
+    (StepStatus.AWAITING, "snooze"): "awaiting",
+    (StepStatus.TIMING, "snooze"): "S is not waiting on anyone",
+    (StepStatus.ACTING, "snooze"): "S is not waiting on anyone",
+    (StepStatus.BLOCKED, "snooze"): "blocked",
+    (StepStatus.DONE, "snooze"): "S is not waiting on anyone",
 }
 
 
@@ -507,3 +538,103 @@ def test_soak_ending_with_an_open_breach_blocks() -> None:
     assert step.status is StepStatus.BLOCKED and step.failing == ("5xx",)
     again = transition(result.release, Retry("s", "UCOM"), NOW).release.step("s")
     assert again.status is StepStatus.TIMING and again.deadline == NOW + timedelta(seconds=60)
+
+
+def test_a_stop_blocks_with_its_reason_and_a_retry_clears_it() -> None:
+    """Stopping keeps the reason on the step (blocked, failing `stopped`); a retry asks again and
+    forgets it; a stop needs a reason."""
+    release = release_with(step_in(StepStatus.AWAITING))
+    with refused(IllegalMove, "say why you stop it"):
+        transition(release, Stop("s", "UBAC", "  "), NOW)
+    stopped = transition(release, Stop("s", "UBAC", "wrong database"), NOW)
+    step = stopped.release.step("s")
+    assert (step.status, step.failing, step.reason) == (
+        StepStatus.BLOCKED,
+        ("stopped",),
+        "wrong database",
+    )
+    assert stopped.effects == (StepStopped("s", "UBAC", "wrong database", False),)
+    again = transition(stopped.release, Retry("s", "UBAC"), NOW).release.step("s")
+    assert again.status is StepStatus.AWAITING and again.reason is None and again.failing == ()
+
+
+def test_who_may_stop_a_step() -> None:
+    """The step's owner, the commander and on-call may stop it; anyone else is told who may."""
+    release = release_with(step_in(StepStatus.AWAITING))
+    for user in ("UBAC", "UCOM", "UONC"):
+        assert transition(release, Stop("s", user, "no"), NOW).release.step("s").reason == "no"
+    with refused(NotAllowed, r"^only <@UBAC>, the commander \(<@UCOM>\) or on-call \(<@UONC>\)"):
+        transition(release, Stop("s", "UFRO", "no"), NOW)
+
+
+def test_on_calls_stop_of_the_soak_or_a_verification_offers_the_rollback_plan() -> None:
+    """On-call stopping the soak or a verification step is offered the rollback plan; the
+    commander stopping them, or on-call stopping a deployment step, is not."""
+    soak = replace(step_in(StepStatus.TIMING, "soak"), deadline=NOW + timedelta(minutes=5))
+    api = step_in(StepStatus.RUNNING, "api", Phase.VERIFICATION)
+    backup = step_in(StepStatus.AWAITING, "backup")
+    for step, user, offered in (
+        (soak, "UONC", True),
+        (api, "UONC", True),
+        (soak, "UCOM", False),
+        (backup, "UONC", False),
+    ):
+        effects = transition(release_with(step), Stop(step.key, user, "5xx"), NOW).effects
+        assert effects == (StepStopped(step.key, user, "5xx", offered),), (step.key, user)
+    blocked = transition(release_with(soak), Stop("soak", "UONC", "5xx"), NOW).release
+    assert blocked.step("soak").deadline is None  # the soak timer no longer runs
+
+
+def test_reminders_escalate_to_the_commander_or_to_on_call() -> None:
+    """A reminder names the step's owner; escalated, the commander too — or on-call when the
+    commander owns the step."""
+    mine = replace(
+        step_in(StepStatus.AWAITING),
+        stages=(Stage(StageKind.APPROVE, Role.COMMANDER, "freeze"),),
+    )
+    theirs = step_in(StepStatus.AWAITING, "t")
+    release = release_with(replace(mine, key="m"), theirs)
+    assert transition(release, Remind("t"), NOW).effects == (Reminded("t", "UBAC", None),)
+    assert transition(release, Remind("t", escalate=True), NOW).effects == (
+        Reminded("t", "UBAC", "UCOM"),
+    )
+    assert transition(release, Remind("m", escalate=True), NOW).effects == (
+        Reminded("m", "UCOM", "UONC"),
+    )
+
+
+def test_a_snooze_lasts_30_minutes_and_is_the_owners_or_the_commanders() -> None:
+    """The owner or the commander may snooze a waiting step's reminders, for 30 minutes."""
+    release = release_with(step_in(StepStatus.AWAITING))
+    assert transition(release, Snooze("s", "UBAC"), NOW).effects == (
+        Snoozed("s", "UBAC", NOW + timedelta(minutes=30)),
+    )
+    with refused(NotAllowed, r"only the commander or <@UBAC> can snooze reminders of S"):
+        transition(release, Snooze("s", "UONC"), NOW)
+
+
+@pytest.mark.parametrize(
+    ("role", "user", "allowed"),
+    [
+        (Role.BACKEND, "UBAC", True),  # the role's holder
+        (Role.BACKEND, "UCOM", True),  # the commander
+        (Role.BACKEND, "UFRO", False),
+        (Role.BACKEND, "UNEW", False),  # only on-call may be taken by the incoming holder
+        (Role.ON_CALL, "UNEW", True),
+        (Role.ON_CALL, "UONC", True),
+        (Role.ON_CALL, "UFRO", False),
+        (Role.COMMANDER, "UNEW", False),
+        (Role.COMMANDER, "UCOM", True),
+    ],
+)
+def test_who_may_hand_over_each_role(role: Role, user: str, allowed: bool) -> None:
+    """A role passes by its holder or the commander; on-call also by the incoming on-call."""
+    release = release_with(step_in(StepStatus.AWAITING))
+    event = Handover(user, "UNEW", role)
+    if not allowed:
+        with pytest.raises(NotAllowed):
+            transition(release, event, NOW)
+        return
+    result = transition(release, event, NOW)
+    assert result.release.roles.user(role) == "UNEW"
+    assert result.effects == (HandedOver(release.roles.user(role), "UNEW", role),)

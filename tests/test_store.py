@@ -266,3 +266,49 @@ def test_a_release_from_before_the_runbook_record_reads_as_unshortened_and_open(
     with store.transaction():
         store.mark_closed(rid, NOW)
     assert store.load(rid).closed_at == NOW
+
+
+def test_an_older_database_learns_since_when_its_steps_wait(tmp_path: Path) -> None:
+    """A database written before reminders: on open, a step already waiting on its owner counts
+    as waiting since it began to wait, so its reminders come on time rather than never."""
+    path = tmp_path / "golive.db"
+    old = Database(path)
+    migrations.apply(old, stop_before="m008_reminders")
+    old["releases"].insert(
+        {
+            "id": 1,
+            "channel": "C1",
+            "version": "v1.0.0",
+            "status": "active",
+            "commander": "U1",
+            "created_at": "2026-11-27T11:00:00+00:00",
+        }
+    )
+    old["steps"].insert_all(
+        [
+            {
+                "release_id": 1,
+                "seq": 0,
+                "key": "a",
+                "status": "awaiting",
+                "awaiting_since": "2026-11-27T11:30:00+00:00",
+            },
+            {
+                "release_id": 1,
+                "seq": 1,
+                "key": "b",
+                "status": "blocked",
+                "opened_at": "2026-11-27T11:40:00+00:00",
+            },
+            {"release_id": 1, "seq": 2, "key": "c", "status": "done"},
+        ]
+    )
+    old.close()
+    store = Store(path)
+    waits = store.waits(1)
+    assert {k: w.since.isoformat() for k, w in waits.items()} == {
+        "a": "2026-11-27T11:30:00+00:00",
+        "b": "2026-11-27T11:40:00+00:00",
+    }
+    assert all(w.reminded_at is None and w.reminders == 0 for w in waits.values())
+    store.close()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bot.domain.config import Config
 from bot.engine.runtime import Runtime
+from bot.render.fmt import MESSAGE_LINK
 from bot.store import OutboxRow
 from commands import MappingDirectory, dispatch
 from commands.base import parse_user
@@ -40,6 +41,7 @@ def plain(text: str, names: dict[str, str] | None = None) -> str:
     """Slack markup made readable in a terminal: mentions become @names, links show their
     target, and the escaped `&amp;` `&lt;` `&gt;` the characters they stand for."""
     names = names or {}
+    text = MESSAGE_LINK.sub(lambda m: f"{m.group(3)} ({m.group(2)})", text)  # (m12): its id
     text = _MENTION.sub(lambda m: "@" + names.get(m.group(1), m.group(1)), text)
     text = _CHANNEL.sub(lambda m: "#" + m.group(1), text)
     text = _LINK.sub(lambda m: _link_text(m.group(1), m.group(2)), text)
@@ -85,6 +87,12 @@ class ConsoleTransport:
             who = self.names.get(message.user or "", message.user or "")
             self.write(f"[only @{who} sees this] {text}")
             return None
+        if message.kind == "dm":
+            who = self.names.get(message.user or "", message.user or "")
+            self.write(f"[direct message to @{who}] {text}")
+            return None
+        if message.kind == "home":
+            return None  # the console has no App Home; /golive status says the same
         ts = f"m{message.id}"
         if message.kind == "file":
             self.write(f"[{ts}] #{message.channel} golive: {text} — {self._save(message)}")

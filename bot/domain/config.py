@@ -727,6 +727,27 @@ def deprecations(config: Config) -> list[str]:
     return found
 
 
+class RemindersConfig(_Model):
+    """Nothing stalls: a step request (or a blocked step) nobody answers is brought up again."""
+
+    after: Duration = timedelta(minutes=10)  # the first reminder to the step's owner
+    escalate_after: Duration = timedelta(minutes=30)  # from then on someone else is mentioned
+    every: Duration = timedelta(minutes=10)  # at most one reminder per step in this interval
+
+    @model_validator(mode="after")
+    def _escalate_later(self) -> RemindersConfig:
+        if self.escalate_after < self.after:
+            raise PydanticCustomError(
+                "reminders",
+                "escalate_after ({escalate}) must not come before after ({after})",
+                {
+                    "escalate": format_duration(self.escalate_after),
+                    "after": format_duration(self.after),
+                },
+            )
+        return self
+
+
 class VerificationPaths(_Model):
     """Paths of the product API's money endpoints (docs/product-api.md)."""
 
@@ -763,6 +784,7 @@ class Config(_Model):
     monitoring: MonitoringConfig = MonitoringConfig()
     verification: VerificationConfig | None = None
     actions: dict[str, StepAction] = Field(default_factory=dict)
+    reminders: RemindersConfig = RemindersConfig()
 
     @field_validator("timezone")
     @classmethod

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeAlias
 
-from bot.domain.model import Outcome, Phase, Release, ReleaseStatus
+from bot.domain.model import Outcome, Phase, Release, ReleaseStatus, Role
 
 # ---------------------------------------------------------------------------------------------
 # Events: what can happen to a release.
@@ -64,6 +64,33 @@ class Retry:
     step: str
     user: str
     variant: str | None = None
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Someone stops a step with a reason ("this is wrong"): it is blocked until retried or
+    waived."""
+
+    step: str
+    user: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Remind:
+    """A step has waited on a person long enough to remind them; with `escalate`, someone
+    else is brought in too (the bot's own event: the due times come from the database)."""
+
+    step: str
+    escalate: bool = False
+
+
+@dataclass(frozen=True)
+class Snooze:
+    """Someone holds a waiting step's reminders off for a while."""
+
+    step: str
+    user: str
 
 
 @dataclass(frozen=True)
@@ -126,10 +153,11 @@ class Complete:
 
 @dataclass(frozen=True)
 class Handover:
-    """The commander hands the release to someone else."""
+    """A role of the release (the commander by default) passes to someone else."""
 
     user: str
     to: str
+    role: Role = Role.COMMANDER
 
 
 @dataclass(frozen=True)
@@ -177,8 +205,15 @@ Event: TypeAlias = (
     | Unfreeze
     | AllowMerge
     | TakeFreeze
+    | Stop
+    | Remind
+    | Snooze
 )
-StepEvent: TypeAlias = CheckFinished | ActionFinished | Approve | Retry | TimerElapsed
+StepEvent: TypeAlias = (
+    CheckFinished | ActionFinished | Approve | Retry | TimerElapsed | Stop | Remind | Snooze
+)
+# Events of the bot itself that may come late for a step that has moved on (ignored then).
+BOT_STEP_EVENTS = (CheckFinished, ActionFinished, TimerElapsed, Remind)
 
 # ---------------------------------------------------------------------------------------------
 # Effects: what the service must do after a transition.
@@ -301,10 +336,40 @@ class StatusChanged:
 
 @dataclass(frozen=True)
 class HandedOver:
-    """The commander role moved."""
+    """A role moved from one person to another."""
 
     old: str
     new: str
+    role: Role = Role.COMMANDER
+
+
+@dataclass(frozen=True)
+class StepStopped:
+    """A person stopped a step; `rollback`: on-call stopped the soak or a verification, so
+    the rollback plan is offered."""
+
+    step: str
+    by: str
+    reason: str
+    rollback: bool = False
+
+
+@dataclass(frozen=True)
+class Reminded:
+    """A waiting step's owner is reminded; `escalate_to` is mentioned too, once it is late."""
+
+    step: str
+    owner: str
+    escalate_to: str | None = None
+
+
+@dataclass(frozen=True)
+class Snoozed:
+    """A waiting step's reminders are held off until `until`."""
+
+    step: str
+    by: str
+    until: datetime
 
 
 @dataclass(frozen=True)
@@ -331,6 +396,9 @@ Effect: TypeAlias = (
     | StatusChanged
     | HandedOver
     | WaitingForKickoff
+    | StepStopped
+    | Reminded
+    | Snoozed
 )
 
 

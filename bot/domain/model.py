@@ -147,6 +147,7 @@ class Step:
     deadline: datetime | None = None
     failing: tuple[str, ...] = ()
     variant: str | None = None
+    reason: str | None = None  # why a person stopped the step (it is blocked until retried)
 
     @property
     def current(self) -> Stage:
@@ -172,6 +173,11 @@ class Step:
     def is_open(self) -> bool:
         """True while the step has been reached and is not finished."""
         return self.status not in (StepStatus.PENDING, StepStatus.DONE)
+
+    @property
+    def waits_on_people(self) -> bool:
+        """True while only a person can move it: an approval, or a block to retry or waive."""
+        return self.status in (StepStatus.AWAITING, StepStatus.BLOCKED)
 
 
 @dataclass(frozen=True)
@@ -248,3 +254,14 @@ def waiting_on(release: Release) -> list[tuple[Step, str | None]]:
         else:
             out.append((step, None))
     return out
+
+
+def answerers(release: Release, step: Step) -> tuple[str, ...]:
+    """Who a step waits on: its owner for an approval; its owner and the commander (who may
+    waive) while it is blocked; nobody while the bot itself works or the step is not open."""
+    if release.status is not ReleaseStatus.ACTIVE or not step.waits_on_people:
+        return ()
+    owner = release.roles.user(step.owner)
+    if step.status is StepStatus.AWAITING:
+        return (owner,)
+    return tuple(dict.fromkeys((owner, release.roles.commander)))

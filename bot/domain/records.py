@@ -78,3 +78,14 @@ class ActionRun:
     def finished(self) -> bool:
         """True once the run has an outcome."""
         return self.state in ("succeeded", "failed", "skipped")
+
+
+@dataclass(frozen=True)
+class Wait:
+    """One step's wait on a person, as stored: since when, its reminders, its snooze."""
+
+    step_key: str
+    since: datetime
+    reminded_at: datetime | None
+    reminders: int
+    snoozed_until: datetime | None

@@ -30,18 +30,24 @@ from bot.domain.events import (
     Kickoff,
     MergeAllowed,
     PhaseDone,
+    Remind,
+    Reminded,
     Retry,
     Rollback,
     RollbackProposed,
     RollbackStarted,
     RunAction,
     RunCheck,
+    Snooze,
+    Snoozed,
     StageOpened,
     StagePassed,
     StatusChanged,
     StepBlocked,
     StepDone,
     StepEvent,
+    StepStopped,
+    Stop,
     TakeFreeze,
     TimerElapsed,
     Transition,
@@ -54,6 +60,7 @@ from bot.domain.model import (
     KICKOFF_PHASES,
     PARALLEL_PHASES,
     Outcome,
+    Phase,
     Release,
     ReleaseStatus,
     Role,
@@ -62,6 +69,14 @@ from bot.domain.model import (
     StepStatus,
 )
 from bot.domain.plan import rollback_order
+
+# How long a snooze holds a step's reminders off.
+SNOOZE = timedelta(minutes=30)
+# A stop by on-call in these offers the rollback plan: the soak, and the verification phase.
+ROLLBACK_STEPS = frozenset({"soak"})
+ROLLBACK_PHASES = frozenset({Phase.VERIFICATION})
+# What a person's stop puts in the step's failing list (`/golive waive stopped …` works too).
+STOPPED = "stopped"
 
 # Steps whose completion changes the world beyond the release.
 ON_STEP_DONE: Mapping[str, Callable[[Release], tuple[Release, list[Effect]]]] = {
@@ -91,6 +106,7 @@ def _enter_stage(step: Step, index: int, now: datetime) -> tuple[Step, list[Effe
             attempt=attempt,
             failing=(),
             deadline=None,
+            reason=None,
         )
         run: Effect = (
             RunAction(step.key, attempt)
@@ -99,10 +115,14 @@ def _enter_stage(step: Step, index: int, now: datetime) -> tuple[Step, list[Effe
         )
         return moved, [StageOpened(step.key, index), run]
     if stage.kind is StageKind.APPROVE:
-        moved = replace(step, stage=index, status=StepStatus.AWAITING, deadline=None)
+        moved = replace(
+            step, stage=index, status=StepStatus.AWAITING, deadline=None, failing=(), reason=None
+        )
         return moved, [StageOpened(step.key, index)]
     deadline = now + timedelta(seconds=stage.seconds)
-    moved = replace(step, stage=index, status=StepStatus.TIMING, deadline=deadline)
+    moved = replace(
+        step, stage=index, status=StepStatus.TIMING, deadline=deadline, failing=(), reason=None
+    )
     return moved, [StageOpened(step.key, index)]
 
 
@@ -111,7 +131,7 @@ def _finish_stage(
 ) -> tuple[Release, list[Effect]]:
     """Record a satisfied stage and move to the next stage, or finish the step."""
     effects: list[Effect] = [StagePassed(step.key, step.stage, outcome, by)]
-    done = replace(step, outcomes=(*step.outcomes, outcome), failing=(), deadline=None)
+    done = replace(step, outcomes=(*step.outcomes, outcome), failing=(), deadline=None, reason=None)
     if step.stage + 1 < len(step.stages):
         moved, more = _enter_stage(done, step.stage + 1, now)
         return _with_step(release, moved), effects + more
@@ -211,19 +231,79 @@ def _on_timer(
     return _finish_stage(release, step, Outcome.ELAPSED, None, now)
 
 
+def offers_rollback(release: Release, step: Step, user: str) -> bool:
+    """True when on-call stops the soak or a verification step: the rollback plan is offered."""
+    return user == release.roles.on_call and (
+        step.key in ROLLBACK_STEPS or step.phase in ROLLBACK_PHASES
+    )
+
+
+def _on_stop(
+    release: Release, step: Step, event: StepEvent, now: datetime
+) -> tuple[Release, list[Effect]]:
+    assert isinstance(event, Stop)
+    reason = event.reason.strip()
+    if not reason:
+        raise IllegalMove(Why.REASON_REQUIRED, action="stop")
+    blocked = replace(
+        step, status=StepStatus.BLOCKED, failing=(STOPPED,), reason=reason, deadline=None
+    )
+    stopped = StepStopped(step.key, event.user, reason, offers_rollback(release, step, event.user))
+    return _with_step(release, blocked), [stopped]
+
+
+def escalation_for(release: Release, owner: str) -> str | None:
+    """Who is brought in when a step waits too long on `owner`: the commander, or on-call
+    when the owner is the commander (nobody when the owner holds both)."""
+    roles = release.roles
+    for user in (roles.commander, roles.on_call):
+        if user != owner:
+            return user
+    return None
+
+
+def _on_remind(
+    release: Release, step: Step, event: StepEvent, now: datetime
+) -> tuple[Release, list[Effect]]:
+    assert isinstance(event, Remind)
+    owner = release.roles.user(step.owner)
+    escalate_to = escalation_for(release, owner) if event.escalate else None
+    return release, [Reminded(step.key, owner, escalate_to)]
+
+
+def _on_snooze(
+    release: Release, step: Step, event: StepEvent, now: datetime
+) -> tuple[Release, list[Effect]]:
+    assert isinstance(event, Snooze)
+    return release, [Snoozed(step.key, event.user, now + SNOOZE)]
+
+
 STEP_RULES: Mapping[tuple[StepStatus, type], StepHandler] = {
     (StepStatus.AWAITING, Approve): _on_approve,
     (StepStatus.RUNNING, CheckFinished): _on_results,
     (StepStatus.ACTING, ActionFinished): _on_results,
     (StepStatus.BLOCKED, Retry): _on_retry,
     (StepStatus.TIMING, TimerElapsed): _on_timer,
+    **{
+        (status, Stop): _on_stop
+        for status in (StepStatus.AWAITING, StepStatus.RUNNING, StepStatus.ACTING)
+    },
+    (StepStatus.TIMING, Stop): _on_stop,
+    **{(status, Remind): _on_remind for status in (StepStatus.AWAITING, StepStatus.BLOCKED)},
+    **{(status, Snooze): _on_snooze for status in (StepStatus.AWAITING, StepStatus.BLOCKED)},
 }
 
-# Results that arrive for a step that has moved on are stale, not errors.
+# Results that arrive for a step that has moved on are stale, not errors; so is a reminder
+# that comes due just as its step moves.
 STEP_IGNORED: frozenset[tuple[StepStatus, type]] = frozenset(
     {(status, CheckFinished) for status in StepStatus if status is not StepStatus.RUNNING}
     | {(status, ActionFinished) for status in StepStatus if status is not StepStatus.ACTING}
     | {(status, TimerElapsed) for status in StepStatus if status is not StepStatus.TIMING}
+    | {
+        (status, Remind)
+        for status in StepStatus
+        if status not in (StepStatus.AWAITING, StepStatus.BLOCKED)
+    }
 )
 
 
@@ -315,11 +395,11 @@ def _confirm_rollback(release: Release, event: Event, now: datetime) -> Transiti
 
 def _handover(release: Release, event: Event, now: datetime) -> Transition:
     assert isinstance(event, Handover)
-    old = release.roles.commander
+    old = release.roles.user(event.role)
     if event.to == old:
-        raise IllegalMove(Why.ALREADY_HOLDS_ROLE, user=old, role=Role.COMMANDER)
-    roles = replace(release.roles, commander=event.to)
-    return Transition(replace(release, roles=roles), (HandedOver(old, event.to),))
+        raise IllegalMove(Why.ALREADY_HOLDS_ROLE, user=old, role=event.role)
+    roles = replace(release.roles, **{event.role.value: event.to})
+    return Transition(replace(release, roles=roles), (HandedOver(old, event.to, event.role),))
 
 
 def _unfreeze(release: Release, event: Event, now: datetime) -> Transition:
@@ -379,11 +459,13 @@ RELEASE_RULES: Mapping[tuple[ReleaseStatus, type], ReleaseHandler] = {
 
 
 class Holder(StrEnum):
-    """Someone a permission names, resolved against the release's roles."""
+    """Someone a permission names, resolved against the release's roles (and the event)."""
 
     COMMANDER = "commander"
     ON_CALL = "on_call"
     STEP_OWNER = "step_owner"  # whoever owns the step's current stage
+    ROLE_HOLDER = "role_holder"  # whoever holds the role a handover moves
+    INCOMING_ON_CALL = "incoming_on_call"  # the person a handover of on-call names
 
 
 PERMISSIONS: Mapping[type, tuple[Holder, ...]] = {
@@ -392,27 +474,37 @@ PERMISSIONS: Mapping[type, tuple[Holder, ...]] = {
     Waive: (Holder.COMMANDER,),
     Abort: (Holder.COMMANDER,),
     Complete: (Holder.COMMANDER,),
-    Handover: (Holder.COMMANDER,),
+    Handover: (Holder.COMMANDER, Holder.ROLE_HOLDER, Holder.INCOMING_ON_CALL),
     Unfreeze: (Holder.COMMANDER,),
     AllowMerge: (Holder.COMMANDER,),
     TakeFreeze: (Holder.COMMANDER,),
     Rollback: (Holder.ON_CALL,),
+    Stop: (Holder.STEP_OWNER, Holder.COMMANDER, Holder.ON_CALL),
+    Snooze: (Holder.STEP_OWNER, Holder.COMMANDER),
     ConfirmRollback: (Holder.ON_CALL,),
 }
+# Holders who can be told apart only once the event is known (its step, its role).
+EVENT_HOLDERS = frozenset({Holder.STEP_OWNER, Holder.ROLE_HOLDER, Holder.INCOMING_ON_CALL})
 
 
-def _holder_id(release: Release, holder: Holder, step: str | None) -> str:
+def _holder_id(release: Release, holder: Holder, event: Event | None) -> str | None:
     if holder is Holder.COMMANDER:
         return release.roles.commander
     if holder is Holder.ON_CALL:
         return release.roles.on_call
-    return release.roles.user(release.step(step or "").owner)
+    if holder is Holder.ROLE_HOLDER:
+        role = getattr(event, "role", None)
+        return release.roles.user(role) if isinstance(role, Role) else None
+    if holder is Holder.INCOMING_ON_CALL:
+        to = getattr(event, "to", None)
+        return to if getattr(event, "role", None) is Role.ON_CALL else None
+    return release.roles.user(release.step(getattr(event, "step", None) or "").owner)
 
 
 def holders(release: Release, event: Event) -> tuple[tuple[Holder, str], ...]:
     """Who may cause this event in this release: each holder with the user id behind it."""
-    step = getattr(event, "step", None)
-    return tuple((h, _holder_id(release, h, step)) for h in PERMISSIONS.get(type(event), ()))
+    found = ((h, _holder_id(release, h, event)) for h in PERMISSIONS.get(type(event), ()))
+    return tuple((h, uid) for h, uid in found if uid is not None)
 
 
 def _refuse(
@@ -420,27 +512,33 @@ def _refuse(
     kind: type,
     user: str | None,
     allowed: tuple[tuple[Holder, str], ...],
-    step: str | None,
+    event: Event | None,
 ) -> None:
     if not allowed or user is None or any(user == uid for _, uid in allowed):
         return
     raise NotAllowed(
-        Why.NOT_ALLOWED, action=kind.__name__.lower(), holders=allowed, step=step, release=release
+        Why.NOT_ALLOWED,
+        action=kind.__name__.lower(),
+        holders=allowed,
+        step=getattr(event, "step", None),
+        release=release,
+        role=getattr(event, "role", None),
     )
 
 
 def authorize(release: Release, event: Event) -> None:
     """NotAllowed unless the event's user holds one of the roles allowed to cause it."""
-    step = getattr(event, "step", None)
-    _refuse(release, type(event), getattr(event, "user", None), holders(release, event), step)
+    _refuse(release, type(event), getattr(event, "user", None), holders(release, event), event)
 
 
 def authorize_kind(release: Release, kind: type, user: str) -> None:
-    """Refuse early, before a command is parsed, when no step could make `user` allowed.
+    """Refuse early, before a command is parsed, when nothing in the command could make `user`
+    allowed (no step they own, no role they hold).
 
     Only a shortcut for a clearer reply: `authorize()` still decides every event.
     """
     allowed = PERMISSIONS.get(kind, ())
-    if Holder.STEP_OWNER in allowed:
+    if EVENT_HOLDERS & set(allowed):
         return
-    _refuse(release, kind, user, tuple((h, _holder_id(release, h, None)) for h in allowed), None)
+    found = ((h, _holder_id(release, h, None)) for h in allowed)
+    _refuse(release, kind, user, tuple((h, uid) for h, uid in found if uid is not None), None)

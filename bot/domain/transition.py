@@ -9,14 +9,18 @@ from datetime import datetime
 
 from bot.domain.errors import IllegalMove, Why
 from bot.domain.events import (
+    BOT_STEP_EVENTS,
     ActionFinished,
     Activate,
     Approve,
     CheckFinished,
     Event,
     Kickoff,
+    Remind,
     Retry,
+    Snooze,
     StepEvent,
+    Stop,
     TimerElapsed,
     Transition,
 )
@@ -32,7 +36,7 @@ from bot.domain.rules import (
 
 def _apply_step_event(release: Release, event: StepEvent, now: datetime) -> Transition:
     if release.status is not ReleaseStatus.ACTIVE:
-        if isinstance(event, CheckFinished | ActionFinished | TimerElapsed):
+        if isinstance(event, BOT_STEP_EVENTS):
             return Transition(release)
         raise IllegalMove(Why.RELEASE_NOT_ACTIVE, release=release)
     step = release.step(event.step)
@@ -55,7 +59,10 @@ def transition(release: Release, event: Event, now: datetime) -> Transition:
     IllegalMove when the runbook's tables do not allow the event now; NotAllowed when they do
     but its user holds none of the roles the permission table names.
     """
-    if isinstance(event, CheckFinished | ActionFinished | Approve | Retry | TimerElapsed):
+    if isinstance(
+        event,
+        CheckFinished | ActionFinished | Approve | Retry | TimerElapsed | Stop | Remind | Snooze,
+    ):
         return _apply_step_event(release, event, now)
     handler = RELEASE_RULES.get((release.status, type(event)))
     if handler is None:

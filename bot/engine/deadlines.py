@@ -1,7 +1,9 @@
-"""Deadlines: activation at T-30, kickoff at T-0, and step timers (the soak), from the database.
+"""Deadlines: activation at T-30, kickoff at T-0, step timers (the soak) and reminders of steps
+waiting on a person, from the database.
 
-Nothing is kept in memory: every due time is read from the stored releases, so a restart fires
-what came due while golive was down and waits for the rest.
+Nothing is kept in memory: every due time is read from the stored releases (and the stored
+reminders of each wait), so a restart fires what came due while golive was down — once, not
+once per missed interval — and waits for the rest.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from collections.abc import Callable
 from datetime import datetime
 
 from bot.domain.clock import Clock
+from bot.domain.config import RemindersConfig
 from bot.domain.errors import GoliveError
-from bot.domain.events import Activate, Event, Evidence, Kickoff, TimerElapsed, Transition
-from bot.domain.model import KICKOFF_PHASES, ReleaseStatus, StepStatus
-from bot.store import Store
+from bot.domain.events import Activate, Event, Evidence, Kickoff, Remind, TimerElapsed, Transition
+from bot.domain.model import KICKOFF_PHASES, Release, ReleaseStatus, StepStatus
+from bot.store import Store, Wait
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +36,47 @@ class Deadlines:
         apply: Apply,
         breaches_of: BreachesOf,
         evidence_of: EvidenceOf,
+        reminders: RemindersConfig | None = None,
     ) -> None:
         """`breaches_of(release)` names what stands against widening when a soak ends, and
-        `evidence_of(release)` counts the soak's conclusive ticks."""
+        `evidence_of(release)` counts the soak's conclusive ticks; `reminders` says when a
+        step waiting on a person is brought up again."""
         self.store = store
         self.clock = clock
         self._apply = apply
         self._breaches_of = breaches_of
         self._evidence_of = evidence_of
+        self.reminders = reminders or RemindersConfig()
 
-    def _due_times(self) -> list[tuple[datetime, int, Event]]:
+    def reminder_due(self, wait: Wait) -> datetime:
+        """When a wait's next reminder is due: `after` its start, then `every` after the last
+        reminder (never sooner), and not before a snooze ends."""
+        policy = self.reminders
+        due = wait.since + policy.after
+        if wait.reminded_at is not None:
+            due = wait.reminded_at + policy.every
+        if wait.snoozed_until is not None and wait.snoozed_until > due:
+            due = wait.snoozed_until
+        return due
+
+    def _reminders(self, release: Release, now: datetime | None) -> list[tuple[datetime, Event]]:
+        """The next reminder of every step waiting on a person; escalated once the wait has
+        lasted `escalate_after` when it fires (`now`)."""
+        waiting = [s for s in release.steps if s.waits_on_people]
+        if not waiting:
+            return []
+        waits = self.store.waits(release.id)
+        due: list[tuple[datetime, Event]] = []
+        for step in waiting:
+            wait = waits.get(step.key)
+            if wait is None:
+                continue
+            moment = self.reminder_due(wait)
+            late = now is not None and now - wait.since >= self.reminders.escalate_after
+            due.append((moment, Remind(step.key, escalate=late)))
+        return due
+
+    def _due_times(self, now: datetime | None = None) -> list[tuple[datetime, int, Event]]:
         due: list[tuple[datetime, int, Event]] = []
         statuses = (ReleaseStatus.SCHEDULED.value, ReleaseStatus.ACTIVE.value)
         for rid in self.store.release_ids(statuses=statuses):
@@ -66,6 +100,8 @@ class Deadlines:
                 for s in release.steps
                 if s.status is StepStatus.TIMING and s.deadline is not None
             )
+            if release.status is ReleaseStatus.ACTIVE:
+                due.extend((moment, rid, event) for moment, event in self._reminders(release, now))
         return due
 
     def next_due(self) -> datetime | None:
@@ -77,7 +113,7 @@ class Deadlines:
         """Apply every timer whose time has come; returns how many fired."""
         now = self.clock.now()
         fired = 0
-        for moment, rid, event in sorted(self._due_times(), key=lambda d: d[0]):
+        for moment, rid, event in sorted(self._due_times(now), key=lambda d: d[0]):
             if moment > now:
                 break
             if isinstance(event, TimerElapsed):

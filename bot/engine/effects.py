@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from bot.domain.clock import Clock, SystemClock, parse_iso
 from bot.domain.config import Config
 from bot.domain.events import (
     ActionFinished,
@@ -24,25 +25,29 @@ from bot.domain.events import (
     HandedOver,
     MergeAllowed,
     PhaseDone,
+    Reminded,
     RollbackProposed,
     RollbackStarted,
     RunAction,
     RunCheck,
+    Snoozed,
     StageOpened,
     StagePassed,
     StatusChanged,
     StepBlocked,
     StepDone,
+    StepStopped,
     TimerElapsed,
     WaitingForKickoff,
     Waived,
 )
-from bot.domain.model import Outcome, Release, ReleaseStatus, StageKind, Step, StepStatus
+from bot.domain.model import Outcome, Release, ReleaseStatus, Role, StageKind, Step, StepStatus
 from bot.domain.plan import rollback_order
 from bot.domain.records import ActionRun
 from bot.domain.redact import safe_url
 from bot.engine.actions import ROLLBACK, STARTED, new_token
 from bot.engine.checkbook import notes_in_github
+from bot.engine.home import HOME_KIND, HomeViews, waiting_keys
 from bot.engine.records import DRAWN_LATER, SOAK_CHART, record_markdown
 from bot.engine.writeback import WRITE_BACK_CHANNEL, WRITE_BACK_KIND, write_back_job
 from bot.render import messages
@@ -51,6 +56,9 @@ from bot.render.release_notes import Thread, record_section
 from bot.store import ReleaseRecord, Store
 from checks.github_release import notes_release
 from checks.rollback import targets_from
+
+REMINDER_KIND = "reminder"  # a reminder in the release thread (with its Snooze button)
+DM_KIND = "dm"  # a direct message to `user` (its `channel` is the user id, a queue of its own)
 
 
 @dataclass(frozen=True)
@@ -80,9 +88,14 @@ class PlanLine:
 class Effects:
     """Turns the effects of a transition into outbox rows and records."""
 
-    def __init__(self, config: Config, store: Store) -> None:
+    def __init__(
+        self, config: Config, store: Store, *, clock: Clock | None = None, app_home: bool = False
+    ) -> None:
+        """`app_home`: keep each person's App Home tab up to date (Slack; not the console),
+        drawn at the time `clock` tells."""
         self.config = config
         self.store = store
+        self.homes = HomeViews(store, config, clock or SystemClock()) if app_home else None
         self._handlers: Mapping[type, Callable[[ReleaseRecord, Any, datetime, Context], None]] = {
             StageOpened: self._stage_opened,
             RunCheck: self._nothing,
@@ -100,6 +113,9 @@ class Effects:
             StatusChanged: self._status_changed,
             HandedOver: self._handed_over,
             WaitingForKickoff: self._nothing,
+            StepStopped: self._step_stopped,
+            Reminded: self._reminded,
+            Snoozed: self._snoozed,
         }
 
     def apply(self, record: ReleaseRecord, effect: Effect, now: datetime, ctx: Context) -> None:
@@ -182,6 +198,11 @@ class Effects:
         if record.card_message is None:
             return
         samples = self.store.samples(record.release.id)[-30:]
+        handovers = [
+            messages.HandoverMark(Role(e["data"]["role"]), e["data"]["old"], parse_iso(e["at"]))
+            for e in self.store.events(record.release.id, "handed_over")
+            if e["data"].get("role") in {r.value for r in Role}
+        ]
         card = messages.render_card(
             record.release,
             self.config,
@@ -191,6 +212,7 @@ class Effects:
             shortened=record.shortened,
             closed_at=record.closed_at,
             links=self.action_links(record.release),
+            handovers=handovers,
         )
         self.update(record, record.card_message, card, now)
 
@@ -233,6 +255,21 @@ class Effects:
         rendered = messages.render_rollback_done(record.release, runs)
         self.post_channel(record, rendered, now)
         self._upload_record(record, now)
+
+    def refresh_homes(self, before: Release, after: Release, now: datetime) -> None:
+        """Queue a fresh App Home view for everyone whose waiting steps changed (and who has
+        opened golive's Home tab: the others get theirs when they first open it)."""
+        if self.homes is None:
+            return
+        old, new = waiting_keys(before), waiting_keys(after)
+        for user in sorted(set(old) | set(new)):
+            if old.get(user) != new.get(user) and self.store.has_sent(HOME_KIND, user):
+                self.homes.queue(user, now)
+
+    def home(self, user: str, now: datetime) -> None:
+        """Queue a fresh App Home view for one person (they opened the tab)."""
+        if self.homes is not None:
+            self.homes.queue(user, now)
 
     def latest_results(self, release_id: int, step: Step) -> list[dict[str, Any]]:
         """The stored verdicts of a step's newest check run."""
@@ -522,9 +559,92 @@ class Effects:
     def _handed_over(
         self, record: ReleaseRecord, effect: HandedOver, now: datetime, ctx: Context
     ) -> None:
-        rendered = messages.render_handed_over(record.release, effect.old, effect.new)
+        """Say who holds the role now, and address its waiting requests to them in place."""
+        release = record.release
+        readdressed = 0
+        for step in release.steps:
+            if step.status is not StepStatus.AWAITING or step.owner is not effect.role:
+                continue
+            request = self.store.latest_request(release.id, step.key)
+            if request is None:
+                continue
+            rendered = messages.render_approval_request(
+                release, step, self.config.slack.approve_reaction, self._link(release, step)
+            )
+            self.update(record, request.id, rendered, now)
+            readdressed += 1
+        rendered = messages.render_handed_over(
+            release, effect.old, effect.new, effect.role, readdressed
+        )
         self.thread(record, rendered, now)
 
+    def _step_stopped(
+        self, record: ReleaseRecord, effect: StepStopped, now: datetime, ctx: Context
+    ) -> None:
+        """The stop in the thread (the commander mentioned), the request rewritten without its
+        buttons, and the rollback plan when on-call stopped the soak or a verification."""
+        release = record.release
+        step = release.step(effect.step)
+        plan = (
+            [
+                messages.rollback_plan_line(p.service, p.image, p.target)
+                for p in self.rollback_plan(record)
+            ]
+            if effect.rollback
+            else []
+        )
+        rendered = messages.render_stopped(release, step, effect.by, effect.reason, plan)
+        self.thread(record, rendered, now, step_key=step.key)
+        request = self.store.latest_request(release.id, step.key)
+        if request is not None and step.current.kind is StageKind.APPROVE:
+            quiet = messages.render_request_stopped(
+                step, step.current, effect.by, effect.reason, now, self.config.tz
+            )
+            self.update(record, request.id, quiet, now)
+
+    def _reminded(
+        self, record: ReleaseRecord, effect: Reminded, now: datetime, ctx: Context
+    ) -> None:
+        """A reminder in the thread (with Snooze) and a direct message to the owner linking to
+        the step's request."""
+        release = record.release
+        step = release.step(effect.step)
+        wait = self.store.waits(release.id).get(step.key)
+        waited = now - wait.since if wait is not None else timedelta(0)
+        kind = "escalation" if effect.escalate_to else "reminder"
+        self.store.add_reminder(release.id, step.key, kind, now)
+        reminder = messages.render_step_reminder(
+            release, step, effect.owner, effect.escalate_to, waited
+        )
+        self.thread(record, reminder, now, kind=REMINDER_KIND, step_key=step.key)
+        request = self.store.latest_step_message(release.id, step.key)
+        dm = messages.render_reminder_dm(
+            release, step, waited, request.id if request is not None else None
+        )
+        self.store.enqueue(  # queued by person: a direct message never holds the channel
+            release_id=release.id,
+            channel=effect.owner,
+            kind=DM_KIND,
+            text=dm.text,
+            blocks=dm.blocks,
+            at=now,
+            user=effect.owner,
+            step_key=step.key,
+        )
+
+    def _snoozed(self, record: ReleaseRecord, effect: Snoozed, now: datetime, ctx: Context) -> None:
+        """The snooze recorded, said in the thread, and the last reminder's button removed."""
+        release = record.release
+        step = release.step(effect.step)
+        self.store.add_reminder(
+            release.id, step.key, "snooze", now, user=effect.by, until=effect.until
+        )
+        tz = self.config.tz
+        self.thread(record, messages.render_snoozed(step, effect.by, effect.until, tz), now)
+        reminder = self.store.latest_request(release.id, step.key, REMINDER_KIND)
+        if reminder is not None:
+            quiet = messages.render_reminder_quiet(reminder.text, effect.by, effect.until, tz)
+            self.update(record, reminder.id, quiet, now)
     def _rollback_proposed(
         self, record: ReleaseRecord, effect: RollbackProposed, now: datetime, ctx: Context
     ) -> None:

@@ -57,10 +57,23 @@ async def as_queued(row: OutboxRow) -> OutboxRow:
     return row
 
 
+def chained(*steps: Prepare) -> Prepare:
+    """One `prepare` that runs several in turn."""
+
+    async def prepare(row: OutboxRow) -> OutboxRow:
+        for step in steps:
+            row = await step(row)
+        return row
+
+    return prepare
+
+
 BACKOFF: Sequence[float] = (1, 2, 5, 10, 30, 60)
 # Kinds that post a new message into a channel: Slack allows about one per second per channel.
 # Edits (`update`) and ephemerals fall under other, per-method limits and are not paced.
-PACED_KINDS = frozenset({"card", "thread", "approval", "confirm", "channel", "announce", "file"})
+PACED_KINDS = frozenset(
+    {"card", "thread", "approval", "reminder", "confirm", "channel", "announce", "file"}
+)
 
 
 class Outbox(Worker):

@@ -19,8 +19,9 @@ from bot.engine.checkbook import CheckBook, default_checkbook, notes_in_github
 from bot.engine.deadlines import Deadlines
 from bot.engine.freeze import PACE as GATE_PACE
 from bot.engine.freeze import FreezeEnforcer
+from bot.engine.home import HOME_KIND, HomeViews, Links
 from bot.engine.monitor import Monitor
-from bot.engine.outbox import Outbox, Transport
+from bot.engine.outbox import Outbox, Transport, chained
 from bot.engine.pager import PAGE_KIND, PagerTransport
 from bot.engine.records import Drawings
 from bot.engine.scheduler import Timers
@@ -54,13 +55,15 @@ class Runtime:
         gate_pace: float = GATE_PACE,
         threaded: bool = False,
         people: People | None = None,
+        app_home: bool = False,
     ) -> None:
         """`pace`: the least seconds between two posts to one channel (Slack's ~1/s).
         `sleep`: how step actions wait between reads of a run (tests move a fake clock in it).
         `threaded`: database writes on their own thread, so the loop never waits for a lock
         (the server); without it everything runs on the loop (the console, the demo, tests).
         `people`: the directory role holders are checked against (Slack's in `golive serve`,
-        the config's people otherwise)."""
+        the config's people otherwise). `app_home`: keep people's App Home tabs published
+        (Slack), through an outbox of their own."""
         self.config = config
         for warning in deprecations(config):
             log.warning("config: %s", warning)
@@ -80,16 +83,25 @@ class Runtime:
             self.client,
             sleep,
             people=people,
+            app_home=app_home,
         )
         self.drawings = Drawings(self.store, config)
         self.outbox = Outbox(
             self.store,
             transport,
             self.clock,
-            skip=frozenset({PAGE_KIND, WRITE_BACK_KIND}),
+            skip=frozenset({PAGE_KIND, WRITE_BACK_KIND, HOME_KIND}),
             pace=pace,
-            prepare=self.drawings.prepare,
+            prepare=chained(self.drawings.prepare, Links(self.store).prepare),
             notices=self._notice_channels,
+        )
+        # App Home views go on their own: a slow views.publish never holds the channels back.
+        self.homes = Outbox(
+            self.store,
+            transport,
+            self.clock,
+            only=frozenset({HOME_KIND}),
+            prepare=HomeViews(self.store, config, self.clock).prepare,
         )
         self.pager = self._pager(config, secrets)
         self.notes_writer = self._notes_writer(config, secrets)
@@ -100,6 +112,7 @@ class Runtime:
             self.service.apply,
             self.monitor.open_breaches,
             self.monitor.soak_evidence,
+            config.reminders,
         )
         self.timers = Timers(self.deadlines, self.clock, self.monitor)
         self.freeze = FreezeEnforcer(self.service, self.client, pace=gate_pace)
@@ -127,9 +140,15 @@ class Runtime:
         transport = ReleaseNotesTransport(self.client, ci.github_url, ci.repository, token)
         return Outbox(self.store, transport, self.clock, only=frozenset({WRITE_BACK_KIND}))
 
-    def _outboxes(self) -> list[Outbox]:
+    @property
+    def outboxes(self) -> list[Outbox]:
+        """Every outbox: chat messages, App Home views, and PagerDuty events and the release
+        notes' write-back where configured."""
         extra = [o for o in (self.pager, self.notes_writer) if o is not None]
-        return [self.outbox, *extra]
+        return [self.outbox, self.homes, *extra]
+
+    def _outboxes(self) -> list[Outbox]:
+        return self.outboxes
 
     def _notice_channels(self) -> list[str]:
         """Where golive says that it cannot write: the channels of open releases."""

@@ -22,7 +22,7 @@ import httpx
 
 from bot.domain.clock import Clock
 from bot.domain.config import Config, Secrets
-from bot.domain.errors import IllegalMove, NotAllowed, UsageError, Why
+from bot.domain.errors import GoliveError, IllegalMove, NotAllowed, UsageError, Why
 from bot.domain.events import (
     Abort,
     ActionFinished,
@@ -34,8 +34,12 @@ from bot.domain.events import (
     ConfirmRollback,
     Event,
     Handover,
+    Reminded,
     Retry,
     Rollback,
+    Snooze,
+    Snoozed,
+    Stop,
     TakeFreeze,
     Transition,
     Unfreeze,
@@ -47,6 +51,7 @@ from bot.domain.model import (
     ReleaseStatus,
     Role,
     Roles,
+    Step,
     StepStatus,
 )
 from bot.domain.people import Facts, Holding, KnownPeople, LookupFailed, People, unfit
@@ -105,8 +110,10 @@ class ReleaseService:
         client: httpx.AsyncClient | None = None,
         sleep: Sleep = asyncio.sleep,
         people: People | None = None,
+        app_home: bool = False,
     ) -> None:
-        """`sleep` waits between reads of a running action (tests move a fake clock in it)."""
+        """`sleep` waits between reads of a running action (tests move a fake clock in it);
+        `app_home`: keep people's App Home tabs up to date (Slack only)."""
         self.config = config
         self.store = store
         self.clock = clock
@@ -117,7 +124,7 @@ class ReleaseService:
             config.users, (defaults.on_call, defaults.backend, defaults.frontend)
         )
         self._listeners: list[Callable[[], None]] = []
-        self.effects = Effects(config, store)
+        self.effects = Effects(config, store, clock=clock, app_home=app_home)
         self.client = client or httpx.AsyncClient(timeout=10.0)
         self.checks = CheckRunner(
             config,
@@ -219,7 +226,12 @@ class ReleaseService:
                         release_id, now, _event_name(effect), actor, _event_data(effect)
                     )
                     self.effects.apply(after, effect, now, context)
-                self.effects.refresh_card(after, now)
+                quiet = result.release == record.release and all(
+                    isinstance(e, Reminded | Snoozed) for e in result.effects
+                )
+                if not quiet:  # a reminder or a snooze leaves the card as it is
+                    self.effects.refresh_card(after, now)
+                self.effects.refresh_homes(record.release, result.release, now)
         self.changed()
         return result
 
@@ -624,21 +636,35 @@ class ReleaseService:
         latest = self.store.latest_request(message.release_id, message.step_key)
         if latest is None or latest.id != message.id:
             return None
-        record = self.store.load(message.release_id)
-        release = record.release
+        found = self._step_of(message)
+        if found is None or found[1].status is not StepStatus.AWAITING:
+            return None
+        release, step = found
+        return self._clicked(release, Approve(step.key, user), via, "approval_refused", "approve")
+
+    def _step_of(self, message: OutboxRow) -> tuple[Release, Step] | None:
+        """The active release and the step one of our messages is about (None once either is
+        gone or over)."""
+        if message.release_id is None or not message.step_key:
+            return None
+        release = self.store.load(message.release_id).release
         step = release.find_step(message.step_key)
         if release.status is not ReleaseStatus.ACTIVE or step is None:
             return None
-        if step.status is not StepStatus.AWAITING:
-            return None
+        return release, step
+
+    def _clicked(
+        self, release: Release, event: Approve | Snooze, via: str, refused: str, word: str
+    ) -> str:
+        """Apply what a click (or reaction) asks; someone not allowed is told so, alone."""
         try:
-            self.apply(release.id, Approve(step.key, user), user, Context(via=via))
+            self.apply(release.id, event, event.user, Context(via=via))
         except NotAllowed as exc:
-            return self._refuse_click(release, user, step.key, via, exc, "approval_refused")
-        return messages.ack("approve", step.title)
+            return self._refuse_click(release, event.user, event.step, via, exc, refused)
+        return messages.ack(word, release.step(event.step).title)
 
     def _refuse_click(
-        self, release: Release, user: str, step_key: str, via: str, exc: NotAllowed, event: str
+        self, release: Release, user: str, step_key: str, via: str, exc: GoliveError, event: str
     ) -> str:
         """Tell only the person who clicked or reacted why nothing happened; record it."""
         words = refusal(exc)
@@ -732,22 +758,74 @@ class ReleaseService:
         self.changed()
         return messages.ack(kind)
 
-    async def handover(self, channel: str, user: str, to: str) -> str:
-        """Make someone else the commander: a real, active person of this workspace (and of
-        the commander group, where the config names one)."""
-        await self.vet_handover(channel, user, to)
-        return self.hand_over(channel, user, to)
+    async def handover(self, channel: str, user: str, to: str, role: Role = Role.COMMANDER) -> str:
+        """Hand a role (the commander by default) to someone else: a real, active person of
+        this workspace (and of the role's group, where the config names one)."""
+        await self.vet_handover(channel, user, to, role)
+        return self.hand_over(channel, user, to, role)
 
-    async def vet_handover(self, channel: str, user: str, to: str) -> None:
-        """Refuse a handover now unless `user` may hand over and `to` may command."""
-        self.authorize(channel, user, Handover)
-        await self.vet(Role.COMMANDER, to, Holding.NAMED)
+    async def vet_handover(
+        self, channel: str, user: str, to: str, role: Role = Role.COMMANDER
+    ) -> None:
+        """Refuse a handover now unless `user` may hand `role` over and `to` may hold it."""
+        authorize(self.require_current(channel).release, Handover(user, to, role))
+        await self.vet(role, to, Holding.NAMED)
 
-    def hand_over(self, channel: str, user: str, to: str) -> str:
-        """Write the handover (after `vet_handover`)."""
+    def hand_over(self, channel: str, user: str, to: str, role: Role = Role.COMMANDER) -> str:
+        """Write the handover (after `vet_handover`): waiting requests of the role are
+        addressed to `to` in place."""
         record = self.require_current(channel)
-        self.apply(record.release.id, Handover(user, to), user)
-        return messages.ack("handover", to)
+        self.apply(record.release.id, Handover(user, to, role), user)
+        return messages.ack_handover(role, to)
+
+    def reject(
+        self, channel: str, user: str, step_key: str, reason: str, via: str = "command"
+    ) -> str:
+        """Stop a step with a reason (`/golive reject`): it is blocked until retried or waived."""
+        record = self._require_active(channel)
+        step = record.release.step(step_key)
+        self.apply(record.release.id, Stop(step.key, user, reason), user, Context(via=via))
+        return messages.ack("reject", step.title)
+
+    def may_stop(self, release_id: int, step_key: str, user: str) -> None:
+        """Refuse now (IllegalMove, NotAllowed) when `user` could not stop the step: asked before
+        the reason modal opens, so nobody types a reason for nothing. Changes nothing."""
+        release = self.store.load(release_id).release
+        transition(release, Stop(step_key, user, "?"), self.clock.now())
+
+    def stop_step(
+        self, release_id: int, step_key: str, user: str, reason: str, via: str = "modal"
+    ) -> str:
+        """Stop a step from the modal's answer; a refusal (the step moved on, someone not
+        allowed) is told to that person alone."""
+        release = self.store.load(release_id).release
+        try:
+            step = release.step(step_key)
+            self.apply(release.id, Stop(step.key, user, reason), user, Context(via=via))
+        except (NotAllowed, IllegalMove) as exc:
+            return self._refuse_click(release, user, step_key, via, exc, "stop_refused")
+        return messages.ack("reject", step.title)
+
+    def snooze(self, channel: str, user: str, step_key: str) -> str:
+        """Hold a waiting step's reminders off for a while (`/golive snooze`)."""
+        record = self._require_active(channel)
+        step = record.release.step(step_key)
+        self.apply(record.release.id, Snooze(step.key, user), user)
+        return messages.ack("snooze", step.title)
+
+    def snooze_message(self, message: OutboxRow, user: str, via: str = "button") -> str | None:
+        """The Snooze button of a reminder: None when its step no longer waits."""
+        found = self._step_of(message) if message.kind == "reminder" else None
+        if found is None or not found[1].waits_on_people:
+            return None
+        release, step = found
+        return self._clicked(release, Snooze(step.key, user), via, "snooze_refused", "snooze")
+
+    def home_opened(self, user: str) -> None:
+        """Someone opened golive's App Home: publish their view (through the outbox)."""
+        with self.store.transaction():
+            self.effects.home(user, self.clock.now())
+        self.changed()
 
     def rollback(self, channel: str, user: str, reason: str) -> str:
         """On-call rolls the release back: plan posted, freeze kept, monitoring kept."""

@@ -11,7 +11,7 @@ from `mention` and `link`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -149,3 +149,31 @@ STATUS_TITLES: Mapping[ReleaseStatus, str] = {
     ReleaseStatus.ABORTED: "aborted",
     ReleaseStatus.ROLLED_BACK: "rolled back",
 }
+
+
+# Links to golive's own messages, written before Slack has given the message a permalink: a
+# row of the outbox (resolved by the engine once that row is delivered) and a delivered message
+# (resolved by the transport: chat.getPermalink in Slack, the message's id in the console).
+ROW_LINK = re.compile(r"<golive-row:(\d+)\|([^<>|]*)>")
+MESSAGE_LINK = re.compile(r"<golive-message:([A-Za-z0-9]+)/([^<>|/]+)\|([^<>|]*)>")
+
+
+def row_link(row_id: int, label: str) -> str:
+    """A link to the message an outbox row becomes, once it has been delivered."""
+    return f"<golive-row:{row_id}|{esc(label).replace('|', '¦')}>"
+
+
+def message_link(channel: str, ts: str, label: str) -> str:
+    """A link to a delivered message of golive's (its permalink is looked up on delivery)."""
+    return f"<golive-message:{channel}/{ts}|{label}>"
+
+
+def map_text(value: Any, change: Callable[[str], str]) -> Any:
+    """Every string in a message's text or Block Kit JSON, changed by `change`."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, list):
+        return [map_text(v, change) for v in value]
+    if isinstance(value, dict):
+        return {k: map_text(v, change) for k, v in value.items()}
+    return value

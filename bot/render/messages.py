@@ -22,6 +22,7 @@ from bot.domain.model import (
     Phase,
     Release,
     ReleaseStatus,
+    Role,
     Stage,
     StageKind,
     Step,
@@ -41,13 +42,21 @@ from bot.render.fmt import (
     esc,
     link,
     mention,
+    row_link,
     section,
     when,
 )
-from bot.render.refusals import describe_position
+from bot.render.refusals import ROLE_WORDS, describe_position
 
 APPROVE_ACTION = "golive_approve"
 CONFIRM_ROLLBACK_ACTION = "golive_confirm_rollback"
+STOP_ACTION = "golive_stop"  # the Stop button beside Approve: opens the reason modal
+SNOOZE_ACTION = "golive_snooze"  # the Snooze button on a reminder
+STOP_VIEW = "golive_stop_reason"  # callback_id of the modal that asks why a step is stopped
+STOP_REASON_BLOCK = "reason"
+STOP_REASON_INPUT = "reason_input"
+MAX_REASON = 1000  # characters a stop's reason may have (it is echoed in the thread)
+HOME_ITEMS = 30  # steps listed in an App Home view at most (Slack allows 100 blocks)
 
 
 class Verdict(Protocol):
@@ -146,6 +155,8 @@ def step_line(
         line += f" — waiting on {mention(release.roles.user(step.owner))}"
         if step.current.manual:
             line += " (manual confirmation)"
+    elif step.status is StepStatus.BLOCKED and step.reason:
+        line += f" — stopped: {echo(step.reason)}"
     elif step.status is StepStatus.BLOCKED:
         line += f" — blocked: {esc(', '.join(step.failing))}"
     elif step.status is StepStatus.RUNNING:
@@ -180,6 +191,21 @@ def _numbers(values: Sequence[object]) -> list[float]:
     return [float(v) for v in values if isinstance(v, int | float)]
 
 
+@dataclass(frozen=True)
+class HandoverMark:
+    """A role that changed hands, as the card shows it."""
+
+    role: Role
+    old: str
+    at: datetime
+
+
+ROLE_TITLES: Mapping[Role, str] = {
+    Role.COMMANDER: "Commander",
+    Role.ON_CALL: "On-call",
+    Role.BACKEND: "Backend",
+    Role.FRONTEND: "Frontend",
+}
 def shortened_line(shortened: Shortened) -> str:
     """What a release runs below the runbook's minimums, to what, and why."""
     parts = []
@@ -214,10 +240,11 @@ def render_card(
     *,
     shortened: Shortened | None = None,
     closed_at: datetime | None = None,
+    handovers: Sequence[HandoverMark] = (),
 ) -> Rendered:
-    """The release card: status, owners, phases with marks, what waits on whom, soak progress
-    (and the links of running actions, by step key); near the top, the runbook minimums it runs
-    below and whether it is closed."""
+    """The release card: status, owners (and who took a role over from whom, when), phases
+    with marks, what waits on whom, soak progress (and the links of running actions, by step
+    key); near the top, the runbook minimums it runs below and whether it is closed."""
     tz = config.tz
     icon = STATUS_ICONS[release.status]
     head = f"{icon} Release {release.version}{' (major)' if release.major else ''}"
@@ -225,11 +252,16 @@ def render_card(
     notices = [shortened_line(shortened)] if shortened else []
     if closed_at is not None:
         notices.append(closed_line(closed_at, tz))
-    roles = release.roles
-    owners = (
-        f"Commander {mention(roles.commander)} · On-call {mention(roles.on_call)} · "
-        f"Backend {mention(roles.backend)} · Frontend {mention(roles.frontend)}"
-    )
+    latest = {h.role: h for h in handovers}
+
+    def holder(role: Role) -> str:
+        words = f"{ROLE_TITLES[role]} {mention(release.roles.user(role))}"
+        mark = latest.get(role)
+        if mark is not None:
+            words += f" (from {mention(mark.old)} at {clock_time(mark.at, tz)})"
+        return words
+
+    owners = " · ".join(holder(role) for role in Role)
     phases = []
     for phase in Phase:
         steps = [s for s in release.steps if s.phase is phase]
@@ -322,7 +354,8 @@ def render_approval_request(
         lead = f"👉 {owner} *{step.title}*: {label}."
     how = (
         f"React with :{reaction}: or press Approve (or `/golive approve {step.key}`). "
-        f"Only {owner} can approve this."
+        f"Only {owner} can approve this. Something wrong? Press Stop (or "
+        f"{code(f'/golive reject {step.key} <reason>')})."
     )
     blocks: Blocks = [
         section(f"{lead}\n{how}"),
@@ -330,17 +363,24 @@ def render_approval_request(
             "type": "actions",
             "block_id": f"approve:{release.id}:{step.key}",
             "elements": [
-                {
-                    "type": "button",
-                    "action_id": APPROVE_ACTION,
-                    "text": {"type": "plain_text", "text": "Approve"},
-                    "style": "primary",
-                    "value": f"{release.id}:{step.key}",
-                }
+                _button(APPROVE_ACTION, "Approve", f"{release.id}:{step.key}", "primary"),
+                _button(STOP_ACTION, "Stop", f"{release.id}:{step.key}", "danger"),
             ],
         },
     ]
     return Rendered(f"{lead} {how}", blocks)
+
+
+def _button(action: str, label: str, value: str, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "action_id": action,
+        "text": {"type": "plain_text", "text": label},
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
 
 
 def render_approved(
@@ -939,12 +979,27 @@ def render_watching_by_hand(release: Release, until: datetime, tz: ZoneInfo) -> 
     )
 
 
-def render_handed_over(release: Release, old: str, new: str) -> Rendered:
-    """The commander role changed hands."""
-    return Rendered(
-        f"🤝 {mention(old)} handed release {release.version} over to "
-        f"{mention(new)}, who is now the commander."
-    )
+def render_handed_over(
+    release: Release, old: str, new: str, role: Role = Role.COMMANDER, waiting: int = 0
+) -> Rendered:
+    """A role changed hands (`waiting`: requests now addressed to the new holder)."""
+    if role is Role.COMMANDER:
+        text = (
+            f"🤝 {mention(old)} handed release {release.version} over to "
+            f"{mention(new)}, who is now the commander."
+        )
+    else:
+        text = (
+            f"🤝 {mention(new)} takes over from {mention(old)} as {ROLE_WORDS[role]} of "
+            f"release {release.version}."
+        )
+    if waiting:
+        many = waiting > 1
+        text += (
+            f" {waiting} waiting request{'s' if many else ''} {'go' if many else 'goes'} to "
+            f"{mention(new)} now."
+        )
+    return Rendered(text)
 
 
 def render_note(
@@ -1008,6 +1063,8 @@ def ack(action: str, subject: str = "") -> str:
         "note": "Note recorded.",
         "followup": "Follow-up recorded.",
         "handover": f"{mention(subject)} is now the commander.",
+        "reject": f"Stopped {subject}.",
+        "snooze": f"Reminders of {subject} snoozed.",
         "rollback": "Rollback recorded; the plan is in the channel.",
         "rollback_proposed": "The rollback plan is in the channel; confirm it there to run it.",
         "confirm_rollback": "Rollback confirmed; the rollback actions are running.",
@@ -1038,3 +1095,236 @@ def render_database_busy(problem: str) -> str:
         f"golive cannot write to its database right now ({problem}), so nothing was done. "
         "Try again in a minute; `/golive status` still answers."
     )
+
+
+def ack_handover(role: Role, to: str) -> str:
+    """The reply to a handover."""
+    return f"{mention(to)} is now {ROLE_WORDS[role]}."
+
+
+# -- stopping a step ---------------------------------------------------------------------------
+
+
+def render_stopped(
+    release: Release, step: Step, by: str, reason: str, rollback_plan: Sequence[str] = ()
+) -> Rendered:
+    """A person stopped a step: why, the commander mentioned, the ways on (and, when on-call
+    stopped the soak or a verification, the rollback plan)."""
+    lines = [
+        f"🛑 {mention(by)} stopped *{step.title}*: {echo(reason)}",
+        f"{mention(release.roles.commander)}: it stays blocked until it is sorted — then "
+        f"{code(f'/golive retry {step.key}')} (the commander or its owner), or "
+        f"{code(f'/golive waive {step.key} <reason>')}.",
+    ]
+    if rollback_plan:
+        lines.append("*Rollback plan*")
+        lines.extend(f"• {line}" for line in rollback_plan)
+        lines.append(f"On-call decides: {code('/golive rollback <reason>')}.")
+    text = "\n".join(lines)
+    return Rendered(text, [section(text)])
+
+
+def render_request_stopped(
+    step: Step, stage: Stage, by: str, reason: str, at: datetime, tz: ZoneInfo
+) -> Rendered:
+    """An approval request, rewritten once the step was stopped (no buttons)."""
+    text = (
+        f"🛑 *{step.title}*: {stage.label} — stopped by {mention(by)} at "
+        f"{clock_time(at, tz)}: {echo(reason)}"
+    )
+    return Rendered(text, [section(text)])
+
+
+def render_stop_modal(release: Release, step: Step) -> dict[str, Any]:
+    """The modal that asks why a step is stopped (views.open)."""
+    return {
+        "type": "modal",
+        "callback_id": STOP_VIEW,
+        "private_metadata": f"{release.id}:{step.key}",
+        "title": {"type": "plain_text", "text": "Stop a step"},
+        "submit": {"type": "plain_text", "text": "Stop it"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            section(
+                f"Stop *{step.title}* of release {release.version}? It stays blocked until "
+                f"the commander or its owner retries it, or the commander waives it; the "
+                f"commander is told at once."
+            ),
+            {
+                "type": "input",
+                "block_id": STOP_REASON_BLOCK,
+                "label": {"type": "plain_text", "text": "Why stop it?"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": STOP_REASON_INPUT,
+                    "multiline": True,
+                    "min_length": 1,
+                    "max_length": MAX_REASON,
+                },
+            },
+        ],
+    }
+
+
+def stop_reason_error() -> str:
+    """What the modal shows under an empty reason."""
+    return "Say why you stop it: the commander needs to know."
+
+
+# -- reminders ---------------------------------------------------------------------------------
+
+
+def _waited(seconds: float) -> str:
+    """How long something has waited, in whole minutes (seconds under a minute)."""
+    if seconds < 60:
+        return format_duration(timedelta(seconds=max(round(seconds), 1)))
+    return format_duration(timedelta(seconds=round(seconds / 60) * 60))
+
+
+def render_step_reminder(
+    release: Release, step: Step, owner: str, escalate_to: str | None, waited: timedelta
+) -> Rendered:
+    """A reminder in the thread: the owner mentioned (and, once late, someone else too), with a
+    Snooze button."""
+    how_long = _waited(waited.total_seconds())
+    if step.status is StepStatus.BLOCKED:
+        what = (
+            f"has been blocked for {how_long} ({esc(', '.join(step.failing))}): "
+            f"{code(f'/golive retry {step.key}')} once it is fixed, or the commander may "
+            f"{code(f'/golive waive {step.key} <reason>')}"
+        )
+    else:
+        what = f"has waited {how_long} for you: {step.current.label} (the request is above)"
+    text = f"⏰ {mention(owner)} *{step.title}* {what}."
+    if escalate_to is not None:
+        text = f"⏫{text[1:]}\n{mention(escalate_to)}, it needs you too."
+    blocks: Blocks = [
+        section(text),
+        {
+            "type": "actions",
+            "block_id": f"remind:{release.id}:{step.key}",
+            "elements": [_button(SNOOZE_ACTION, "Snooze 30 min", f"{release.id}:{step.key}")],
+        },
+    ]
+    return Rendered(text, blocks)
+
+
+def render_reminder_dm(
+    release: Release, step: Step, waited: timedelta, request: int | None
+) -> Rendered:
+    """The direct message to a step's owner, with a link to its request (the outbox row of the
+    approval request, or of the message saying why it is blocked) in the thread."""
+    how_long = _waited(waited.total_seconds())
+    doing = "is blocked" if step.status is StepStatus.BLOCKED else "waits for you"
+    where = f" — {row_link(request, 'open it in the thread')}" if request is not None else ""
+    text = (
+        f"⏰ Release {release.version}: *{step.title}* {doing} ({how_long} now) in "
+        f"<#{release.channel}>{where}."
+    )
+    return Rendered(text, [section(text)])
+
+
+def render_reminder_quiet(text: str, by: str, until: datetime, tz: ZoneInfo) -> Rendered:
+    """A reminder, rewritten once snoozed (no button)."""
+    line = f"{text}\n💤 Snoozed by {mention(by)} until {clock_time(until, tz)}."
+    return Rendered(line, [section(line)])
+
+
+def render_snoozed(step: Step, by: str, until: datetime, tz: ZoneInfo) -> Rendered:
+    """Someone snoozed a step's reminders."""
+    return Rendered(
+        f"💤 {mention(by)} snoozed the reminders of *{step.title}* until {clock_time(until, tz)}."
+    )
+
+
+# -- App Home ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HomeStep:
+    """A step waiting on the person whose Home tab is drawn."""
+
+    release: Release
+    step: Step
+    since: datetime | None
+    link: str | None  # a message link to its request (fmt.message_link), once delivered
+
+
+@dataclass(frozen=True)
+class HomeRelease:
+    """A release as the Home tab lists it."""
+
+    release: Release
+    ended_at: datetime | None = None
+
+
+def render_home(
+    user: str,
+    waiting: Sequence[HomeStep],
+    active: Sequence[HomeRelease],
+    completed: Sequence[HomeRelease],
+    config: Config,
+    now: datetime,
+) -> Rendered:
+    """A person's App Home: what waits on them, the releases in progress, the last completed."""
+    tz = config.tz
+    mine = [_home_step(item, tz) for item in waiting[:HOME_ITEMS]]
+    if len(waiting) > HOME_ITEMS:
+        mine.append(
+            f"…and {len(waiting) - HOME_ITEMS} more: `/golive status` in each release channel."
+        )
+    parts = (
+        ("Waiting on you", mine, "Nothing waits on you. 🎉"),
+        (
+            "Releases in progress",
+            [_home_active(e.release, now) for e in active],
+            "No release is in progress.",
+        ),
+        ("Recently completed", [_home_done(e, tz) for e in completed], "No release completed yet."),
+    )
+    blocks: Blocks = []
+    lines = [f"golive for {mention(user)}"]
+    for title, entries, empty in parts:
+        if blocks:
+            blocks.append({"type": "divider"})
+        blocks.append(_header(title))
+        blocks += [section(entry) for entry in entries] or [context(empty)]
+        lines += [f"{title}:", *(entries or [empty])]
+    return Rendered("\n".join(lines), blocks)
+
+
+def _home_step(item: HomeStep, tz: ZoneInfo) -> str:
+    step, release = item.step, item.release
+    since = f" · since {clock_time(item.since, tz)}" if item.since else ""
+    what = (
+        f"blocked: {esc(', '.join(step.failing))}"
+        if step.status is StepStatus.BLOCKED
+        else step.current.label
+    )
+    where = f" · {item.link}" if item.link else ""
+    return (
+        f"{step_mark(step)} *{step.title}* — release {release.version} in "
+        f"<#{release.channel}>{since}\n{what}{where}"
+    )
+
+
+def _home_active(release: Release, now: datetime) -> str:
+    phase = PHASE_TITLES[release.phase] if release.phase else "every step done"
+    line = (
+        f"{STATUS_ICONS[release.status]} *{release.version}* in <#{release.channel}> — "
+        f"{phase} (commander {mention(release.roles.commander)})\n" + describe_position(release)
+    )
+    bar = soak_progress(release, now)
+    return f"{line}\n{bar}" if bar else line
+
+
+def _home_done(item: HomeRelease, tz: ZoneInfo) -> str:
+    release = item.release
+    return (
+        f"🎉 *{release.version}* in <#{release.channel}> — completed "
+        f"{when(item.ended_at, tz)} (commander {mention(release.roles.commander)})"
+    )
+
+
+def _header(text: str) -> dict[str, Any]:
+    return {"type": "header", "text": {"type": "plain_text", "text": text, "emoji": True}}

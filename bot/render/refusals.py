@@ -43,7 +43,11 @@ FREEZE_ACTIONS: Mapping[str, str] = {
 }
 
 # Events whose class name does not read as a verb (`only on-call can confirm the rollback of …`).
-ACTION_WORDS: Mapping[str, str] = {"confirmrollback": "confirm the rollback of"}
+ACTION_WORDS: Mapping[str, str] = {
+    "confirmrollback": "confirm the rollback of",
+    "handover": "hand over",
+    "snooze": "snooze reminders of",
+}
 
 ROLE_WORDS: Mapping[Role, str] = {
     Role.COMMANDER: "the commander",
@@ -99,7 +103,25 @@ def _step_refuses(release: Release, step: Step, event: str) -> str:
         if step.status is StepStatus.ACTING:
             return f"the bot is still running {step.title}; wait for its result"
         return f"{step.title} is not blocked, so there is nothing to retry; {where}"
+    if event == "stop":
+        if step.status is StepStatus.BLOCKED:
+            return f"{step.title} is already stopped ({esc(', '.join(step.failing))}); {where}"
+        return f"{step.title} is not under way, so there is nothing to stop; {where}"
+    if event == "snooze":
+        return f"{step.title} is not waiting on anyone, so there is nothing to snooze; {where}"
     return f"{step.title} cannot take that now; {where}"
+
+
+def _holder_words(holder: Holder, uid: str, role: Role | None) -> str:
+    if holder is Holder.COMMANDER:
+        return f"the commander ({mention(uid)})"
+    if holder is Holder.ON_CALL:
+        return f"on-call ({mention(uid)})"
+    if holder is Holder.ROLE_HOLDER and role is not None:
+        return f"{ROLE_WORDS[role]} ({mention(uid)})"
+    if holder is Holder.INCOMING_ON_CALL:
+        return f"the incoming on-call ({mention(uid)})"
+    return mention(uid)
 
 
 def _not_allowed(
@@ -107,6 +129,7 @@ def _not_allowed(
     holders: Sequence[tuple[Holder, str]],
     step: str | None,
     release: Release,
+    role: Role | None = None,
 ) -> str:
     action = ACTION_WORDS.get(action, action)
     named = [h for h in holders if h[0] is not Holder.STEP_OWNER]
@@ -118,19 +141,31 @@ def _not_allowed(
     target = release.step(step).title if step else "this release"
     if action in FREEZE_ACTIONS:
         action, target = FREEZE_ACTIONS[action], f"release {release.version}"
+    if role is not None:
+        target = f"the {ROLE_WORDS[role].removeprefix('the ')} role"
+    verb = action
     if owners and not named:
-        return f"only {mention(owners[0])} can {action} {target}"
+        return f"only {mention(owners[0])} can {verb} {target}"
+    if len(named) > 1 or (named and owners and named[0][0] is not Holder.COMMANDER):
+        people: dict[str, str] = {}
+        for holder, uid in [*((Holder.STEP_OWNER, u) for u in owners), *named]:
+            people.setdefault(uid, _holder_words(holder, uid, role))
+        *most, last = people.values()
+        who = f"{', '.join(most)} or {last}" if most else last
+        return f"only {who} can {verb} {target}"
     if owners:
-        return f"only the commander or {mention(owners[0])} can {action} {target}"
+        return f"only the commander or {mention(owners[0])} can {verb} {target}"
     holder, uid = named[0]
     title = "the commander" if holder is Holder.COMMANDER else "on-call"
-    return f"only {title} ({mention(uid)}) can {action} {target}"
+    return f"only {title} ({mention(uid)}) can {verb} {target}"
 
 
 HOLDER_WORDS: Mapping[Holder, str] = {
     Holder.COMMANDER: "the commander",
     Holder.ON_CALL: "on-call",
     Holder.STEP_OWNER: "the step's owner",
+    Holder.ROLE_HOLDER: "the role's holder",
+    Holder.INCOMING_ON_CALL: "the incoming on-call",
 }
 
 
@@ -139,7 +174,8 @@ def who_may(holders: Sequence[Holder]) -> str:
     owner`."""
     if len(holders) == 1 and holders[0] is not Holder.STEP_OWNER:
         return f"{HOLDER_WORDS[holders[0]].removeprefix('the ')} only"
-    return " or ".join(HOLDER_WORDS[h] for h in holders)
+    *most, last = (HOLDER_WORDS[h] for h in holders)
+    return f"{', '.join(most)} or {last}" if most else last
 
 
 def _already_open(release: Release) -> str:
@@ -229,7 +265,11 @@ WORDS: Mapping[Why, Callable[..., str]] = {
         + (f"failing now: {esc(', '.join(failing))}" if failing else "nothing is failing now")
     ),
     Why.REASON_REQUIRED: lambda action: (
-        "a waiver needs a reason" if action == "waive" else "say why: a reason is required"
+        "a waiver needs a reason"
+        if action == "waive"
+        else "say why you stop it: a reason is required"
+        if action == "stop"
+        else "say why: a reason is required"
     ),
     Why.NOT_COMPLETE_YET: lambda release: (
         "the release cannot be completed yet: " + describe_position(release)

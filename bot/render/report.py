@@ -75,6 +75,14 @@ def release_record(
         f"- Commander <@{roles.commander}>, on-call <@{roles.on_call}>, backend "
         f"<@{roles.backend}>, frontend <@{roles.frontend}>",
     ]
+    for e in events:
+        if e["type"] == "handed_over":
+            data = e["data"]
+            role = str(data.get("role", "commander")).replace("_", "-")
+            lines.append(
+                f"- {_t(e['at'], config)}: {role} handed over from <@{data.get('old')}> to "
+                f"<@{data.get('new')}>" + (f" by <@{e['actor']}>" if e["actor"] else "")
+            )
     if release.kickoff_at:
         lines.append(f"- Scheduled go-live: {when(release.kickoff_at, config.tz)}")
     if release.reason:

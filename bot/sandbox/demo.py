@@ -83,6 +83,9 @@ TIMERS = {
     "heightened_interval": 3.0,
     "spike_after": 4.0,
 }
+# Reminders of a step nobody answers (after, escalate_after, every), in seconds at speed 1:
+# short when the player stays silent on purpose to show them, calmer for a person typing.
+REMINDERS = {"auto": (4.0, 8.0, 4.0), "typed": (60.0, 120.0, 60.0)}
 
 
 # The demo plays a whole release in about two minutes, so it runs the soak and heightened
@@ -96,10 +99,15 @@ def _seconds(value: float) -> str:
 
 
 
-def demo_config(sandbox: Sandbox, folder: Path, speed: float = 1.0) -> dict[str, Any]:
+def demo_config(
+    sandbox: Sandbox, folder: Path, speed: float = 1.0, auto: bool = False
+) -> dict[str, Any]:
     """The embedded default: every check pointed at the sandbox, timers measured in seconds
-    (divided by `speed`)."""
+    (divided by `speed`; reminders come sooner when the release plays itself)."""
     timer = {name: _seconds(seconds / speed) for name, seconds in TIMERS.items()}
+    after, escalate_after, every = (
+        _seconds(seconds / speed) for seconds in REMINDERS["auto" if auto else "typed"]
+    )
     repo = folder / "repo"
     repo.mkdir(parents=True, exist_ok=True)
     (repo / "release_preflight.py").write_text(PREFLIGHT)
@@ -138,6 +146,7 @@ def demo_config(sandbox: Sandbox, folder: Path, speed: float = 1.0) -> dict[str,
             "shortened_reason": SHORTENED,
         },
         "verification": overrides["verification"],
+        "reminders": {"after": after, "escalate_after": escalate_after, "every": every},
         "actions": sandbox.action_overrides(poll=_seconds(1.0 / speed)),
     }
 
@@ -251,6 +260,11 @@ class Player:
         assert request is not None
         await self.type(user, f"+:white_check_mark: m{request.id}")
 
+    def reminders(self) -> list[tuple[str, str]]:
+        """(step, kind) of every reminder, escalation and snooze of the demo release."""
+        rows = self.runtime.store.reminders(self.release().id)
+        return [(r["step_key"], r["kind"]) for r in rows]
+
     def alerts(self) -> list[tuple[str, str]]:
         """(signal, action) of every alert of the demo release."""
         return [(a["signal"], a["action"]) for a in self.runtime.store.alerts(self.release().id)]
@@ -273,6 +287,17 @@ class Player:
         )
         if await self.until("the backup step", self.awaiting("backup")):
             await self.type("bob", "/golive approve backup rp-demo-0001")
+        if await self.until("the migrations to wait on bob", self.awaiting("migrations")):
+            after, escalate_after, _ = (t / self.speed for t in REMINDERS["auto"])
+            self.note(
+                f"bob steps away: golive reminds him after {after:g} s, and after "
+                f"{escalate_after:g} s brings in alice too"
+            )
+            await self.until(
+                "the migrations to be escalated",
+                lambda: ("migrations", "escalation") in self.reminders(),
+                escalate_after + 30,
+            )
         await self.approve("bob", "migrations")
         await self.approve("bob", "wave-1")
         await self.approve("bob", "wave-2")
@@ -355,6 +380,11 @@ class Player:
                 == [("errors", "open"), ("errors", "recover")],
             ),
             (
+                "the migrations nobody answered were reminded, then escalated",
+                [r for r in self.reminders() if r[0] == "migrations"][:2]
+                == [("migrations", "reminder"), ("migrations", "escalation")],
+            ),
+            (
                 "PagerDuty got a trigger and a resolve",
                 [e["event_action"] for e in sandbox.pagerduty.events] == ["trigger", "resolve"],
             ),
@@ -425,7 +455,7 @@ async def run_demo(
     for stale in place.glob("golive.db*"):
         stale.unlink()
     async with Sandbox.start(history=3600, speed=speed) as sandbox:
-        data = demo_config(sandbox, place, speed)
+        data = demo_config(sandbox, place, speed, auto)
         (place / "golive.yml").write_text(yaml.safe_dump(data, sort_keys=False))
         config = validate_config(data)
         names = {v: k for k, v in PEOPLE.items()}

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import re
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
@@ -22,7 +24,7 @@ DEFAULT_TOKEN = "xoxb-0000000000-golive-sandbox"
 TEAM_ID = "T0SANDBOX"
 BOT_USER_ID = "U0GOLIVEBOT"
 BOT_ID = "B0GOLIVEBOT"
-_JSON_FIELDS = ("blocks", "attachments", "files", "metadata", "channels")
+_JSON_FIELDS = ("blocks", "attachments", "files", "metadata", "channels", "view")
 DEFAULT_USERS = {
     "U0COMMAND": "commander",
     "U0ONCALL1": "oncall",
@@ -35,7 +37,16 @@ SCOPES = {
     "users.info": "users:read",
     "users.list": "users:read",
     "usergroups.users.list": "usergroups:read",
+    "conversations.open": "im:write",
 }
+# Slack honours a trigger_id for three seconds, once (views.open).
+TRIGGER_LIFETIME = timedelta(seconds=3)
+_TRIGGER = re.compile(r"^\d+\.\d+\.[0-9a-f]+$")
+# Block Kit limits of a view (Slack answers invalid_arguments past them).
+MAX_VIEW_BLOCKS = 100
+MAX_VIEW_TITLE = 24
+MAX_PRIVATE_METADATA = 3000
+MAX_CALLBACK_ID = 255
 
 
 @dataclass(frozen=True)
@@ -165,6 +176,14 @@ class FakeSlack(FakeServer):
         self.calls: list[SlackCall] = []
         self.messages: list[SlackMessage] = []
         self.files: dict[str, SlackFile] = {}
+        self.triggers: dict[str, tuple[datetime, str]] = {}  # trigger id → (issued, user)
+        self.used_triggers: set[str] = set()
+        self.views: dict[str, dict[str, Any]] = {}  # modal view id → the view as opened
+        self.homes: dict[str, dict[str, Any]] = {}  # user id → their published Home tab
+        self.home_tab_enabled = True
+        self.dm_channels: dict[str, str] = {}  # user id → their direct conversation with the bot
+        self._view_ids = itertools.count(1)
+        self._trigger_ids = itertools.count(1)
         self._failures: list[_Failure] = []
         self._last_us = 0
         self._file_ids = itertools.count(1)
@@ -247,6 +266,46 @@ class FakeSlack(FakeServer):
     ) -> None:
         """Close the connection without answering for the next `calls` calls or until a time."""
         self._add_failure("drop", calls, until, methods=methods)
+
+    def trigger(self, user: str) -> str:
+        """A trigger_id as Slack sends with an interaction by `user` (a click, a command):
+        views.open takes it once, within three seconds of this moment."""
+        stamp = int(self.clock().timestamp())
+        trigger = f"{next(self._trigger_ids)}.{stamp}.{secrets.token_hex(6)}"
+        self.triggers[trigger] = (self.clock(), user)
+        return trigger
+
+    def submission(self, view_id: str, values: dict[str, dict[str, str]]) -> dict[str, Any]:
+        """The `view_submission` payload Slack sends when the person who opened a modal submits
+        it with these input values (block id → action id → text)."""
+        view = self.views[view_id]
+        state = {
+            block: {
+                action: {"type": "plain_text_input", "value": value}
+                for action, value in actions.items()
+            }
+            for block, actions in values.items()
+        }
+        user = str(view["_user"])
+        return {
+            "type": "view_submission",
+            "team": {"id": TEAM_ID, "domain": "golive-sandbox"},
+            "user": {"id": user, "username": user.lower(), "team_id": TEAM_ID},
+            "api_app_id": "A0GOLIVE",
+            "token": "legacy-verification-token",
+            "trigger_id": self.trigger(user),
+            "view": {
+                **{k: v for k, v in view.items() if not k.startswith("_")},
+                "state": {"values": state},
+            },
+            "response_urls": [],
+            "is_enterprise_install": False,
+        }
+
+    def dms(self, user: str) -> list[SlackMessage]:
+        """Messages the bot posted in its direct conversation with `user`."""
+        channel = self.dm_channels.get(user)
+        return self.posts(channel) if channel else []
 
     def clear_failures(self) -> None:
         """Answer normally again."""
@@ -478,10 +537,113 @@ class FakeSlack(FakeServer):
 
     def _m_chat_getPermalink(self, request: web.Request, params: dict[str, Any]) -> dict[str, Any]:
         channel, ts = str(params.get("channel")), str(params.get("message_ts"))
-        if self.message(channel, ts) is None:
+        error = self._channel_error(channel)
+        if error:
+            return error
+        found = self.message(channel, ts)
+        if found is None:
             return {"ok": False, "error": "message_not_found"}
         link = f"https://golive-sandbox.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        if found.thread_ts:  # a reply: the link opens its thread
+            link += f"?thread_ts={found.thread_ts}&cid={channel}"
         return {"ok": True, "channel": channel, "permalink": link}
+
+    def _m_conversations_open(self, request: web.Request, params: dict[str, Any]) -> dict[str, Any]:
+        users = [u for u in str(params.get("users") or "").split(",") if u]
+        if not users and not params.get("channel"):
+            return {"ok": False, "error": "users_list_not_supplied"}
+        if len(users) != 1:
+            return {"ok": False, "error": "not_enough_users" if not users else "too_many_users"}
+        (user,) = users
+        if user not in self.users:
+            return {"ok": False, "error": "user_not_found"}
+        if self.user_flags.get(user, {}).get("deleted"):
+            return {"ok": False, "error": "user_disabled"}
+        already = user in self.dm_channels
+        channel = self.dm_channels.setdefault(user, f"D0{user[1:9]}")
+        body: dict[str, Any] = {"ok": True, "channel": {"id": channel}}
+        if already:
+            body["already_open"] = True
+        return body
+
+    def _view_problem(self, view: Any, kind: str) -> str | None:
+        """Why Slack would refuse this view (invalid_arguments), or None."""
+        if not isinstance(view, dict) or view.get("type") != kind:
+            return f"view.type must be {kind}"
+        blocks = view.get("blocks")
+        if not isinstance(blocks, list) or len(blocks) > MAX_VIEW_BLOCKS:
+            return f"view.blocks must be a list of at most {MAX_VIEW_BLOCKS} blocks"
+        if len(str(view.get("private_metadata") or "")) > MAX_PRIVATE_METADATA:
+            return "view.private_metadata is too long"
+        if len(str(view.get("callback_id") or "")) > MAX_CALLBACK_ID:
+            return "view.callback_id is too long"
+        if kind != "modal":
+            return None
+        for field_name in ("title", "submit", "close"):
+            text = (view.get(field_name) or {}).get("text")
+            if field_name == "title" and not text:
+                return "view.title is required"
+            if text is not None and len(str(text)) > MAX_VIEW_TITLE:
+                return f"view.{field_name}.text must be at most {MAX_VIEW_TITLE} characters"
+        if any(b.get("type") == "input" for b in blocks) and not view.get("submit"):
+            return "view.submit is required with an input block"
+        return None
+
+    def _stored_view(self, view: dict[str, Any], kind: str) -> dict[str, Any]:
+        return {
+            **view,
+            "id": f"V0SBX{next(self._view_ids):05d}",
+            "team_id": TEAM_ID,
+            "type": kind,
+            "private_metadata": view.get("private_metadata", ""),
+            "callback_id": view.get("callback_id", ""),
+            "state": {"values": {}},
+            "hash": f"{int(self.clock().timestamp())}.{next(self._view_ids):08x}",
+            "app_id": "A0GOLIVE",
+            "bot_id": BOT_ID,
+        }
+
+    def _m_views_open(self, request: web.Request, params: dict[str, Any]) -> dict[str, Any]:
+        trigger = str(params.get("trigger_id") or "")
+        if not _TRIGGER.match(trigger) or trigger not in self.triggers:
+            return {"ok": False, "error": "invalid_trigger_id"}
+        if trigger in self.used_triggers:
+            return {"ok": False, "error": "exchanged_trigger_id"}
+        issued, user = self.triggers[trigger]
+        if self.clock() - issued > TRIGGER_LIFETIME:
+            return {"ok": False, "error": "expired_trigger_id"}
+        problem = self._view_problem(params.get("view"), "modal")
+        if problem:
+            return {
+                "ok": False,
+                "error": "invalid_arguments",
+                "response_metadata": {"messages": [problem]},
+            }
+        self.used_triggers.add(trigger)
+        view = self._stored_view(params["view"], "modal")
+        self.views[view["id"]] = {**view, "_user": user}
+        return {"ok": True, "view": view}
+
+    def _m_views_publish(self, request: web.Request, params: dict[str, Any]) -> dict[str, Any]:
+        user = params.get("user_id")
+        if not isinstance(user, str) or user not in self.users:
+            return {
+                "ok": False,
+                "error": "invalid_arguments",
+                "response_metadata": {"messages": ["invalid `user_id`"]},
+            }
+        if not self.home_tab_enabled:
+            return {"ok": False, "error": "not_enabled"}
+        problem = self._view_problem(params.get("view"), "home")
+        if problem:
+            return {
+                "ok": False,
+                "error": "invalid_arguments",
+                "response_metadata": {"messages": [problem]},
+            }
+        view = self._stored_view(params["view"], "home")
+        self.homes[user] = view
+        return {"ok": True, "view": view}
 
     def _m_reactions_add(self, request: web.Request, params: dict[str, Any]) -> dict[str, Any]:
         message = self.message(str(params.get("channel")), str(params.get("timestamp")))

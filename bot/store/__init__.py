@@ -6,7 +6,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -17,11 +17,11 @@ from sqlite_utils.migrations import Migrations
 from bot.domain.clock import parse_iso, utc_iso
 from bot.domain.config import Shortened
 from bot.domain.model import Outcome, Phase, Release, ReleaseStatus, Roles, Stage, Step, StepStatus
-from bot.domain.records import ActionRun, OutboxRow, ReleaseRecord
+from bot.domain.records import ActionRun, OutboxRow, ReleaseRecord, Wait
 from bot.domain.redact import Redactor
 from bot.store.writer import SHORT_WAIT, Writer
 
-__all__ = ["ActionRun", "OutboxRow", "ReleaseRecord", "Store", "migrations"]
+__all__ = ["ActionRun", "OutboxRow", "ReleaseRecord", "Store", "Wait", "migrations"]
 
 migrations = Migrations("golive")
 
@@ -359,6 +359,34 @@ def m007_actions(db: Database) -> None:
     db.table("releases").add_column("proposed_rollback", str)
 
 
+@migrations()
+def m008_reminders(db: Database) -> None:
+    """Since when each step has waited on a person (approval or block), why a person stopped
+    it, and the reminders and snoozes of each wait."""
+    steps = db.table("steps")
+    steps.add_column("waiting_since", str)
+    steps.add_column("reason", str)
+    db.execute(
+        "update steps set waiting_since = coalesce(awaiting_since, opened_at) "
+        "where status in ('awaiting', 'blocked')"
+    )
+    db.table("reminders").create(
+        {
+            "id": int,
+            "release_id": int,
+            "step_key": str,
+            "since": str,
+            "kind": str,
+            "user": str,
+            "at": str,
+            "until": str,
+        },
+        pk="id",
+        not_null={"release_id", "step_key", "since", "kind", "at"},
+    )
+    db.table("reminders").create_index(["release_id", "step_key", "since"])
+
+
 def _j(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
@@ -400,6 +428,16 @@ def _pk(value: object) -> int:
 
 def _when(text: str | None) -> datetime | None:
     return parse_iso(text) if text else None
+
+
+def _moment(when: datetime) -> str:
+    """A stored time to the millisecond: reminder times are compared with each other, and a
+    demo's timers are shorter than a second."""
+    return when.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def _owner_changed(before: Release, after: Release, step: Step) -> bool:
+    return before.roles.user(step.owner) != after.roles.user(step.owner)
 
 
 class Store:
@@ -530,6 +568,7 @@ class Store:
                     "awaiting_since": utc_iso(created_at)
                     if step.status is StepStatus.AWAITING
                     else None,
+                    "waiting_since": _moment(created_at) if step.waits_on_people else None,
                 }
                 for seq, step in enumerate(release.steps)
             ]
@@ -572,6 +611,7 @@ class Store:
             "deadline": utc_iso(step.deadline) if step.deadline else None,
             "failing": _j(list(step.failing)),
             "variant": step.variant,
+            "reason": step.reason,
         }
 
     def save_release(self, before: Release, after: Release, now: datetime) -> None:
@@ -589,10 +629,17 @@ class Store:
         old = {s.key: s for s in before.steps}
         steps = self._t("steps")
         for seq, step in enumerate(after.steps):
-            if old.get(step.key) == step:
+            prior = old.get(step.key)
+            if prior == step and step.waits_on_people and _owner_changed(before, after, step):
+                # The role moved to someone else: their wait (and its reminders) starts now.
+                self.db.execute(
+                    "update steps set waiting_since = ? where release_id = ? and key = ?",
+                    [_moment(now), after.id, step.key],
+                )
+                continue
+            if prior == step:
                 continue
             changes = self._step_row(after.id, seq, step)
-            prior = old.get(step.key)
             if prior is not None and prior.status is StepStatus.PENDING and step.is_open:
                 changes["opened_at"] = utc_iso(now)
             if step.status is StepStatus.DONE and (prior is None or prior.status != step.status):
@@ -601,6 +648,12 @@ class Store:
                 prior is None or (prior.status, prior.stage) != (step.status, step.stage)
             ):
                 changes["awaiting_since"] = utc_iso(now)
+            if step.waits_on_people and (
+                prior is None or (prior.status, prior.stage) != (step.status, step.stage)
+            ):
+                changes["waiting_since"] = _moment(now)
+            elif not step.waits_on_people:
+                changes["waiting_since"] = None
             (step_id,) = [
                 r["id"]
                 for r in steps.rows_where("release_id = ? and key = ?", [after.id, step.key])
@@ -658,6 +711,7 @@ class Store:
                 deadline=_when(r["deadline"]),
                 failing=tuple(_unj(r["failing"], [])),
                 variant=r["variant"],
+                reason=r["reason"],
             )
             for r in self._t("steps").rows_where("release_id = ?", [release_id], order_by="seq")
         ]
@@ -976,11 +1030,15 @@ class Store:
             }
         )
 
-    def events(self, release_id: int) -> list[dict[str, Any]]:
-        """The timeline of a release, oldest first."""
+    def events(self, release_id: int, type_: str | None = None) -> list[dict[str, Any]]:
+        """The timeline of a release (or its events of one type), oldest first."""
+        where, args = "release_id = ?", [release_id]
+        if type_ is not None:
+            where += " and type = ?"
+            args.append(type_)  # type: ignore[arg-type]
         return [
             {**r, "data": _unj(r["data"], {})}
-            for r in self._t("events").rows_where("release_id = ?", [release_id], order_by="id")
+            for r in self._t("events").rows_where(where, args, order_by="id")
         ]
 
     def add_approval(
@@ -1387,15 +1445,85 @@ class Store:
         ).fetchone()
         return _when(row[0]) if row else None
 
+    # -- reminders ---------------------------------------------------------------------------
+
+    def waits(self, release_id: int) -> dict[str, Wait]:
+        """step key → its current wait on a person (approval or block), with the reminders and
+        snoozes of that wait only."""
+        rows = self.db.execute(
+            """
+            select s.key, s.waiting_since,
+              (select max(r.at) from reminders r where r.release_id = s.release_id
+                 and r.step_key = s.key and r.since = s.waiting_since and r.kind != 'snooze'),
+              (select count(*) from reminders r where r.release_id = s.release_id
+                 and r.step_key = s.key and r.since = s.waiting_since and r.kind != 'snooze'),
+              (select max(r.until) from reminders r where r.release_id = s.release_id
+                 and r.step_key = s.key and r.since = s.waiting_since and r.kind = 'snooze')
+            from steps s where s.release_id = ? and s.waiting_since is not null
+            """,
+            [release_id],
+        ).fetchall()
+        return {
+            key: Wait(key, parse_iso(since), _when(last), int(count or 0), _when(until))
+            for key, since, last, count, until in rows
+        }
+
+    def add_reminder(
+        self,
+        release_id: int,
+        step_key: str,
+        kind: str,
+        at: datetime,
+        *,
+        user: str | None = None,
+        until: datetime | None = None,
+    ) -> None:
+        """Record a reminder, an escalation or a snooze of a step's current wait."""
+        row = self.db.execute(
+            "select waiting_since from steps where release_id = ? and key = ?",
+            [release_id, step_key],
+        ).fetchone()
+        if row is None or row[0] is None:
+            return  # the step does not wait on anyone now: nothing to remind of
+        self._t("reminders").insert(
+            {
+                "release_id": release_id,
+                "step_key": step_key,
+                "since": row[0],
+                "kind": kind,
+                "user": user,
+                "at": _moment(at),
+                "until": _moment(until) if until else None,
+            }
+        )
+
+    def reminders(self, release_id: int) -> list[dict[str, Any]]:
+        """Every reminder, escalation and snooze of a release, oldest first."""
+        return list(
+            self._t("reminders").rows_where("release_id = ?", [release_id], order_by="id")
+        )
+
     # -- read-only queries for the Slack adapter and the outbox --------------------------------
 
-    def latest_request(self, release_id: int, step_key: str) -> OutboxRow | None:
-        """The newest approval request posted for a step (older ones are superseded)."""
-        return self._newest(release_id, "kind = 'approval' and step_key = ?", [step_key])
+    def latest_request(
+        self, release_id: int, step_key: str, kind: str = "approval"
+    ) -> OutboxRow | None:
+        """The newest approval request posted for a step (older ones are superseded), or the
+        newest message of another `kind` about it (its latest reminder)."""
+        return self._newest(release_id, "kind = ? and step_key = ?", [kind, step_key])
 
     def latest_message(self, release_id: int, kind: str) -> OutboxRow | None:
         """The newest message of a kind (not an edit) queued for a release."""
         return self._newest(release_id, "kind = ? and update_of is null", [kind])
+
+    def latest_step_message(self, release_id: int, step_key: str) -> OutboxRow | None:
+        """The newest message that asks a person about a step: its approval request, or the
+        message saying why it is blocked (not reminders, not edits)."""
+        return self._newest(
+            release_id,
+            "step_key = ? and kind in ('approval', 'thread') and update_of is null",
+            [step_key],
+        )
 
     def _newest(self, release_id: int, where: str, args: list[Any]) -> OutboxRow | None:
         rows = list(
@@ -1404,6 +1532,23 @@ class Store:
             )
         )
         return self._outbox_row(rows[0]) if rows else None
+
+    def has_sent(self, kind: str, channel: str) -> bool:
+        """True when a row of this kind was ever queued for this destination (for instance,
+        a person opened golive's App Home once)."""
+        row = self.db.execute(
+            "select 1 from outbox where channel = ? and kind = ? limit 1", [channel, kind]
+        ).fetchone()
+        return row is not None
+
+    def supersede_pending(self, kind: str, channel: str, keep: int) -> None:
+        """Pending rows of a kind for one destination, older than `keep`, are replaced by it
+        (an App Home view: only the newest one is worth publishing)."""
+        self.db.execute(
+            "update outbox set status = 'superseded' where status = 'pending' and kind = ? "
+            "and channel = ? and id < ?",
+            [kind, channel, keep],
+        )
 
     def pending_count(
         self, only: frozenset[str] | None = None, skip: frozenset[str] = frozenset()

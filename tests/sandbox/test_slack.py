@@ -252,3 +252,79 @@ async def test_people_and_user_groups_answer_like_slack(
     slack.revoke_scope("usergroups:read")
     refused = await call(client, slack, "usergroups.users.list", usergroup="S0ONCALL")
     assert refused == {"ok": False, "error": "missing_scope", "needed": "usergroups:read"}
+
+
+MODAL = {
+    "type": "modal",
+    "callback_id": "stop",
+    "title": {"type": "plain_text", "text": "Stop a step"},
+    "submit": {"type": "plain_text", "text": "Stop it"},
+    "blocks": [
+        {
+            "type": "input",
+            "block_id": "reason",
+            "label": {"type": "plain_text", "text": "Why?"},
+            "element": {"type": "plain_text_input", "action_id": "text"},
+        }
+    ],
+}
+
+
+async def test_views_open_takes_a_trigger_once_within_three_seconds(
+    slack: FakeSlack, client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """views.open exchanges a trigger_id Slack issued, once, within 3 s; a made-up one is
+    invalid, a reused one exchanged, a late one expired; a modal Slack would reject (a title
+    over 24 characters, an input without submit) is invalid_arguments."""
+    made_up = await call(client, slack, "views.open", trigger_id="1.2.abc", view=MODAL)
+    assert made_up["error"] == "invalid_trigger_id"
+    trigger = slack.trigger("U0ONCALL1")
+    long_title = {**MODAL, "title": {"type": "plain_text", "text": "x" * 25}}
+    refused = await call(client, slack, "views.open", trigger_id=trigger, view=long_title)
+    assert refused["error"] == "invalid_arguments" and refused["response_metadata"]["messages"]
+    no_submit = {k: v for k, v in MODAL.items() if k != "submit"}
+    refused = await call(client, slack, "views.open", trigger_id=trigger, view=no_submit)
+    assert refused["error"] == "invalid_arguments"
+    opened = await call(client, slack, "views.open", trigger_id=trigger, view=MODAL)
+    assert opened["ok"] and opened["view"]["type"] == "modal"
+    assert opened["view"]["callback_id"] == "stop" and opened["view"]["id"] in slack.views
+    again = await call(client, slack, "views.open", trigger_id=trigger, view=MODAL)
+    assert again["error"] == "exchanged_trigger_id"
+    late = slack.trigger("U0ONCALL1")
+    clock.advance(3.5)
+    expired = await call(client, slack, "views.open", trigger_id=late, view=MODAL)
+    assert expired["error"] == "expired_trigger_id"
+    submitted = slack.submission(opened["view"]["id"], {"reason": {"text": "wrong build"}})
+    assert submitted["type"] == "view_submission" and submitted["user"]["id"] == "U0ONCALL1"
+    assert submitted["view"]["state"]["values"]["reason"]["text"]["value"] == "wrong build"
+
+
+async def test_views_publish_conversations_open_and_permalinks(
+    slack: FakeSlack, client: httpx.AsyncClient
+) -> None:
+    """views.publish needs a known user and a home view (not_enabled without the Home tab);
+    conversations.open needs im:write, opens one conversation per person and says when it was
+    open already; a thread reply's permalink names its thread."""
+    home = {"type": "home", "blocks": [{"type": "divider"}]}
+    unknown = await call(client, slack, "views.publish", user_id="U0NOBODY1", view=home)
+    assert unknown["error"] == "invalid_arguments"
+    assert (await call(client, slack, "views.publish", user_id="U0BACKEND", view=home))["ok"]
+    assert slack.homes["U0BACKEND"]["blocks"] == home["blocks"]
+    slack.home_tab_enabled = False
+    off = await call(client, slack, "views.publish", user_id="U0BACKEND", view=home)
+    assert off["error"] == "not_enabled"
+    first = await call(client, slack, "conversations.open", users="U0BACKEND")
+    second = await call(client, slack, "conversations.open", users="U0BACKEND")
+    assert first["channel"]["id"] == second["channel"]["id"] and second["already_open"] is True
+    assert (await call(client, slack, "conversations.open", users="U0NOBODY1"))["error"] == (
+        "user_not_found"
+    )
+    slack.revoke_scope("im:write")
+    missing = await call(client, slack, "conversations.open", users="U0BACKEND")
+    assert (missing["error"], missing["needed"]) == ("missing_scope", "im:write")
+    root = await call(client, slack, "chat.postMessage", channel=CHANNEL, text="card")
+    reply = await call(
+        client, slack, "chat.postMessage", channel=CHANNEL, text="r", thread_ts=root["ts"]
+    )
+    link = await call(client, slack, "chat.getPermalink", channel=CHANNEL, message_ts=reply["ts"])
+    assert link["permalink"].endswith(f"?thread_ts={root['ts']}&cid={CHANNEL}")

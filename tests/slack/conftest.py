@@ -111,6 +111,7 @@ def click_body(
     action_id: str = APPROVE_ACTION,
     response_url: str = "https://hooks.slack.invalid/actions/T0/1/x",
     team: str = TEAM_ID,
+    trigger_id: str | None = None,
 ) -> bytes:
     """A `block_actions` payload: `user` pressed a button on `message`."""
     payload = {
@@ -125,7 +126,7 @@ def click_body(
             "channel_id": message.channel,
             "is_ephemeral": False,
         },
-        "trigger_id": f"{next(_ids)}.1.abc",
+        "trigger_id": trigger_id or f"{next(_ids)}.1.abc",
         "channel": {"id": message.channel, "name": "release"},
         "message": message.to_json(),
         "response_url": response_url,
@@ -200,9 +201,35 @@ class SlackHarness:
     async def click(
         self, user: str, message: SlackMessage, value: str, action_id: str = APPROVE_ACTION
     ) -> httpx.Response:
-        """`user` presses Approve on `message` (Slack's response_url points at the fake)."""
-        body = click_body(user, message, value, action_id, f"{self.fake.url}/hooks/{user}")
+        """`user` presses a button (Approve unless named) on `message`, with a trigger_id the
+        fake Slack issued (Slack's response_url points at the fake)."""
+        body = click_body(
+            user,
+            message,
+            value,
+            action_id,
+            f"{self.fake.url}/hooks/{user}",
+            trigger_id=self.fake.trigger(user),
+        )
         return await self.post(body, "application/x-www-form-urlencoded")
+
+    async def submit(self, view_id: str, values: dict[str, dict[str, str]]) -> httpx.Response:
+        """The person who opened the modal `view_id` submits it with these inputs, signed and
+        form-encoded as Slack sends a view_submission."""
+        payload = self.fake.submission(view_id, values)
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return await self.post(body, "application/x-www-form-urlencoded")
+
+    async def open_home(self, user: str, event_id: str | None = None) -> httpx.Response:
+        """`user` opens golive's Home tab (the app_home_opened event Slack sends)."""
+        event = {
+            "type": "app_home_opened",
+            "user": user,
+            "channel": f"D0{user[1:9]}",
+            "tab": "home",
+            "event_ts": f"{time.time():.6f}",
+        }
+        return await self.event(event, event_id)
 
     async def until(self, condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
         """Wait for a condition (listeners run after the ack), failing after `timeout`."""
@@ -215,16 +242,16 @@ class SlackHarness:
     async def settle(self, timeout: float = 10.0) -> None:
         """Process the inbox, then deliver everything queued, jumping to each retry/pace time."""
         await asyncio.wait_for(self.inbox.join(), timeout)
-        outbox = self.runtime.outbox
         deadline = asyncio.get_running_loop().time() + timeout
-        while outbox.pending():
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"{outbox.pending()} messages still pending")
-            await outbox.flush()
-            await asyncio.sleep(0)  # let the server's own tasks run between passes
-            due = outbox.next_retry()
-            if due is not None and due > self.clock.now():
-                self.clock.set(due)
+        for outbox in self.runtime.outboxes:  # chat messages, then App Home views
+            while outbox.pending():
+                if asyncio.get_running_loop().time() > deadline:
+                    raise AssertionError(f"{outbox.pending()} messages still pending")
+                await outbox.flush()
+                await asyncio.sleep(0)  # let the server's own tasks run between passes
+                due = outbox.next_retry()
+                if due is not None and due > self.clock.now():
+                    self.clock.set(due)
 
     def release(self) -> Release:
         """The newest release in the release channel."""
@@ -243,7 +270,11 @@ class SlackHarness:
     def request_in_slack(self, key: str) -> SlackMessage:
         """The newest approval request of a step, as Slack shows it (the button is still on it)."""
         value = f"{self.release().id}:{key}"
-        found = [m for m in self.fake.posts(CHANNEL) if value in json.dumps(m.blocks or [])]
+        found = [
+            m
+            for m in self.fake.posts(CHANNEL)
+            if f"approve:{value}" in json.dumps(m.blocks or [])  # not a reminder's Snooze
+        ]
         assert found, f"no approval request for {key} in Slack"
         return found[-1]
 

@@ -28,6 +28,10 @@ SCOPE_OF = {
     "users.list": "users:read",
     "users.info": "users:read",
     "usergroups.users.list": "usergroups:read",
+    "conversations.open": "im:write",
+    "chat.getPermalink": None,
+    "views.publish": None,
+    "views.open": None,
     "auth.test": None,
 }
 
@@ -109,14 +113,16 @@ async def test_whole_release_in_slack(served: SlackHarness) -> None:
     assert min(gaps) >= timedelta(seconds=1)
     # Only scopes the manifest asks for were needed, and every asked-for scope has a use:
     # commands and reactions:read for what Slack sends, files:write for uploads (test_transport),
-    # usergroups:read for roles.<role>_group (test_authority).
+    # usergroups:read for roles.<role>_group (test_authority), im:write for reminders sent as
+    # direct messages (test_stall).
     manifest = yaml.safe_load((ROOT / "manifest.yml").read_text(encoding="utf-8"))
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     unknown = {c.method for c in h.fake.calls} - SCOPE_OF.keys()
     assert not unknown, f"Web API methods with no scope on record here: {unknown}"
     used = {SCOPE_OF[c.method] for c in h.fake.calls} - {None}
     assert used <= scopes
-    assert scopes <= used | {"commands", "reactions:read", "files:write", "usergroups:read"}
+    elsewhere = {"commands", "reactions:read", "files:write", "usergroups:read", "im:write"}
+    assert scopes <= used | elsewhere
     assert "users:read" in used  # the plain @frontend above
     assert manifest["features"]["slash_commands"][0]["command"] == SLASH_COMMAND
     assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == set(EVENTS)

@@ -14,10 +14,16 @@ import pytest
 import yaml
 
 from bot.adapters.cli import main
-from bot.adapters.slack.app import ACTIONS, EVENTS, SLASH_COMMAND
+from bot.adapters.slack.app import ACTIONS, EVENTS, SLASH_COMMAND, VIEWS
 from bot.adapters.slack.serve import create_server
 from bot.domain.clock import FakeClock
-from bot.render.messages import APPROVE_ACTION, CONFIRM_ROLLBACK_ACTION
+from bot.render.messages import (
+    APPROVE_ACTION,
+    CONFIRM_ROLLBACK_ACTION,
+    SNOOZE_ACTION,
+    STOP_ACTION,
+    STOP_VIEW,
+)
 from bot.sandbox import FakeSlack, LoopbackServer
 from tests.conftest import BACKEND, COMMANDER, ON_CALL, config_dict
 from tests.slack.conftest import ROOT, SlackHarness, reaction_event, slack_config, slack_env
@@ -238,7 +244,11 @@ def test_manifest_declares_what_the_app_handles() -> None:
     assert command["usage_hint"] and command["should_escape"] is True
     assert set(settings["event_subscriptions"]["bot_events"]) == set(EVENTS)
     assert settings["interactivity"]["is_enabled"] is True
-    assert ACTIONS == (APPROVE_ACTION, CONFIRM_ROLLBACK_ACTION)
+    assert ACTIONS == (APPROVE_ACTION, CONFIRM_ROLLBACK_ACTION, STOP_ACTION, SNOOZE_ACTION)
+    assert VIEWS == (STOP_VIEW,)
+    home = features["app_home"]
+    assert home["home_tab_enabled"] is True and "app_home_opened" in EVENTS
+    assert home["messages_tab_read_only_enabled"] is True
     assert settings["socket_mode_enabled"] is False
     urls = {
         command["url"],
@@ -254,6 +264,7 @@ def test_manifest_declares_what_the_app_handles() -> None:
         "users:read",
         "usergroups:read",
         "files:write",
+        "im:write",
     }
 
 
@@ -273,9 +284,16 @@ async def test_the_served_app_handles_exactly_the_manifest(served: SlackHarness)
     await h.command(COMMANDER, "start v2.4.0")
     await h.settle()
     request = h.request_in_slack("ci")
-    assert (await h.click(COMMANDER, request, f"{h.release().id}:ci")).status_code == 200
+    for action in ACTIONS:
+        clicked = await h.click(COMMANDER, request, f"{h.release().id}:notes", action)
+        assert clicked.status_code == 200, action
     other = await h.click(COMMANDER, request, "x", action_id="something_else")
     assert other.status_code == 404
+    (view_id,) = h.fake.views  # Stop opened the reason modal; its submission is handled too
+    submitted = await h.submit(view_id, {"reason": {"reason_input": "wrong notes"}})
+    assert submitted.status_code == 200
+    h.fake.views[view_id]["callback_id"] = "someone_elses_modal"
+    assert (await h.submit(view_id, {"reason": {"reason_input": "x"}})).status_code == 404
 
 
 def test_dockerfile_essentials() -> None:

@@ -35,10 +35,24 @@ from bot.adapters.slack.inbox import Handled, Handler, Inbox
 from bot.adapters.slack.transport import make_client
 from bot.adapters.slack.workspace import Workspace, workspace_gate
 from bot.domain.config import Config
+from bot.domain.errors import GoliveError
 from bot.engine.runtime import Runtime
 from bot.render.fmt import clip
-from bot.render.messages import APPROVE_ACTION, CONFIRM_ROLLBACK_ACTION, render_database_busy
-from bot.store import Store
+from bot.render.messages import (
+    APPROVE_ACTION,
+    CONFIRM_ROLLBACK_ACTION,
+    MAX_REASON,
+    SNOOZE_ACTION,
+    STOP_ACTION,
+    STOP_REASON_BLOCK,
+    STOP_REASON_INPUT,
+    STOP_VIEW,
+    render_database_busy,
+    render_stop_modal,
+    stop_reason_error,
+)
+from bot.render.refusals import refusal
+from bot.store import OutboxRow, Store
 from bot.store.writer import COMMAND_WAIT, reason, unwritable
 from commands import Reply, changes_state, dispatch
 from commands.base import unescape
@@ -47,14 +61,20 @@ log = logging.getLogger(__name__)
 
 # What the app handles; manifest.yml declares exactly these (a test holds them equal).
 SLASH_COMMAND = "/golive"
-EVENTS = ("reaction_added",)
-ACTIONS = (APPROVE_ACTION, CONFIRM_ROLLBACK_ACTION)
+EVENTS = ("reaction_added", "app_home_opened")
+ACTIONS = (APPROVE_ACTION, CONFIRM_ROLLBACK_ACTION, STOP_ACTION, SNOOZE_ACTION)
+VIEWS = (STOP_VIEW,)
 
 INTERNAL_ERROR = (
     "golive hit an internal error (it is logged). Check `/golive status` before trying again."
 )
 NOT_WAITING = "This step is not waiting for an approval any more; see `/golive status`."
 NOT_PROPOSED = "This rollback plan no longer waits for a confirmation; see `/golive status`."
+NOT_SNOOZABLE = "This step is not waiting on anyone any more, so there is nothing to snooze."
+NO_MODAL = (
+    "golive could not open the form to stop this step ({error}); "
+    "stop it with `/golive reject {step} <reason>` instead."
+)
 MAX_REPLY = 3900  # Slack truncates slash-command responses around 4,000 characters
 _PLAIN_NAME = re.compile(r"(?:^|[\s=])@([A-Za-z0-9][\w.\-]*)")
 
@@ -431,39 +451,10 @@ def handle_reaction(runtime: Runtime, event: Mapping[str, Any]) -> Handled:
     return runtime.service.react(row, user, _reaction_name(reaction)), None
 
 
-async def approve_button(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    context: AsyncBoltContext,
-    request: AsyncBoltRequest,
-) -> None:
-    """The Approve button: kept in the inbox, then acknowledged; judged like the reaction."""
-    await _keep_click(ack, body, action, context, request)
-
-
-async def confirm_rollback_button(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    context: AsyncBoltContext,
-    request: AsyncBoltRequest,
-) -> None:
-    """Confirm rollback: kept in the inbox like Approve; on-call's click runs the plan."""
-    await _keep_click(ack, body, action, context, request)
-
-
-async def _keep_click(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    context: AsyncBoltContext,
-    request: AsyncBoltRequest,
-) -> None:
-    """A click on one of our buttons, kept in the inbox before it is acknowledged."""
-    golive = _golive(context)
+def _click(body: Mapping[str, Any], action: Mapping[str, Any]) -> dict[str, Any]:
+    """What golive keeps of a button click: which button, its value, where and by whom."""
     container = body.get("container") or {}
-    payload = {
+    return {
         "action": str(action.get("action_id") or APPROVE_ACTION),
         "value": str(action.get("value") or ""),
         "channel": container.get("channel_id") or (body.get("channel") or {}).get("id"),
@@ -471,34 +462,199 @@ async def _keep_click(
         "user": (body.get("user") or {}).get("id"),
         "response_url": body.get("response_url"),
     }
-    trigger = body.get("trigger_id")
-    key = f"action:{trigger}" if isinstance(trigger, str) and trigger else request_key(request)
-    if not await golive.inbox.accept(key, "click", payload):
+
+
+async def _keep_click(
+    kind: str, body: Mapping[str, Any], action: Mapping[str, Any], golive: Golive, key: str
+) -> None:
+    if not await golive.inbox.accept(key, kind, _click(body, action)):
         log.info("click %s already handled; skipped", key)
+
+
+def _click_key(body: Mapping[str, Any], request: AsyncBoltRequest) -> str:
+    trigger = body.get("trigger_id")
+    return f"action:{trigger}" if isinstance(trigger, str) and trigger else request_key(request)
+
+
+Listener = Callable[..., Awaitable[None]]
+
+
+def kept_click(kind: str, what: str) -> Listener:
+    """A button's listener: the click is kept in the inbox as `kind`, then acknowledged; the
+    inbox's handler for `kind` judges it afterwards."""
+
+    async def listener(
+        ack: AsyncAck,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        context: AsyncBoltContext,
+        request: AsyncBoltRequest,
+    ) -> None:
+        await _keep_click(kind, body, action, _golive(context), _click_key(body, request))
+        await ack()
+
+    listener.__doc__ = what
+    return listener
+
+
+approve_button = kept_click(
+    "click", "The Approve button: kept in the inbox, then acknowledged; judged like the reaction."
+)
+confirm_rollback_button = kept_click(
+    "click", "Confirm rollback: kept in the inbox like Approve; on-call's click runs the plan."
+)
+snooze_button = kept_click("snooze", "The Snooze button on a reminder: kept, then acknowledged.")
+
+
+def _clicked_row(runtime: Runtime, click: Mapping[str, Any]) -> OutboxRow | None:
+    """Our message the click was on, if the button's value names its release and step."""
+    release_id, _, step_key = str(click.get("value") or "").partition(":")
+    channel, ts = click.get("channel"), click.get("ts")
+    row = runtime.store.message_by_ts(str(channel), str(ts)) if channel and ts else None
+    if row is None or not release_id.isdigit():
+        return None
+    return row if row.release_id == int(release_id) and row.step_key == step_key else None
+
+
+def judged_click(act: Callable[[Runtime, OutboxRow, str], str | None], gone: str) -> Handler:
+    """An inbox handler for a button: `act` on the message it was on, as the person who
+    clicked; when that does nothing (the step moved on), the clicker is told `gone`."""
+
+    def handle(runtime: Runtime, click: Mapping[str, Any]) -> Handled:
+        row, user = _clicked_row(runtime, click), click.get("user")
+        outcome = act(runtime, row, user) if row is not None and isinstance(user, str) else None
+        return outcome, (gone if outcome is None else None)
+
+    return handle
+
+
+# Approve the step a button stands for, confirm the rollback, or snooze a step's reminders,
+# if it still waits.
+_approve = judged_click(
+    lambda runtime, row, user: runtime.service.approve_message(row, user, via="button"),
+    NOT_WAITING,
+)
+_confirm = judged_click(
+    lambda runtime, row, user: runtime.service.confirm_message(row, user, "button"),
+    NOT_PROPOSED,
+)
+handle_snooze = judged_click(
+    lambda runtime, row, user: runtime.service.snooze_message(row, user, via="button"),
+    NOT_SNOOZABLE,
+)
+
+
+async def stop_button(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    context: AsyncBoltContext,
+    client: AsyncWebClient,
+) -> None:
+    """The Stop button: ask for the reason in a modal (views.open with the click's trigger_id,
+    which Slack honours for three seconds, so at once rather than through the outbox). Someone
+    who may not stop the step is told so instead, and no modal opens."""
     await ack()
+    golive = _golive(context)
+    click = _click(body, action)
+    release_id, _, step_key = str(click["value"]).partition(":")
+    user, trigger = click.get("user"), body.get("trigger_id")
+    if not release_id.isdigit() or not isinstance(user, str) or not isinstance(trigger, str):
+        return
+    service = golive.runtime.service
+    try:
+        service.may_stop(int(release_id), step_key, user)
+    except GoliveError as exc:
+        await answer_click(click, refusal(exc))
+        return
+    release = golive.store.load(int(release_id)).release
+    view = render_stop_modal(release, release.step(step_key))
+    try:
+        await client.views_open(trigger_id=trigger, view=view)
+    except SlackApiError as exc:
+        data = exc.response.data if isinstance(exc.response.data, dict) else {}
+        error = str(data.get("error") or f"HTTP {exc.response.status_code}")
+        log.warning("views.open for the stop of %s failed: %s", step_key, error)
+        await answer_click(click, NO_MODAL.format(error=error, step=step_key))
+
+
+async def stop_submitted(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    view: dict[str, Any],
+    context: AsyncBoltContext,
+    request: AsyncBoltRequest,
+) -> None:
+    """The stop modal's answer: an empty or overlong reason keeps the modal open with the
+    problem under the field; otherwise it is kept in the inbox and the modal closes."""
+    values = ((view.get("state") or {}).get("values") or {}).get(STOP_REASON_BLOCK) or {}
+    reason = str((values.get(STOP_REASON_INPUT) or {}).get("value") or "").strip()
+    if not reason or len(reason) > MAX_REASON:
+        await ack(response_action="errors", errors={STOP_REASON_BLOCK: stop_reason_error()})
+        return
+    release_id, _, step_key = str(view.get("private_metadata") or "").partition(":")
+    payload = {
+        "release_id": release_id,
+        "step": step_key,
+        "user": (body.get("user") or {}).get("id"),
+        "reason": reason,
+    }
+    view_id = view.get("id")
+    key = f"view:{view_id}" if isinstance(view_id, str) and view_id else request_key(request)
+    if not await _golive(context).inbox.accept(key, "stop", payload):
+        log.info("stop %s already handled; skipped", key)
+    await ack()
+
+
+def handle_stop(runtime: Runtime, stop: Mapping[str, Any]) -> Handled:
+    """Stop the step the modal was opened for (refusals go to the person, ephemeral)."""
+    release_id, step_key = str(stop.get("release_id") or ""), str(stop.get("step") or "")
+    user, reason = stop.get("user"), str(stop.get("reason") or "")
+    if not release_id.isdigit() or not isinstance(user, str):
+        return None, None
+    if runtime.store.find_release(release_id) is None:
+        return None, None
+    return runtime.service.stop_step(int(release_id), step_key, user, reason), None
 
 
 def handle_click(runtime: Runtime, click: Mapping[str, Any]) -> Handled:
     """Approve the step (or confirm the rollback) a button stands for, if it still waits;
     otherwise tell the clicker."""
-    release_id, _, step_key = str(click.get("value") or "").partition(":")
-    channel, ts, user = click.get("channel"), click.get("ts"), click.get("user")
-    row = runtime.store.message_by_ts(str(channel), str(ts)) if channel and ts else None
-    matches = (
-        row is not None
-        and release_id.isdigit()
-        and row.release_id == int(release_id)
-        and row.step_key == step_key
-    )
     confirm = click.get("action") == CONFIRM_ROLLBACK_ACTION
-    outcome = None
-    if row is not None and matches and isinstance(user, str):
-        judge = runtime.service.confirm_message if confirm else runtime.service.approve_message
-        outcome = judge(row, user, "button")
-    return outcome, ((NOT_PROPOSED if confirm else NOT_WAITING) if outcome is None else None)
+    return (_confirm if confirm else _approve)(runtime, click)
 
 
-HANDLERS: Mapping[str, Handler] = {"reaction": handle_reaction, "click": handle_click}
+async def app_home_opened(
+    body: dict[str, Any],
+    event: dict[str, Any],
+    context: AsyncBoltContext,
+    request: AsyncBoltRequest,
+) -> None:
+    """Someone opened golive's Home tab: kept in the inbox; their view is published after."""
+    user = event.get("user")
+    if event.get("tab") != "home" or not isinstance(user, str):
+        return  # the Messages tab, or an event without a person
+    event_id = body.get("event_id") if isinstance(body.get("event_id"), str) else None
+    key = f"event:{event_id}" if event_id else request_key(request)
+    if not await _golive(context).inbox.accept(key, "home", {"user": user}):
+        log.info("event %s already handled; skipped", event_id)
+
+
+def handle_home(runtime: Runtime, opened: Mapping[str, Any]) -> Handled:
+    """Queue the person's App Home view."""
+    user = opened.get("user")
+    if isinstance(user, str) and user:
+        runtime.service.home_opened(user)
+    return None, None
+
+
+HANDLERS: Mapping[str, Handler] = {
+    "reaction": handle_reaction,
+    "click": handle_click,
+    "snooze": handle_snooze,
+    "stop": handle_stop,
+    "home": handle_home,
+}
 
 
 async def answer_click(click: Mapping[str, Any], text: str) -> None:
@@ -600,7 +756,11 @@ def create_app(
     app.use(attach_golive)
     app.command(SLASH_COMMAND)(golive_command)
     app.event("reaction_added")(reaction_added)
+    app.event("app_home_opened")(app_home_opened)
     app.action(APPROVE_ACTION)(approve_button)
     app.action(CONFIRM_ROLLBACK_ACTION)(confirm_rollback_button)
+    app.action(STOP_ACTION)(stop_button)
+    app.action(SNOOZE_ACTION)(snooze_button)
+    app.view(STOP_VIEW)(stop_submitted)
     app.error(on_error)
     return app

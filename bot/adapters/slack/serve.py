@@ -234,6 +234,7 @@ async def create_server(
         gate_pace=gate_pace,
         threaded=True,
         people=SlackPeople(client, workspace),
+        app_home=True,
     )
     directory = SlackDirectory(client, config.users)
     inbox = make_inbox(runtime, inbox_delay)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,13 +18,19 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.engine.outbox import RetryLater, Undeliverable
+from bot.render.fmt import MESSAGE_LINK, esc, map_text
 from bot.store import OutboxRow
 
 log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://slack.com/api/"
 TIMEOUT = 10.0  # seconds for one Web API call; the outbox retries what times out
-POST_KINDS = frozenset({"card", "thread", "approval", "confirm", "channel", "announce"})
+POST_KINDS = frozenset(
+    {"card", "thread", "approval", "reminder", "confirm", "channel", "announce"}
+)
+# chat.getPermalink answers these for a message that is gone: the link shows as plain text.
+GONE = frozenset({"message_not_found", "channel_not_found"})
+PERMALINKS_KEPT = 2000  # permalinks never change; this many are remembered
 
 # The token is wrong, revoked or lacks a scope: every message would fail the same way, and a
 # person can fix it (new token, reinstall) without losing anything. So hold and retry, loudly.
@@ -140,6 +147,7 @@ class SlackTransport:
 
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
+        self._permalinks: dict[tuple[str, str], str | None] = {}
 
     async def deliver(
         self, message: OutboxRow, thread_ts: str | None, target_ts: str | None
@@ -207,7 +215,71 @@ class SlackTransport:
             return None  # an ephemeral message cannot be reacted to or updated
         if kind == "file":
             return await self._upload(message, thread_ts)
+        if kind == "dm":
+            await self._direct(message, blocks)
+            return None  # the message is in the direct conversation, not the release channel
+        if kind == "home":
+            await self._publish(message, blocks)
+            return None
         raise Undeliverable(f"unknown message kind {kind!r}")
+
+    async def _direct(self, message: OutboxRow, blocks: list[dict[str, Any]] | None) -> None:
+        """A direct message: conversations.open with the person, then chat.postMessage there,
+        its links to golive's messages made permalinks."""
+        if not message.user:
+            raise Undeliverable("a direct message without its user")
+        text, blocks = await self._linked(message.text, blocks)
+        opened = await self.client.conversations_open(users=message.user)
+        channel = (opened.get("channel") or {}).get("id")
+        if not isinstance(channel, str) or not channel:
+            raise Undeliverable(f"conversations.open gave no channel for {message.user}")
+        await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+
+    async def _publish(self, message: OutboxRow, blocks: list[dict[str, Any]] | None) -> None:
+        """A person's App Home tab (views.publish), its links made permalinks."""
+        if not message.user:
+            raise Undeliverable("an App Home view without its user")
+        _, blocks = await self._linked("", blocks)
+        await self.client.views_publish(
+            user_id=message.user, view={"type": "home", "blocks": blocks or []}
+        )
+
+    async def _linked(
+        self, text: str, blocks: list[dict[str, Any]] | None
+    ) -> tuple[str, list[dict[str, Any]] | None]:
+        """Text and blocks with every link to a golive message made its permalink (a message
+        that is gone leaves its label as plain text)."""
+        wanted = {
+            (found.group(1), found.group(2))
+            for found in MESSAGE_LINK.finditer(f"{text} {blocks or ''}")
+        }
+        for channel, ts in wanted - set(self._permalinks):
+            self._remember((channel, ts), await self._permalink(channel, ts))
+
+        def swap(found: re.Match[str]) -> str:
+            url = self._permalinks.get((found.group(1), found.group(2)))
+            return f"<{esc(url)}|{found.group(3)}>" if url else found.group(3)
+
+        def change(value: str) -> str:
+            return MESSAGE_LINK.sub(swap, value)
+
+        return change(text), map_text(blocks, change)
+
+    async def _permalink(self, channel: str, ts: str) -> str | None:
+        try:
+            response = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
+        except SlackApiError as exc:
+            _, error, _ = _error_code(exc)
+            if error in GONE:
+                return None
+            raise
+        link = response.get("permalink")
+        return link if isinstance(link, str) and link.startswith("https://") else None
+
+    def _remember(self, key: tuple[str, str], link: str | None) -> None:
+        if len(self._permalinks) >= PERMALINKS_KEPT:
+            self._permalinks.pop(next(iter(self._permalinks)))
+        self._permalinks[key] = link
 
     async def _upload(self, message: OutboxRow, thread_ts: str | None) -> str | None:
         spec = message.file or {}
