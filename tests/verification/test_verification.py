@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from bot.domain.config import VerificationPaths
-from bot.sandbox import FAULT_SWITCHES, FakeProduct, ManualClock
+from bot.sandbox import FAULT_SWITCHES, FakeClock, FakeProduct
 from checks.base import CheckResult, Status
 from checks.verification import (
     FINANCE_CRITERION,
@@ -36,7 +36,7 @@ LIMITED_TOKEN = "limited-secret-93ab"
 @pytest.fixture
 async def product() -> AsyncIterator[FakeProduct]:
     """A FakeProduct serving on loopback, its clock frozen at 2026-11-20 09:30 UTC."""
-    async with FakeProduct(FINANCE_TOKEN, LIMITED_TOKEN, clock=ManualClock(START)) as fake:
+    async with FakeProduct(FINANCE_TOKEN, LIMITED_TOKEN, clock=FakeClock(START)) as fake:
         yield fake
 
 
