@@ -14,6 +14,7 @@ import pytest
 from bot.domain.clock import FakeClock
 from bot.domain.config import validate_config
 from bot.domain.model import ReleaseStatus, StepStatus
+from bot.domain.serial import load
 from bot.sandbox import Sandbox
 from checks.sequential import Cusum
 from tests.conftest import CHANNEL, COMMANDER, ON_CALL, SHORTENED, Harness, walk
@@ -460,16 +461,16 @@ async def test_a_restart_continues_the_sequential_test(tmp_path: Path) -> None:
         sb.product.set_traffic(error_ratio=0.016)
         await first.tick(2)
         rid = first.release().id
-        before = Cusum.from_dict(first.store.alert_state(rid, "errors")["test"])  # type: ignore[index]
+        before = load(Cusum, first.store.alert_state(rid, "errors")["test"])  # type: ignore[index]
         assert before.updates == 2 and before.statistic > 0
         first.store.close()
 
         second = process()
         await second.runtime.monitor.tick(rid)  # the same instant again: a replay
-        assert Cusum.from_dict(second.store.alert_state(rid, "errors")["test"]) == before  # type: ignore[index]
+        assert load(Cusum, second.store.alert_state(rid, "errors")["test"]) == before  # type: ignore[index]
         assert len(second.store.samples(rid)) == 2
         await second.tick(1)
-        after = Cusum.from_dict(second.store.alert_state(rid, "errors")["test"])  # type: ignore[index]
+        after = load(Cusum, second.store.alert_state(rid, "errors")["test"])  # type: ignore[index]
         assert (after.start, after.updates) == (before.start, 3)
         assert after.statistic > before.statistic  # the rise keeps adding to what was stored
         await second.service.close()

@@ -102,34 +102,6 @@ class Stage:
     seconds: float = 0.0
     services: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready form."""
-        return {
-            "kind": self.kind.value,
-            "role": self.role.value,
-            "label": self.label,
-            "check": self.check,
-            "manual": self.manual,
-            "seconds": self.seconds,
-            "services": list(self.services),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> Stage:
-        """Rebuild a stage stored by to_dict."""
-        seconds = data.get("seconds") or 0.0
-        check = data.get("check")
-        services = data.get("services") or []
-        return cls(
-            kind=StageKind(str(data["kind"])),
-            role=Role(str(data["role"])),
-            label=str(data["label"]),
-            check=str(check) if check else None,
-            manual=bool(data.get("manual")),
-            seconds=float(seconds) if isinstance(seconds, int | float | str) else 0.0,
-            services=tuple(str(x) for x in services) if isinstance(services, list) else (),
-        )
-
 
 @dataclass(frozen=True)
 class Step:

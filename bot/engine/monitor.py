@@ -21,6 +21,7 @@ import httpx
 from bot.domain.config import format_duration
 from bot.domain.events import Evidence
 from bot.domain.model import ReleaseStatus, StepStatus
+from bot.domain.serial import dump, load
 from bot.engine.checkbook import monitoring_settings
 from bot.engine.service import ReleaseService
 from bot.render import messages
@@ -91,7 +92,7 @@ class Monitor:
         golive cannot read a signal at all, and `evidence` when too few of the soak's ticks
         could judge — a soak nobody could see is not a clean soak."""
         trackers = [
-            (SIGNAL_WORDS.get(signal, signal), AlertTracker.from_dict(state))
+            (SIGNAL_WORDS.get(signal, signal), load(AlertTracker, state))
             for signal, state in sorted(self.store.alert_states(release_id).items())
         ]
         breached = [word for word, tracker in trackers if tracker.is_open]
@@ -118,7 +119,7 @@ class Monitor:
     def _tracker(self, record: ReleaseRecord, signal: str) -> AlertTracker:
         state = self.store.alert_state(record.release.id, signal)
         if state is not None:
-            return AlertTracker.from_dict(state)
+            return load(AlertTracker, state)
         mon = self.config.monitoring
         return AlertTracker(
             release=record.release.version,
@@ -166,7 +167,7 @@ class Monitor:
         baseline = baseline_in(baselines)
         bucket = await self._bucket(settings, baselines)
         tests: dict[str, Cusum | str] = {
-            s: Cusum.from_dict(t.test) if t.test else "not started" for s, t in trackers.items()
+            s: load(Cusum, t.test) if t.test else "not started" for s, t in trackers.items()
         }
         started = {s for s, t in tests.items() if isinstance(t, Cusum)}
         if len(started) < len(SIGNALS):
@@ -190,7 +191,7 @@ class Monitor:
                     for signal, tracker in trackers.items():
                         test = tests[signal]
                         if isinstance(test, Cusum):
-                            state = replace(tracker, test=test.to_dict()).to_dict()
+                            state = dump(replace(tracker, test=dump(test)))
                             self.store.save_alert_state(release_id, signal, state, now)
                     if note is not None:
                         self._note(record, note, now)
@@ -267,16 +268,16 @@ class Monitor:
                 kind,
                 now,
                 values,
-                {j.signal: j.to_dict() for j in judgments},
+                {j.signal: dump(j) for j in judgments},
             )
             for judgment in judgments:
                 signal = judgment.signal
                 test = updated[signal] or tests[signal]
                 tracker = trackers[signal]
                 if isinstance(test, Cusum):
-                    tracker = replace(tracker, test=test.to_dict())
+                    tracker = replace(tracker, test=dump(test))
                 tracker, actions = tracker.observe(judgment, now)
-                self.store.save_alert_state(release_id, signal, tracker.to_dict(), now)
+                self.store.save_alert_state(release_id, signal, dump(tracker), now)
                 for action in actions:
                     self._act(record, action, judgment, kind, now)
             if note is not None:
@@ -426,7 +427,7 @@ class Monitor:
             # Nothing watches this release any more: resolve what golive opened in PagerDuty,
             # breaches and blindness alike, so no incident outlives the monitoring.
             for state in self.store.alert_states(release_id).values():
-                tracker = AlertTracker.from_dict(state)
+                tracker = load(AlertTracker, state)
                 keys = [tracker.dedup_key] if tracker.is_open else []
                 keys += [f"{tracker.dedup_key}/monitoring"] if tracker.is_blind else []
                 for key in keys if self.config.monitoring.pagerduty_events_url else []:

@@ -10,6 +10,7 @@ from bot.domain.clock import parse_iso, utc_iso
 from bot.domain.config import Shortened
 from bot.domain.model import Outcome, Phase, Release, ReleaseStatus, Roles, Stage, Step, StepStatus
 from bot.domain.records import ReleaseRecord, Wait
+from bot.domain.serial import dump, load
 from bot.store.core import StoreBase, as_json, from_json, key_of, moment, time_or_none
 
 
@@ -36,7 +37,7 @@ class ReleaseStore(StoreBase):
             created_at=utc_iso(created_at),
             created_by=created_by,
             activate_at=utc_iso(activate_at) if activate_at else None,
-            shortened=as_json(shortened.to_dict()) if shortened else None,
+            shortened=as_json(dump(shortened)) if shortened else None,
         )
         if release.frozen:  # a freeze taken over from an earlier release holds from the start
             row["frozen_at"] = utc_iso(created_at)
@@ -84,7 +85,7 @@ class ReleaseStore(StoreBase):
             "key": step.key,
             "phase": step.phase.value,
             "title": step.title,
-            "stages": as_json([s.to_dict() for s in step.stages]),
+            "stages": as_json([dump(s) for s in step.stages]),
             "services": as_json(list(step.services)),
             "status": step.status.value,
             "stage": step.stage,
@@ -184,7 +185,7 @@ class ReleaseStore(StoreBase):
                 key=r["key"],
                 phase=Phase(r["phase"]),
                 title=r["title"],
-                stages=tuple(Stage.from_dict(s) for s in from_json(r["stages"], [])),
+                stages=tuple(load(Stage, s) for s in from_json(r["stages"], [])),
                 services=tuple(from_json(r["services"], [])),
                 status=StepStatus(r["status"]),
                 stage=r["stage"] or 0,
@@ -221,7 +222,7 @@ class ReleaseStore(StoreBase):
             activate_at=time_or_none(row["activate_at"]),
             card_message=row["card_message"],
             baseline=from_json(row["baseline"], None),
-            shortened=Shortened.from_dict(from_json(row["shortened"], {}))
+            shortened=load(Shortened, from_json(row["shortened"], {}))
             if row["shortened"]
             else None,
             closed_at=time_or_none(row["closed_at"]),
