@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 
 from bot.domain.errors import IllegalMove, Why
+from bot.domain.serial import Moment
 
 
 class Role(StrEnum):
@@ -116,7 +116,7 @@ class Step:
     stage: int = 0
     outcomes: tuple[Outcome, ...] = ()
     attempt: int = 0
-    deadline: datetime | None = None
+    deadline: Moment | None = None
     failing: tuple[str, ...] = ()
     variant: str | None = None
     reason: str | None = None  # why a person stopped the step (it is blocked until retried)
@@ -184,7 +184,7 @@ class Release:
     services: tuple[str, ...] = ()
     waivers: frozenset[str] = frozenset()
     frozen: bool = False
-    kickoff_at: datetime | None = None
+    kickoff_at: Moment | None = None
     reason: str | None = None
     # On-call asked to roll back (this reason); the rollback actions wait for their confirmation.
     proposed_rollback: str | None = None

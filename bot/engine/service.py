@@ -58,10 +58,10 @@ from bot.domain.people import Facts, Holding, KnownPeople, LookupFailed, People,
 from bot.domain.plan import PlannedService, plan_steps
 from bot.domain.records import ActionRun
 from bot.domain.rules import authorize, authorize_kind
-from bot.domain.serial import dump, load
+from bot.domain.serial import dump
 from bot.domain.transition import transition
 from bot.engine.actions import ROLLBACK, STARTED, ActionRunner, Sleep
-from bot.engine.checkbook import CheckBook, notes_in_github
+from bot.engine.checkbook import CheckBook, notes_in_github, stored_results
 from bot.engine.checkrunner import CheckRunner
 from bot.engine.effects import CONFIRM_KIND, PLAIN, Context, Effects
 from bot.engine.records import history
@@ -251,7 +251,7 @@ class ReleaseService:
     def latest_results(self, release_id: int, step_key: str) -> list[CheckResult]:
         """The verdicts of a step's newest check run."""
         step = self.store.load(release_id).release.step(step_key)
-        return [load(CheckResult, r) for r in self.effects.latest_results(release_id, step)]
+        return stored_results(self.effects.latest_results(release_id, step))
 
     def finish_check(
         self, release_id: int, step_key: str, attempt: int, results: list[CheckResult]

@@ -5,7 +5,26 @@ One module per kind of record, each a part of `Store`: `schema` (the migrations)
 `actions` and `inbox`.
 """
 
-from bot.domain.records import ActionRun, OutboxRow, ReleaseRecord, Wait
+from bot.domain.records import (
+    ActionRun,
+    Alert,
+    AlertState,
+    Approval,
+    CheckRow,
+    GateStatus,
+    InboxEntry,
+    MergeAllowance,
+    MonitoringWindow,
+    Note,
+    OutboxRow,
+    ReleaseRecord,
+    ReleaseRow,
+    Reminder,
+    Sample,
+    TimelineEvent,
+    Wait,
+    Waiver,
+)
 from bot.store.actions import ActionStore
 from bot.store.freeze import FreezeStore
 from bot.store.inbox import InboxStore
@@ -15,7 +34,28 @@ from bot.store.releases import ReleaseStore
 from bot.store.schema import migrations
 from bot.store.timeline import TimelineStore
 
-__all__ = ["ActionRun", "OutboxRow", "ReleaseRecord", "Store", "Wait", "migrations"]
+__all__ = [
+    "ActionRun",
+    "Alert",
+    "AlertState",
+    "Approval",
+    "CheckRow",
+    "GateStatus",
+    "InboxEntry",
+    "MergeAllowance",
+    "MonitoringWindow",
+    "Note",
+    "OutboxRow",
+    "ReleaseRecord",
+    "ReleaseRow",
+    "Reminder",
+    "Sample",
+    "Store",
+    "TimelineEvent",
+    "Wait",
+    "Waiver",
+    "migrations",
+]
 
 
 class Store(

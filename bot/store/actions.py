@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from bot.domain.clock import utc_iso
 from bot.domain.records import ActionRun
-from bot.store.core import StoreBase, as_json, from_json, key_of, time_or_none
+from bot.store.core import StoreBase, as_json, key_of
 
 
 class ActionStore(StoreBase):
@@ -59,26 +58,6 @@ class ActionStore(StoreBase):
                 values[key] = value
         self._t("action_runs").update(row_id, values)
 
-    @staticmethod
-    def _action_run(r: Mapping[str, Any]) -> ActionRun:
-        return ActionRun(
-            id=r["id"],
-            release_id=r["release_id"],
-            step_key=r["step_key"],
-            attempt=r["attempt"],
-            seq=r["seq"] or 0,
-            target=r["target"] or "",
-            kind=r["kind"],
-            state=r["state"],
-            run_id=r["run_id"],
-            url=r["url"],
-            token=r["token"] or "",
-            detail=r["detail"],
-            evidence=from_json(r["evidence"], {}),
-            started_at=time_or_none(r["started_at"]),
-            finished_at=time_or_none(r["finished_at"]),
-        )
-
     def action_runs(
         self, release_id: int, step_key: str | None = None, attempt: int | None = None
     ) -> list[ActionRun]:
@@ -90,10 +69,9 @@ class ActionStore(StoreBase):
         if attempt is not None:
             where += " and attempt = ?"
             args.append(attempt)
-        return [
-            self._action_run(r)
-            for r in self._t("action_runs").rows_where(where, args, order_by="seq, id")
-        ]
+        return self._rows(
+            ActionRun, "action_runs", where, args, order_by="seq, id", decode={"evidence": {}}
+        )
 
     def unfinished_rollbacks(self) -> list[int]:
         """Releases whose confirmed rollback still has runs to start or follow."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self, cast
+from typing import Any, Self, TypeVar, cast
 
 from sqlite_utils import Database
 from sqlite_utils.db import Table
@@ -17,8 +17,11 @@ from sqlite_utils.db import Table
 from bot.domain.clock import parse_iso
 from bot.domain.records import ReleaseRecord
 from bot.domain.redact import Redactor
+from bot.domain.serial import load
 from bot.store.schema import migrations
 from bot.store.writer import SHORT_WAIT, Writer
+
+T = TypeVar("T")
 
 
 def as_json(value: Any) -> str:
@@ -156,3 +159,31 @@ class StoreBase:
 
     def _t(self, name: str) -> Table:
         return cast(Table, self.db[name])
+
+    def _rows(
+        self,
+        cls: type[T],
+        table: str,
+        where: str | None = None,
+        args: Sequence[Any] = (),
+        *,
+        order_by: str | None = "id",
+        limit: int | None = None,
+        decode: Mapping[str, Any] | None = None,
+    ) -> list[T]:
+        """Rows of a table as typed records, the JSON columns named in `decode` decoded (to
+        the default given there when empty)."""
+        return [
+            self._row(cls, row, decode)
+            for row in self._t(table).rows_where(where, list(args), order_by=order_by, limit=limit)
+        ]
+
+    @staticmethod
+    def _row(cls: type[T], row: Mapping[str, Any], decode: Mapping[str, Any] | None = None) -> T:
+        """One row as a typed record (see `_rows`)."""
+        return load(cls, {**row, **StoreBase._decoded(row, decode)} if decode else row)
+
+    @staticmethod
+    def _decoded(row: Mapping[str, Any], decode: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The JSON columns of a row named in `decode`, decoded (the default given when empty)."""
+        return {k: from_json(row[k], default) for k, default in (decode or {}).items()}

@@ -4,23 +4,23 @@ requests let through."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from bot.domain.clock import utc_iso
+from bot.domain.records import GateStatus, MergeAllowance, ReleaseRow
 from bot.store.core import StoreBase
 
 
 class FreezeStore(StoreBase):
     """Freeze holders, merge-gate statuses and merge allowances."""
 
-    def frozen_release(self) -> dict[str, Any] | None:
+    def frozen_release(self) -> ReleaseRow | None:
         """The release currently holding a merge freeze, if any (the newest when several do)."""
         rows = self.frozen_releases()
         return rows[0] if rows else None
 
-    def frozen_releases(self) -> list[dict[str, Any]]:
+    def frozen_releases(self) -> list[ReleaseRow]:
         """Every release holding a merge freeze, newest first (each holds its own)."""
-        return list(self._t("releases").rows_where("frozen = 1", order_by="id desc"))
+        return self._rows(ReleaseRow, "releases", "frozen = 1", order_by="id desc")
 
     def freeze_holder(self, channel: str) -> int | None:
         """Id of the release of a channel that holds a merge freeze, whatever is newest there."""
@@ -31,20 +31,17 @@ class FreezeStore(StoreBase):
         )
         return int(rows[0]["id"]) if rows else None
 
-    def gate_status(self, repository: str, sha: str) -> dict[str, Any] | None:
+    def gate_status(self, repository: str, sha: str) -> GateStatus | None:
         """The merge-gate status golive last set on a commit, if any."""
-        rows = list(
-            self._t("gate_statuses").rows_where(
-                "repository = ? and sha = ?", [repository, sha], limit=1
-            )
-        )
+        where = "repository = ? and sha = ?"
+        rows = self._rows(GateStatus, "gate_statuses", where, [repository, sha], order_by=None)
         return rows[0] if rows else None
 
-    def gate_statuses(self, repository: str) -> dict[str, dict[str, Any]]:
+    def gate_statuses(self, repository: str) -> dict[str, GateStatus]:
         """sha → the merge-gate status golive last set on it, for one repository."""
-        return {
-            r["sha"]: r for r in self._t("gate_statuses").rows_where("repository = ?", [repository])
-        }
+        where = "repository = ?"
+        rows = self._rows(GateStatus, "gate_statuses", where, [repository], order_by=None)
+        return {r.sha: r for r in rows}
 
     def remember_gate_status(
         self,
@@ -98,10 +95,10 @@ class FreezeStore(StoreBase):
             }
         )
 
-    def merge_allowances(self, release_id: int | None = None) -> list[dict[str, Any]]:
+    def merge_allowances(self, release_id: int | None = None) -> list[MergeAllowance]:
         """Pull request heads let through a freeze (of one release, or all), oldest first."""
         where, args = (None, []) if release_id is None else ("release_id = ?", [release_id])
-        return list(self._t("merge_allowances").rows_where(where, args, order_by="id"))
+        return self._rows(MergeAllowance, "merge_allowances", where, args)
 
     def latest_allowance_id(self) -> int:
         """The id of the newest merge allowance (0 when there is none): it changes the gate."""

@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain.clock import utc_iso
-from bot.store.core import StoreBase, as_json, from_json
+from bot.domain.records import InboxEntry
+from bot.store.core import StoreBase, as_json
 
 
 class InboxStore(StoreBase):
@@ -24,17 +25,18 @@ class InboxStore(StoreBase):
             )
             return cursor.rowcount == 1
 
-    def inbox_pending(self, limit: int = 100) -> list[dict[str, Any]]:
+    def inbox_pending(self, limit: int = 100) -> list[InboxEntry]:
         """Events not yet processed, oldest first."""
-        return [
-            {**r, "payload": from_json(r["payload"], {})}
-            for r in self._t("inbox").rows_where("status = 'pending'", order_by="id", limit=limit)
-        ]
+        return self._rows(
+            InboxEntry, "inbox", "status = 'pending'", limit=limit, decode={"payload": {}}
+        )
 
-    def inbox_entry(self, key: str) -> dict[str, Any] | None:
+    def inbox_entry(self, key: str) -> InboxEntry | None:
         """One inbox row by its key."""
-        rows = list(self._t("inbox").rows_where("key = ?", [key]))
-        return {**rows[0], "payload": from_json(rows[0]["payload"], {})} if rows else None
+        rows = self._rows(
+            InboxEntry, "inbox", "key = ?", [key], order_by=None, decode={"payload": {}}
+        )
+        return rows[0] if rows else None
 
     def inbox_done(self, entry_id: int, outcome: str | None, at: datetime) -> None:
         """An event was processed (call in the transaction of what it changed)."""

@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain.clock import utc_iso
-from bot.store.core import StoreBase, as_json, from_json
+from bot.domain.records import Alert, AlertState, Sample
+from bot.store.core import StoreBase, as_json
 
 
 class MonitoringStore(StoreBase):
@@ -35,32 +36,37 @@ class MonitoringStore(StoreBase):
             }
         )
 
-    def samples(self, release_id: int, period: str | None = None) -> list[dict[str, Any]]:
+    def samples(self, release_id: int, period: str | None = None) -> list[Sample]:
         """Monitoring ticks of a release (optionally of one period), oldest first."""
         where, args = "release_id = ?", [release_id]
         if period is not None:
             where += " and period = ?"
             args.append(period)  # type: ignore[arg-type]
-        return [
-            {**r, "verdicts": from_json(r["verdicts"], {})}
-            for r in self._t("samples").rows_where(where, args, order_by="id")
-        ]
+        return self._rows(Sample, "samples", where, args, decode={"verdicts": {}})
 
-    def alert_state(self, release_id: int, signal: str) -> dict[str, Any] | None:
+    def alert_state(self, release_id: int, signal: str) -> AlertState | None:
         """The persisted alert tracker state of one signal."""
-        rows = list(
-            self._t("alert_states").rows_where(
-                "release_id = ? and signal = ?", [release_id, signal]
-            )
+        rows = self._rows(
+            AlertState,
+            "alert_states",
+            "release_id = ? and signal = ?",
+            [release_id, signal],
+            order_by=None,
+            decode={"state": {}},
         )
-        return from_json(rows[0]["state"], None) if rows else None
+        return rows[0] if rows else None
 
-    def alert_states(self, release_id: int) -> dict[str, dict[str, Any]]:
-        """Every signal's tracker state of a release."""
-        return {
-            r["signal"]: from_json(r["state"], {})
-            for r in self._t("alert_states").rows_where("release_id = ?", [release_id])
-        }
+    def alert_states(self, release_id: int) -> dict[str, AlertState]:
+        """Every signal's tracker state of a release, by signal."""
+        rows = self._rows(
+            AlertState,
+            "alert_states",
+            "release_id = ?",
+            [release_id],
+            order_by=None,
+            decode={"state": {}},
+        )
+        return {r.signal: r for r in rows}
 
     def save_alert_state(
         self, release_id: int, signal: str, state: Mapping[str, Any], at: datetime
@@ -97,6 +103,6 @@ class MonitoringStore(StoreBase):
             }
         )
 
-    def alerts(self, release_id: int) -> list[dict[str, Any]]:
+    def alerts(self, release_id: int) -> list[Alert]:
         """Alert actions of a release, oldest first."""
-        return list(self._t("alerts").rows_where("release_id = ?", [release_id], order_by="id"))
+        return self._rows(Alert, "alerts", "release_id = ?", [release_id])

@@ -3,13 +3,13 @@ and delivered by a worker of its own."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.domain.clock import parse_iso, utc_iso
+from bot.domain.clock import utc_iso
 from bot.domain.records import OutboxRow
-from bot.store.core import StoreBase, as_json, from_json, key_of, time_or_none
+from bot.store.core import StoreBase, as_json, key_of
 
 
 def _pending_where(only: frozenset[str] | None, skip: frozenset[str]) -> tuple[str, list[str]]:
@@ -23,6 +23,10 @@ def _pending_where(only: frozenset[str] | None, skip: frozenset[str]) -> tuple[s
         where += " and kind not in (" + ",".join("?" * len(skip)) + ")"
         args += sorted(skip)
     return where, args
+
+
+# The outbox's JSON columns, with what an empty one reads as.
+OUTBOX_JSON: Mapping[str, Any] = {"blocks": None, "file": None}
 
 
 class OutboxStore(StoreBase):
@@ -66,26 +70,16 @@ class OutboxStore(StoreBase):
             .last_pk
         )
 
-    @staticmethod
-    def _outbox_row(r: Mapping[str, Any]) -> OutboxRow:
-        return OutboxRow(
-            id=r["id"],
-            release_id=r["release_id"],
-            channel=r["channel"],
-            kind=r["kind"],
-            text=r["text"],
-            blocks=from_json(r["blocks"], None),
-            thread_of=r["thread_of"],
-            user=r["user"],
-            step_key=r["step_key"],
-            update_of=r["update_of"],
-            file=from_json(r["file"], None),
-            status=r["status"],
-            attempts=r["attempts"] or 0,
-            next_attempt_at=time_or_none(r["next_attempt_at"]),
-            ts=r["ts"],
-            error=r["error"],
-            created_at=parse_iso(r["created_at"]),
+    def _outbox(
+        self,
+        where: str,
+        args: Sequence[Any],
+        *,
+        order_by: str | None = "id",
+        limit: int | None = None,
+    ) -> list[OutboxRow]:
+        return self._rows(
+            OutboxRow, "outbox", where, args, order_by=order_by, limit=limit, decode=OUTBOX_JSON
         )
 
     def pending_messages(
@@ -96,31 +90,22 @@ class OutboxStore(StoreBase):
     ) -> list[OutboxRow]:
         """Undelivered messages in the order they were written (optionally of some kinds)."""
         where, args = _pending_where(only, skip)
-        return [
-            self._outbox_row(r)
-            for r in self._t("outbox").rows_where(where, args, order_by="id", limit=limit)
-        ]
+        return self._outbox(where, args, limit=limit)
 
     def message(self, message_id: int) -> OutboxRow | None:
         """One outbox row by id."""
-        rows = list(self._t("outbox").rows_where("id = ?", [message_id]))
-        return self._outbox_row(rows[0]) if rows else None
+        rows = self._outbox("id = ?", [message_id], order_by=None)
+        return rows[0] if rows else None
 
     def message_by_ts(self, channel: str, ts: str) -> OutboxRow | None:
         """The delivered message with that Slack timestamp in that channel."""
-        rows = list(
-            self._t("outbox").rows_where(
-                "channel = ? and ts = ? and update_of is null", [channel, ts], limit=1
-            )
-        )
-        return self._outbox_row(rows[0]) if rows else None
+        where = "channel = ? and ts = ? and update_of is null"
+        rows = self._outbox(where, [channel, ts], order_by=None, limit=1)
+        return rows[0] if rows else None
 
     def messages(self, release_id: int) -> list[OutboxRow]:
         """Every message of a release, in order."""
-        return [
-            self._outbox_row(r)
-            for r in self._t("outbox").rows_where("release_id = ?", [release_id], order_by="id")
-        ]
+        return self._outbox("release_id = ?", [release_id])
 
     def mark_delivered(self, message_id: int, ts: str | None, at: datetime) -> None:
         """A message reached its destination."""
@@ -171,12 +156,9 @@ class OutboxStore(StoreBase):
         )
 
     def _newest(self, release_id: int, where: str, args: list[Any]) -> OutboxRow | None:
-        rows = list(
-            self._t("outbox").rows_where(
-                f"release_id = ? and {where}", [release_id, *args], order_by="id desc", limit=1
-            )
-        )
-        return self._outbox_row(rows[0]) if rows else None
+        where = f"release_id = ? and {where}"
+        rows = self._outbox(where, [release_id, *args], order_by="id desc", limit=1)
+        return rows[0] if rows else None
 
     def has_sent(self, kind: str, channel: str) -> bool:
         """True when a row of this kind was ever queued for this destination (for instance,

@@ -3,15 +3,21 @@ monitoring windows and the waits of their steps on people."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from bot.domain.clock import parse_iso, utc_iso
 from bot.domain.config import Shortened
-from bot.domain.model import Outcome, Phase, Release, ReleaseStatus, Roles, Stage, Step, StepStatus
-from bot.domain.records import ReleaseRecord, Wait
-from bot.domain.serial import dump, load
+from bot.domain.model import Release, ReleaseStatus, Step, StepStatus
+from bot.domain.records import MonitoringWindow, ReleaseRecord, ReleaseRow, Wait
+from bot.domain.serial import dump
 from bot.store.core import StoreBase, as_json, from_json, key_of, moment, time_or_none
+
+# The JSON columns of steps, releases and their records, with what an empty one reads as.
+STEP_JSON: Mapping[str, Any] = {"stages": [], "services": [], "outcomes": [], "failing": []}
+RELEASE_JSON: Mapping[str, Any] = {"services": [], "waivers": []}
+RECORD_JSON: Mapping[str, Any] = {"baseline": None, "shortened": None}
 
 
 def _owner_changed(before: Release, after: Release, step: Step) -> bool:
@@ -180,52 +186,13 @@ class ReleaseStore(StoreBase):
 
     def _read(self, release_id: int) -> ReleaseRecord:
         row = self._t("releases").get(release_id)
-        steps = [
-            Step(
-                key=r["key"],
-                phase=Phase(r["phase"]),
-                title=r["title"],
-                stages=tuple(load(Stage, s) for s in from_json(r["stages"], [])),
-                services=tuple(from_json(r["services"], [])),
-                status=StepStatus(r["status"]),
-                stage=r["stage"] or 0,
-                outcomes=tuple(Outcome(o) for o in from_json(r["outcomes"], [])),
-                attempt=r["attempt"] or 0,
-                deadline=time_or_none(r["deadline"]),
-                failing=tuple(from_json(r["failing"], [])),
-                variant=r["variant"],
-                reason=r["reason"],
-            )
-            for r in self._t("steps").rows_where("release_id = ?", [release_id], order_by="seq")
-        ]
-        release = Release(
-            id=row["id"],
-            channel=row["channel"],
-            version=row["version"],
-            status=ReleaseStatus(row["status"]),
-            roles=Roles(row["commander"], row["on_call"], row["backend"], row["frontend"]),
-            steps=tuple(steps),
-            major=bool(row["major"]),
-            services=tuple(from_json(row["services"], [])),
-            waivers=frozenset(from_json(row["waivers"], [])),
-            frozen=bool(row["frozen"]),
-            kickoff_at=time_or_none(row["kickoff_at"]),
-            reason=row["reason"],
-            proposed_rollback=row.get("proposed_rollback"),
+        steps = self._rows(
+            Step, "steps", "release_id = ?", [release_id], order_by="seq", decode=STEP_JSON
         )
-        return ReleaseRecord(
-            release=release,
-            created_at=parse_iso(row["created_at"]),
-            created_by=row["created_by"],
-            ended_at=time_or_none(row["ended_at"]),
-            frozen_at=time_or_none(row["frozen_at"]),
-            activate_at=time_or_none(row["activate_at"]),
-            card_message=row["card_message"],
-            baseline=from_json(row["baseline"], None),
-            shortened=load(Shortened, from_json(row["shortened"], {}))
-            if row["shortened"]
-            else None,
-            closed_at=time_or_none(row["closed_at"]),
+        roles = {role: row[role] for role in ("commander", "on_call", "backend", "frontend")}
+        release = {**row, **self._decoded(row, RELEASE_JSON), "roles": roles, "steps": steps}
+        return self._row(
+            ReleaseRecord, {**row, **self._decoded(row, RECORD_JSON), "release": release}
         )
 
     def latest_in_channel(self, channel: str) -> int | None:
@@ -257,9 +224,9 @@ class ReleaseStore(StoreBase):
             for r in self._t("releases").rows_where(where, args, order_by="id desc", limit=limit)
         ]
 
-    def history_rows(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The newest releases as plain rows."""
-        return list(self._t("releases").rows_where(order_by="id desc", limit=limit))
+    def history_rows(self, limit: int = 20) -> list[ReleaseRow]:
+        """The newest releases' own rows (without their steps), newest first."""
+        return self._rows(ReleaseRow, "releases", order_by="id desc", limit=limit)
 
     def last_completed_versions(self, before: int | None = None) -> dict[str, str]:
         """service → version of the newest completed release that changed it."""
@@ -290,13 +257,22 @@ class ReleaseStore(StoreBase):
         self._records.pop(release_id, None)
         self._t("releases").update(release_id, {"closed_at": utc_iso(at)})
 
-    def monitoring_windows(self) -> list[dict[str, Any]]:
-        """Releases with an open heightened (or post-rollback) monitoring window."""
-        return list(
-            self._t("releases").rows_where(
-                "monitor_until is not null and coalesce(monitor_closed, 0) = 0", order_by="id"
-            )
+    def monitoring_windows(self) -> list[MonitoringWindow]:
+        """The open heightened (or post-rollback) monitoring windows, oldest release first."""
+        return self._windows("monitor_until is not null and coalesce(monitor_closed, 0) = 0", [])
+
+    def monitoring_window(self, release_id: int) -> MonitoringWindow | None:
+        """A release's monitoring window while one is set (None before, and once closed)."""
+        found = self._windows("id = ? and monitor_until is not null", [release_id])
+        return found[0] if found else None
+
+    def _windows(self, where: str, args: list[Any]) -> list[MonitoringWindow]:
+        rows = self.db.query(
+            "select id as release_id, monitor_period as period, monitor_until as until "
+            f"from releases where {where} order by id",
+            args,
         )
+        return [self._row(MonitoringWindow, r) for r in rows]
 
     def awaiting_since(self, release_id: int, step_key: str) -> datetime | None:
         """Since when a step has been waiting on its owner in its current stage (None: unknown,

@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain.clock import utc_iso
-from bot.store.core import StoreBase, as_json, from_json, key_of, moment
+from bot.domain.records import Approval, CheckRow, Note, Reminder, TimelineEvent, Waiver
+from bot.store.core import StoreBase, as_json, key_of, moment
 
 
 class TimelineStore(StoreBase):
@@ -33,16 +34,13 @@ class TimelineStore(StoreBase):
             }
         )
 
-    def events(self, release_id: int, type_: str | None = None) -> list[dict[str, Any]]:
+    def events(self, release_id: int, type_: str | None = None) -> list[TimelineEvent]:
         """The timeline of a release (or its events of one type), oldest first."""
         where, args = "release_id = ?", [release_id]
         if type_ is not None:
             where += " and type = ?"
             args.append(type_)  # type: ignore[arg-type]
-        return [
-            {**r, "data": from_json(r["data"], {})}
-            for r in self._t("events").rows_where(where, args, order_by="id")
-        ]
+        return self._rows(TimelineEvent, "events", where, args, decode={"data": {}})
 
     def add_approval(
         self,
@@ -69,9 +67,9 @@ class TimelineStore(StoreBase):
             }
         )
 
-    def approvals(self, release_id: int) -> list[dict[str, Any]]:
+    def approvals(self, release_id: int) -> list[Approval]:
         """Every approval of a release, oldest first."""
-        return list(self._t("approvals").rows_where("release_id = ?", [release_id], order_by="id"))
+        return self._rows(Approval, "approvals", "release_id = ?", [release_id])
 
     def add_check_result(
         self,
@@ -96,16 +94,13 @@ class TimelineStore(StoreBase):
             }
         )
 
-    def check_results(self, release_id: int, step_key: str | None = None) -> list[dict[str, Any]]:
+    def check_results(self, release_id: int, step_key: str | None = None) -> list[CheckRow]:
         """Check verdicts of a release (optionally of one step), oldest first."""
         where, args = "release_id = ?", [release_id]
         if step_key is not None:
             where += " and step_key = ?"
             args.append(step_key)  # type: ignore[arg-type]
-        return [
-            {**r, "evidence": from_json(r["evidence"], {})}
-            for r in self._t("check_results").rows_where(where, args, order_by="id")
-        ]
+        return self._rows(CheckRow, "check_results", where, args, decode={"evidence": {}})
 
     def add_waiver(
         self, release_id: int, name: str, step_key: str, user: str, reason: str, at: datetime
@@ -122,9 +117,9 @@ class TimelineStore(StoreBase):
             }
         )
 
-    def waivers(self, release_id: int) -> list[dict[str, Any]]:
+    def waivers(self, release_id: int) -> list[Waiver]:
         """Waivers of a release, oldest first."""
-        return list(self._t("waivers").rows_where("release_id = ?", [release_id], order_by="id"))
+        return self._rows(Waiver, "waivers", "release_id = ?", [release_id])
 
     def add_note(
         self, release_id: int, kind: str, user: str, owner: str | None, text: str, at: datetime
@@ -145,9 +140,9 @@ class TimelineStore(StoreBase):
             .last_pk
         )
 
-    def notes(self, release_id: int) -> list[dict[str, Any]]:
+    def notes(self, release_id: int) -> list[Note]:
         """Notes and follow-ups of a release, oldest first."""
-        return list(self._t("notes").rows_where("release_id = ?", [release_id], order_by="id"))
+        return self._rows(Note, "notes", "release_id = ?", [release_id])
 
     def add_reminder(
         self,
@@ -178,6 +173,6 @@ class TimelineStore(StoreBase):
             }
         )
 
-    def reminders(self, release_id: int) -> list[dict[str, Any]]:
+    def reminders(self, release_id: int) -> list[Reminder]:
         """Every reminder, escalation and snooze of a release, oldest first."""
-        return list(self._t("reminders").rows_where("release_id = ?", [release_id], order_by="id"))
+        return self._rows(Reminder, "reminders", "release_id = ?", [release_id])
