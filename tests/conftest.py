@@ -193,3 +193,9 @@ async def walk(h: Harness, until: str | None = None, soak_minutes: float = 15) -
         printed = await h.react(release.roles.user(step.owner), step.key)
         assert not any(line.startswith("[only @") for line in printed), printed
     raise AssertionError("the release did not move")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first: spread over the workers (`-n 4`), the long ones (a real Prometheus, the
+    demo) start before the many short ones, so no worker is left with one of them at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -3,14 +3,15 @@ the console."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bot.adapters.console import plain
+from bot.domain.config import Shortened
 from bot.domain.model import Phase, Role, Stage, StageKind, Step
 from bot.domain.records import CheckRow
 from bot.engine.records import record_markdown
 from bot.render.fmt import clip, code, code_block, echo, esc, link, mention, section
-from bot.render.messages import render_check_results, rollback_plan_line
+from bot.render.messages import render_check_results, rollback_plan_line, shortened_line
 from tests.conftest import CHANNEL, COMMANDER, Harness
 
 BAIT = "DB failover <!channel> & <https://evil.example|click>"
@@ -123,3 +124,12 @@ def test_plain_reads_links_and_entities() -> None:
     """The console turns golive's links into `label (url)` and entities into characters."""
     text = f"{link('http://n/x?a=1&b=2', 'notes')} {esc('a<b')} <@U0BOB>"
     assert plain(text, {"U0BOB": "bob"}) == "notes (http://n/x?a=1&b=2) a<b @bob"
+
+
+def test_the_shortened_reason_from_the_config_is_shown_inert() -> None:
+    """monitoring.shortened_reason is written into the card, status and announcement: a
+    broadcast or a disguised link in it is shown, not acted on."""
+    reason = "rehearsal <!channel> <https://evil.example|docs>"
+    line = shortened_line(Shortened(soak=timedelta(minutes=1), heightened=None, reason=reason))
+    assert "<!channel>" not in line and "<https://evil.example" not in line
+    assert "&lt;!channel&gt;" in line

@@ -218,7 +218,7 @@ def shortened_line(shortened: Shortened) -> str:
             f"heightened monitoring {format_duration(shortened.heightened)} (the runbook says "
             f"at least {format_duration(HEIGHTENED_FLOOR)})"
         )
-    return f"⚠️ Runbook shortened: {' and '.join(parts)}. Why: {shortened.reason}"
+    return f"⚠️ Runbook shortened: {' and '.join(parts)}. Why: {esc(shortened.reason)}"
 
 
 def closed_line(closed_at: datetime, tz: ZoneInfo) -> str:

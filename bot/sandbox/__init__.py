@@ -3,9 +3,9 @@
 Integration tests start them one by one; `golive demo` starts them all through `Sandbox`.
 """
 
+from bot.domain.clock import FakeClock, Now, utc_now
 from bot.sandbox.argocd import FakeArgoCD
 from bot.sandbox.base import FAULT_MODES, FakeServer, RecordedRequest
-from bot.sandbox.clock import Clock, ManualClock, utc_now
 from bot.sandbox.github import CheckRun, CommitStatus, FakeGitHub, GitHubRelease, PullRequest
 from bot.sandbox.ledger import Invoice, Lead
 from bot.sandbox.metrics import RequestMetrics, TrafficGenerator, TrafficProfile
@@ -28,9 +28,9 @@ __all__ = [
     "FAULT_MODES",
     "FAULT_SWITCHES",
     "CheckRun",
-    "Clock",
     "CommitStatus",
     "FakeArgoCD",
+    "FakeClock",
     "FakeGitHub",
     "FakePagerDuty",
     "FakeProduct",
@@ -43,7 +43,7 @@ __all__ = [
     "Invoice",
     "Lead",
     "LoopbackServer",
-    "ManualClock",
+    "Now",
     "PullRequest",
     "RecordedRequest",
     "RequestMetrics",

@@ -26,8 +26,8 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.domain.clock import Now
 from bot.sandbox.base import FakeServer, json_response, read_json_object
-from bot.sandbox.clock import Clock
 
 DEFAULT_TOKEN = "argocd_golive_sandbox_token_0001"
 OUTCOMES = ("healthy", "degraded", "failed")
@@ -71,7 +71,7 @@ class FakeArgoCD(FakeServer):
         self,
         token: str = DEFAULT_TOKEN,
         *,
-        clock: Clock | None = None,
+        clock: Now | None = None,
         durations: tuple[float, float] = (1.0, 2.0),
     ) -> None:
         """`durations`: seconds an operation runs, then seconds the app is Progressing."""

@@ -10,7 +10,7 @@ from typing import Any, Literal, Self, get_args
 
 from aiohttp import web
 
-from bot.sandbox.clock import Clock, utc_now
+from bot.domain.clock import Now, utc_now
 from bot.sandbox.server import LOOPBACK, LoopbackServer
 
 FaultMode = Literal["html", "500", "503", "garbage", "slow"]
@@ -98,9 +98,9 @@ def fault_response(fault: Fault) -> web.Response:
 class FakeServer:
     """Base of the fakes: owns their state, records requests, injects faults, serves on loopback."""
 
-    def __init__(self, *, clock: Clock | None = None) -> None:
+    def __init__(self, *, clock: Now | None = None) -> None:
         """Create the fake; `clock` (default real UTC time) stamps records and generated data."""
-        self.clock: Clock = clock or utc_now
+        self.clock: Now = clock or utc_now
         self.requests: list[RecordedRequest] = []
         self._faults: dict[str, Fault] = {}
         self._server: LoopbackServer | None = None

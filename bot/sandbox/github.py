@@ -19,8 +19,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.domain.clock import Now
 from bot.sandbox.base import FakeServer, json_response, read_json_object
-from bot.sandbox.clock import Clock
 from bot.sandbox.paging import page_args as _page_args
 from bot.sandbox.paging import paginate
 from bot.sandbox.workflows import FakeActions
@@ -160,7 +160,7 @@ class FakeGitHub(FakeServer):
         self,
         token: str = DEFAULT_TOKEN,
         *,
-        clock: Clock | None = None,
+        clock: Now | None = None,
         read_only_token: str | None = None,
         run_durations: tuple[float, float] = (1.0, 3.0),
     ) -> None:

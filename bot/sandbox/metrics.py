@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bot.sandbox.clock import Clock
+from bot.domain.clock import Now
 
 BUCKETS: tuple[float, ...] = (
     0.05,
@@ -55,7 +55,7 @@ class RequestMetrics:
 
     def __init__(
         self,
-        clock: Clock,
+        clock: Now,
         *,
         buckets: tuple[float, ...] = BUCKETS,
         initial_statuses: tuple[str, ...] = ("200", "500"),

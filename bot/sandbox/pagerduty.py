@@ -10,8 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.domain.clock import Now
 from bot.sandbox.base import FakeServer, json_response, read_json_object
-from bot.sandbox.clock import Clock
 
 DEFAULT_TOKEN = "u+golive-sandbox-pagerduty-token"
 DEFAULT_ROUTING_KEY = "R0UT1NGKEY0G0L1VE0SANDB0X0000001"
@@ -84,7 +84,7 @@ class FakePagerDuty(FakeServer):
         routing_keys: dict[str, str] | None = None,
         *,
         services: dict[str, str] | None = None,
-        clock: Clock | None = None,
+        clock: Now | None = None,
     ) -> None:
         """`routing_keys` maps each accepted integration key to the service id its events open."""
         super().__init__(clock=clock)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import itertools
 import random
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 
+from bot.domain.clock import Now
 from bot.sandbox.base import (
     CONTROL_PREFIX,
     LOGIN_PAGE,
@@ -21,7 +23,6 @@ from bot.sandbox.base import (
     json_response,
     read_json_object,
 )
-from bot.sandbox.clock import Clock
 from bot.sandbox.documents import CSV_TARGETS, invoice_csv, invoice_pdf
 from bot.sandbox.ledger import (
     INVOICE_STATUSES,
@@ -73,6 +74,24 @@ def _parse_day(value: str | None) -> date | None:
         return None
 
 
+Handler = Callable[["FakeProduct", web.Request], Awaitable[web.Response]]
+
+
+def _guarded(*, finance: bool) -> Callable[[Handler], Handler]:
+    """A handler that answers 401 without a known token, and 403 without the finance role
+    where `finance` (unless the `rbac_hole` fault lets everyone through)."""
+
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def guarded(self: FakeProduct, request: web.Request) -> web.Response:
+            denied = self._deny(request, finance=finance)
+            return denied if denied is not None else await handler(self, request)
+
+        return guarded
+
+    return wrap
+
+
 class FakeProduct(FakeServer):
     """The product API of docs/product-api.md: RBAC, fault switches, health, notes, metrics.
 
@@ -89,7 +108,7 @@ class FakeProduct(FakeServer):
         finance_token: str = DEFAULT_FINANCE_TOKEN,
         limited_token: str = DEFAULT_LIMITED_TOKEN,
         *,
-        clock: Clock | None = None,
+        clock: Now | None = None,
         services: Iterable[str] = DEFAULT_SERVICES,
         traffic: TrafficProfile | None = None,
         seed: int = 7,
@@ -273,10 +292,8 @@ class FakeProduct(FakeServer):
             return _error(403, "forbidden: the finance role is required")
         return None
 
+    @_guarded(finance=False)
     async def _create_lead(self, request: web.Request) -> web.Response:
-        denied = self._deny(request, finance=False)
-        if denied:
-            return denied
         body = await read_json_object(request)
         name = body.get("name") if body else None
         email = body.get("email") if body else None
@@ -292,17 +309,13 @@ class FakeProduct(FakeServer):
         raw = request.match_info["id"]
         return self.leads.get(int(raw)) if raw.isdigit() else None
 
+    @_guarded(finance=False)
     async def _get_lead(self, request: web.Request) -> web.Response:
-        denied = self._deny(request, finance=False)
-        if denied:
-            return denied
         lead = self._find_lead(request)
         return json_response(lead.to_json()) if lead else _error(404, "lead not found")
 
+    @_guarded(finance=False)
     async def _move_lead(self, request: web.Request) -> web.Response:
-        denied = self._deny(request, finance=False)
-        if denied:
-            return denied
         lead = self._find_lead(request)
         if lead is None:
             return _error(404, "lead not found")
@@ -324,10 +337,8 @@ class FakeProduct(FakeServer):
         lead.status = str(target)
         return json_response(lead.to_json())
 
+    @_guarded(finance=True)
     async def _report(self, request: web.Request) -> web.Response:
-        denied = self._deny(request, finance=True)
-        if denied:
-            return denied
         start = _parse_day(request.query.get("from"))
         end = _parse_day(request.query.get("to"))
         if start is None or end is None:
@@ -364,10 +375,8 @@ class FakeProduct(FakeServer):
             extra.append(fake_report_row(start, wrong, next(self._sequence)))
         return extra
 
+    @_guarded(finance=True)
     async def _create_invoice(self, request: web.Request) -> web.Response:
-        denied = self._deny(request, finance=True)
-        if denied:
-            return denied
         body = await read_json_object(request)
         raw = body.get("lead_id") if body else None
         lead_id = int(raw) if isinstance(raw, int | str) and str(raw).isdigit() else None
@@ -413,17 +422,13 @@ class FakeProduct(FakeServer):
         raw = request.match_info["id"]
         return self.invoices.get(int(raw)) if raw.isdigit() else None
 
+    @_guarded(finance=True)
     async def _get_invoice(self, request: web.Request) -> web.Response:
-        denied = self._deny(request, finance=True)
-        if denied:
-            return denied
         invoice = self._find_invoice(request)
         return json_response(invoice.to_json()) if invoice else _error(404, "invoice not found")
 
+    @_guarded(finance=True)
     async def _pdf(self, request: web.Request) -> web.Response:
-        denied = self._deny(request, finance=True)
-        if denied:
-            return denied
         invoice = self._find_invoice(request)
         if invoice is None:
             return _error(404, "invoice not found")
@@ -433,10 +438,8 @@ class FakeProduct(FakeServer):
         headers = {"Content-Disposition": f'inline; filename="{invoice.invoice_number}.pdf"'}
         return web.Response(body=body, content_type="application/pdf", headers=headers)
 
+    @_guarded(finance=True)
     async def _csv(self, request: web.Request) -> web.Response:
-        denied = self._deny(request, finance=True)
-        if denied:
-            return denied
         invoice = self._find_invoice(request)
         if invoice is None:
             return _error(404, "invoice not found")
@@ -465,10 +468,8 @@ class FakeProduct(FakeServer):
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
 
+    @_guarded(finance=True)
     async def _void(self, request: web.Request) -> web.Response:
-        denied = self._deny(request, finance=True)
-        if denied:
-            return denied
         invoice = self._find_invoice(request)
         if invoice is None:
             return _error(404, "invoice not found")

@@ -12,8 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.domain.clock import Now
 from bot.sandbox.base import FakeServer, json_response
-from bot.sandbox.clock import Clock
 from bot.sandbox.metrics import RequestMetrics, Snapshot
 from bot.sandbox.product import FakeProduct
 
@@ -209,7 +209,7 @@ class FakePrometheus(FakeServer):
     answers 503 unavailable; `stop()` closes the port.
     """
 
-    def __init__(self, product: FakeProduct, *, clock: Clock | None = None) -> None:
+    def __init__(self, product: FakeProduct, *, clock: Now | None = None) -> None:
         """Answer from `product.metrics`; `clock` (default the product's) is "now" for queries."""
         super().__init__(clock=clock or product.clock)
         self.product = product

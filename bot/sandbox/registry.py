@@ -15,8 +15,8 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from bot.domain.clock import Now
 from bot.sandbox.base import FakeServer, json_response
-from bot.sandbox.clock import Clock
 
 DEFAULT_TOKEN = "golive-sandbox-registry-token"
 DEFAULT_USERNAME = "golive-ci"
@@ -76,7 +76,7 @@ class FakeRegistry(FakeServer):
         token_ttl: int | None = 300,
         page_size: int | None = None,
         links: bool = True,
-        clock: Clock | None = None,
+        clock: Now | None = None,
     ) -> None:
         """`token=None` with no `auth` disables auth; see the class for the modes."""
         super().__init__(clock=clock)

@@ -8,11 +8,11 @@ from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.domain.clock import Now
 from bot.sandbox import argocd, github, pagerduty, product, registry
 from bot.sandbox import slack as slack_api
 from bot.sandbox.argocd import FakeArgoCD
 from bot.sandbox.base import FakeServer
-from bot.sandbox.clock import Clock
 from bot.sandbox.github import FakeGitHub
 from bot.sandbox.metrics import TrafficProfile
 from bot.sandbox.pagerduty import FakePagerDuty
@@ -82,7 +82,7 @@ class Sandbox:
 
     @classmethod
     def create(
-        cls, *, clock: Clock | None = None, slack: bool = False, seed: int = 7, speed: float = 1.0
+        cls, *, clock: Now | None = None, slack: bool = False, seed: int = 7, speed: float = 1.0
     ) -> Sandbox:
         """Build and seed the fakes without serving them; `speed` multiplies the live traffic
         (and how often it is added) and divides how long deploys take, for a demo played
@@ -137,7 +137,7 @@ class Sandbox:
     async def start(
         cls,
         *,
-        clock: Clock | None = None,
+        clock: Now | None = None,
         host: str = LOOPBACK,
         ports: Mapping[str, int] | None = None,
         traffic: bool = True,

@@ -17,8 +17,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from bot.domain.clock import Now
 from bot.sandbox.base import FakeServer, json_response
-from bot.sandbox.clock import Clock
 
 DEFAULT_TOKEN = "xoxb-0000000000-golive-sandbox"
 TEAM_ID = "T0SANDBOX"
@@ -161,7 +161,7 @@ class FakeSlack(FakeServer):
         *,
         users: dict[str, str] | None = None,
         channels: dict[str, str] | None = None,
-        clock: Clock | None = None,
+        clock: Now | None = None,
     ) -> None:
         """`users`/`channels` map ids to names; other channels exist unless marked missing."""
         super().__init__(clock=clock)

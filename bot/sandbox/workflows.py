@@ -27,8 +27,8 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.domain.clock import Now
 from bot.sandbox.base import json_response, read_json_object
-from bot.sandbox.clock import Clock
 from bot.sandbox.paging import page_args, paginate
 
 DOCS_URL = "https://docs.github.com/rest/actions/workflows#create-a-workflow-dispatch-event"
@@ -151,7 +151,7 @@ class FakeActions:
 
     def __init__(
         self,
-        clock: Clock,
+        clock: Now,
         resolve_ref: Callable[[str, str], str | None],
         *,
         durations: tuple[float, float] = (1.0, 3.0),

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.sandbox import FakeProduct, FakePrometheus, ManualClock
+from bot.sandbox import FakeClock, FakeProduct, FakePrometheus
 from checks.http import ProviderError
 from checks.prometheus import MissingData, instant, range_query
 
@@ -21,13 +21,13 @@ P95 = "histogram_quantile(0.95, sum(rate(http_request_duration_seconds_bucket[1m
 
 
 @pytest.fixture
-def manual_clock() -> ManualClock:
+def manual_clock() -> FakeClock:
     """A clock frozen at 2026-11-20 09:30 UTC."""
-    return ManualClock(START)
+    return FakeClock(START)
 
 
 @pytest.fixture
-async def prometheus(manual_clock: ManualClock) -> AsyncIterator[FakePrometheus]:
+async def prometheus(manual_clock: FakeClock) -> AsyncIterator[FakePrometheus]:
     """The sandbox's FakePrometheus over real HTTP, answering from a FakeProduct's counters."""
     async with FakePrometheus(FakeProduct(clock=manual_clock)) as fake:
         yield fake
@@ -40,7 +40,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-def traffic(product: FakeProduct, clock: ManualClock) -> None:
+def traffic(product: FakeProduct, clock: FakeClock) -> None:
     """One minute of traffic: 100 × 200 at 30 ms and 3 × 500 at 500 ms, snapshotted around it."""
     product.metrics.snapshot()
     clock.advance(60)
@@ -52,7 +52,7 @@ def traffic(product: FakeProduct, clock: ManualClock) -> None:
 
 
 async def test_instant_queries_give_value_time_and_series(
-    prometheus: FakePrometheus, client: httpx.AsyncClient, manual_clock: ManualClock
+    prometheus: FakePrometheus, client: httpx.AsyncClient, manual_clock: FakeClock
 ) -> None:
     """Requests, 5xx and p95 come back as numbers with Prometheus' evaluation time."""
     traffic(prometheus.product, manual_clock)
@@ -66,7 +66,7 @@ async def test_instant_queries_give_value_time_and_series(
 
 
 async def test_the_evaluation_time_is_sent(
-    prometheus: FakePrometheus, client: httpx.AsyncClient, manual_clock: ManualClock
+    prometheus: FakePrometheus, client: httpx.AsyncClient, manual_clock: FakeClock
 ) -> None:
     """`at` becomes the `time` parameter: a minute before the traffic there is no data."""
     traffic(prometheus.product, manual_clock)
@@ -89,7 +89,7 @@ async def test_an_empty_vector_is_missing_data_not_zero(
 
 
 async def test_nan_is_missing_data(
-    prometheus: FakePrometheus, client: httpx.AsyncClient, manual_clock: ManualClock
+    prometheus: FakePrometheus, client: httpx.AsyncClient, manual_clock: FakeClock
 ) -> None:
     """p95 of a window without requests is NaN → MissingData, never a number."""
     prometheus.product.metrics.snapshot()
@@ -150,7 +150,7 @@ async def test_broken_answers_are_provider_errors(
 
 
 async def test_range_queries_give_points(
-    prometheus: FakePrometheus, client: httpx.AsyncClient, manual_clock: ManualClock
+    prometheus: FakePrometheus, client: httpx.AsyncClient, manual_clock: FakeClock
 ) -> None:
     """query_range returns (time, value) per step; start/end/step go on the wire."""
     traffic(prometheus.product, manual_clock)
@@ -165,7 +165,7 @@ async def test_range_queries_give_points(
 
 
 async def test_an_empty_range_is_missing_data(
-    prometheus: FakePrometheus, client: httpx.AsyncClient, manual_clock: ManualClock
+    prometheus: FakePrometheus, client: httpx.AsyncClient, manual_clock: FakeClock
 ) -> None:
     """A range with no data at all → MissingData (empty)."""
     end = manual_clock()

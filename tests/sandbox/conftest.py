@@ -8,15 +8,15 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from bot.sandbox import ManualClock
+from bot.domain.clock import FakeClock
 
 START = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 
 
 @pytest.fixture
-def clock() -> ManualClock:
+def clock() -> FakeClock:
     """A clock frozen at 2026-11-20 09:30 UTC that moves only when told."""
-    return ManualClock(START)
+    return FakeClock(START)
 
 
 @pytest.fixture

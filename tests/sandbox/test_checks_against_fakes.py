@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from bot.sandbox import FakeGitHub, FakeProduct, FakeRegistry, ManualClock
+from bot.sandbox import FakeClock, FakeGitHub, FakeProduct, FakeRegistry
 from bot.sandbox.github import DEFAULT_TOKEN as GITHUB_TOKEN
 from checks.base import CheckResult, Status
 from checks.ci import check_ci
@@ -20,7 +20,7 @@ IMAGE = "platform/billing-api"
 
 
 @pytest.fixture
-async def github(clock: ManualClock) -> AsyncIterator[FakeGitHub]:
+async def github(clock: FakeClock) -> AsyncIterator[FakeGitHub]:
     """A FakeGitHub on the shared clock with `build` green on main."""
     async with FakeGitHub(clock=clock) as fake:
         fake.set_check_run(REPO, "main", "build")
@@ -28,7 +28,7 @@ async def github(clock: ManualClock) -> AsyncIterator[FakeGitHub]:
 
 
 async def ci(
-    client: httpx.AsyncClient, github: FakeGitHub, clock: ManualClock, wait: float
+    client: httpx.AsyncClient, github: FakeGitHub, clock: FakeClock, wait: float
 ) -> tuple[list[CheckResult], list[float]]:
     """check_ci against the fake, sleeping on the shared clock; (results, seconds slept)."""
     slept: list[float] = []
@@ -58,7 +58,7 @@ async def ci(
     [("primary_rate_limit", 403), ("secondary_rate_limit", 429), ("secondary_rate_limit", 403)],
 )
 async def test_ci_waits_out_a_rate_limit_within_wait(
-    client: httpx.AsyncClient, github: FakeGitHub, clock: ManualClock, switch: str, status: int
+    client: httpx.AsyncClient, github: FakeGitHub, clock: FakeClock, switch: str, status: int
 ) -> None:
     """A rate-limited GitHub (x-ratelimit-reset, or retry-after) is asked again once the limit
     lifts, and the verdict is GitHub's real one."""
@@ -71,7 +71,7 @@ async def test_ci_waits_out_a_rate_limit_within_wait(
 
 @pytest.mark.parametrize(("ttl", "lifetime"), [(None, 60), (300, 300)])
 async def test_registry_token_is_cached_until_it_expires(
-    client: httpx.AsyncClient, clock: ManualClock, ttl: int | None, lifetime: int
+    client: httpx.AsyncClient, clock: FakeClock, ttl: int | None, lifetime: int
 ) -> None:
     """A pull token is reused until `expires_in` (60 s when the realm leaves it out) has
     passed on the injected clock; then the next request is challenged and a new one fetched."""
@@ -89,7 +89,7 @@ async def test_registry_token_is_cached_until_it_expires(
 
 
 async def test_registry_pages_with_and_without_link(
-    client: httpx.AsyncClient, clock: ManualClock
+    client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     """Tag pages are followed through `Link`, and without it through `last=` while pages come
     back full; both read every tag once."""
@@ -122,7 +122,7 @@ async def _no_sleep(_: float) -> None:
 )
 async def test_health_answers_are_judged_by_what_a_healthy_answer_looks_like(
     client: httpx.AsyncClient,
-    clock: ManualClock,
+    clock: FakeClock,
     answer: str | None,
     expect: Expectation,
     status: Status,
@@ -144,7 +144,7 @@ async def test_health_answers_are_judged_by_what_a_healthy_answer_looks_like(
 
 
 async def test_health_html_where_json_was_declared_is_an_error(
-    client: httpx.AsyncClient, clock: ManualClock
+    client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     """An HTML page (without a password form) where JSON was declared is an error."""
     async with FakeProduct(clock=clock) as product:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from bot.sandbox import FakeGitHub, LoopbackServer, ManualClock
+from bot.sandbox import FakeClock, FakeGitHub, LoopbackServer
 from bot.sandbox.github import DEFAULT_TOKEN
 
 REPO = "acme/platform"
@@ -244,7 +244,7 @@ async def test_requests_are_recorded(github: FakeGitHub, client: httpx.AsyncClie
 
 
 async def test_rate_limit_switches_answer_as_github_documents(
-    client: httpx.AsyncClient, clock: ManualClock
+    client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     """Normal answers carry x-ratelimit-*; the primary limit answers 403 with remaining 0 and
     the reset time, a secondary one 429 with retry-after; both lift when the clock passes."""

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from bot.sandbox import FakeProduct, ManualClock, TrafficProfile, histogram_quantile
+from bot.sandbox import FakeClock, FakeProduct, TrafficProfile, histogram_quantile
 
 SAMPLE = re.compile(
     r'^(?P<name>[a-z_]+)(?:\{(?P<label>[a-z]+)="(?P<value>[^"]+)"\})? (?P<num>\S+)$'
@@ -18,7 +18,7 @@ SAMPLE = re.compile(
 
 
 @pytest.fixture
-async def product(clock: ManualClock) -> AsyncIterator[FakeProduct]:
+async def product(clock: FakeClock) -> AsyncIterator[FakeProduct]:
     """A FakeProduct on the frozen clock with the generator stopped."""
     async with FakeProduct(clock=clock) as fake:
         yield fake
@@ -68,7 +68,7 @@ async def test_metrics_exposition_counts_served_requests(
     assert ("http_request_duration_seconds_bucket", "10.0") in samples
 
 
-def test_advance_is_exact_and_deterministic(clock: ManualClock) -> None:
+def test_advance_is_exact_and_deterministic(clock: FakeClock) -> None:
     """advance(s) adds rate×s requests now; the same seed gives the same numbers."""
     first, second = FakeProduct(clock=clock, seed=3), FakeProduct(clock=clock, seed=3)
     assert first.advance(60) == 1200
@@ -80,7 +80,7 @@ def test_advance_is_exact_and_deterministic(clock: ManualClock) -> None:
 
 @pytest.mark.parametrize(("p95", "low", "high"), [(0.12, 0.1, 0.15), (0.8, 0.75, 1.0)])
 def test_latency_follows_the_p95_target(
-    clock: ManualClock, p95: float, low: float, high: float
+    clock: FakeClock, p95: float, low: float, high: float
 ) -> None:
     """Generated latencies put the 95th percentile in the bucket that holds the target."""
     product = FakeProduct(clock=clock, traffic=TrafficProfile(rate=50, error_ratio=0.0, p95=p95))
@@ -88,7 +88,7 @@ def test_latency_follows_the_p95_target(
     assert low <= quantile_of(product, 0.95) <= high
 
 
-def test_error_ratio_is_honoured(clock: ManualClock) -> None:
+def test_error_ratio_is_honoured(clock: FakeClock) -> None:
     """The share of 5xx answers follows error_ratio (seeded, so the count is stable)."""
     product = FakeProduct(clock=clock)
     product.set_traffic(rate=100, error_ratio=0.1)
@@ -128,7 +128,7 @@ async def test_traffic_control_endpoint(product: FakeProduct, client: httpx.Asyn
     assert bad.status_code == 400
 
 
-def test_backfill_builds_history(clock: ManualClock) -> None:
+def test_backfill_builds_history(clock: FakeClock) -> None:
     """backfill() pretends the service ran for a while: past snapshots up to now."""
     product = FakeProduct(clock=clock)
     added = product.traffic.backfill(3600, step=60)

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.sandbox import FakePagerDuty, ManualClock
+from bot.sandbox import FakeClock, FakePagerDuty
 from bot.sandbox.pagerduty import DEFAULT_ROUTING_KEY, DEFAULT_TOKEN
 
 AUTH = {"Authorization": f"Token token={DEFAULT_TOKEN}"}
@@ -176,7 +176,7 @@ async def test_fault_scopes_rest_and_events(
 
 
 async def test_incident_list_defaults_to_the_last_month(
-    client: httpx.AsyncClient, clock: ManualClock
+    client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     """Without since/until only the last month's incidents are listed; date_range=all or an
     explicit since reaches older ones, as PagerDuty documents."""

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.sandbox import FAULT_SWITCHES, FakeProduct, ManualClock
+from bot.sandbox import FAULT_SWITCHES, FakeClock, FakeProduct
 from bot.sandbox.documents import QUICKBOOKS_COLUMNS, XERO_COLUMNS
 from bot.sandbox.product import DEFAULT_FINANCE_TOKEN, DEFAULT_LIMITED_TOKEN
 
@@ -22,7 +22,7 @@ NUMBER = re.compile(r"^INV-(\d{6})-(\d{6})$")
 
 
 @pytest.fixture
-async def product(clock: ManualClock) -> AsyncIterator[FakeProduct]:
+async def product(clock: FakeClock) -> AsyncIterator[FakeProduct]:
     """A FakeProduct on the frozen clock (2026-11-20), traffic generator stopped."""
     async with FakeProduct(clock=clock) as fake:
         yield fake
@@ -155,7 +155,7 @@ async def test_protected_endpoints_rbac(
 
 
 async def test_invoice_number_and_dates_follow_the_clock(
-    product: FakeProduct, client: httpx.AsyncClient, clock: ManualClock
+    product: FakeProduct, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     """invoice_number is INV-<issue YYYYMM>-<6 digits>; due_date is issue + 14 days."""
     invoice = await new_invoice(product, client)

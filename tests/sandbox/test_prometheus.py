@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.sandbox import FakeProduct, FakePrometheus, ManualClock, histogram_quantile
+from bot.sandbox import FakeClock, FakeProduct, FakePrometheus, histogram_quantile
 
 REQUESTS = "sum(increase(http_requests_total[{w}]))"
 ERRORS = 'sum(increase(http_requests_total{{status=~"5.."}}[{w}]))'
@@ -17,7 +17,7 @@ P95 = "histogram_quantile(0.95, sum(rate(http_request_duration_seconds_bucket[{w
 
 
 @pytest.fixture
-async def prometheus(clock: ManualClock) -> AsyncIterator[FakePrometheus]:
+async def prometheus(clock: FakeClock) -> AsyncIterator[FakePrometheus]:
     """A FakePrometheus over a fresh FakeProduct (no samples yet) on the frozen clock."""
     product = FakeProduct(clock=clock)
     async with FakePrometheus(product) as fake:
@@ -44,7 +44,7 @@ def value(result: list[Any]) -> float:
     return float(sample["value"][1])
 
 
-def two_minutes_of_traffic(product: FakeProduct, clock: ManualClock) -> None:
+def two_minutes_of_traffic(product: FakeProduct, clock: FakeClock) -> None:
     """Snapshots at t0 (nothing), t0+60 (100×200, 3×500), t0+120 (+50×200, +1×503)."""
     product.metrics.snapshot()
     clock.advance(60)
@@ -69,7 +69,7 @@ async def test_no_data_is_an_empty_vector(
 
 
 async def test_increase_over_windows(
-    prometheus: FakePrometheus, client: httpx.AsyncClient, clock: ManualClock
+    prometheus: FakePrometheus, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     """increase() is the counter difference across the window; 5xx matches 500 and 503."""
     two_minutes_of_traffic(prometheus.product, clock)
@@ -89,7 +89,7 @@ async def test_increase_over_windows(
 
 
 async def test_histogram_quantile_matches_hand_computation(
-    prometheus: FakePrometheus, client: httpx.AsyncClient, clock: ManualClock
+    prometheus: FakePrometheus, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     """p95 interpolates linearly inside the bucket: 50/30/10/10 at ≤.05/≤.1/≤.15/≤.3 → 0.275."""
     metrics = prometheus.product.metrics
@@ -116,7 +116,7 @@ def test_histogram_quantile_edge_cases() -> None:
 
 
 async def test_quiet_window_is_zero_and_nan(
-    prometheus: FakePrometheus, client: httpx.AsyncClient, clock: ManualClock
+    prometheus: FakePrometheus, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     """Samples without traffic give 0 requests and a NaN quantile (data, but nothing served)."""
     prometheus.product.metrics.snapshot()
@@ -135,7 +135,7 @@ async def test_quiet_window_is_zero_and_nan(
     ],
 )
 async def test_whitespace_and_form_post(
-    prometheus: FakePrometheus, client: httpx.AsyncClient, clock: ManualClock, query: str
+    prometheus: FakePrometheus, client: httpx.AsyncClient, clock: FakeClock, query: str
 ) -> None:
     """Whitespace differences are tolerated and a form-encoded POST works like GET."""
     two_minutes_of_traffic(prometheus.product, clock)
@@ -159,7 +159,7 @@ async def test_other_queries_are_bad_data(
 
 
 async def test_query_range_matrix(
-    prometheus: FakePrometheus, client: httpx.AsyncClient, clock: ManualClock
+    prometheus: FakePrometheus, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     """query_range evaluates at each step and returns a matrix; points with no data are left out."""
     two_minutes_of_traffic(prometheus.product, clock)
@@ -199,7 +199,7 @@ async def test_down_switch_and_stop(prometheus: FakePrometheus, client: httpx.As
 async def test_rate_and_other_status_matchers(
     prometheus: FakePrometheus,
     client: httpx.AsyncClient,
-    clock: ManualClock,
+    clock: FakeClock,
     query: str,
     expected: float,
 ) -> None:
@@ -209,7 +209,7 @@ async def test_rate_and_other_status_matchers(
 
 
 async def test_label_values_and_bucket_counts(
-    prometheus: FakePrometheus, client: httpx.AsyncClient, clock: ManualClock
+    prometheus: FakePrometheus, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     """GET /api/v1/label/le/values lists the histogram's bucket bounds for a series selector,
     as Prometheus does; one bucket's increase counts the requests within it."""
@@ -229,7 +229,7 @@ async def test_label_values_and_bucket_counts(
 
 
 async def test_golive_reads_the_buckets_and_finds_the_slo(
-    prometheus: FakePrometheus, client: httpx.AsyncClient, clock: ManualClock
+    prometheus: FakePrometheus, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     """checks.prometheus.label_values and slo_bucket against the fake's real HTTP API: the
     400 ms bucket is found; an SLO without a bucket falls back to the nearest above, said so."""

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from bot.sandbox import FakeRegistry, ManualClock
+from bot.sandbox import FakeClock, FakeRegistry
 from bot.sandbox.registry import DEFAULT_PASSWORD, DEFAULT_TOKEN, DEFAULT_USERNAME
 
 AUTH = {"Authorization": f"Bearer {DEFAULT_TOKEN}"}
@@ -136,7 +136,7 @@ async def test_anonymous_registry_and_faults(client: httpx.AsyncClient) -> None:
 
 
 async def test_auth_modes_challenge_as_registries_do(
-    client: httpx.AsyncClient, clock: ManualClock
+    client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     """Mode anonymous issues scoped pull tokens to anyone, credentials only for the right Basic
     login, basic wants Basic on the API itself; tokens expire on the fake's clock."""

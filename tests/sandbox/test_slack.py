@@ -11,7 +11,7 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.sandbox import FakeSlack, ManualClock
+from bot.sandbox import FakeClock, FakeSlack
 from bot.sandbox.slack import DEFAULT_TOKEN
 
 AUTH = {"Authorization": f"Bearer {DEFAULT_TOKEN}"}
@@ -19,7 +19,7 @@ CHANNEL = "C0RELEASE1"
 
 
 @pytest.fixture
-async def slack(clock: ManualClock) -> AsyncIterator[FakeSlack]:
+async def slack(clock: FakeClock) -> AsyncIterator[FakeSlack]:
     """A FakeSlack on the frozen clock."""
     async with FakeSlack(clock=clock) as fake:
         yield fake
@@ -149,7 +149,7 @@ async def test_ratelimit_then_success(slack: FakeSlack, client: httpx.AsyncClien
 
 
 async def test_server_errors_until_a_time(
-    slack: FakeSlack, client: httpx.AsyncClient, clock: ManualClock
+    slack: FakeSlack, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     """fail(503, until=t) answers 503 to every call until the clock passes t."""
     slack.fail(503, until=clock() + timedelta(seconds=30))
@@ -271,7 +271,7 @@ MODAL = {
 
 
 async def test_views_open_takes_a_trigger_once_within_three_seconds(
-    slack: FakeSlack, client: httpx.AsyncClient, clock: ManualClock
+    slack: FakeSlack, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     """views.open exchanges a trigger_id Slack issued, once, within 3 s; a made-up one is
     invalid, a reused one exchanged, a late one expired; a modal Slack would reject (a title

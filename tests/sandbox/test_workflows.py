@@ -8,7 +8,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from bot.sandbox import FakeArgoCD, FakeGitHub, ManualClock
+from bot.sandbox import FakeArgoCD, FakeClock, FakeGitHub
 from bot.sandbox import argocd as argocd_fake
 from bot.sandbox.github import DEFAULT_TOKEN
 
@@ -18,7 +18,7 @@ CD_AUTH = {"Authorization": f"Bearer {argocd_fake.DEFAULT_TOKEN}"}
 
 
 @pytest.fixture
-async def github(clock: ManualClock) -> AsyncIterator[FakeGitHub]:
+async def github(clock: FakeClock) -> AsyncIterator[FakeGitHub]:
     """A FakeGitHub with a deploy workflow on main, runs lasting 1 s queued + 4 s running."""
     fake = FakeGitHub(clock=clock, run_durations=(1.0, 4.0))
     fake.set_ref(REPO, "main")
@@ -103,7 +103,7 @@ async def test_unknown_workflow_and_missing_token(
 
 
 async def test_run_progresses_on_the_clock_and_fails_in_the_switched_job(
-    github: FakeGitHub, client: httpx.AsyncClient, clock: ManualClock
+    github: FakeGitHub, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     """queued → in_progress → completed over the run's durations; with the fault switch on,
     the run concludes failure and its jobs API names the failed job."""
@@ -132,7 +132,7 @@ async def test_run_progresses_on_the_clock_and_fails_in_the_switched_job(
 
 
 async def test_runs_are_listed_after_a_moment_newest_first_and_filtered(
-    github: FakeGitHub, client: httpx.AsyncClient, clock: ManualClock
+    github: FakeGitHub, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     """A run shows in the list a second after its dispatch; `event` and `created` filter it;
     the title carries the inputs the run-name shows."""
@@ -161,7 +161,7 @@ async def test_runs_are_listed_after_a_moment_newest_first_and_filtered(
 
 
 @pytest.fixture
-async def argocd(clock: ManualClock) -> AsyncIterator[FakeArgoCD]:
+async def argocd(clock: FakeClock) -> AsyncIterator[FakeArgoCD]:
     """A FakeArgoCD with the portal app: a sync runs 2 s, then 3 s of Progressing."""
     fake = FakeArgoCD(clock=clock, durations=(2.0, 3.0))
     fake.add_app("web-portal")
@@ -170,7 +170,7 @@ async def argocd(clock: ManualClock) -> AsyncIterator[FakeArgoCD]:
 
 
 async def test_argocd_sync_runs_then_settles_healthy(
-    argocd: FakeArgoCD, client: httpx.AsyncClient, clock: ManualClock
+    argocd: FakeArgoCD, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     """A sync answers the app with `operation` set; the operation runs, succeeds, and the app
     is Progressing before it is Synced and Healthy; a second sync while one runs is refused."""
@@ -202,7 +202,7 @@ async def test_argocd_sync_runs_then_settles_healthy(
 
 
 async def test_argocd_fault_switch_fails_or_degrades(
-    argocd: FakeArgoCD, client: httpx.AsyncClient, clock: ManualClock
+    argocd: FakeArgoCD, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     """With the switch on `failed` the operation ends Failed with a message; on `degraded`
     the app ends Degraded."""

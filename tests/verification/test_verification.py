@@ -13,7 +13,7 @@ import pytest
 
 from bot.domain.config import VerificationPaths
 from bot.domain.serial import dump
-from bot.sandbox import FAULT_SWITCHES, FakeProduct, ManualClock
+from bot.sandbox import FAULT_SWITCHES, FakeClock, FakeProduct
 from checks.base import CheckResult, Status
 from checks.verification import (
     FINANCE_CRITERION,
@@ -37,7 +37,7 @@ LIMITED_TOKEN = "limited-secret-93ab"
 @pytest.fixture
 async def product() -> AsyncIterator[FakeProduct]:
     """A FakeProduct serving on loopback, its clock frozen at 2026-11-20 09:30 UTC."""
-    async with FakeProduct(FINANCE_TOKEN, LIMITED_TOKEN, clock=ManualClock(START)) as fake:
+    async with FakeProduct(FINANCE_TOKEN, LIMITED_TOKEN, clock=FakeClock(START)) as fake:
         yield fake
 
 
