@@ -77,7 +77,7 @@ async def main(ticks: int, interval: float, seconds: float) -> None:
         monitor = runtime.monitor
         settings = monitoring_settings(config)
         assert settings is not None
-        evidences = [r["evidence"] for r in runtime.store.check_results(rid, "baseline")]
+        evidences = [r.evidence for r in runtime.store.check_results(rid, "baseline")]
         baseline = baseline_in(evidences)
         window = config.monitoring.window
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from bot.domain.serial import Millis
+
 
 class Status(StrEnum):
     """How a check ended. Only PASS lets a release move on by itself."""
@@ -33,28 +35,7 @@ class CheckResult:
     status: Status
     summary: str
     evidence: dict[str, Any] = field(default_factory=dict)
-    duration: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready form stored with the release."""
-        return {
-            "name": self.name,
-            "status": self.status.value,
-            "summary": self.summary,
-            "evidence": self.evidence,
-            "duration": round(self.duration, 3),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CheckResult:
-        """Rebuild a result stored by to_dict."""
-        return cls(
-            name=str(data["name"]),
-            status=Status(data["status"]),
-            summary=str(data["summary"]),
-            evidence=dict(data.get("evidence") or {}),
-            duration=float(data.get("duration") or 0.0),
-        )
+    duration: Millis = 0.0  # stored to the millisecond
 
 
 CheckFn = Callable[[], Awaitable["CheckResult | Sequence[CheckResult]"]]

@@ -212,11 +212,12 @@ class NotesRelease:
     html_url: str | None
 
 
-def notes_release(results: Sequence[Mapping[str, Any]]) -> NotesRelease | None:
-    """The release the newest passing release-notes verdict found (stored rows, oldest first)."""
-    for row in reversed(results):
-        evidence = row.get("evidence") or {}
-        if row.get("name") != NAME or row.get("status") != Status.PASS.value:
+def notes_release(results: Sequence[CheckResult]) -> NotesRelease | None:
+    """The release the newest passing release-notes verdict found (stored results, oldest
+    first)."""
+    for result in reversed(results):
+        evidence = result.evidence
+        if result.name != NAME or result.status is not Status.PASS:
             continue
         if _has_id({"id": evidence.get("release_id")}):
             html = evidence.get("html_url")

@@ -17,8 +17,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
+from bot.domain.serial import Moment, Seconds, stored_as
 from checks.base import CheckResult, Status
 
 TEST_NAME = "exact conditional binomial test (one-sided, two Poisson rates)"
@@ -140,12 +141,6 @@ def rate_increase_log_p(
 
 
 # -- baseline and verdicts -------------------------------------------------------------------
-def _time(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value))
-
-
 @dataclass(frozen=True)
 class Baseline:
     """Pre-release traffic: request and 5xx counts and p95 over `window_seconds`."""
@@ -154,7 +149,7 @@ class Baseline:
     errors: float
     p95_seconds: float | None
     window_seconds: float
-    captured_at: datetime
+    captured_at: Moment
 
     @property
     def ratio(self) -> float | None:
@@ -165,28 +160,6 @@ class Baseline:
     def window(self) -> str:
         """The baseline window as a Prometheus duration (1h)."""
         return format_window(self.window_seconds)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready form stored with the release."""
-        return {
-            "requests": self.requests,
-            "errors": self.errors,
-            "p95_seconds": self.p95_seconds,
-            "window_seconds": self.window_seconds,
-            "captured_at": self.captured_at.isoformat(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Baseline:
-        """Rebuild a baseline stored by to_dict."""
-        p95 = data.get("p95_seconds")
-        return cls(
-            requests=float(data["requests"]),
-            errors=float(data["errors"]),
-            p95_seconds=None if p95 is None else float(p95),
-            window_seconds=float(data["window_seconds"]),
-            captured_at=_time(data["captured_at"]),
-        )
 
 
 @dataclass(frozen=True)
@@ -206,28 +179,6 @@ class Judgment:
     def result(self, name: str | None = None, duration: float = 0.0) -> CheckResult:
         """This verdict as a CheckResult (named `5xx`/`p95` unless told otherwise)."""
         return CheckResult(name or self.name, self.status, self.summary, self.evidence, duration)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready form stored with the tick's sample."""
-        return {
-            "signal": self.signal,
-            "status": self.status.value,
-            "summary": self.summary,
-            "evidence": self.evidence,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Judgment:
-        """Rebuild a judgment stored by to_dict."""
-        signal = str(data["signal"])
-        if signal not in SIGNAL_NAMES:
-            raise ValueError(f"unknown signal {signal!r}")
-        return cls(
-            signal="errors" if signal == "errors" else "latency",
-            status=Status(data["status"]),
-            summary=str(data["summary"]),
-            evidence=dict(data.get("evidence") or {}),
-        )
 
     @classmethod
     def error(
@@ -414,10 +365,10 @@ class AlertAction:
     kind: ActionKind
     release: str
     signal: str
-    at: datetime
+    at: Moment
     dedup_key: str
     breach: int
-    since: datetime | None = None
+    since: Moment | None = None
     summary: str = ""
     evidence: dict[str, Any] = field(default_factory=dict)
 
@@ -425,43 +376,6 @@ class AlertAction:
     def duration(self) -> timedelta | None:
         """How long the breach (or blindness) has lasted at this action."""
         return None if self.since is None else self.at - self.since
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready form for the outbox."""
-        return {
-            "kind": self.kind,
-            "release": self.release,
-            "signal": self.signal,
-            "at": self.at.isoformat(),
-            "dedup_key": self.dedup_key,
-            "breach": self.breach,
-            "since": None if self.since is None else self.since.isoformat(),
-            "summary": self.summary,
-            "evidence": self.evidence,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AlertAction:
-        """Rebuild an action stored by to_dict."""
-        kind = str(data["kind"])
-        if kind not in ACTION_KINDS:
-            raise ValueError(f"unknown alert action {kind!r}")
-        since = data.get("since")
-        return cls(
-            kind=next(k for k in ACTION_KINDS if k == kind),
-            release=str(data["release"]),
-            signal=str(data["signal"]),
-            at=_time(data["at"]),
-            dedup_key=str(data["dedup_key"]),
-            breach=int(data["breach"]),
-            since=None if since is None else _time(since),
-            summary=str(data.get("summary") or ""),
-            evidence=dict(data.get("evidence") or {}),
-        )
-
-
-def _optional_time(value: Any) -> datetime | None:
-    return None if value is None else _time(value)
 
 
 @dataclass(frozen=True)
@@ -484,19 +398,23 @@ class AlertTracker:
       (the persisted state already counts it) cannot open a breach twice.
     """
 
+    # The stored state's format: 2 since the sequential test, 1 before it (read alike).
+    SERIAL_VERSION: ClassVar[int] = 2
+    SERIAL_READS: ClassVar[tuple[int, ...]] = (1, 2)
+
     release: str
     signal: str
     breach_ticks: int = 2
     error_ticks: int = 3
-    realert: timedelta = timedelta(minutes=10)
+    realert: Annotated[Seconds, stored_as("realert_seconds")] = timedelta(minutes=10)
     fail_streak: int = 0
     error_streak: int = 0
     breaches: int = 0
-    open_since: datetime | None = None
-    last_alert_at: datetime | None = None
-    blind_since: datetime | None = None
-    last_tick_at: datetime | None = None
-    # The signal's sequential test (checks.sequential.Cusum.to_dict()), persisted with the
+    open_since: Moment | None = None
+    last_alert_at: Moment | None = None
+    blind_since: Moment | None = None
+    last_tick_at: Moment | None = None
+    # The signal's sequential test (checks.sequential.Cusum, dumped), persisted with the
     # alert state in the same transaction so a restart continues it.
     test: dict[str, Any] | None = None
 
@@ -578,48 +496,3 @@ class AlertTracker:
             state = replace(state, last_alert_at=now)
             act("remind", state.open_since)
         return state, actions
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready state stored in SQLite."""
-
-        def iso(value: datetime | None) -> str | None:
-            return None if value is None else value.isoformat()
-
-        return {
-            "version": 2,
-            "release": self.release,
-            "signal": self.signal,
-            "breach_ticks": self.breach_ticks,
-            "error_ticks": self.error_ticks,
-            "realert_seconds": self.realert.total_seconds(),
-            "fail_streak": self.fail_streak,
-            "error_streak": self.error_streak,
-            "breaches": self.breaches,
-            "open_since": iso(self.open_since),
-            "last_alert_at": iso(self.last_alert_at),
-            "blind_since": iso(self.blind_since),
-            "last_tick_at": iso(self.last_tick_at),
-            "test": self.test,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AlertTracker:
-        """Rebuild a tracker stored by to_dict."""
-        if data.get("version") not in (1, 2):  # 1: before the sequential test
-            raise ValueError(f"unknown AlertTracker state version {data.get('version')!r}")
-        test = data.get("test")
-        return cls(
-            release=str(data["release"]),
-            signal=str(data["signal"]),
-            breach_ticks=int(data["breach_ticks"]),
-            error_ticks=int(data["error_ticks"]),
-            realert=timedelta(seconds=float(data["realert_seconds"])),
-            fail_streak=int(data["fail_streak"]),
-            error_streak=int(data["error_streak"]),
-            breaches=int(data["breaches"]),
-            open_since=_optional_time(data.get("open_since")),
-            last_alert_at=_optional_time(data.get("last_alert_at")),
-            blind_since=_optional_time(data.get("blind_since")),
-            last_tick_at=_optional_time(data.get("last_tick_at")),
-            test=dict(test) if isinstance(test, dict) else None,
-        )

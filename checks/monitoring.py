@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from bot.domain.serial import dump, load
 from checks.base import CheckResult, Status
 from checks.http import ProviderError
 from checks.judgment import (
@@ -143,9 +144,9 @@ async def capture_baseline(
         return exc.result("baseline", time.monotonic() - started)
     baseline = Baseline(m.requests, m.errors, m.p95, window.total_seconds(), now)
     evidence: dict[str, Any] = {
-        "baseline": baseline.to_dict(),
+        "baseline": dump(baseline),
         "queries": m.queries,
-        "slo_bucket": bucket.to_dict(),
+        "slo_bucket": dump(bucket),
     }
     if m.notes:
         evidence["notes"] = m.notes
@@ -177,7 +178,7 @@ def bucket_in(evidences: Sequence[Mapping[str, Any]]) -> SloBucket | None:
     for evidence in reversed(evidences):
         data = evidence.get("slo_bucket")
         if isinstance(data, dict):
-            return SloBucket.from_dict(data)
+            return load(SloBucket, data)
     return None
 
 
@@ -186,7 +187,7 @@ def baseline_in(evidences: Sequence[Mapping[str, Any]]) -> Baseline | None:
     for evidence in reversed(evidences):
         data = evidence.get("baseline")
         if isinstance(data, dict):
-            return Baseline.from_dict(data)
+            return load(Baseline, data)
     return None
 
 
@@ -282,27 +283,6 @@ class SloBucket:
     seconds: float | None
     exact: bool
     summary: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready form stored with the baseline."""
-        return {
-            "le": self.le,
-            "seconds": self.seconds,
-            "exact": self.exact,
-            "summary": self.summary,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SloBucket:
-        """Rebuild a choice stored by to_dict."""
-        seconds = data.get("seconds")
-        le = data.get("le")
-        return cls(
-            None if le is None else str(le),
-            None if seconds is None else float(seconds),
-            bool(data.get("exact")),
-            str(data.get("summary") or ""),
-        )
 
 
 def _le_text(seconds: float) -> str:

@@ -96,11 +96,11 @@ async def check_rollback_target(
     )
 
 
-def targets_from(results: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """service → rollback target from stored rollback results (the newest wins)."""
+def targets_from(evidences: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """service → rollback target from the evidence of stored rollback results (the newest
+    wins)."""
     found: dict[str, str] = {}
-    for result in results:
-        evidence = result.get("evidence") or {}
+    for evidence in evidences:
         if isinstance(evidence, Mapping) and evidence.get("service") and evidence.get("target"):
             found[str(evidence["service"])] = str(evidence["target"])
     return found

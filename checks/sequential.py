@@ -37,7 +37,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import ClassVar
 
 # The test and its calibration.
 TEST_NAME = "sequential binomial test (one-sided CUSUM on the counts since monitoring began)"
@@ -191,6 +191,9 @@ class Cusum:
     `alarm` the rise worth paging for; `expected` is what the baseline predicts per request.
     """
 
+    SERIAL_VERSION: ClassVar[int] = 1  # the stored state's format
+    SERIAL_READS: ClassVar[tuple[int, ...]] = (1,)
+
     signal: str
     start: float
     expected: float
@@ -266,59 +269,6 @@ class Cusum:
             return self.at - self.at_cp, self.total - self.total_cp, self.bad - self.bad_cp
         end = self.at if self.at is not None else self.start
         return end - self.start, self.total, self.bad
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready state persisted with the alert state."""
-        return {
-            "version": 1,
-            "signal": self.signal,
-            "start": self.start,
-            "expected": self.expected,
-            "reference": self.reference,
-            "alarm": self.alarm,
-            "threshold": self.threshold,
-            "statistic": self.statistic,
-            "alarmed": self.alarmed,
-            "total": self.total,
-            "bad": self.bad,
-            "at": self.at,
-            "at_cp": self.at_cp,
-            "total_cp": self.total_cp,
-            "bad_cp": self.bad_cp,
-            "updates": self.updates,
-            "detect95_seconds": self.detect95_seconds,
-            "false_page_rate": self.false_page_rate,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Cusum:
-        """Rebuild a state stored by to_dict."""
-        if data.get("version") != 1:
-            raise ValueError(f"unknown sequential test state version {data.get('version')!r}")
-
-        def optional(name: str) -> float | None:
-            value = data.get(name)
-            return None if value is None else float(value)
-
-        return cls(
-            signal=str(data["signal"]),
-            start=float(data["start"]),
-            expected=float(data["expected"]),
-            reference=float(data["reference"]),
-            alarm=float(data["alarm"]),
-            threshold=float(data["threshold"]),
-            statistic=float(data["statistic"]),
-            alarmed=bool(data["alarmed"]),
-            total=float(data["total"]),
-            bad=float(data["bad"]),
-            at=optional("at"),
-            at_cp=optional("at_cp"),
-            total_cp=float(data["total_cp"]),
-            bad_cp=float(data["bad_cp"]),
-            updates=int(data["updates"]),
-            detect95_seconds=optional("detect95_seconds"),
-            false_page_rate=optional("false_page_rate"),
-        )
 
 
 def error_levels(

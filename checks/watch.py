@@ -344,15 +344,15 @@ def advance(
 
 
 # -- enough evidence to widen ---------------------------------------------------------------
-def evidence_of(samples: Sequence[Mapping[str, Any]], needed: float) -> Evidence:
-    """The evidence of stored ticks: a tick is conclusive when every signal passed or failed."""
+def evidence_of(ticks: Sequence[Mapping[str, Any]], needed: float) -> Evidence:
+    """The evidence of stored ticks, each given by its verdicts (signal → judgment): a tick is
+    conclusive when every signal passed or failed."""
 
-    def conclusive(sample: Mapping[str, Any]) -> bool:
-        verdicts = sample.get("verdicts") or {}
+    def conclusive(verdicts: Mapping[str, Any]) -> bool:
         statuses = [v.get("status") for v in verdicts.values() if isinstance(v, Mapping)]
         return bool(statuses) and all(s in CONCLUSIVE for s in statuses)
 
-    flags = [conclusive(s) for s in samples]
+    flags = [conclusive(t) for t in ticks]
     return Evidence(sum(flags), len(flags), bool(flags) and flags[-1], needed)
 
 

@@ -173,7 +173,7 @@ async def test_wave_approval_dispatches_follows_the_run_then_checks_health(
     assert h.step("wave-1").status is StepStatus.DONE
     assert h.step("wave-2").status is StepStatus.AWAITING
     results = h.store.check_results(h.release().id, "wave-1")
-    assert [(r["name"], r["status"]) for r in results] == [
+    assert [(r.name, r.status) for r in results] == [
         ("deploy:partner-registry", "pass"),
         ("health:partner-registry", "pass"),
     ]
@@ -220,7 +220,7 @@ async def test_failing_run_blocks_with_its_link_and_jobs_and_retry_starts_a_new_
     assert len(blocked) == 1
     assert link in blocked[0] and "ended failure; failed jobs: deploy" in blocked[0]
     assert fakes.product.requests_to("/health/") == []
-    assert h.store.approvals(h.release().id)[-1]["step_key"] == "wave-1"
+    assert h.store.approvals(h.release().id)[-1].step_key == "wave-1"
 
     fakes.github.actions.fail_runs(False)
     reads_before = len(run_reads(fakes.github, failed.id))
@@ -339,7 +339,7 @@ async def test_portal_sync_waits_until_synced_and_healthy(fakes: Fakes, clock: F
     assert reads[-1].at >= healthy_from  # it waited out the Progressing health
     assert h.step("portal").status is StepStatus.DONE
     (result,) = h.store.check_results(h.release().id, "portal")[-1:]
-    assert result["name"] == "deploy:web-portal" and "Synced and Healthy" in result["summary"]
+    assert result.name == "deploy:web-portal" and "Synced and Healthy" in result.summary
     await h.runtime.service.close()
 
 
@@ -404,7 +404,7 @@ async def test_confirmed_rollback_runs_each_service_last_wave_first(
     assert sum("rolled back:" in t and t.startswith("⏪ ✅") for t in texts) == 3
     assert any(t.startswith("⏪ Rollback of v2.4.0 done") for t in texts)
     assert h.store.monitoring_windows() or not h.config.monitoring.prometheus_url
-    events = [e["type"] for e in h.store.events(release.id)]
+    events = [e.type for e in h.store.events(release.id)]
     assert "confirm_rollback" in events and events[-1] == "rollback_done"
     assert {r.state for r in h.store.action_runs(release.id, "rollback")} == {"succeeded"}
     (record,) = [m for m in h.messages() if m.kind == "file"][-1:]

@@ -431,8 +431,8 @@ async def test_a_run_lost_without_a_mark_blocks_the_step_instead_of_dispatching_
         step = h.step("wave-1")
         assert step.status is StepStatus.BLOCKED
         (result,) = h.store.check_results(h.release().id, "wave-1")
-        assert "cannot tell whether it started" in result["summary"]
-        assert result["status"] == "error"
+        assert "cannot tell whether it started" in result.summary
+        assert result.status == "error"
         await h.runtime.service.close()
 
 

@@ -6,6 +6,7 @@ import asyncio
 
 import httpx
 
+from bot.domain.serial import dump, load
 from checks.base import Check, CheckResult, Status, run_checks
 from checks.health import check_health
 
@@ -72,7 +73,7 @@ def test_only_pass_and_warn_are_ok() -> None:
 def test_results_round_trip() -> None:
     """Stored results read back identically."""
     result = CheckResult("x", Status.FAIL, "bad", {"url": "http://x"}, 1.5)
-    assert CheckResult.from_dict(result.to_dict()) == result
+    assert load(CheckResult, dump(result)) == result
 
 
 async def _no_sleep(_: float) -> None:

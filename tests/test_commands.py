@@ -194,7 +194,7 @@ async def test_a_note_up_to_the_limit_is_recorded_and_posted_whole(harness: Harn
     await harness.say(COMMANDER, "/golive start v2.4.0")
     text = ("observed " * 400)[:2990].strip()
     assert await harness.reply(COMMANDER, f"/golive note {text}") == "Note recorded."
-    assert harness.store.notes(harness.release().id)[0]["text"] == text
+    assert harness.store.notes(harness.release().id)[0].text == text
     assert harness.messages()[-1].text.endswith(text)
 
 
@@ -259,7 +259,7 @@ async def test_slack_escaping_is_undone() -> None:
     service = runtime.service
     await dispatch(service, COMMANDER, CHANNEL, "start v1.0.0", DIRECTORY)
     await dispatch(service, COMMANDER, CHANNEL, "note R&amp;D says &lt;ok&gt;", DIRECTORY)
-    assert store.notes(1)[0]["text"] == "R&D says <ok>"
+    assert store.notes(1)[0].text == "R&D says <ok>"
 
 
 async def test_internal_errors_never_leak(

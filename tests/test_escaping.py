@@ -3,11 +3,12 @@ the console."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from bot.adapters.console import plain
 from bot.domain.config import Shortened
 from bot.domain.model import Phase, Role, Stage, StageKind, Step
+from bot.domain.records import CheckRow
 from bot.engine.records import record_markdown
 from bot.render.fmt import clip, code, code_block, echo, esc, link, mention, section
 from bot.render.messages import render_check_results, rollback_plan_line, shortened_line
@@ -76,12 +77,18 @@ def test_check_results_escape_summary_name_and_output() -> None:
     rendered = render_check_results(
         _step(),
         [
-            {
-                "name": "pre<!here>",
-                "status": "fail",
-                "summary": BAIT,
-                "evidence": {"output_tail": "ok\n<!channel> <https://evil.example|x>\n"},
-            }
+            CheckRow(
+                id=1,
+                release_id=1,
+                step_key="preflight",
+                attempt=1,
+                name="pre<!here>",
+                status="fail",
+                summary=BAIT,
+                evidence={"output_tail": "ok\n<!channel> <https://evil.example|x>\n"},
+                duration=0.0,
+                at=datetime(2026, 11, 27, 12, 0, tzinfo=UTC),
+            )
         ],
         ok=False,
     )
@@ -108,7 +115,7 @@ async def test_console_and_record_show_what_was_typed(harness: Harness) -> None:
     assert shown and shown[-1].endswith("R&D <!channel> [x](https://evil.example) <b>"), printed
     rid = harness.store.latest_in_channel(CHANNEL)
     assert rid is not None
-    assert harness.store.notes(rid)[0]["text"] == "R&D <!channel> [x](https://evil.example) <b>"
+    assert harness.store.notes(rid)[0].text == "R&D <!channel> [x](https://evil.example) <b>"
     record = record_markdown(harness.store, harness.config, rid)
     assert r"R&D \<\!channel\> \[x\](https://evil.example) \<b\>" in record
 

@@ -77,7 +77,7 @@ def agrees(h: Harness, github: FakeGitHub) -> bool:
     """GitHub shows, on every open head, what the database says golive set there."""
     remembered = h.store.gate_statuses(REPOSITORY)
     return all(
-        sha in remembered and shown(github, sha) == remembered[sha]["state"]
+        sha in remembered and shown(github, sha) == remembered[sha].state
         for sha in open_heads(github).values()
     )
 
@@ -154,8 +154,8 @@ async def test_a_status_changed_behind_golives_back_is_set_right(
     await h.runtime.freeze.sync()
     assert shown(github, sha) == "failure"
     assert posts(github) == before + 1
-    corrected = [e for e in h.store.events(h.release().id) if e["type"] == "freeze_gate_corrected"]
-    assert corrected and corrected[0]["data"]["github"] == "success"
+    corrected = [e for e in h.store.events(h.release().id) if e.type == "freeze_gate_corrected"]
+    assert corrected and corrected[0].data["github"] == "success"
     await h.runtime.freeze.sync()
     assert posts(github) == before + 1
 
@@ -185,7 +185,7 @@ async def test_the_commander_lets_one_pull_through_until_its_next_push(
     named = "pull request #101 (Partner search: paginate results)"
     thread = [m.text for m in h.messages()]
     assert any(t.startswith(f"🚦 <@U0COMMAND> let {named} through") for t in thread)
-    events = [e["type"] for e in h.store.events(h.release().id)]
+    events = [e.type for e in h.store.events(h.release().id)]
     assert "allow_merge" in events and "merge_allowed" in events
     record = record_markdown(h.store, h.config, h.release().id)
     assert "## Merges allowed during the freeze" in record
@@ -254,8 +254,8 @@ async def test_a_rolled_back_freeze_is_never_orphaned(h: Harness, sandbox: Sandb
     second = h.release()
     assert second.version == "v2.4.1" and second.frozen
     assert not h.store.load(first.id).release.frozen
-    assert [e["type"] for e in h.store.events(second.id)][:2] == ["start", "freeze_taken_over"]
-    assert "freeze_taken" in [e["type"] for e in h.store.events(first.id)]
+    assert [e.type for e in h.store.events(second.id)][:2] == ["start", "freeze_taken_over"]
+    assert "freeze_taken" in [e.type for e in h.store.events(first.id)]
     assert any("now belongs to release v2.4.1" in m.text for m in h.store.messages(first.id))
     frozen = github.latest_status(REPOSITORY, open_heads(github)[101], CONTEXT)
     assert frozen is not None and frozen.state == "failure"

@@ -14,7 +14,9 @@ import pytest
 from bot.domain.clock import FakeClock
 from bot.domain.config import validate_config
 from bot.domain.model import ReleaseStatus, StepStatus
+from bot.domain.serial import load
 from bot.sandbox import Sandbox
+from bot.store import Store
 from checks.sequential import Cusum
 from tests.conftest import CHANNEL, COMMANDER, ON_CALL, SHORTENED, Harness, walk
 from tests.test_preconditions import results, sandbox_config
@@ -101,10 +103,10 @@ async def test_baseline_is_captured_before_anything_is_deployed(h: Monitored) ->
     """At start the baseline step stores requests, 5xx and p95 over the baseline window."""
     await h.say(COMMANDER, "/golive start v2.4.0")
     baseline = results(h, "baseline")["baseline"]
-    assert baseline["status"] == "pass"
-    figures = baseline["evidence"]["baseline"]
+    assert baseline.status == "pass"
+    figures = baseline.evidence["baseline"]
     assert figures["requests"] > 50_000 and figures["window_seconds"] == 3600
-    assert "sum(increase(http_requests_total[1h]))" in baseline["evidence"]["queries"]["requests"]
+    assert "sum(increase(http_requests_total[1h]))" in baseline.evidence["queries"]["requests"]
 
 
 async def test_clean_soak_leads_to_widening(h: Monitored) -> None:
@@ -114,7 +116,7 @@ async def test_clean_soak_leads_to_widening(h: Monitored) -> None:
     assert h.alerts() == [] and pages(h) == []
     samples = h.store.samples(h.release().id, "soak")
     assert len(samples) == 10
-    assert {s["verdicts"]["errors"]["status"] for s in samples} == {"pass"}
+    assert {s.verdicts["errors"]["status"] for s in samples} == {"pass"}
     h.runtime.deadlines.fire_due()
     await h.settle()
     assert h.step("soak").status is StepStatus.AWAITING
@@ -154,8 +156,8 @@ async def test_spike_pages_on_call_once_then_recovers(h: Monitored) -> None:
     assert h.alerts()[-1].startswith("✅ *5xx recovered* after")  # a clean window: recovered
     assert pages(h)[-1] == {"action": "resolve", "key": "golive/v2.4.0/errors"}
     await h.tick(4)
-    assert [a["action"] for a in h.store.alerts(h.release().id)] == ["open", "recover"]
-    errors = [s["verdicts"]["errors"] for s in h.store.samples(h.release().id)]
+    assert [a.action for a in h.store.alerts(h.release().id)] == ["open", "recover"]
+    errors = [s.verdicts["errors"] for s in h.store.samples(h.release().id)]
     assert errors[-1]["status"] == "pass" and errors[-1]["evidence"]["statistic"] < 1.0
 
 
@@ -171,8 +173,8 @@ async def test_a_modest_rise_pages_only_when_it_lasts(h: Monitored) -> None:
     assert h.alerts() == []
     h.sandbox.product.set_traffic(error_ratio=0.018)
     await h.tick(4)
-    assert [a["action"] for a in h.store.alerts(h.release().id)] == ["open"]
-    verdicts = [s["verdicts"]["errors"]["status"] for s in h.store.samples(h.release().id)]
+    assert [a.action for a in h.store.alerts(h.release().id)] == ["open"]
+    verdicts = [s.verdicts["errors"]["status"] for s in h.store.samples(h.release().id)]
     assert verdicts[:6] == ["pass"] * 6 and verdicts[-1] == "fail"
 
 
@@ -182,7 +184,7 @@ async def test_reminder_while_a_breach_lasts(h: Monitored) -> None:
     h.sandbox.product.set_traffic(error_ratio=0.10)
     await h.tick(2)
     await h.tick(4)  # two minutes later
-    kinds = [a["action"] for a in h.store.alerts(h.release().id)]
+    kinds = [a.action for a in h.store.alerts(h.release().id)]
     assert kinds == ["open", "remind"]
     assert h.alerts()[-1].startswith(f"🔁 <@{ON_CALL}> *5xx still breached* after 2m")
     assert [p["action"] for p in pages(h)] == ["trigger"]
@@ -198,7 +200,7 @@ async def test_latency_breach_pages_but_a_p95_just_within_the_slo_does_not(
         h.sandbox.product.set_traffic(p95=0.36)
         await h.tick(8)
         assert h.alerts() == []
-        latency = [s["verdicts"]["latency"] for s in h.store.samples(h.release().id)]
+        latency = [s.verdicts["latency"] for s in h.store.samples(h.release().id)]
         assert {v["status"] for v in latency} == {"pass"}
         assert latency[-1]["evidence"]["bucket_seconds"] == 0.4
         assert 0.0 < latency[-1]["evidence"]["slow_share"] < 0.05
@@ -231,7 +233,7 @@ async def test_blind_monitoring_is_reported_once(h: Monitored) -> None:
     blind = [t for t in h.alerts() if "cannot read metrics" in t]
     assert len(blind) == 2  # one per signal: 5xx and p95 are both unreadable
     samples = h.store.samples(h.release().id, "soak")
-    assert {s["verdicts"]["errors"]["status"] for s in samples} == {"error"}
+    assert {s.verdicts["errors"]["status"] for s in samples} == {"error"}
     assert h.step("soak").status is StepStatus.TIMING
     h.sandbox.prometheus.down = False
     await h.tick(1)
@@ -284,7 +286,7 @@ async def test_heightened_monitoring_after_completion(h: Monitored) -> None:
         "criterion:rbac",
         "criterion:finance-operations",
     }
-    assert {r["status"] for r in criteria.values()} == {"pass"}
+    assert {r.status for r in criteria.values()} == {"pass"}
     await h.say(COMMANDER, "/golive complete")
     assert h.release().status is ReleaseStatus.COMPLETED
     assert h.runtime.monitor.periods() == {h.release().id: ("heightened", TICK)}
@@ -414,7 +416,7 @@ async def test_too_quiet_a_soak_is_not_enough_evidence(h: Monitored) -> None:
     h.sandbox.product.set_traffic(rate=1.5)
     await h.tick(10)
     assert h.alerts() == []
-    statuses = [s["verdicts"]["errors"]["status"] for s in h.store.samples(h.release().id)]
+    statuses = [s.verdicts["errors"]["status"] for s in h.store.samples(h.release().id)]
     assert set(statuses[2:]) == {"inconclusive"}  # once the 1m window holds only the trickle
     h.runtime.deadlines.fire_due()
     await h.settle()
@@ -449,6 +451,13 @@ async def test_heightened_monitoring_reports_too_little_evidence(h: Monitored) -
     assert "4 of 5 ticks could judge 5xx and p95" in closing and f"<@{ON_CALL}>" in closing
 
 
+def stored_test(store: Store, rid: int) -> Cusum:
+    """The 5xx sequential test as stored with the alert state."""
+    stored = store.alert_state(rid, "errors")
+    assert stored is not None
+    return load(Cusum, stored.state["test"])
+
+
 async def test_a_restart_continues_the_sequential_test(tmp_path: Path) -> None:
     """kill -9 mid-soak: the new process continues the stored test — same start, the evidence
     gathered so far, one more update per tick — and a replayed tick changes nothing."""
@@ -460,16 +469,16 @@ async def test_a_restart_continues_the_sequential_test(tmp_path: Path) -> None:
         sb.product.set_traffic(error_ratio=0.016)
         await first.tick(2)
         rid = first.release().id
-        before = Cusum.from_dict(first.store.alert_state(rid, "errors")["test"])  # type: ignore[index]
+        before = stored_test(first.store, rid)
         assert before.updates == 2 and before.statistic > 0
         first.store.close()
 
         second = process()
         await second.runtime.monitor.tick(rid)  # the same instant again: a replay
-        assert Cusum.from_dict(second.store.alert_state(rid, "errors")["test"]) == before  # type: ignore[index]
+        assert stored_test(second.store, rid) == before
         assert len(second.store.samples(rid)) == 2
         await second.tick(1)
-        after = Cusum.from_dict(second.store.alert_state(rid, "errors")["test"])  # type: ignore[index]
+        after = stored_test(second.store, rid)
         assert (after.start, after.updates) == (before.start, 3)
         assert after.statistic > before.statistic  # the rise keeps adding to what was stored
         await second.service.close()

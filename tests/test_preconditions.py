@@ -12,6 +12,7 @@ import pytest
 
 from bot.domain.clock import FakeClock
 from bot.domain.model import Outcome, ReleaseStatus, StepStatus
+from bot.domain.records import CheckRow
 from bot.sandbox import FakeGitHub, FakeRegistry, Sandbox
 from bot.sandbox import registry as registry_module
 from bot.sandbox.base import LOGIN_PAGE
@@ -69,9 +70,9 @@ async def h(sandbox: Sandbox, tmp_path: Path, clock: FakeClock) -> AsyncIterator
     await harness.service.close()
 
 
-def results(h: Harness, step: str) -> dict[str, dict[str, Any]]:
+def results(h: Harness, step: str) -> dict[str, CheckRow]:
     """The newest verdict of each check of a step."""
-    return {r["name"]: r for r in h.store.check_results(h.release().id, step)}
+    return {r.name: r for r in h.store.check_results(h.release().id, step)}
 
 
 def thread_texts(h: Harness) -> list[str]:
@@ -90,13 +91,13 @@ async def test_green_preconditions_pass_by_themselves(h: Harness) -> None:
     assert "/notes/v2.4.0" in h.approval_message("notes").text
     ci = results(h, "ci")
     assert set(ci) == {"ci:python-services", "ci:web-portal", "ci:smoke-core-flow"}
-    assert all(r["status"] == "pass" for r in ci.values())
+    assert all(r.status == "pass" for r in ci.values())
     rollback = results(h, "rollback")
-    assert rollback["rollback:billing-api"]["evidence"]["target"] == "2.3.1"
+    assert rollback["rollback:billing-api"].evidence["target"] == "2.3.1"
     await walk(h, "preflight")
     flight = results(h, "preflight")["preflight"]
-    assert flight["status"] == "pass"
-    assert "preflight --quick" in flight["evidence"]["output_tail"]
+    assert flight.status == "pass"
+    assert "preflight --quick" in flight.evidence["output_tail"]
     assert h.step("freeze").status is StepStatus.AWAITING
 
 
@@ -116,7 +117,7 @@ async def test_failed_ci_blocks_and_names_the_check_until_waived(
     status = await h.reply(COMMANDER, "/golive status")
     assert "Waived: ci:smoke-core-flow" in status
     waiver = h.store.waivers(h.release().id)[0]
-    assert (waiver["user"], waiver["reason"]) == (COMMANDER, "known flake, rerun green locally")
+    assert (waiver.user, waiver.reason) == (COMMANDER, "known flake, rerun green locally")
 
 
 async def test_pending_ci_is_waited_for_then_passes(h: Harness, sandbox: Sandbox) -> None:
@@ -124,7 +125,7 @@ async def test_pending_ci_is_waited_for_then_passes(h: Harness, sandbox: Sandbox
     sandbox.github.pending_then_green(REPOSITORY, BRANCH, "web-portal", polls=2)
     await h.say(COMMANDER, "/golive start v2.4.0")
     assert h.step("ci").outcome is Outcome.PASSED
-    assert results(h, "ci")["ci:web-portal"]["evidence"]["polls"] == 3
+    assert results(h, "ci")["ci:web-portal"].evidence["polls"] == 3
     assert any("waiting for CI on main: web-portal" in t for t in thread_texts(h))
 
 
@@ -133,7 +134,7 @@ async def test_pending_ci_fails_when_the_wait_runs_out(h: Harness, sandbox: Sand
     sandbox.github.set_check_run(REPOSITORY, BRANCH, "web-portal", status="in_progress")
     await h.say(COMMANDER, "/golive start v2.4.0")
     assert h.step("ci").failing == ("ci:web-portal",)
-    summary = results(h, "ci")["ci:web-portal"]["summary"]
+    summary = results(h, "ci")["ci:web-portal"].summary
     assert summary.startswith("web-portal is in_progress after waiting")
 
 
@@ -141,7 +142,7 @@ async def test_missing_check_fails_by_name(h: Harness, sandbox: Sandbox) -> None
     """A required check that never reported is a failure that names it."""
     sandbox.github.remove_check_runs(REPOSITORY, BRANCH, "smoke-core-flow")
     await h.say(COMMANDER, "/golive start v2.4.0")
-    assert results(h, "ci")["ci:smoke-core-flow"]["summary"] == (
+    assert results(h, "ci")["ci:smoke-core-flow"].summary == (
         "smoke-core-flow has not reported on main"
     )
 
@@ -164,7 +165,7 @@ async def test_provider_garbage_is_an_error_never_a_pass(
     for step, name in (("ci", "ci:web-portal"), ("incidents", "incidents")):
         assert h.step(step).status is StepStatus.BLOCKED
         verdict = results(h, step)[name]
-        assert verdict["status"] == "error" and words in verdict["summary"], verdict
+        assert verdict.status == "error" and words in verdict.summary, verdict
 
 
 async def test_bad_credentials_are_named(
@@ -178,10 +179,10 @@ async def test_bad_credentials_are_named(
     h = Harness(config, clock, ":memory:", secrets=secrets)
     await h.say(COMMANDER, "/golive start v2.4.0")
     ci = results(h, "ci")["ci:python-services"]
-    assert ci["status"] == "error"
-    assert ci["summary"] == "GitHub refused the credentials (HTTP 401); check the token"
+    assert ci.status == "error"
+    assert ci.summary == "GitHub refused the credentials (HTTP 401); check the token"
     assert "ghp_wrong" not in str(ci)
-    assert results(h, "rollback")["rollback:web-portal"]["status"] == "error"
+    assert results(h, "rollback")["rollback:web-portal"].status == "error"
     await h.service.close()
 
 
@@ -196,8 +197,8 @@ async def test_missing_secret_is_an_error_naming_the_variable(
     h = Harness(config, clock, ":memory:", secrets=secrets)
     await h.say(COMMANDER, "/golive start v2.4.0")
     verdict = results(h, "incidents")["incidents"]
-    assert verdict["status"] == "error"
-    assert "PAGERDUTY_API_TOKEN is not set" in verdict["summary"]
+    assert verdict.status == "error"
+    assert "PAGERDUTY_API_TOKEN is not set" in verdict.summary
     await h.service.close()
 
 
@@ -221,9 +222,9 @@ async def test_open_incident_blocks_until_resolved(h: Harness, sandbox: Sandbox)
     incident = sandbox.pagerduty.add_incident("Checkout latency above SLO")
     await h.say(COMMANDER, "/golive start v2.4.0")
     verdict = results(h, "incidents")["incidents"]
-    assert verdict["status"] == "fail"
-    assert "Checkout latency above SLO (triggered)" in verdict["summary"]
-    assert "http" in verdict["summary"]
+    assert verdict.status == "fail"
+    assert "Checkout latency above SLO (triggered)" in verdict.summary
+    assert "http" in verdict.summary
     sandbox.pagerduty.resolve_incident(incident.id)
     await h.say(ON_CALL, "/golive retry incidents")
     assert h.step("incidents").outcome is Outcome.PASSED
@@ -234,8 +235,8 @@ async def test_no_stable_rollback_target_fails(h: Harness, sandbox: Sandbox) -> 
     sandbox.registry.set_tags("platform/billing-api", ["2.4.0-rc.1", "latest", "2.5.0"])
     await h.say(COMMANDER, "/golive start v2.4.0")
     verdict = results(h, "rollback")["rollback:billing-api"]
-    assert verdict["status"] == "fail"
-    assert verdict["summary"].startswith("no stable tag below v2.4.0 in platform/billing-api")
+    assert verdict.status == "fail"
+    assert verdict.summary.startswith("no stable tag below v2.4.0 in platform/billing-api")
     assert h.step("rollback").failing == ("rollback:billing-api",)
 
 
@@ -247,8 +248,8 @@ async def test_rollback_target_is_the_last_completed_release(h: Harness, sandbox
     assert h.release().status is ReleaseStatus.COMPLETED
     await h.say(COMMANDER, "/golive start v2.4.0")
     verdict = results(h, "rollback")["rollback:billing-api"]
-    assert verdict["evidence"]["target"] == "2.3.0"
-    assert verdict["evidence"]["rule"] == "the version of the last release golive completed"
+    assert verdict.evidence["target"] == "2.3.0"
+    assert verdict.evidence["rule"] == "the version of the last release golive completed"
     await h.say(ON_CALL, "/golive rollback testing the plan")
     plan = next(m.text for m in h.messages() if m.text.startswith("⏪") and m.kind != "update")
     assert "billing-api: roll back to `platform/billing-api:2.3.0`" in plan
@@ -261,14 +262,14 @@ async def test_failing_preflight_shows_its_output_and_can_rerun(h: Harness, tmp_
     await h.say(COMMANDER, "/golive start v2.4.0")
     await walk(h)
     verdict = results(h, "preflight")["preflight"]
-    assert verdict["status"] == "fail" and verdict["evidence"]["exit_code"] == 3
+    assert verdict.status == "fail" and verdict.evidence["exit_code"] == 3
     blocked = next(t for t in thread_texts(h) if t.startswith("❌ *Preflight*"))
     assert "2 unapplied migrations" in blocked
     (tmp_path / "repo" / "mode").write_text("pass")
     await h.say(COMMANDER, "/golive preflight full")
     verdict = results(h, "preflight")["preflight"]
-    assert verdict["status"] == "pass"
-    assert "--include-frontend" in verdict["evidence"]["output_tail"]
+    assert verdict.status == "pass"
+    assert "--include-frontend" in verdict.evidence["output_tail"]
 
 
 async def test_preflight_timeout_kills_the_process_group(h: Harness, tmp_path: Path) -> None:
@@ -279,8 +280,8 @@ async def test_preflight_timeout_kills_the_process_group(h: Harness, tmp_path: P
     await h.say(COMMANDER, "/golive start v2.4.0")
     await walk(h)
     verdict = results(h, "preflight")["preflight"]
-    assert verdict["status"] == "error"
-    assert verdict["summary"] == "quick preflight did not finish within 2s; golive stopped it"
+    assert verdict.status == "error"
+    assert verdict.summary == "quick preflight did not finish within 2s; golive stopped it"
     child = int((repo / "child.pid").read_text())
     assert not _alive(child)
 
@@ -290,8 +291,8 @@ async def test_major_release_runs_the_full_preflight(h: Harness) -> None:
     await h.say(COMMANDER, "/golive start v3.0.0 major")
     await walk(h, "preflight")
     verdict = results(h, "preflight")["preflight"]
-    assert verdict["evidence"]["variant"] == "full"
-    assert "--include-frontend" in verdict["evidence"]["output_tail"]
+    assert verdict.evidence["variant"] == "full"
+    assert "--include-frontend" in verdict.evidence["output_tail"]
 
 
 async def test_health_gates_between_waves(h: Harness, sandbox: Sandbox) -> None:
@@ -337,10 +338,10 @@ async def test_provider_down_is_an_error(h: Harness, sandbox: Sandbox) -> None:
     await sandbox.registry.stop()
     await h.say(COMMANDER, "/golive start v2.4.0")
     ci = results(h, "ci")["ci:smoke-core-flow"]
-    assert ci["status"] == "error" and ci["summary"].startswith("could not reach GitHub")
+    assert ci.status == "error" and ci.summary.startswith("could not reach GitHub")
     rollback = results(h, "rollback")["rollback:billing-api"]
-    assert rollback["status"] == "error"
-    assert rollback["summary"].startswith("could not reach the registry")
+    assert rollback.status == "error"
+    assert rollback.summary.startswith("could not reach the registry")
     assert h.step("ci").status is StepStatus.BLOCKED
 
 
@@ -390,8 +391,8 @@ async def test_no_secret_reaches_the_database_or_slack(
         assert value not in posted, value
     assert "[redacted]" in posted and "[redacted]" in database
     flight = results(h, "preflight")["preflight"]
-    output = flight["evidence"]["output"]
-    assert flight["status"] == "fail" and "DEPLOY_READ_TOKEN=[redacted]" in output
+    output = flight.evidence["output"]
+    assert flight.status == "fail" and "DEPLOY_READ_TOKEN=[redacted]" in output
     assert "SLACK_BOT_TOKEN" not in output.split("\n")[0]  # the first line is its environment
     assert "notes:[redacted]@" in h.approval_message("notes").text
     await h.service.close()
@@ -403,8 +404,8 @@ async def test_old_open_incident_blocks(h: Harness, sandbox: Sandbox) -> None:
     sandbox.pagerduty.set_fault_switch("old_open_incident")
     await h.say(COMMANDER, "/golive start v2.4.0")
     verdict = results(h, "incidents")["incidents"]
-    assert verdict["status"] == "fail", verdict
-    assert "Primary database replica lag" in verdict["summary"]
+    assert verdict.status == "fail", verdict
+    assert "Primary database replica lag" in verdict.summary
     [asked] = sandbox.pagerduty.requests_to("/incidents")
     assert asked.param("date_range") == "all"
 
@@ -414,8 +415,8 @@ async def test_endless_incident_pages_are_an_error(h: Harness, sandbox: Sandbox)
     sandbox.pagerduty.set_fault_switch("endless_pages")
     await h.say(COMMANDER, "/golive start v2.4.0")
     verdict = results(h, "incidents")["incidents"]
-    assert verdict["status"] == "error", verdict
-    assert "`more: true`" in verdict["summary"] and "empty page" in verdict["summary"]
+    assert verdict.status == "error", verdict
+    assert "`more: true`" in verdict.summary and "empty page" in verdict.summary
     assert len(sandbox.pagerduty.requests_to("/incidents")) == 1
 
 
@@ -425,7 +426,7 @@ async def test_skipped_and_neutral_check_runs_pass(h: Harness, sandbox: Sandbox)
     sandbox.github.set_check_run(REPOSITORY, BRANCH, "smoke-core-flow", conclusion="neutral")
     await h.say(COMMANDER, "/golive start v2.4.0")
     assert h.step("ci").outcome is Outcome.PASSED
-    assert "skipped" in results(h, "ci")["ci:web-portal"]["summary"]
+    assert "skipped" in results(h, "ci")["ci:web-portal"].summary
 
 
 async def test_failing_status_is_not_hidden_by_a_green_check_run(
@@ -436,7 +437,7 @@ async def test_failing_status_is_not_hidden_by_a_green_check_run(
     sandbox.github.set_commit_status(REPOSITORY, BRANCH, "smoke-core-flow", "failure")
     await h.say(COMMANDER, "/golive start v2.4.0")
     assert h.step("ci").failing == ("ci:smoke-core-flow",)
-    summary = results(h, "ci")["ci:smoke-core-flow"]["summary"]
+    summary = results(h, "ci")["ci:smoke-core-flow"].summary
     assert "reported failure (its commit status" in summary and "succeeded" in summary
 
 
@@ -461,10 +462,10 @@ async def test_rate_limit_beyond_the_wait_is_reported_as_rate_limiting(
     sandbox.github.set_fault_switch("primary_rate_limit", seconds=3600)
     await h.say(COMMANDER, "/golive start v2.4.0")
     verdict = results(h, "ci")["ci:web-portal"]
-    assert verdict["status"] == "error", verdict
-    assert verdict["summary"].startswith("GitHub is rate-limiting golive (HTTP 403")
-    assert "the token is not the problem" in verdict["summary"]
-    assert "credentials" not in verdict["summary"]
+    assert verdict.status == "error", verdict
+    assert verdict.summary.startswith("GitHub is rate-limiting golive (HTTP 403")
+    assert "the token is not the problem" in verdict.summary
+    assert "credentials" not in verdict.summary
 
 
 def rollback_harness(
@@ -518,9 +519,9 @@ async def test_registry_token_flow_with_credentials(
     anonymous = rollback_harness(sandbox, tmp_path, clock)
     await anonymous.say(COMMANDER, "/golive start v2.4.0")
     verdict = results(anonymous, "rollback")["rollback:billing-api"]
-    assert verdict["status"] == "error"
-    assert "does not allow anonymous pulls" in verdict["summary"]
-    assert "username_env and password_env" in verdict["summary"]
+    assert verdict.status == "error"
+    assert "does not allow anonymous pulls" in verdict.summary
+    assert "username_env and password_env" in verdict.summary
     await anonymous.service.close()
 
 
@@ -544,8 +545,8 @@ async def test_registry_pages_without_link(h: Harness, sandbox: Sandbox) -> None
     sandbox.registry.set_tags("platform/billing-api", [*TAGS, *fillers])
     await h.say(COMMANDER, "/golive start v2.4.0")
     verdict = results(h, "rollback")["rollback:billing-api"]
-    assert verdict["status"] == "pass", verdict
-    assert verdict["evidence"]["target"] == "2.3.1"
+    assert verdict.status == "pass", verdict
+    assert verdict.evidence["target"] == "2.3.1"
     pages = sandbox.registry.requests_to("/v2/platform/billing-api/tags/list")
     assert [r.param("last") for r in pages] == [None, fillers[999]]
 
@@ -567,8 +568,8 @@ async def test_foreign_next_page_links_are_errors_and_never_called(
             results(h, "rollback")["rollback:web-portal"],
         ]
         for verdict, other in zip(verdicts, (github, registry), strict=True):
-            assert verdict["status"] == "error", verdict
-            assert f"another host ({other.url.removeprefix('http://')})" in verdict["summary"]
+            assert verdict.status == "error", verdict
+            assert f"another host ({other.url.removeprefix('http://')})" in verdict.summary
             assert other.requests == []
 
 
@@ -581,8 +582,8 @@ async def test_health_redirect_to_another_host_is_an_error(h: Harness, sandbox: 
         await h.say(COMMANDER, "/golive start v2.4.0")
         await walk(h)
         verdict = results(h, "wave-2")["health:billing-api"]
-        assert verdict["status"] == "error", verdict
-        assert f"another host ({other.url.removeprefix('http://')})" in verdict["summary"]
+        assert verdict.status == "error", verdict
+        assert f"another host ({other.url.removeprefix('http://')})" in verdict.summary
         assert other.requests == []
 
 
@@ -600,9 +601,9 @@ async def test_health_declared_json_must_match(
     await h.say(COMMANDER, "/golive start v2.4.0")
     await walk(h)
     verdict = results(h, "wave-2")["health:billing-api"]
-    assert verdict["status"] == "fail", verdict
-    assert 'status is "degraded", expected "ok"' in verdict["summary"]
-    assert results(h, "wave-1")["health:partner-registry"]["status"] == "pass"
+    assert verdict.status == "fail", verdict
+    assert 'status is "degraded", expected "ok"' in verdict.summary
+    assert results(h, "wave-1")["health:partner-registry"].status == "pass"
     await h.service.close()
 
 
@@ -613,17 +614,17 @@ async def test_release_notes_behind_a_sign_in_are_an_error(h: Harness, sandbox: 
         sandbox.product.notes_redirect = f"{other.url}/login"
         await h.say(COMMANDER, "/golive start v2.4.0")
         verdict = results(h, "notes")["release-notes"]
-        assert verdict["status"] == "error", verdict
-        assert f"another host ({other.url.removeprefix('http://')})" in verdict["summary"]
+        assert verdict.status == "error", verdict
+        assert f"another host ({other.url.removeprefix('http://')})" in verdict.summary
         assert other.requests == []
     sandbox.product.notes_redirect = "/notes/{version}-final"
     sandbox.product.set_notes("v2.4.0-final", LOGIN_PAGE)
     await h.say(COMMANDER, "/golive retry notes")
     verdict = results(h, "notes")["release-notes"]
-    assert verdict["status"] == "error", verdict
-    assert "answered a sign-in page" in verdict["summary"]
+    assert verdict.status == "error", verdict
+    assert "answered a sign-in page" in verdict.summary
     sandbox.product.set_notes("v2.4.0-final", "<h1>Release notes v2.4.0</h1>")
     await h.say(COMMANDER, "/golive retry notes")
     verdict = results(h, "notes")["release-notes"]
-    assert verdict["status"] == "pass", verdict
-    assert verdict["evidence"]["final_url"].endswith("/notes/v2.4.0-final")
+    assert verdict.status == "pass", verdict
+    assert verdict.evidence["final_url"].endswith("/notes/v2.4.0-final")

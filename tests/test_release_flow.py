@@ -38,13 +38,13 @@ async def test_full_release_through_the_console(harness: Harness) -> None:
     assert announced[2].startswith("🟢 *Merge freeze lifted*")
     assert "CI green confirmed by hand" in announced[1]
     approvals = h.store.approvals(release.id)
-    assert {(a["step_key"], a["user"]) for a in approvals} >= {
+    assert {(a.step_key, a.user) for a in approvals} >= {
         ("freeze", COMMANDER),
         ("backup", BACKEND),
         ("portal", FRONTEND),
         ("soak", ON_CALL),
     }
-    assert all(a["via"] == "console" for a in approvals)
+    assert all(a.via == "console" for a in approvals)
     assert all(m.status == "delivered" for m in h.messages() if m.kind != "update")
 
 
@@ -129,7 +129,7 @@ async def test_restart_resumes_at_the_same_step(tmp_path: Path) -> None:
     await walk(second, "wave-1")
     assert second.step("wave-1").outcome is Outcome.MANUAL
     approvals = second.store.approvals(second.release().id)
-    assert [a["step_key"] for a in approvals].count("backup") == 1
+    assert [a.step_key for a in approvals].count("backup") == 1
     await second.service.close()
 
 
@@ -183,8 +183,8 @@ async def test_notes_and_followups_are_recorded(harness: Harness) -> None:
     await h.say(BACKEND, "/golive note partner-registry migration took 4 minutes")
     await h.say(COMMANDER, "/golive followup <@U0BACKEND|bob> speed up the migration")
     notes = h.store.notes(h.release().id)
-    assert [(n["kind"], n["owner"]) for n in notes] == [("note", None), ("followup", BACKEND)]
-    assert notes[1]["text"] == "speed up the migration"
+    assert [(n.kind, n.owner) for n in notes] == [("note", None), ("followup", BACKEND)]
+    assert notes[1].text == "speed up the migration"
     assert any(m.text.startswith("📌 Follow-up for <@U0BACKEND>") for m in h.messages())
 
 

@@ -90,15 +90,15 @@ async def test_a_draft_notes_release_blocks_then_passes_once_published(tmp_path:
         notes = h.step("notes")
         assert notes.status is StepStatus.BLOCKED and notes.failing == ("release-notes",)
         verdict = results(h, "notes")["release-notes"]
-        assert verdict["status"] == "fail"
-        assert "is still a draft" in verdict["summary"]
-        assert verdict["evidence"]["release_id"] == draft.id
+        assert verdict.status == "fail"
+        assert "is still a draft" in verdict.summary
+        assert verdict.evidence["release_id"] == draft.id
         assert any("is still a draft" in m.text for m in h.messages())
         h.sandbox.github.publish_release(REPOSITORY, draft.id)
         await h.say(COMMANDER, "/golive retry notes")
         assert h.step("notes").status is StepStatus.AWAITING
         verdict = results(h, "notes")["release-notes"]
-        assert verdict["status"] == "pass" and "is published" in verdict["summary"]
+        assert verdict.status == "pass" and "is published" in verdict.summary
         request = h.approval_message("notes").text
         assert f"https://github.com/{REPOSITORY}/releases/tag/v2.5.0" in request
         await h.react(COMMANDER, "notes")
@@ -110,7 +110,7 @@ async def test_no_release_for_the_version_blocks(tmp_path: Path) -> None:
     async with on_github(tmp_path) as h:
         await h.say(COMMANDER, "/golive start v2.6.0")
         assert h.step("notes").status is StepStatus.BLOCKED
-        summary = results(h, "notes")["release-notes"]["summary"]
+        summary = results(h, "notes")["release-notes"].summary
         assert summary.startswith("there is no GitHub release for v2.6.0 in acme/platform")
 
 
@@ -256,7 +256,7 @@ async def test_notes_at_a_url_say_they_could_not_be_written_back(tmp_path: Path)
         h = Monitored(config, clock, ":memory:", secrets=sb.tokens)
         h.sandbox = sb
         await complete(h)
-        assert results(h, "notes")["release-notes"]["summary"].startswith(
+        assert results(h, "notes")["release-notes"].summary.startswith(
             "the release notes for v2.4.0 answer at"
         )
         record = record_markdown(h.store, h.config, h.release().id)

@@ -149,11 +149,11 @@ def test_freeze_marks_of_an_older_schema_become_gate_statuses(tmp_path: Path) ->
     old.close()
     store = Store(path)
     remembered = store.gate_statuses("acme/platform")
-    assert {sha[:1]: (r["state"], r["release_id"]) for sha, r in remembered.items()} == {
+    assert {sha[:1]: (r.state, r.release_id) for sha, r in remembered.items()} == {
         "a": ("success", 2),
         "b": ("failure", 2),
     }
-    assert remembered["a" * 40]["description"] is None  # unknown: the sweep sets it once more
+    assert remembered["a" * 40].description is None  # unknown: the sweep sets it once more
     store.close()
 
 
@@ -186,11 +186,12 @@ def test_the_inbox_keeps_an_event_once(store: Store) -> None:
     assert store.inbox_add("event:Ev1", "reaction", {"user": "U1"}, NOW) is True
     assert store.inbox_add("event:Ev1", "reaction", {"user": "U1"}, NOW) is False
     (entry,) = store.inbox_pending()
-    assert entry["payload"] == {"user": "U1"} and entry["status"] == "pending"
+    assert entry.payload == {"user": "U1"} and entry.status == "pending"
     with store.transaction():
-        store.inbox_done(entry["id"], "approved", NOW)
+        store.inbox_done(entry.id, "approved", NOW)
     assert store.inbox_pending() == []
-    assert (store.inbox_entry("event:Ev1") or {})["status"] == "done"
+    done = store.inbox_entry("event:Ev1")
+    assert done is not None and done.status == "done"
 
 
 def test_a_refused_write_rolls_back_and_announces_nothing(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ async def test_clean_product_passes_verification(h: Harness) -> None:
     await walk(h, "api")
     assert h.step("api").outcome is Outcome.PASSED
     verdicts = results(h, "api")
-    assert {r["status"] for r in verdicts.values()} == {"pass"}
+    assert {r.status for r in verdicts.values()} == {"pass"}
     assert "rbac:report" in verdicts and "verify:csv-quickbooks" in verdicts
     assert h.step("portal-paths").status is StepStatus.AWAITING
 
@@ -59,8 +59,8 @@ async def test_the_record_names_the_test_data_and_the_voided_invoice(h: Harness)
     await walk(h, "api")
     product = h.sandbox.product  # type: ignore[attr-defined]
     cleanup = results(h, "api")["verify:cleanup"]
-    assert cleanup["status"] == "pass"
-    invoice = product.invoices[cleanup["evidence"]["invoice"]["id"]]
+    assert cleanup.status == "pass"
+    invoice = product.invoices[cleanup.evidence["invoice"]["id"]]
     assert invoice.status == "void" and invoice.customer.startswith("golive-verify-v2.4.0-")
     record = record_markdown(h.store, h.config, h.release().id)
     section = record[record.index("## Test data left by verification") :]

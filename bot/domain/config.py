@@ -24,6 +24,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from bot.domain.errors import ConfigError, MissingSecret
 from bot.domain.model import Role
+from bot.domain.serial import Seconds
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -372,27 +373,9 @@ HEIGHTENED_FLOOR = timedelta(hours=1)
 class Shortened:
     """Which of the runbook's minimum periods a config shortens, to what, and why."""
 
-    soak: timedelta | None
-    heightened: timedelta | None
+    soak: Seconds | None
+    heightened: Seconds | None
     reason: str
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready form (seconds)."""
-        return {
-            "soak": self.soak.total_seconds() if self.soak else None,
-            "heightened": self.heightened.total_seconds() if self.heightened else None,
-            "reason": self.reason,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> Shortened:
-        """Rebuild what to_dict stored."""
-
-        def seconds(key: str) -> timedelta | None:
-            value = data.get(key)
-            return timedelta(seconds=float(value)) if isinstance(value, int | float) else None
-
-        return cls(seconds("soak"), seconds("heightened"), str(data.get("reason") or ""))
 
 
 def _at(loc: tuple[str, ...], kind: str, message: str, value: object) -> ValidationError:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 
 from bot.domain.errors import IllegalMove, Why
+from bot.domain.serial import Moment
 
 
 class Role(StrEnum):
@@ -102,34 +102,6 @@ class Stage:
     seconds: float = 0.0
     services: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready form."""
-        return {
-            "kind": self.kind.value,
-            "role": self.role.value,
-            "label": self.label,
-            "check": self.check,
-            "manual": self.manual,
-            "seconds": self.seconds,
-            "services": list(self.services),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> Stage:
-        """Rebuild a stage stored by to_dict."""
-        seconds = data.get("seconds") or 0.0
-        check = data.get("check")
-        services = data.get("services") or []
-        return cls(
-            kind=StageKind(str(data["kind"])),
-            role=Role(str(data["role"])),
-            label=str(data["label"]),
-            check=str(check) if check else None,
-            manual=bool(data.get("manual")),
-            seconds=float(seconds) if isinstance(seconds, int | float | str) else 0.0,
-            services=tuple(str(x) for x in services) if isinstance(services, list) else (),
-        )
-
 
 @dataclass(frozen=True)
 class Step:
@@ -144,7 +116,7 @@ class Step:
     stage: int = 0
     outcomes: tuple[Outcome, ...] = ()
     attempt: int = 0
-    deadline: datetime | None = None
+    deadline: Moment | None = None
     failing: tuple[str, ...] = ()
     variant: str | None = None
     reason: str | None = None  # why a person stopped the step (it is blocked until retried)
@@ -212,7 +184,7 @@ class Release:
     services: tuple[str, ...] = ()
     waivers: frozenset[str] = frozenset()
     frozen: bool = False
-    kickoff_at: datetime | None = None
+    kickoff_at: Moment | None = None
     reason: str | None = None
     # On-call asked to roll back (this reason); the rollback actions wait for their confirmation.
     proposed_rollback: str | None = None

@@ -1,13 +1,17 @@
-"""Records as the store hands them out: frozen rows that the engine and render read."""
+"""Records as the store hands them out: frozen rows that the engine and render read.
+
+Each is one stored row with its JSON columns decoded and its times as datetimes; the store
+builds them with `bot.domain.serial.load`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from bot.domain.config import Shortened
-from bot.domain.model import Release
+from bot.domain.model import Release, ReleaseStatus
+from bot.domain.serial import Moment
 
 
 @dataclass(frozen=True)
@@ -27,10 +31,10 @@ class OutboxRow:
     file: dict[str, Any] | None
     status: str
     attempts: int
-    next_attempt_at: datetime | None
+    next_attempt_at: Moment | None
     ts: str | None
     error: str | None
-    created_at: datetime
+    created_at: Moment
 
 
 @dataclass(frozen=True)
@@ -38,15 +42,15 @@ class ReleaseRecord:
     """A release row with what the runbook state does not carry."""
 
     release: Release
-    created_at: datetime
+    created_at: Moment
     created_by: str
-    ended_at: datetime | None
-    frozen_at: datetime | None
-    activate_at: datetime | None
+    ended_at: Moment | None
+    frozen_at: Moment | None
+    activate_at: Moment | None
     card_message: int | None
     baseline: dict[str, Any] | None
     shortened: Shortened | None = None  # the runbook minimums its config ran below, and why
-    closed_at: datetime | None = None  # when its monitoring ended and the release closed
+    closed_at: Moment | None = None  # when its monitoring ended and the release closed
 
 
 @dataclass(frozen=True)
@@ -71,8 +75,8 @@ class ActionRun:
     token: str
     detail: str | None
     evidence: dict[str, Any]
-    started_at: datetime | None
-    finished_at: datetime | None
+    started_at: Moment | None
+    finished_at: Moment | None
 
     @property
     def finished(self) -> bool:
@@ -85,7 +89,210 @@ class Wait:
     """One step's wait on a person, as stored: since when, its reminders, its snooze."""
 
     step_key: str
-    since: datetime
-    reminded_at: datetime | None
+    since: Moment
+    reminded_at: Moment | None
     reminders: int
-    snoozed_until: datetime | None
+    snoozed_until: Moment | None
+
+
+# -- releases ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReleaseRow:
+    """A release's own row without its steps: what the history and the merge freeze show."""
+
+    id: int
+    channel: str
+    version: str
+    status: ReleaseStatus
+    commander: str
+    created_at: Moment
+    created_by: str | None
+    reason: str | None
+    frozen_at: Moment | None
+
+
+@dataclass(frozen=True)
+class MonitoringWindow:
+    """A release's heightened (or post-rollback) monitoring: which period, and until when."""
+
+    release_id: int
+    period: str
+    until: Moment
+
+
+# -- the timeline --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Approval:
+    """Who approved (or confirmed by hand, `outcome` manual) which stage of a step, how, when."""
+
+    id: int
+    release_id: int
+    step_key: str
+    stage: int
+    user: str
+    outcome: str
+    via: str
+    note: str | None
+    at: Moment
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    """One stored check verdict with its evidence."""
+
+    id: int
+    release_id: int
+    step_key: str
+    attempt: int
+    name: str
+    status: str
+    summary: str
+    evidence: dict[str, Any]
+    duration: float
+    at: Moment
+
+
+@dataclass(frozen=True)
+class Waiver:
+    """A check failure the commander waived, with who and why."""
+
+    id: int
+    release_id: int
+    name: str
+    step_key: str
+    user: str
+    reason: str
+    at: Moment
+
+
+@dataclass(frozen=True)
+class Note:
+    """A note or follow-up (`kind` note or followup) on a release's record."""
+
+    id: int
+    release_id: int
+    kind: str
+    user: str
+    owner: str | None
+    text: str
+    at: Moment
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    """One entry of a release's append-only timeline."""
+
+    id: int
+    release_id: int | None
+    at: Moment
+    type: str
+    actor: str | None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """A reminder, an escalation or a snooze (`kind`) of the wait that began at `since`."""
+
+    id: int
+    release_id: int
+    step_key: str
+    since: Moment
+    kind: str
+    user: str | None
+    at: Moment
+    until: Moment | None
+
+
+# -- monitoring ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One monitoring tick: its figures (None where unmeasured) and each signal's verdict."""
+
+    id: int
+    release_id: int
+    period: str
+    at: Moment
+    requests: float | None
+    errors: float | None
+    ratio: float | None
+    p95: float | None
+    verdicts: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AlertState:
+    """One signal's alert tracker, as stored (checks.judgment.AlertTracker, dumped)."""
+
+    release_id: int
+    signal: str
+    state: dict[str, Any]
+    updated_at: Moment
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An alert golive raised (open, remind, recover, blind, sight) for a release's record."""
+
+    id: int
+    release_id: int
+    signal: str
+    action: str
+    summary: str
+    dedup_key: str | None
+    at: Moment
+
+
+# -- the merge freeze ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GateStatus:
+    """The merge-gate status golive last set on a commit, and when GitHub was seen to carry it."""
+
+    repository: str
+    sha: str
+    pr_number: int | None
+    state: str
+    description: str | None
+    release_id: int | None
+    posted_at: Moment | None
+    verified_at: Moment | None
+
+
+@dataclass(frozen=True)
+class MergeAllowance:
+    """A pull request head the commander let through a release's freeze, and why."""
+
+    id: int
+    release_id: int
+    pr_number: int
+    sha: str
+    title: str
+    user: str
+    reason: str
+    at: Moment
+
+
+# -- incoming ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    """A Slack event or click kept before it was acknowledged, and what became of it."""
+
+    id: int
+    key: str
+    kind: str
+    payload: dict[str, Any]
+    received_at: Moment
+    status: str
+    outcome: str | None
+    error: str | None
+    done_at: Moment | None

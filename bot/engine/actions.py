@@ -199,7 +199,7 @@ class ActionRunner:
         """Group by group (the last wave first); a failed group stops the ones after it."""
         release = self.store.load(rid).release
         action = self.config.action(ROLLBACK)
-        tags = targets_from(self.store.check_results(rid, "rollback"))
+        tags = targets_from([r.evidence for r in self.store.check_results(rid, "rollback")])
         runs = self.store.action_runs(rid, ROLLBACK)
         failed = False
         for seq in sorted({r.seq for r in runs}):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -10,8 +10,9 @@ import httpx
 from bot.domain.clock import Clock
 from bot.domain.config import Config, Secrets
 from bot.domain.model import Release, Step
+from bot.domain.records import CheckRow
 from bot.engine.secrecy import redactor_for
-from checks.base import Check, CheckResult
+from checks.base import Check, CheckResult, Status
 from checks.ci import check_ci
 from checks.github_release import check_github_release
 from checks.health import Expectation, check_health
@@ -26,6 +27,11 @@ from checks.verification import finance_operations, rbac_summary, verify_money_p
 
 def _no_progress(text: str) -> None:
     return None
+
+
+def stored_results(rows: Iterable[CheckRow]) -> list[CheckResult]:
+    """Stored check verdicts as the checks' own results."""
+    return [CheckResult(r.name, Status(r.status), r.summary, r.evidence, r.duration) for r in rows]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.domain.clock import Clock, SystemClock, parse_iso
+from bot.domain.clock import Clock, SystemClock
 from bot.domain.config import Config
 from bot.domain.events import (
     ActionFinished,
@@ -43,10 +43,10 @@ from bot.domain.events import (
 )
 from bot.domain.model import Outcome, Release, ReleaseStatus, Role, StageKind, Step, StepStatus
 from bot.domain.plan import rollback_order
-from bot.domain.records import ActionRun
+from bot.domain.records import ActionRun, CheckRow
 from bot.domain.redact import safe_url
 from bot.engine.actions import ROLLBACK, STARTED, new_token
-from bot.engine.checkbook import notes_in_github
+from bot.engine.checkbook import notes_in_github, stored_results
 from bot.engine.home import HOME_KIND, HomeViews, waiting_keys
 from bot.engine.records import DRAWN_LATER, SOAK_CHART, record_markdown
 from bot.engine.writeback import WRITE_BACK_CHANNEL, WRITE_BACK_KIND, write_back_job
@@ -199,9 +199,9 @@ class Effects:
             return
         samples = self.store.samples(record.release.id)[-30:]
         handovers = [
-            messages.HandoverMark(Role(e["data"]["role"]), e["data"]["old"], parse_iso(e["at"]))
+            messages.HandoverMark(Role(e.data["role"]), e.data["old"], e.at)
             for e in self.store.events(record.release.id, "handed_over")
-            if e["data"].get("role") in {r.value for r in Role}
+            if e.data.get("role") in {r.value for r in Role}
         ]
         card = messages.render_card(
             record.release,
@@ -234,7 +234,7 @@ class Effects:
         request = self.store.latest_request(release.id, step.key)
         if request is None:
             return
-        approvals = [a for a in self.store.approvals(release.id) if a["step_key"] == step.key]
+        approvals = [a for a in self.store.approvals(release.id) if a.step_key == step.key]
         every = self.store.action_runs(release.id, step.key)
         runs = [r for r in every if r.attempt == step.attempt]
         again = any(r.attempt < step.attempt for r in every)
@@ -271,12 +271,10 @@ class Effects:
         if self.homes is not None:
             self.homes.queue(user, now)
 
-    def latest_results(self, release_id: int, step: Step) -> list[dict[str, Any]]:
+    def latest_results(self, release_id: int, step: Step) -> list[CheckRow]:
         """The stored verdicts of a step's newest check run."""
         return [
-            r
-            for r in self.store.check_results(release_id, step.key)
-            if r["attempt"] == step.attempt
+            r for r in self.store.check_results(release_id, step.key) if r.attempt == step.attempt
         ]
 
     # -- one handler per effect ----------------------------------------------------------------
@@ -306,7 +304,7 @@ class Effects:
             return None
         if notes.url is not None:
             return safe_url(notes.url.replace("{version}", release.version))
-        found = notes_release(self.store.check_results(release.id, "notes"))
+        found = notes_release(stored_results(self.store.check_results(release.id, "notes")))
         return found.html_url if found else None
 
     def _stage_passed(
@@ -350,7 +348,7 @@ class Effects:
             results = [
                 r
                 for r in self.store.check_results(release.id, step.key)
-                if r["attempt"] == ctx.event.attempt
+                if r.attempt == ctx.event.attempt
             ]
             self.thread(record, messages.render_check_results(step, results, ok=True), now)
         elif stage.kind is StageKind.TIMER:
@@ -362,9 +360,7 @@ class Effects:
         if isinstance(ctx.event, TimerElapsed):
             self.thread(
                 record,
-                messages.render_soak_blocked(
-                    record.release, effect.failing, ctx.event.evidence
-                ),
+                messages.render_soak_blocked(record.release, effect.failing, ctx.event.evidence),
                 now,
                 step_key=effect.step,
             )
@@ -395,9 +391,7 @@ class Effects:
     def _freeze_changed(
         self, record: ReleaseRecord, effect: FreezeChanged, now: datetime, ctx: Context
     ) -> None:
-        others = [
-            str(r["version"]) for r in self.store.frozen_releases() if r["id"] != record.release.id
-        ]
+        others = [r.version for r in self.store.frozen_releases() if r.id != record.release.id]
         rendered = messages.render_freeze(
             record.release, self.config, effect.frozen, now, () if effect.frozen else others
         )
@@ -520,7 +514,7 @@ class Effects:
         if not notes_in_github(self.config):
             return False
         rid = record.release.id
-        found = notes_release(self.store.check_results(rid, "notes"))
+        found = notes_release(stored_results(self.store.check_results(rid, "notes")))
         if found is None:
             return False
         section = record_section(
@@ -645,6 +639,7 @@ class Effects:
         if reminder is not None:
             quiet = messages.render_reminder_quiet(reminder.text, effect.by, effect.until, tz)
             self.update(record, reminder.id, quiet, now)
+
     def _rollback_proposed(
         self, record: ReleaseRecord, effect: RollbackProposed, now: datetime, ctx: Context
     ) -> None:
@@ -687,7 +682,8 @@ class Effects:
 
     def rollback_plan(self, record: ReleaseRecord) -> list[PlanLine]:
         """Each changed service with the rollback target the rollback check found."""
-        targets = targets_from(self.store.check_results(record.release.id, "rollback"))
+        stored = self.store.check_results(record.release.id, "rollback")
+        targets = targets_from([r.evidence for r in stored])
         lines = []
         for name in record.release.services:
             service = self.config.service(name)

@@ -22,13 +22,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from bot.domain.config import CIConfig
-from bot.domain.model import ReleaseStatus
+from bot.domain.records import MergeAllowance, ReleaseRow
 from bot.engine.service import ReleaseService
 from bot.engine.worker import Worker
 from bot.render import messages
@@ -44,6 +44,7 @@ RATE_LIMIT_WAIT = 60.0  # GitHub: without retry-after or a reset time, wait at l
 MAX_RATE_LIMIT_WAIT = 900.0  # ... doubling each time, up to a quarter of an hour
 
 SUCCESS, FAILURE = "success", "failure"
+NEVER = datetime.min.replace(tzinfo=UTC)  # a status never read back sorts before every other
 
 
 @dataclass(frozen=True)
@@ -58,34 +59,33 @@ class Wanted:
 class GatePlan:
     """What the gate says of any head, from one reading of the database."""
 
-    def __init__(self, holders: Sequence[dict[str, Any]], allowances: Sequence[dict[str, Any]]):
+    def __init__(self, holders: Sequence[ReleaseRow], allowances: Sequence[MergeAllowance]):
         self.holders = list(holders)  # newest first: each holds a freeze of its own
-        ids = {h["id"] for h in self.holders}
-        mine = [a for a in allowances if a["release_id"] in ids]
-        self.reasons = {(a["release_id"], a["pr_number"], a["sha"]): a["reason"] for a in mine}
-        self.allowed_pulls = {(a["release_id"], a["pr_number"]) for a in mine}
+        ids = {h.id for h in self.holders}
+        mine = [a for a in allowances if a.release_id in ids]
+        self.reasons = {(a.release_id, a.pr_number, a.sha): a.reason for a in mine}
+        self.allowed_pulls = {(a.release_id, a.pr_number) for a in mine}
         self.key = (
-            tuple((h["id"], h["status"], h["reason"], h["version"]) for h in self.holders),
-            max((a["id"] for a in mine), default=0),
+            tuple((h.id, h.status, h.reason, h.version) for h in self.holders),
+            max((a.id for a in mine), default=0),
         )
 
     @property
     def holder_id(self) -> int | None:
         """The newest release holding a freeze, if any."""
-        return self.holders[0]["id"] if self.holders else None
+        return self.holders[0].id if self.holders else None
 
     def wanted(self, head: PullHead) -> Wanted:
         """`failure` while any freeze holds that head; `success` when none does."""
         for holder in self.holders:
-            if (holder["id"], head.number, head.sha) not in self.reasons:
-                status = ReleaseStatus(holder["status"])
-                text = messages.gate_frozen(holder["version"], status, holder["reason"])
-                return Wanted(FAILURE, text, holder["id"])
+            if (holder.id, head.number, head.sha) not in self.reasons:
+                text = messages.gate_frozen(holder.version, holder.status, holder.reason)
+                return Wanted(FAILURE, text, holder.id)
         if not self.holders:
             return Wanted(SUCCESS, messages.gate_open(), None)
         newest = self.holders[0]
-        reason = self.reasons[(newest["id"], head.number, head.sha)]
-        return Wanted(SUCCESS, messages.gate_allowed(newest["version"], reason), newest["id"])
+        reason = self.reasons[(newest.id, head.number, head.sha)]
+        return Wanted(SUCCESS, messages.gate_allowed(newest.version, reason), newest.id)
 
     def refrozen(self, head: PullHead, wanted: Wanted) -> bool:
         """True when a head is frozen although the same freeze let an earlier head through."""
@@ -235,7 +235,7 @@ class FreezeEnforcer(Worker):
         # Read back the statuses checked longest ago: one changed behind golive's back is set
         # right, so GitHub ends up saying what the database says.
         known = [h for h in heads if h.sha not in posted and h.sha in remembered]
-        known.sort(key=lambda h: str(remembered[h.sha]["verified_at"] or ""))
+        known.sort(key=lambda h: remembered[h.sha].verified_at or NEVER)
         for head in known[: self.verify]:
             shown = await gate_state(self.client, ci.github_url, ci.repository, head.sha, token)
             wanted = plan.wanted(head)
@@ -264,7 +264,7 @@ class FreezeEnforcer(Worker):
         it posted."""
         wanted = plan.wanted(head)
         have = self.store.gate_status(ci.repository, head.sha)
-        if have is not None and (have["state"], have["description"]) == (
+        if have is not None and (have.state, have.description) == (
             wanted.state,
             wanted.description,
         ):

@@ -21,6 +21,7 @@ import httpx
 from bot.domain.config import format_duration
 from bot.domain.events import Evidence
 from bot.domain.model import ReleaseStatus, StepStatus
+from bot.domain.serial import dump, load
 from bot.engine.checkbook import monitoring_settings
 from bot.engine.service import ReleaseService
 from bot.render import messages
@@ -79,10 +80,9 @@ class Monitor:
             soak = self.store.load(rid).release.find_step("soak")
             if soak is not None and soak.status is StepStatus.TIMING:
                 found[rid] = ("soak", mon.soak.interval.total_seconds())
-        for row in self.store.monitoring_windows():
+        for window in self.store.monitoring_windows():
             found.setdefault(
-                int(row["id"]),
-                (str(row["monitor_period"]), mon.heightened.interval.total_seconds()),
+                window.release_id, (window.period, mon.heightened.interval.total_seconds())
             )
         return found
 
@@ -91,8 +91,8 @@ class Monitor:
         golive cannot read a signal at all, and `evidence` when too few of the soak's ticks
         could judge — a soak nobody could see is not a clean soak."""
         trackers = [
-            (SIGNAL_WORDS.get(signal, signal), AlertTracker.from_dict(state))
-            for signal, state in sorted(self.store.alert_states(release_id).items())
+            (SIGNAL_WORDS.get(signal, signal), load(AlertTracker, stored.state))
+            for signal, stored in sorted(self.store.alert_states(release_id).items())
         ]
         breached = [word for word, tracker in trackers if tracker.is_open]
         blind = ["metrics"] if any(tracker.is_blind for _, tracker in trackers) else []
@@ -111,14 +111,14 @@ class Monitor:
         samples = [
             s
             for s in self.store.samples(release_id, "soak")
-            if datetime.fromisoformat(str(s["at"])) >= began
+            if s.at >= began
         ]
-        return evidence_of(samples, self.config.monitoring.min_conclusive)
+        return evidence_of([s.verdicts for s in samples], self.config.monitoring.min_conclusive)
 
     def _tracker(self, record: ReleaseRecord, signal: str) -> AlertTracker:
-        state = self.store.alert_state(record.release.id, signal)
-        if state is not None:
-            return AlertTracker.from_dict(state)
+        stored = self.store.alert_state(record.release.id, signal)
+        if stored is not None:
+            return load(AlertTracker, stored.state)
         mon = self.config.monitoring
         return AlertTracker(
             release=record.release.version,
@@ -150,23 +150,21 @@ class Monitor:
         kind, interval = period
         record = self.store.load(release_id)
         now = self.service.clock.now()
-        if kind != "soak":
-            row = self.store.db["releases"].get(release_id)  # type: ignore[union-attr]
-            until = datetime.fromisoformat(str(row["monitor_until"]))
-            if now >= until:
-                await self.store.writes.run(lambda: self.close(release_id))
-                return
+        after = self.store.monitoring_window(release_id) if kind != "soak" else None
+        if after is not None and now >= after.until:
+            await self.store.writes.run(lambda: self.close(release_id))
+            return
         if settings is None:
             return  # watched by hand: nothing to measure, only the end to mark
         trackers = {signal: self._tracker(record, signal) for signal in SIGNALS}
         last = trackers["errors"].last_tick_at
         if last is not None and now <= last:
             return  # a replayed tick: the stored state already counts it
-        baselines = [r["evidence"] for r in self.store.check_results(release_id, "baseline")]
+        baselines = [r.evidence for r in self.store.check_results(release_id, "baseline")]
         baseline = baseline_in(baselines)
         bucket = await self._bucket(settings, baselines)
         tests: dict[str, Cusum | str] = {
-            s: Cusum.from_dict(t.test) if t.test else "not started" for s, t in trackers.items()
+            s: load(Cusum, t.test) if t.test else "not started" for s, t in trackers.items()
         }
         started = {s for s, t in tests.items() if isinstance(t, Cusum)}
         if len(started) < len(SIGNALS):
@@ -190,7 +188,7 @@ class Monitor:
                     for signal, tracker in trackers.items():
                         test = tests[signal]
                         if isinstance(test, Cusum):
-                            state = replace(tracker, test=test.to_dict()).to_dict()
+                            state = dump(replace(tracker, test=dump(test)))
                             self.store.save_alert_state(release_id, signal, state, now)
                     if note is not None:
                         self._note(record, note, now)
@@ -267,16 +265,16 @@ class Monitor:
                 kind,
                 now,
                 values,
-                {j.signal: j.to_dict() for j in judgments},
+                {j.signal: dump(j) for j in judgments},
             )
             for judgment in judgments:
                 signal = judgment.signal
                 test = updated[signal] or tests[signal]
                 tracker = trackers[signal]
                 if isinstance(test, Cusum):
-                    tracker = replace(tracker, test=test.to_dict())
+                    tracker = replace(tracker, test=dump(test))
                 tracker, actions = tracker.observe(judgment, now)
-                self.store.save_alert_state(release_id, signal, tracker.to_dict(), now)
+                self.store.save_alert_state(release_id, signal, dump(tracker), now)
                 for action in actions:
                     self._act(record, action, judgment, kind, now)
             if note is not None:
@@ -390,12 +388,13 @@ class Monitor:
         """End a heightened (or post-rollback) monitoring window with a closing message."""
         record = self.store.load(release_id)
         now = self.service.clock.now()
-        alerts = [a for a in self.store.alerts(release_id) if a["action"] == "open"]
+        alerts = [a for a in self.store.alerts(release_id) if a.action == "open"]
         still = self.open_breaches(release_id)
-        row = self.store.db["releases"].get(release_id)  # type: ignore[union-attr]
-        period = str(row["monitor_period"] or "heightened")
+        window = self.store.monitoring_window(release_id)
+        period = window.period if window is not None else "heightened"
         evidence = evidence_of(
-            self.store.samples(release_id, period), self.config.monitoring.min_conclusive
+            [s.verdicts for s in self.store.samples(release_id, period)],
+            self.config.monitoring.min_conclusive,
         )
         with self.store.transaction():
             self.store.set_monitoring(release_id, None, None, closed=True)
@@ -425,8 +424,8 @@ class Monitor:
             self.service.close_release(release_id, now)
             # Nothing watches this release any more: resolve what golive opened in PagerDuty,
             # breaches and blindness alike, so no incident outlives the monitoring.
-            for state in self.store.alert_states(release_id).values():
-                tracker = AlertTracker.from_dict(state)
+            for stored in self.store.alert_states(release_id).values():
+                tracker = load(AlertTracker, stored.state)
                 keys = [tracker.dedup_key] if tracker.is_open else []
                 keys += [f"{tracker.dedup_key}/monitoring"] if tracker.is_blind else []
                 for key in keys if self.config.monitoring.pagerduty_events_url else []:

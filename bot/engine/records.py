@@ -86,7 +86,7 @@ class Drawings:
         record = self.store.load(row.release_id)
         samples = self.store.samples(row.release_id, "soak")
         baseline = baseline_in(
-            [r["evidence"] for r in self.store.check_results(row.release_id, "baseline")]
+            [r.evidence for r in self.store.check_results(row.release_id, "baseline")]
         )
         ratio = baseline.ratio if baseline else None
         try:

@@ -58,9 +58,10 @@ from bot.domain.people import Facts, Holding, KnownPeople, LookupFailed, People,
 from bot.domain.plan import PlannedService, plan_steps
 from bot.domain.records import ActionRun
 from bot.domain.rules import authorize, authorize_kind
+from bot.domain.serial import dump
 from bot.domain.transition import transition
 from bot.engine.actions import ROLLBACK, STARTED, ActionRunner, Sleep
-from bot.engine.checkbook import CheckBook, notes_in_github
+from bot.engine.checkbook import CheckBook, notes_in_github, stored_results
 from bot.engine.checkrunner import CheckRunner
 from bot.engine.effects import CONFIRM_KIND, PLAIN, Context, Effects
 from bot.engine.records import history
@@ -250,7 +251,7 @@ class ReleaseService:
     def latest_results(self, release_id: int, step_key: str) -> list[CheckResult]:
         """The verdicts of a step's newest check run."""
         step = self.store.load(release_id).release.step(step_key)
-        return [CheckResult.from_dict(r) for r in self.effects.latest_results(release_id, step)]
+        return stored_results(self.effects.latest_results(release_id, step))
 
     def finish_check(
         self, release_id: int, step_key: str, attempt: int, results: list[CheckResult]
@@ -270,7 +271,7 @@ class ReleaseService:
 
         def records() -> None:
             for result in results:
-                self.store.add_check_result(release_id, step_key, attempt, result.to_dict(), now)
+                self.store.add_check_result(release_id, step_key, attempt, dump(result), now)
 
         event = finished(step_key, attempt, tuple((r.name, r.status.ok) for r in results))
         self.apply(release_id, event, None, records=records)

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from bot.domain.clock import parse_iso
 from bot.domain.config import HEIGHTENED_FLOOR, SOAK_FLOOR, Config, Shortened, format_duration
 from bot.domain.events import Evidence
 from bot.domain.model import (
@@ -28,7 +27,7 @@ from bot.domain.model import (
     Step,
     StepStatus,
 )
-from bot.domain.records import ActionRun
+from bot.domain.records import ActionRun, Approval, CheckRow, Sample
 from bot.render.chart import sparkline
 from bot.render.fmt import (
     STATUS_TITLES,
@@ -168,15 +167,15 @@ def step_line(
     return line
 
 
-def monitoring_lines(samples: Sequence[Mapping[str, Any]], config: Config) -> list[str]:
+def monitoring_lines(samples: Sequence[Sample], config: Config) -> list[str]:
     """Sparklines of the 5xx ratio and p95 over the latest monitoring ticks."""
     if not samples:
         return []
-    ratios = [s.get("ratio") for s in samples]
-    p95s = [s.get("p95") for s in samples]
+    ratios = [s.ratio for s in samples]
+    p95s = [s.p95 for s in samples]
     last = samples[-1]
-    ratio = last.get("ratio")
-    p95 = last.get("p95")
+    ratio = last.ratio
+    p95 = last.p95
     ratio_text = f"{ratio:.2%}" if isinstance(ratio, float) else "no data"
     p95_text = f"{p95 * 1000:.0f}ms" if isinstance(p95, float) else "no data"
     slo = config.monitoring.slo_p95.total_seconds()
@@ -235,7 +234,7 @@ def render_card(
     config: Config,
     now: datetime,
     frozen_at: datetime | None = None,
-    samples: Sequence[Mapping[str, Any]] = (),
+    samples: Sequence[Sample] = (),
     links: Mapping[str, Sequence[str]] | None = None,
     *,
     shortened: Shortened | None = None,
@@ -428,7 +427,7 @@ def run_line(run: ActionRun) -> str:
 def render_action_status(
     release: Release,
     step: Step,
-    approval: Mapping[str, Any] | None,
+    approval: Approval | None,
     runs: Sequence[ActionRun],
     tz: ZoneInfo,
     again: bool = False,
@@ -437,8 +436,8 @@ def render_action_status(
     (`again`: the action ran before and this is a retry)."""
     head = f"*{step.title}*"
     if approval is not None:
-        at = clock_time(parse_iso(str(approval["at"])), tz)
-        head += f": approved by {mention(str(approval['user']))} at {at}"
+        at = clock_time(approval.at, tz)
+        head += f": approved by {mention(approval.user)} at {at}"
     if step.status is StepStatus.ACTING:
         head = f"🔄 {head} — golive is running it{' again' if again else ''}"
     elif step.status is StepStatus.BLOCKED:
@@ -536,13 +535,13 @@ def render_rollback_done(release: Release, runs: Sequence[ActionRun]) -> Rendere
     return Rendered(text, [section(text)])
 
 
-def render_check_results(step: Step, results: Iterable[Mapping[str, Any]], ok: bool) -> Rendered:
+def render_check_results(step: Step, results: Iterable[CheckRow], ok: bool) -> Rendered:
     """Check verdicts with their summaries; a failure says how to move on."""
     icon = {"pass": "✅", "warn": "⚠️", "fail": "❌", "error": "💥", "inconclusive": "❔"}
     rows = []
     for r in results:
-        rows.append(f"{icon.get(r['status'], '•')} {code(r['name'])} {esc(r['summary'])}")
-        tail = (r.get("evidence") or {}).get("output_tail")
+        rows.append(f"{icon.get(r.status, '•')} {code(r.name)} {esc(r.summary)}")
+        tail = r.evidence.get("output_tail")
         if tail:
             rows.append(code_block(str(tail)[-1500:]))
     head = f"✅ *{step.title}* passed" if ok else f"❌ *{step.title}* is blocked"
@@ -906,7 +905,7 @@ def render_timer_done(step: Step, stage: Stage, now: datetime, tz: ZoneInfo) -> 
 
 
 def render_step_blocked(
-    release: Release, step: Step, results: Iterable[Mapping[str, Any]]
+    release: Release, step: Step, results: Iterable[CheckRow]
 ) -> Rendered:
     """A check failed: its results, and the commander mentioned to decide."""
     rendered = render_check_results(step, results, ok=False)

@@ -15,11 +15,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from bot.domain.clock import parse_iso
 from bot.domain.config import Config
-from bot.domain.records import ReleaseRecord
+from bot.domain.records import Approval, Note, ReleaseRecord, TimelineEvent, Waiver
 from bot.render.fmt import when
 from bot.render.messages import shortened_line
 
@@ -28,7 +26,6 @@ MARK_END = "<!-- /golive:record -->"
 TITLE = "Issues and follow-up actions"
 ENTRY_LIMIT = 1_000  # characters of one note, follow-up or reason as written into the notes
 SECTION_LIMIT = 60_000  # GitHub refuses bodies over 125,000 characters; the rest is the team's
-Rows = Sequence[Mapping[str, Any]]
 PERIODS = {
     "soak": "the soak",
     "heightened": "heightened monitoring",
@@ -86,50 +83,46 @@ def _who(user: str | None, names: Mapping[str, str]) -> str:
     return neutral(names.get(user, user), names, 80)
 
 
-def _t(value: str | datetime | None, config: Config) -> str:
-    if value is None:
-        return "—"
-    moment = parse_iso(value) if isinstance(value, str) else value
-    return when(moment, config.tz)
+def _t(value: datetime | None, config: Config) -> str:
+    return "—" if value is None else when(value, config.tz)
 
 
 @dataclass(frozen=True)
 class _Alert:
-    at: str
+    at: datetime
     signal: str
     period: str
     summary: str
     blind: bool
-    ended: str | None
+    ended: datetime | None
     reminders: int
 
 
-def _alerts(events: Rows) -> list[_Alert]:
+def _alerts(events: Sequence[TimelineEvent]) -> list[_Alert]:
     """Each breach (or blindness) with how it ended, from the timeline's alert events."""
     found: list[_Alert] = []
     openings = {"alert_open": False, "alert_blind": True}
     endings = {"alert_recover": False, "alert_sight": True}
-    rows = [e for e in events if str(e.get("type", "")).startswith("alert_")]
+    rows = [e for e in events if e.type.startswith("alert_")]
     for index, event in enumerate(rows):
-        kind = str(event["type"])
+        kind = event.type
         if kind not in openings:
             continue
-        data = event.get("data") or {}
+        data = event.data
         signal = str(data.get("signal", "?"))
         blind = openings[kind]
         ended, reminders = None, 0
         for later in rows[index + 1 :]:
-            other = later.get("data") or {}
-            if str(other.get("signal")) != signal:
+            if str(later.data.get("signal")) != signal:
                 continue
-            if later["type"] == "alert_remind" and not blind:
+            if later.type == "alert_remind" and not blind:
                 reminders += 1
-            if endings.get(str(later["type"])) is blind:
-                ended = str(later["at"])
+            if endings.get(later.type) is blind:
+                ended = later.at
                 break
         found.append(
             _Alert(
-                at=str(event["at"]),
+                at=event.at,
                 signal=signal,
                 period=str(data.get("period", "monitoring")),
                 summary=str(data.get("summary", "")),
@@ -147,7 +140,7 @@ def _alert_line(alert: _Alert, closed: bool, config: Config, names: Mapping[str,
     head = f"{_t(alert.at, config)} — {neutral(alert.signal, names, 40)} {what} during "
     head += f"{neutral(period, names, 60)}: {neutral(alert.summary, names)}"
     if alert.ended is not None:
-        took = parse_iso(alert.ended) - parse_iso(alert.at)
+        took = alert.ended - alert.at
         minutes = max(round(took.total_seconds() / 60), 1)
         back = "metrics back" if alert.blind else "recovered"
         outcome = f"{back} at {_t(alert.ended, config)} (after {minutes} min)"
@@ -164,10 +157,10 @@ def record_section(
     record: ReleaseRecord,
     config: Config,
     *,
-    notes: Rows,
-    waivers: Rows,
-    approvals: Rows,
-    events: Rows,
+    notes: Sequence[Note],
+    waivers: Sequence[Waiver],
+    approvals: Sequence[Approval],
+    events: Sequence[TimelineEvent],
     thread: Thread,
     now: datetime,
 ) -> str:
@@ -195,17 +188,16 @@ def record_section(
     lines = [f"## {TITLE}", "", f"_{stamp}_ The whole record is in {where}.", ""]
     if record.shortened:
         lines += [f"> {neutral(shortened_line(record.shortened), names)}", ""]
-    plain = [n for n in notes if n.get("kind") != "followup"]
-    followups = [n for n in notes if n.get("kind") == "followup"]
+    plain = [n for n in notes if n.kind != "followup"]
+    followups = [n for n in notes if n.kind == "followup"]
     lines += ["### Issues and notes", ""]
     lines += [
-        f"- {_t(n['at'], config)} — {_who(n['user'], names)}: {neutral(str(n['text']), names)}"
-        for n in plain
+        f"- {_t(n.at, config)} — {_who(n.user, names)}: {neutral(n.text, names)}" for n in plain
     ] or ["None recorded."]
     lines += ["", "### Follow-up actions", ""]
     lines += [
-        f"- {neutral(str(n['text']), names)} — owner: {_who(n.get('owner'), names)} "
-        f"(raised by {_who(n['user'], names)}, {_t(n['at'], config)})"
+        f"- {neutral(n.text, names)} — owner: {_who(n.owner, names)} "
+        f"(raised by {_who(n.user, names)}, {_t(n.at, config)})"
         for n in followups
     ] or ["None recorded."]
     lines += ["", "### Alerts", ""]
@@ -216,16 +208,16 @@ def record_section(
     ]
     lines += ["", "### Waivers", ""]
     lines += [
-        f"- `{neutral(str(w['name']), names, 80)}` waived by {_who(w['user'], names)} "
-        f"({_t(w['at'], config)}): {neutral(str(w['reason']), names)}"
+        f"- `{neutral(w.name, names, 80)}` waived by {_who(w.user, names)} "
+        f"({_t(w.at, config)}): {neutral(w.reason, names)}"
         for w in waivers
     ] or ["None."]
     titles = {s.key: s.title for s in release.steps}
-    manual = [a for a in approvals if a.get("outcome") == "manual"]
+    manual = [a for a in approvals if a.outcome == "manual"]
     lines += ["", "### Confirmed by hand (no automated check)", ""]
     lines += [
-        f"- {neutral(titles.get(str(a['step_key']), str(a['step_key'])), names, 80)}: "
-        f"{_who(a['user'], names)} at {_t(a['at'], config)}"
+        f"- {neutral(titles.get(a.step_key, a.step_key), names, 80)}: "
+        f"{_who(a.user, names)} at {_t(a.at, config)}"
         for a in manual
     ] or ["None."]
     return _bounded(lines)

@@ -9,25 +9,35 @@ provider title cannot become a disguised link or raw HTML in the record either.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
 
-from bot.domain.clock import parse_iso
 from bot.domain.config import Config
 from bot.domain.model import PHASE_TITLES, Phase, ReleaseStatus
-from bot.domain.records import ActionRun, OutboxRow, ReleaseRecord
+from bot.domain.records import (
+    ActionRun,
+    Alert,
+    Approval,
+    CheckRow,
+    MergeAllowance,
+    Note,
+    OutboxRow,
+    ReleaseRecord,
+    ReleaseRow,
+    Sample,
+    TimelineEvent,
+    Waiver,
+)
 from bot.domain.redact import safe_url
 from bot.render.chart import SoakSample, render_soak_chart
 from bot.render.fmt import STATUS_TITLES, when
 from bot.render.messages import OUTCOME_WORDS, closed_line, shortened_line
 
-Rows = Sequence[Mapping[str, Any]]
 
-
-def _t(value: str | None, config: Config) -> str:
-    return when(parse_iso(value), config.tz) if value else "—"
+def _t(value: datetime | None, config: Config) -> str:
+    return when(value, config.tz) if value else "—"
 
 
 _MARKDOWN = re.compile(r"([\\`*_\[\]<>|!#~])")
@@ -43,15 +53,15 @@ def release_record(
     record: ReleaseRecord,
     config: Config,
     *,
-    approvals: Rows,
-    results: Rows,
-    waivers: Rows,
-    alerts: Rows,
-    samples: Rows,
-    notes: Rows,
-    events: Rows,
+    approvals: Sequence[Approval],
+    results: Sequence[CheckRow],
+    waivers: Sequence[Waiver],
+    alerts: Sequence[Alert],
+    samples: Sequence[Sample],
+    notes: Sequence[Note],
+    events: Sequence[TimelineEvent],
     actions: Sequence[ActionRun] = (),
-    allowances: Rows = (),
+    allowances: Sequence[MergeAllowance] = (),
     writebacks: Sequence[OutboxRow] = (),
 ) -> str:
     """The whole story of a release: owners, steps, approvals, checks, waivers, merges allowed
@@ -76,12 +86,12 @@ def release_record(
         f"<@{roles.backend}>, frontend <@{roles.frontend}>",
     ]
     for e in events:
-        if e["type"] == "handed_over":
-            data = e["data"]
+        if e.type == "handed_over":
+            data = e.data
             role = str(data.get("role", "commander")).replace("_", "-")
             lines.append(
-                f"- {_t(e['at'], config)}: {role} handed over from <@{data.get('old')}> to "
-                f"<@{data.get('new')}>" + (f" by <@{e['actor']}>" if e["actor"] else "")
+                f"- {_t(e.at, config)}: {role} handed over from <@{data.get('old')}> to "
+                f"<@{data.get('new')}>" + (f" by <@{e.actor}>" if e.actor else "")
             )
     if release.kickoff_at:
         lines.append(f"- Scheduled go-live: {when(release.kickoff_at, config.tz)}")
@@ -97,10 +107,10 @@ def release_record(
     if approvals:
         lines += ["| when | step | who | how | note |", "|---|---|---|---|---|"]
         for a in approvals:
-            how = "confirmed by hand" if a["outcome"] == "manual" else "approved"
+            how = "confirmed by hand" if a.outcome == "manual" else "approved"
             lines.append(
-                f"| {_t(a['at'], config)} | {a['step_key']} | <@{a['user']}> | {how} via "
-                f"{a['via']} | {_md(a['note'])} |"
+                f"| {_t(a.at, config)} | {a.step_key} | <@{a.user}> | {how} via "
+                f"{a.via} | {_md(a.note)} |"
             )
     else:
         lines.append("None.")
@@ -109,8 +119,8 @@ def release_record(
         lines += ["| when | step | check | status | summary |", "|---|---|---|---|---|"]
         for r in results:
             lines.append(
-                f"| {_t(r['at'], config)} | {r['step_key']} #{r['attempt']} | {_md(r['name'])} | "
-                f"{r['status']} | {_md(r['summary'])} |"
+                f"| {_t(r.at, config)} | {r.step_key} #{r.attempt} | {_md(r.name)} | "
+                f"{r.status} | {_md(r.summary)} |"
             )
     else:
         lines.append("None.")
@@ -130,50 +140,47 @@ def release_record(
             )
     lines += ["", "## Waivers", ""]
     lines += [
-        f"- {_t(w['at'], config)}: <@{w['user']}> waived {_md(w['name'])} ({w['step_key']}): "
-        f"{_md(w['reason'])}"
+        f"- {_t(w.at, config)}: <@{w.user}> waived {_md(w.name)} ({w.step_key}): {_md(w.reason)}"
         for w in waivers
     ] or ["None."]
     if allowances:
         lines += ["", "## Merges allowed during the freeze", ""]
         lines += [
-            f"- {_t(a['at'], config)}: <@{a['user']}> let pull request #{a['pr_number']} "
-            f"({_md(a['title'])}) at `{a['sha'][:7]}` through: {_md(a['reason'])}"
+            f"- {_t(a.at, config)}: <@{a.user}> let pull request #{a.pr_number} "
+            f"({_md(a.title)}) at `{a.sha[:7]}` through: {_md(a.reason)}"
             for a in allowances
         ]
     lines += ["", "## Alerts", ""]
-    lines += [
-        f"- {_t(a['at'], config)} {a['signal']} {a['action']}: {_md(a['summary'])}" for a in alerts
-    ] or ["None."]
+    lines += [f"- {_t(a.at, config)} {a.signal} {a.action}: {_md(a.summary)}" for a in alerts] or [
+        "None."
+    ]
     if samples:
         lines += ["", "## Monitoring", ""]
-        for period in dict.fromkeys(s["period"] for s in samples):
-            ticks = [s for s in samples if s["period"] == period]
-            judged = [s["verdicts"].get("errors", {}).get("status") for s in ticks]
+        for period in dict.fromkeys(s.period for s in samples):
+            ticks = [s for s in samples if s.period == period]
+            judged = [s.verdicts.get("errors", {}).get("status") for s in ticks]
             lines.append(
-                f"- {period}: {len(ticks)} ticks from {_t(ticks[0]['at'], config)} to "
-                f"{_t(ticks[-1]['at'], config)}; 5xx verdicts "
+                f"- {period}: {len(ticks)} ticks from {_t(ticks[0].at, config)} to "
+                f"{_t(ticks[-1].at, config)}; 5xx verdicts "
                 + ", ".join(f"{judged.count(v)} {v}" for v in sorted({str(j) for j in judged}))
             )
     lines += ["", "## Notes and follow-ups", ""]
     lines += [
-        f"- {_t(n['at'], config)} {'follow-up' if n['kind'] == 'followup' else 'note'} by "
-        f"<@{n['user']}>" + (f" for <@{n['owner']}>" if n["owner"] else "") + f": {_md(n['text'])}"
+        f"- {_t(n.at, config)} {'follow-up' if n.kind == 'followup' else 'note'} by "
+        f"<@{n.user}>" + (f" for <@{n.owner}>" if n.owner else "") + f": {_md(n.text)}"
         for n in notes
     ] or ["None."]
     lines += ["", "## Release notes (runbook §7)", ""]
     lines += _release_notes(record, config, writebacks)
-    cleanup = [r for r in results if r["name"] == "verify:cleanup"]
+    cleanup = [r for r in results if r.name == "verify:cleanup"]
     if cleanup:
         lines += ["", "## Test data left by verification", ""]
         lines += _test_data(cleanup[-1])
     lines += ["", "## Timeline", ""]
     for e in events:
-        actor = f" <@{e['actor']}>" if e["actor"] else ""
-        detail = ", ".join(f"{k}={_md(v)}" for k, v in e["data"].items() if k not in ("user",))
-        lines.append(
-            f"- {_t(e['at'], config)}{actor} {e['type']}" + (f" ({detail})" if detail else "")
-        )
+        actor = f" <@{e.actor}>" if e.actor else ""
+        detail = ", ".join(f"{k}={_md(v)}" for k, v in e.data.items() if k not in ("user",))
+        lines.append(f"- {_t(e.at, config)}{actor} {e.type}" + (f" ({detail})" if detail else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -231,9 +238,9 @@ def _release_notes(
     ]
 
 
-def _test_data(cleanup: Mapping[str, Any]) -> list[str]:
+def _test_data(cleanup: CheckRow) -> list[str]:
     """The leads and invoice a verification round created, and whether the invoice was voided."""
-    evidence = cleanup.get("evidence") or {}
+    evidence = cleanup.evidence
     leads = ", ".join(_md(i) for i in evidence.get("leads") or []) or "none"
     invoice = evidence.get("invoice") or {}
     lines = [f"- Leads created: {leads}"]
@@ -241,20 +248,20 @@ def _test_data(cleanup: Mapping[str, Any]) -> list[str]:
         name = invoice.get("invoice_number") or "(no number)"
         fate = "voided" if evidence.get("voided") else "**remains in the product**"
         lines.append(f"- Invoice created: {_md(name)} (id {_md(invoice['id'])}) — {fate}")
-    lines.append(f"- {_md(cleanup['summary'])}")
+    lines.append(f"- {_md(cleanup.summary)}")
     return lines
 
 
-def soak_points(samples: Rows) -> list[SoakSample]:
+def soak_points(samples: Sequence[Sample]) -> list[SoakSample]:
     """The stored ticks of a soak as the chart draws them."""
     points = []
     for s in samples:
-        verdicts = s.get("verdicts") or {}
+        verdicts = s.verdicts
         points.append(
             SoakSample(
-                at=parse_iso(s["at"]),
-                error_ratio=s.get("ratio"),
-                p95_seconds=s.get("p95"),
+                at=s.at,
+                error_ratio=s.ratio,
+                p95_seconds=s.p95,
                 errors_breach=verdicts.get("errors", {}).get("status") == "fail",
                 latency_breach=verdicts.get("latency", {}).get("status") == "fail",
             )
@@ -263,7 +270,7 @@ def soak_points(samples: Rows) -> list[SoakSample]:
 
 
 def soak_chart(
-    record: ReleaseRecord, samples: Rows, baseline_ratio: float | None, config: Config
+    record: ReleaseRecord, samples: Sequence[Sample], baseline_ratio: float | None, config: Config
 ) -> Callable[[], bytes]:
     """The drawing of the soak as a PNG (5xx ratio and p95 against the baseline and the SLO),
     ready to be run where it slows nobody: a call with only plain data in it."""
@@ -276,16 +283,15 @@ def soak_chart(
     )
 
 
-def history_text(rows: Rows, config: Config) -> str:
+def history_text(rows: Sequence[ReleaseRow], config: Config) -> str:
     """One line per release, newest first."""
     if not rows:
         return "No releases yet."
     lines = []
     for row in rows:
-        status = STATUS_TITLES[ReleaseStatus(row["status"])]
-        started = when(datetime.fromisoformat(row["created_at"]), config.tz)
+        started = when(row.created_at, config.tz)
         lines.append(
-            f"#{row['id']} {row['version']} — {status}, started {started} by "
-            f"<@{row['created_by']}> in <#{row['channel']}>"
+            f"#{row.id} {row.version} — {STATUS_TITLES[row.status]}, started {started} by "
+            f"<@{row.created_by}> in <#{row.channel}>"
         )
     return "\n".join(lines)

@@ -263,11 +263,11 @@ class Player:
     def reminders(self) -> list[tuple[str, str]]:
         """(step, kind) of every reminder, escalation and snooze of the demo release."""
         rows = self.runtime.store.reminders(self.release().id)
-        return [(r["step_key"], r["kind"]) for r in rows]
+        return [(r.step_key, r.kind) for r in rows]
 
     def alerts(self) -> list[tuple[str, str]]:
         """(signal, action) of every alert of the demo release."""
-        return [(a["signal"], a["action"]) for a in self.runtime.store.alerts(self.release().id)]
+        return [(a.signal, a.action) for a in self.runtime.store.alerts(self.release().id)]
 
     async def play(self, sandbox: Sandbox) -> None:
         """The whole runbook, as the four owners would walk it."""

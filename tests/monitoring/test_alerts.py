@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bot.domain.serial import dump, load
 from checks.base import Status
 from checks.judgment import AlertAction, AlertTracker, judge_latency
 
@@ -112,8 +113,8 @@ def test_json_round_trip_mid_breach_gives_no_second_open() -> None:
     """State saved as JSON mid-breach and reloaded continues the breach: reminders, no new open."""
     state, actions = run([F, F, F], tracker(realert=timedelta(minutes=2)))
     assert actions == [(1, "open")]
-    stored = json.dumps(state.to_dict())
-    reloaded = AlertTracker.from_dict(json.loads(stored))
+    stored = json.dumps(dump(state))
+    reloaded = load(AlertTracker, json.loads(stored))
     assert reloaded == state
     _, later = run([F] * 6, reloaded, first=3)
     assert later == [(5, "remind")]
@@ -121,15 +122,15 @@ def test_json_round_trip_mid_breach_gives_no_second_open() -> None:
 
 def test_a_crash_before_commit_replays_to_the_same_single_open() -> None:
     """kill -9 between deciding and committing: the replayed tick opens once, from stored state."""
-    store: dict[str, str] = {"state": json.dumps(tracker().to_dict())}
+    store: dict[str, str] = {"state": json.dumps(dump(tracker()))}
     outbox: list[str] = []
 
     def tick(verdict: Status, index: int, crash: bool = False) -> None:
-        state = AlertTracker.from_dict(json.loads(store["state"]))
+        state = load(AlertTracker, json.loads(store["state"]))
         state, actions = state.observe(verdict, T0 + index * TICK)
         if crash:
             return  # killed: neither the state nor the actions were committed
-        store["state"] = json.dumps(state.to_dict())
+        store["state"] = json.dumps(dump(state))
         outbox.extend(a.kind for a in actions)
 
     tick(F, 0)
@@ -148,7 +149,7 @@ def test_actions_carry_the_judgment_and_round_trip() -> None:
     [opened] = actions
     assert opened.summary == "p95 900 ms over 5m > SLO 400 ms"
     assert opened.evidence["slo_seconds"] == 0.4
-    assert AlertAction.from_dict(json.loads(json.dumps(opened.to_dict()))) == opened
+    assert load(AlertAction, json.loads(json.dumps(dump(opened)))) == opened
 
 
 @pytest.mark.parametrize(
@@ -162,6 +163,6 @@ def test_nonsense_settings_are_refused(options: dict[str, Any]) -> None:
 
 def test_unknown_state_versions_are_refused() -> None:
     """A stored state of another format version is refused rather than misread."""
-    data = tracker().to_dict() | {"version": 99}
+    data = dump(tracker()) | {"version": 99}
     with pytest.raises(ValueError, match="version"):
-        AlertTracker.from_dict(data)
+        load(AlertTracker, data)

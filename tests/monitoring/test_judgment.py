@@ -9,6 +9,7 @@ from fractions import Fraction
 
 import pytest
 
+from bot.domain.serial import dump, load
 from checks.base import CheckResult, Status
 from checks.judgment import (
     TEST_NAME,
@@ -234,12 +235,12 @@ def test_latency_from_too_little_traffic_is_inconclusive() -> None:
 
 
 def test_baseline_and_judgment_round_trip() -> None:
-    """Baseline and Judgment survive to_dict → from_dict; a judgment becomes a CheckResult."""
+    """Baseline and Judgment survive dump → load; a judgment becomes a CheckResult."""
     base = baseline(12_000, 120, None)
-    assert Baseline.from_dict(base.to_dict()) == base
+    assert load(Baseline, dump(base)) == base
     assert base.ratio == 0.01 and base.window == "1h"
     judged = judge_errors(10_000, 480, base, **DEFAULTS)
-    assert Judgment.from_dict(judged.to_dict()) == judged
+    assert load(Judgment, dump(judged)) == judged
     result = judged.result()
     assert isinstance(result, CheckResult)
     assert (result.name, result.status, result.summary) == ("5xx", Status.FAIL, judged.summary)

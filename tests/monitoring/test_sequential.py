@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from bot.domain.serial import dump, load
 from checks.sequential import (
     CAP,
     LATENCY_ALARM,
@@ -85,11 +86,11 @@ def test_a_page_holds_until_half_the_threshold_and_the_statistic_is_capped() -> 
 def test_state_survives_json() -> None:
     """A test stored as JSON and read back continues identically (a restart loses nothing)."""
     test = cusum().update(3000, 70, 30).update(6000, 140, 60)
-    again = Cusum.from_dict(json.loads(json.dumps(test.to_dict())))
+    again = load(Cusum, json.loads(json.dumps(dump(test))))
     assert again == test
     assert again.update(9000, 200, 90) == test.update(9000, 200, 90)
     with pytest.raises(ValueError, match="version"):
-        Cusum.from_dict(test.to_dict() | {"version": 7})
+        load(Cusum, dump(test) | {"version": 7})
 
 
 def test_levels_from_the_baseline() -> None:

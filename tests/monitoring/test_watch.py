@@ -173,7 +173,7 @@ def test_evidence_counts_ticks_that_judged_every_signal() -> None:
     share asked for, the last tick included."""
 
     def tick(errors: str, latency: str = "pass") -> dict[str, object]:
-        return {"verdicts": {"errors": {"status": errors}, "latency": {"status": latency}}}
+        return {"errors": {"status": errors}, "latency": {"status": latency}}
 
     ticks = [tick("pass")] * 7 + [tick("inconclusive"), tick("pass", "error"), tick("fail")]
     evidence = evidence_of(ticks, 0.7)

@@ -55,7 +55,7 @@ async def test_a_held_write_lock_never_holds_up_acks(served: SlackHarness) -> No
     assert h.store.notes(release) == []
     assert (await h.http.get("/healthz")).status_code == 200
     assert (await h.command(COMMANDER, "note written after"))["text"] == "Note recorded."
-    assert [n["text"] for n in h.store.notes(release)] == ["written after"]
+    assert [n.text for n in h.store.notes(release)] == ["written after"]
 
 
 async def test_an_event_that_cannot_be_kept_is_refused_so_slack_resends_it(

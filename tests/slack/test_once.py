@@ -40,7 +40,7 @@ async def test_a_replayed_command_is_answered_not_run_again(served: SlackHarness
         assert response.status_code == 200
         answers.append(response.json())
     assert answers == [answers[0]] * 3 and answers[0]["text"] == "Note recorded."
-    assert [n["text"] for n in h.store.notes(h.release().id)] == ["the replayed one"]
+    assert [n.text for n in h.store.notes(h.release().id)] == ["the replayed one"]
 
 
 async def test_a_repeated_trigger_id_is_answered_not_run_again(served: SlackHarness) -> None:

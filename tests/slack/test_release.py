@@ -105,7 +105,7 @@ async def test_whole_release_in_slack(served: SlackHarness) -> None:
     announced = [m.text for m in h.fake.top_level(ANNOUNCE)]
     assert [t[:1] for t in announced] == ["🧊", "🎉", "🟢"]
     # Approvals are recorded with how they came in.
-    vias = {a["via"] for a in h.store.approvals(release.id)}
+    vias = {a.via for a in h.store.approvals(release.id)}
     assert vias == {"reaction", "button", "command"}
     # Slack's pace: posts to one channel are at least a second apart.
     posts = [c.at for c in h.fake.calls_to("chat.postMessage") if c.params["channel"] == CHANNEL]

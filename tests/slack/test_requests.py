@@ -115,9 +115,9 @@ async def test_duplicate_event_approves_once(
     again = await h.post(body, "application/json")
     assert retried.status_code == 200 and again.status_code == 200
     await h.settle()
-    approvals = [a for a in h.store.approvals(h.release().id) if a["step_key"] == "incidents"]
+    approvals = [a for a in h.store.approvals(h.release().id) if a.step_key == "incidents"]
     assert len(approvals) == 1
-    events = [e["type"] for e in h.store.events(h.release().id)]
+    events = [e.type for e in h.store.events(h.release().id)]
     assert events.count("approve") == 1
     skipped = [r.getMessage() for r in caplog.records if "already handled" in r.getMessage()]
     assert skipped == [
@@ -310,5 +310,6 @@ async def test_inbox_waits_out_a_database_that_refuses_writes(clock: FakeClock) 
     clock.advance(1)
     await inbox.work()
     assert done == [1] and inbox.next_wait() is None
-    assert (runtime.store.inbox_entry("event:1") or {})["status"] == "done"
+    done = runtime.store.inbox_entry("event:1")
+    assert done is not None and done.status == "done"
     runtime.store.close()

@@ -83,7 +83,7 @@ async def test_a_request_is_reminded_at_10m_and_escalated_at_30m(served: SlackHa
     assert third.text.startswith(f"⏫ <@{ON_CALL}> *No critical incident* has waited 30m")
     assert third.text.endswith(f"<@{COMMANDER}>, it needs you too.")
     assert len(h.fake.dms(ON_CALL)) == 3
-    kinds = [r["kind"] for r in h.store.reminders(h.release().id)]
+    kinds = [r.kind for r in h.store.reminders(h.release().id)]
     assert kinds == ["reminder", "reminder", "escalation"]
 
 
@@ -254,8 +254,8 @@ async def test_a_handover_readdresses_the_pending_request(served: SlackHarness) 
     new = await h.command(STRANGER, "approve backup")
     assert new["text"] == "Approved Backup / restore point."
     (handed,) = h.store.events(h.release().id, "handed_over")
-    assert handed["actor"] == BACKEND
-    assert handed["data"] == {"old": BACKEND, "new": STRANGER, "role": "backend"}
+    assert handed.actor == BACKEND
+    assert handed.data == {"old": BACKEND, "new": STRANGER, "role": "backend"}
     record = record_markdown(h.store, h.runtime.config, h.release().id)
     line = f"backend handed over from <@{BACKEND}> to <@{STRANGER}> by <@{BACKEND}>"
     assert f"- 2026-11-27 12:00 UTC: {line}" in record

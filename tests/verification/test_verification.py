@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from bot.domain.config import VerificationPaths
+from bot.domain.serial import dump
 from bot.sandbox import FAULT_SWITCHES, FakeClock, FakeProduct
 from checks.base import CheckResult, Status
 from checks.verification import (
@@ -99,7 +100,7 @@ async def test_evidence_names_requests_and_statuses_never_tokens(
         ("finance", 200),
     ]
     assert rbac[0]["request"].startswith("GET /billing/report?from=2026-08-22&to=2026-11-20")
-    dumped = json.dumps([r.to_dict() for r in results.values()])
+    dumped = json.dumps([dump(r) for r in results.values()])
     assert FINANCE_TOKEN not in dumped and LIMITED_TOKEN not in dumped
     assert all(r.evidence["requests"] for r in results.values())
 

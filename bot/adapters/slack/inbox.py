@@ -20,7 +20,7 @@ from typing import Any
 
 from bot.engine.runtime import Runtime
 from bot.engine.worker import Backoff, Worker
-from bot.store import Store
+from bot.store import InboxEntry, Store
 from bot.store.writer import SHORT_WAIT, reason, unwritable
 
 log = logging.getLogger(__name__)
@@ -103,18 +103,18 @@ class Inbox(Worker):
             self.wake()
         return fresh
 
-    def _process(self, entry: Mapping[str, Any]) -> Handled:
+    def _process(self, entry: InboxEntry) -> Handled:
         """One entry and its effects in one transaction (on the database's writer)."""
         store = self.store
         with store.transaction():
-            current = store.inbox_entry(entry["key"])
-            if current is None or current["status"] != "pending":
+            current = store.inbox_entry(entry.key)
+            if current is None or current.status != "pending":
                 return None, None  # processed already
-            handler = self.handlers.get(str(entry["kind"]))
+            handler = self.handlers.get(entry.kind)
             if handler is None:
-                raise LookupError(f"no handler for inbox entries of kind {entry['kind']!r}")
-            outcome, answer = handler(self.runtime, entry["payload"])
-            store.inbox_done(entry["id"], outcome, self.runtime.clock.now())
+                raise LookupError(f"no handler for inbox entries of kind {entry.kind!r}")
+            outcome, answer = handler(self.runtime, entry.payload)
+            store.inbox_done(entry.id, outcome, self.runtime.clock.now())
         return outcome, answer
 
     def _pause(self, exc: BaseException) -> None:
@@ -142,18 +142,18 @@ class Inbox(Worker):
                 if unwritable(exc):
                     self._pause(exc)
                     return
-                log.exception("processing Slack event %s failed; it is set aside", entry["key"])
+                log.exception("processing Slack event %s failed; it is set aside", entry.key)
                 failed_at = self.runtime.clock.now()
                 try:
                     await store.writes.run(
-                        partial(store.inbox_failed, entry["id"], reason(exc), failed_at)
+                        partial(store.inbox_failed, entry.id, reason(exc), failed_at)
                     )
                 except Exception as again:
                     self._pause(again)
                     return
                 continue
             if answer is not None:
-                self._send(entry["payload"], answer)
+                self._send(entry.payload, answer)
         try:
             if not store.inbox_pending(limit=1):
                 self._idle.set()

@@ -33,8 +33,9 @@ from bot.adapters.slack.transport import TIMEOUT, SlackTransport, make_client
 from bot.adapters.slack.workspace import SlackPeople, Workspace
 from bot.adapters.webhook import PATH as WEBHOOK_PATH
 from bot.adapters.webhook import GitHubWebhook
-from bot.domain.clock import Clock, SystemClock
+from bot.domain.clock import Clock, SystemClock, utc_iso
 from bot.domain.config import Config, Secrets, load_config
+from bot.domain.model import ReleaseStatus
 from bot.engine.freeze import PACE as GATE_PACE
 from bot.engine.runtime import Runtime
 from bot.store import Store
@@ -139,16 +140,17 @@ def freeze_state(store: Store) -> dict[str, Any]:
     row = store.frozen_release()
     if row is None:
         return {"frozen": False, "release": None, "reason": None, "since": None}
-    version = row.get("version")
-    if row.get("status") == "rolled_back":
+    version = row.version
+    if row.status is ReleaseStatus.ROLLED_BACK:
         reason = f"Merges frozen: release {version} was rolled back"
-        if row.get("reason"):
-            reason += f" ({row['reason']})"
+        if row.reason:
+            reason += f" ({row.reason})"
         reason += "; the commander lifts the freeze"
     else:
         reason = f"Merges frozen for release {version} until it completes"
-    reason += f" (commander {row.get('commander')}, channel {row.get('channel')})"
-    return {"frozen": True, "release": version, "reason": reason, "since": row.get("frozen_at")}
+    reason += f" (commander {row.commander}, channel {row.channel})"
+    since = utc_iso(row.frozen_at) if row.frozen_at else None
+    return {"frozen": True, "release": version, "reason": reason, "since": since}
 
 
 async def _freeze(request: web.Request) -> web.Response:
