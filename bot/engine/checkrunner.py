@@ -16,15 +16,15 @@ import httpx
 from bot.domain.clock import Clock
 from bot.domain.config import Config, Secrets
 from bot.domain.errors import GoliveError
-from bot.domain.model import ReleaseStatus, StepStatus
+from bot.domain.model import StepStatus
 from bot.engine.checkbook import CheckBook, CheckContext
+from bot.engine.tasks import KeyedTasks, StepKey, steps_in
 from bot.engine.worker import Backoff
 from bot.store import Store
 from checks.base import CheckResult, Status, run_checks
 
 log = logging.getLogger(__name__)
 
-CheckKey = tuple[int, str, int]
 # Seconds between tries to record a verdict while the database refuses writes.
 RECORD_RETRY: Sequence[float] = (0.5, 1, 2, 5, 10, 30, 60)
 Finish = Callable[[int, str, int, list[CheckResult]], None]
@@ -57,27 +57,18 @@ class CheckRunner:
         self._finish = finish
         self._progress = progress
         self._results_of = results_of
-        self._inflight: dict[CheckKey, asyncio.Task[None]] = {}
+        self._tasks: KeyedTasks[StepKey] = KeyedTasks(self.running, self._run)
         self._notes: set[asyncio.Task[None]] = set()
 
-    def running(self) -> list[CheckKey]:
+    def running(self) -> list[StepKey]:
         """(release, step, attempt) of every check stage that should be running now."""
-        keys: list[CheckKey] = []
-        for rid in self.store.release_ids(statuses=(ReleaseStatus.ACTIVE.value,)):
-            release = self.store.load(rid).release
-            keys.extend(
-                (rid, s.key, s.attempt) for s in release.steps if s.status is StepStatus.RUNNING
-            )
-        return keys
+        return steps_in(self.store, StepStatus.RUNNING)
 
     def kick(self) -> None:
         """Start a task for every check stage that should run and is not running yet."""
-        loop = asyncio.get_running_loop()
-        for key in self.running():
-            if key not in self._inflight:
-                self._inflight[key] = loop.create_task(self._run(key))
+        self._tasks.kick()
 
-    async def _run(self, key: CheckKey) -> None:
+    async def _run(self, key: StepKey) -> None:
         rid, step_key, attempt = key
         try:
             record = self.store.load(rid)
@@ -110,10 +101,7 @@ class CheckRunner:
             results = [
                 CheckResult(step_key, Status.ERROR, "the check crashed inside golive (logged)")
             ]
-        try:
-            await self._record(rid, step_key, attempt, results)
-        finally:
-            self._inflight.pop(key, None)
+        await self._record(rid, step_key, attempt, results)
 
     async def _record(
         self, rid: int, step_key: str, attempt: int, results: list[CheckResult]
@@ -148,18 +136,15 @@ class CheckRunner:
             log.exception("could not record the progress of check %s (dropped)", step_key)
 
     async def settle(self) -> None:
-        """Run checks until none is left to run (tests and the console use this)."""
-        while True:
-            self.kick()
-            if not self._inflight and not self._notes:
-                return
-            tasks = list(self._inflight.values()) + list(self._notes)
-            await asyncio.gather(*tasks, return_exceptions=True)
+        """Run checks until none is left to run, their progress notes written (tests and the
+        console use this)."""
+        await self._tasks.settle()
+        await asyncio.gather(*list(self._notes), return_exceptions=True)
 
     async def close(self) -> None:
         """Cancel running checks and close the HTTP client."""
-        tasks = list(self._inflight.values()) + list(self._notes)
-        for task in tasks:
+        for task in list(self._notes):
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel()
+        await asyncio.gather(*list(self._notes), return_exceptions=True)
         await self.client.aclose()
