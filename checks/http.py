@@ -123,8 +123,10 @@ async def send(
     params: Any = None,
     json_body: Any = None,
     timeout: float = 10.0,
+    redirects: bool = True,
 ) -> httpx.Response:
-    """One request; redirects are followed only within the request's origin (GET and HEAD).
+    """One request; redirects are followed only within the request's origin (GET and HEAD), and
+    not at all without `redirects` (the redirect is then the answer).
 
     A redirect to another origin is a ProviderError naming the host: whatever credentials the
     request carries never travel there. No answer at all is a ProviderError too.
@@ -152,7 +154,7 @@ async def send(
                 {"request": f"{method} {safe_url(target)}"},
             ) from None
         location = response.headers.get("location")
-        if response.status_code not in REDIRECTS or not location:
+        if not redirects or response.status_code not in REDIRECTS or not location:
             return response
         evidence = {
             "request": describe_request(response.request),

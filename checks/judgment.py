@@ -15,12 +15,21 @@ right side to err on when the outcome is a page.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
 from bot.domain.serial import Moment, Seconds, stored_as
 from checks.base import CheckResult, Status
+from checks.verification import (
+    CSV_QUICKBOOKS,
+    CSV_XERO,
+    FINANCE_CRITERION,
+    INVOICE,
+    RBAC_CRITERION,
+    RBAC_NAMES,
+)
 
 TEST_NAME = "exact conditional binomial test (one-sided, two Poisson rates)"
 Signal = Literal["errors", "latency"]
@@ -496,3 +505,53 @@ class AlertTracker:
             state = replace(state, last_alert_at=now)
             act("remind", state.open_since)
         return state, actions
+
+
+# -- success criteria of the money paths (runbook §6) ----------------------------------------
+def _criterion(
+    name: str, claim: str, parts: Sequence[str], results: Sequence[CheckResult]
+) -> CheckResult:
+    by_name = {r.name: r for r in results}
+    found = [(part, by_name.get(part)) for part in parts]
+    evidence: dict[str, Any] = {
+        "parts": {part: (r.status.value if r else "missing") for part, r in found},
+        "summaries": {part: r.summary for part, r in found if r is not None},
+    }
+    failed = [r for _, r in found if r is not None and r.status is Status.FAIL]
+    if failed:
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"not met — {claim}: " + "; ".join(f"{r.name}: {r.summary}" for r in failed),
+            evidence,
+        )
+    undecided = [
+        f"{part}: {r.summary}" if r is not None else f"{part} was not run"
+        for part, r in found
+        if r is None or not r.status.ok
+    ]
+    if undecided:
+        return CheckResult(
+            name, Status.ERROR, f"undecided — {claim}: " + "; ".join(undecided), evidence
+        )
+    return CheckResult(name, Status.PASS, f"met — {claim}", evidence)
+
+
+def finance_operations(results: Sequence[CheckResult]) -> CheckResult:
+    """§6: finance can generate an invoice and download both CSV mappings (invoice and csv-*)."""
+    return _criterion(
+        FINANCE_CRITERION,
+        "finance can generate an invoice and download both CSV mappings",
+        (INVOICE, CSV_XERO, CSV_QUICKBOOKS),
+        results,
+    )
+
+
+def rbac_summary(results: Sequence[CheckResult]) -> CheckResult:
+    """§6: no auth/RBAC regression on the protected monetization endpoints (every rbac:* row)."""
+    return _criterion(
+        RBAC_CRITERION,
+        "no auth or RBAC regression on the protected monetization endpoints",
+        RBAC_NAMES,
+        results,
+    )

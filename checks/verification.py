@@ -59,7 +59,7 @@ import httpx
 
 from bot.domain.redact import safe_url
 from checks.base import CheckResult, Status
-from checks.http import ProviderError, request_json
+from checks.http import ProviderError, excerpt, request_json, send
 
 PROVIDER = "the product API"
 
@@ -208,13 +208,6 @@ def _display(method: str, url: str, params: Any) -> str:
     return f"{method} {safe_url(target.raw_path.decode('ascii', 'replace'))}"
 
 
-def _excerpt(response: httpx.Response, limit: int = 300) -> str:
-    try:
-        return response.text[:limit]
-    except Exception:  # undecodable bodies are still worth naming
-        return f"<{len(response.content)} bytes>"
-
-
 def _is_html(content_type: str) -> bool:
     return "html" in content_type.lower()
 
@@ -296,25 +289,20 @@ class _Api:
         call = _Call(_display(method, url, params), token)
         trail.append(call)
         try:
-            response = await self.client.request(
+            response = await send(
+                self.client,
                 method,
                 url,
+                provider=PROVIDER,
                 headers=self.headers(token, accept),
                 params=params,
-                json=body,
+                json_body=body,
                 timeout=self.timeout,
-                follow_redirects=False,  # a bearer token never follows a redirect
+                redirects=False,  # a bearer token never follows a redirect
             )
-        except httpx.TimeoutException:
-            call.error = f"no answer within {self.timeout:g}s"
-            raise ProviderError(
-                f"{PROVIDER} did not answer within {self.timeout:g}s ({call.request})"
-            ) from None
-        except httpx.HTTPError as exc:
-            call.error = f"{type(exc).__name__}: {exc}".rstrip(": ")
-            raise ProviderError(
-                f"could not reach {PROVIDER}: {call.error} ({call.request})"
-            ) from None
+        except ProviderError as exc:
+            call.error = exc.message
+            raise ProviderError(f"{exc.message} ({call.request})") from None
         call.status = response.status_code
         call.content_type = response.headers.get("content-type", "")
         return call, response
@@ -720,23 +708,23 @@ def _downloaded(call: _Call, response: httpx.Response, kind: str, media_type: st
         raise ProviderError(
             f"{PROVIDER} refused the finance token (HTTP {status}) on {call.request}; check "
             f"the token",
-            {"body": _excerpt(response)},
+            {"body": excerpt(response)},
         )
     if status == 429 or status >= 500:
         raise ProviderError(
-            f"{PROVIDER} answered HTTP {status} ({call.request})", {"body": _excerpt(response)}
+            f"{PROVIDER} answered HTTP {status} ({call.request})", {"body": excerpt(response)}
         )
     if _is_html(call.content_type):
         raise ProviderError(
             f"{PROVIDER} answered an HTML page instead of the {kind} (HTTP {status}, "
             f"{call.request}); is a sign-in page or proxy in front of it?",
-            {"body": _excerpt(response)},
+            {"body": excerpt(response)},
         )
     if not 200 <= status < 300:
         raise _Wrong(
             f"the {kind} download {call.request} answered HTTP {status}, expected 200",
             status=status,
-            body=_excerpt(response),
+            body=excerpt(response),
         )
     if not response.content:
         raise ProviderError(
@@ -1241,53 +1229,3 @@ async def verify_money_paths(
     cleanup = await _cleanup(api, paths, run, checked)
     by_name = {r.name: r for r in (*checked, cleanup)}
     return [by_name[name] for name in RESULT_NAMES]
-
-
-# -- success criteria (runbook §6) ------------------------------------------------------------
-def _criterion(
-    name: str, claim: str, parts: Sequence[str], results: Sequence[CheckResult]
-) -> CheckResult:
-    by_name = {r.name: r for r in results}
-    found = [(part, by_name.get(part)) for part in parts]
-    evidence: dict[str, Any] = {
-        "parts": {part: (r.status.value if r else "missing") for part, r in found},
-        "summaries": {part: r.summary for part, r in found if r is not None},
-    }
-    failed = [r for _, r in found if r is not None and r.status is Status.FAIL]
-    if failed:
-        return CheckResult(
-            name,
-            Status.FAIL,
-            f"not met — {claim}: " + "; ".join(f"{r.name}: {r.summary}" for r in failed),
-            evidence,
-        )
-    undecided = [
-        f"{part}: {r.summary}" if r is not None else f"{part} was not run"
-        for part, r in found
-        if r is None or not r.status.ok
-    ]
-    if undecided:
-        return CheckResult(
-            name, Status.ERROR, f"undecided — {claim}: " + "; ".join(undecided), evidence
-        )
-    return CheckResult(name, Status.PASS, f"met — {claim}", evidence)
-
-
-def finance_operations(results: Sequence[CheckResult]) -> CheckResult:
-    """§6: finance can generate an invoice and download both CSV mappings (invoice and csv-*)."""
-    return _criterion(
-        FINANCE_CRITERION,
-        "finance can generate an invoice and download both CSV mappings",
-        (INVOICE, CSV_XERO, CSV_QUICKBOOKS),
-        results,
-    )
-
-
-def rbac_summary(results: Sequence[CheckResult]) -> CheckResult:
-    """§6: no auth/RBAC regression on the protected monetization endpoints (every rbac:* row)."""
-    return _criterion(
-        RBAC_CRITERION,
-        "no auth or RBAC regression on the protected monetization endpoints",
-        RBAC_NAMES,
-        results,
-    )

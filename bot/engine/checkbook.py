@@ -17,12 +17,13 @@ from checks.ci import check_ci
 from checks.github_release import check_github_release
 from checks.health import Expectation, check_health
 from checks.incidents import check_incidents
+from checks.judgment import finance_operations, rbac_summary
 from checks.monitoring import Settings, baseline_in, capture_baseline, judge_window
 from checks.preflight import preflight_environment, run_preflight
 from checks.registry import Credentials, RegistryClient
 from checks.release_notes import check_release_notes
 from checks.rollback import check_rollback_target
-from checks.verification import finance_operations, rbac_summary, verify_money_paths
+from checks.verification import verify_money_paths
 
 
 def _no_progress(text: str) -> None:

@@ -15,16 +15,15 @@ from bot.domain.config import VerificationPaths
 from bot.domain.serial import dump
 from bot.sandbox import FAULT_SWITCHES, FakeClock, FakeProduct
 from checks.base import CheckResult, Status
+from checks.judgment import finance_operations, rbac_summary
 from checks.verification import (
     FINANCE_CRITERION,
     RBAC_CRITERION,
     RBAC_NAMES,
     RESULT_NAMES,
-    finance_operations,
     import_columns,
     invoice_problems,
     quickbooks_date_problem,
-    rbac_summary,
     verify_money_paths,
 )
 
