@@ -10,8 +10,9 @@ from bot.domain.config import Shortened
 from bot.domain.model import Phase, Role, Stage, StageKind, Step
 from bot.domain.records import CheckRow
 from bot.engine.records import record_markdown
+from bot.render.card import shortened_line
 from bot.render.fmt import clip, code, code_block, echo, esc, link, mention, section
-from bot.render.messages import render_check_results, rollback_plan_line, shortened_line
+from bot.render.messages import render_check_results, rollback_plan_line
 from tests.conftest import CHANNEL, COMMANDER, Harness
 
 BAIT = "DB failover <!channel> & <https://evil.example|click>"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bot.domain.config import Config, Secrets, deprecations, load_config
 from bot.domain.errors import ConfigError, GoliveError
-from bot.render.messages import shortened_line
+from bot.render.card import shortened_line
 
 DEFAULT_CONFIG = "golive.yml"
 

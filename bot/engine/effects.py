@@ -50,7 +50,7 @@ from bot.engine.checkbook import notes_in_github, stored_results
 from bot.engine.home import HOME_KIND, HomeViews, waiting_keys
 from bot.engine.records import DRAWN_LATER, SOAK_CHART, record_markdown
 from bot.engine.writeback import WRITE_BACK_CHANNEL, WRITE_BACK_KIND, write_back_job
-from bot.render import messages
+from bot.render import card, messages
 from bot.render.fmt import Rendered
 from bot.render.release_notes import Thread, record_section
 from bot.store import ReleaseRecord, Store
@@ -199,11 +199,11 @@ class Effects:
             return
         samples = self.store.samples(record.release.id)[-30:]
         handovers = [
-            messages.HandoverMark(Role(e.data["role"]), e.data["old"], e.at)
+            card.HandoverMark(Role(e.data["role"]), e.data["old"], e.at)
             for e in self.store.events(record.release.id, "handed_over")
             if e.data.get("role") in {r.value for r in Role}
         ]
-        card = messages.render_card(
+        rendered = card.render_card(
             record.release,
             self.config,
             now,
@@ -214,7 +214,7 @@ class Effects:
             links=self.action_links(record.release),
             handovers=handovers,
         )
-        self.update(record, record.card_message, card, now)
+        self.update(record, record.card_message, rendered, now)
 
     def action_links(self, release: Release) -> dict[str, list[str]]:
         """The links of the runs of every step whose action is running, by step key."""

@@ -65,7 +65,7 @@ from bot.engine.checkbook import CheckBook, notes_in_github, stored_results
 from bot.engine.checkrunner import CheckRunner
 from bot.engine.effects import CONFIRM_KIND, PLAIN, Context, Effects
 from bot.engine.records import history
-from bot.render import messages
+from bot.render import card, messages
 from bot.render.fmt import Rendered
 from bot.render.refusals import refusal
 from bot.store import OutboxRow, ReleaseRecord, Store
@@ -477,13 +477,13 @@ class ReleaseService:
                 shortened=shortened,
             )
             release = dataclasses.replace(release, id=rid)
-            card = messages.render_card(release, self.config, now, shortened=shortened)
+            first = card.render_card(release, self.config, now, shortened=shortened)
             card_id = self.store.enqueue(
                 release_id=rid,
                 channel=channel,
                 kind="card",
-                text=card.text,
-                blocks=card.blocks,
+                text=first.text,
+                blocks=first.blocks,
                 at=now,
             )
             self.store.set_release_fields(rid, card_message=card_id)
@@ -898,7 +898,7 @@ class ReleaseService:
     def status(self, channel: str) -> str:
         """Where the channel's release stands and what waits on whom."""
         record = self.require_current(channel)
-        return messages.render_status(
+        return card.render_status(
             record.release,
             self.config,
             self.clock.now(),

@@ -18,8 +18,8 @@ from datetime import datetime
 
 from bot.domain.config import Config
 from bot.domain.records import Approval, Note, ReleaseRecord, TimelineEvent, Waiver
+from bot.render.card import shortened_line
 from bot.render.fmt import when
-from bot.render.messages import shortened_line
 
 MARK_START = "<!-- golive:record -->"
 MARK_END = "<!-- /golive:record -->"

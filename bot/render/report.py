@@ -31,9 +31,9 @@ from bot.domain.records import (
     Waiver,
 )
 from bot.domain.redact import safe_url
+from bot.render.card import OUTCOME_WORDS, closed_line, shortened_line
 from bot.render.chart import SoakSample, render_soak_chart
 from bot.render.fmt import STATUS_TITLES, when
-from bot.render.messages import OUTCOME_WORDS, closed_line, shortened_line
 
 
 def _t(value: datetime | None, config: Config) -> str:
